@@ -1,0 +1,52 @@
+// swift-tools-version: 6.0
+// The agent: a rootless CI build agent. Small targets, one job each:
+//   CAgentSandbox  C shim that owns the child from clone to exec (raw syscalls only)
+//   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, agent policy
+//   Sandbox        container configuration and the async run API (Swift side of the shim)
+//   AgentCore      jobs, mounts, caches, secrets, reports, artifacts, queue
+//   agent          the thin CLI
+import PackageDescription
+
+let package = Package(
+    name: "agent",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "agent", targets: ["agent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .target(name: "CAgentSandbox"),
+        .target(
+            name: "SandboxPolicy",
+            dependencies: ["CSeccomp", "CCap", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(name: "Sandbox", dependencies: ["CAgentSandbox", "SandboxPolicy"]),
+        .target(
+            name: "AgentCore",
+            dependencies: [
+                "Sandbox", "SandboxPolicy", "CArchive",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "agent",
+            dependencies: [
+                "AgentCore", "Sandbox", "SandboxPolicy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore"]),
+        // Runs the built `agent` binary as an unprivileged user (see ci/test.sh).
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ]
+)

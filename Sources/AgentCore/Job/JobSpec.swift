@@ -1,0 +1,134 @@
+import Sandbox
+
+/// A parsed, validated job (format version 1). See `ci/schema/job.schema.json`.
+///
+/// This file is the shared model: the parser (`JobParser.swift`) produces it; the
+/// runner, caches, secrets, reports and queue consume it.
+public struct JobSpec: Sendable, Equatable {
+    public var version: Int = 1
+    /// `[A-Za-z0-9._-]{1,128}`; defaults to the job file's base name.
+    public var id: String
+    public var image: Image = .host
+    /// Absolute host path of the checked-out source (resolved against the job file's folder), if any.
+    public var workspace: String?
+    public var env: [String: String] = [:]
+    public var network: ContainerConfiguration.Network = .none
+    public var timeout: Duration = .seconds(3600)
+    public var resources: Resources = Resources()
+    /// Cache scope (namespace for cache mounts); `default` unless given.
+    public var cacheScope: String = "default"
+    /// Secret sources by id.
+    public var secrets: [String: SecretSpec] = [:]
+    public var artifacts: [ArtifactRule] = []
+    public var steps: [StepSpec]
+    /// Absolute path of the job file's folder (relative paths in the job resolve against it).
+    public var baseDirectory: String
+
+    public init(id: String, steps: [StepSpec], baseDirectory: String) {
+        self.id = id
+        self.steps = steps
+        self.baseDirectory = baseDirectory
+    }
+
+    public enum Image: Sendable, Equatable {
+        case host
+        /// Absolute host path of a root filesystem directory.
+        case rootfs(String)
+    }
+
+    /// rlimits the job asks for; `memory` cannot be enforced without delegated cgroup v2
+    /// and is reported as a warning instead.
+    public struct Resources: Sendable, Equatable {
+        public var pids: UInt64?
+        public var nofile: UInt64?
+        public var fsize: UInt64?
+        public var memory: UInt64?
+        public init() {}
+    }
+}
+
+/// One step of a job.
+public struct StepSpec: Sendable, Equatable {
+    public enum Run: Sendable, Equatable {
+        /// Run by `/bin/sh -c`.
+        case shell(String)
+        /// Executed directly.
+        case argv([String])
+
+        public var argv: [String] {
+            switch self {
+            case .shell(let s): return ["/bin/sh", "-c", s]
+            case .argv(let a): return a
+            }
+        }
+
+        /// How progress output shows the command.
+        public var display: String {
+            switch self {
+            case .shell(let s): return s
+            case .argv(let a): return a.joined(separator: " ")
+            }
+        }
+    }
+
+    public enum When: String, Sendable, Equatable, CaseIterable {
+        case onSuccess = "on_success", onFailure = "on_failure", always
+    }
+
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        case build, test
+    }
+
+    public var name: String
+    public var run: Run
+    public var env: [String: String] = [:]
+    public var workdir: String = "/workspace"
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var timeout: Duration?
+    public var when: When = .onSuccess
+    public var allowFailure: Bool = false
+    public var type: Kind = .build
+    public var mounts: [MountSpec] = []
+    /// Test steps: extra tmpfs mounts (`"/workspace/.cache:size=16m"`), parsed.
+    public var tmpfs: [MountSpec] = []
+    /// Test steps: JUnit report globs (relative to /workspace, or absolute inside the container).
+    public var reports: [String] = []
+    /// Test steps: a throwaway writable layer over the workspace (`"workspace": "overlay"`).
+    public var overlayWorkspace: Bool = false
+    public var failOnReportFailures: Bool = true
+
+    public init(name: String, run: Run) {
+        self.name = name
+        self.run = run
+    }
+}
+
+/// Where a secret's value comes from on the agent's side.
+public struct SecretSpec: Sendable, Equatable {
+    public enum Source: Sendable, Equatable {
+        /// A file (absolute, resolved against the job file's folder).
+        case file(String)
+        /// A variable of the agent's own environment.
+        case env(String)
+    }
+    public var source: Source?
+    public var required: Bool = false
+    public init(source: Source?, required: Bool = false) {
+        self.source = source
+        self.required = required
+    }
+}
+
+/// A job-level artifact rule.
+public struct ArtifactRule: Sendable, Equatable {
+    public var name: String
+    public var paths: [String]
+    public var exclude: [String] = []
+    public var when: StepSpec.When = .onSuccess
+    public var required: Bool = false
+    public init(name: String, paths: [String]) {
+        self.name = name
+        self.paths = paths
+    }
+}

@@ -1,0 +1,2 @@
+// Why this shim exists: exposes <archive.h> to Swift as a system-library module.
+#include <archive.h>

@@ -1,0 +1,2 @@
+// Why this shim exists: exposes <seccomp.h> to Swift as a system-library module.
+#include <seccomp.h>

@@ -1,0 +1,138 @@
+import SandboxPolicy
+
+/// Everything the parent needs to start one container, as a value.
+///
+/// The Swift side turns this into a flat, pre-allocated description that the
+/// C shim (`CAgentSandbox`) executes after `clone` with raw syscalls only.
+public struct ContainerConfiguration: Sendable, Equatable {
+    /// Where the container's `/` comes from.
+    public enum RootFilesystem: Sendable, Equatable {
+        /// Read-only binds of the host's `/usr`, `/bin`, `/sbin`, `/lib*`, `/etc` on a fresh tmpfs root.
+        case host
+        /// A directory tree (busybox, debootstrap, an unpacked image).
+        case directory(String)
+    }
+
+    /// The container's network.
+    public enum Network: String, Sendable, Equatable, CaseIterable {
+        /// A new network namespace with only loopback, brought up.
+        case none
+        /// The agent's own network namespace (only when the policy allows it).
+        case host
+    }
+
+    /// How ids inside map to the agent's ids outside.
+    public enum IDMapping: Sendable, Equatable {
+        /// `newuidmap`/`newgidmap` with the user's `/etc/subuid` range when available, else `.single`.
+        case automatic
+        /// One id: the agent's uid/gid appears as `uid`/`gid` inside; `setgroups` is denied.
+        case single
+        /// The agent's uid as 0 plus the subordinate range from `/etc/subuid` and `/etc/subgid`.
+        case subordinate
+    }
+
+    /// Standard input of the command.
+    public enum Input: Sendable, Equatable {
+        case null
+        /// The agent's own stdin (for interactive `agent exec`).
+        case inherit
+    }
+
+    /// Standard output and error of the command.
+    public enum Output: Sendable, Equatable {
+        /// Captured; read it from `RunningContainer.output`.
+        case pipe
+        /// The agent's own stdout/stderr.
+        case inherit
+    }
+
+    public var rootfs: RootFilesystem = .host
+    /// Remount the root read-only after set-up (the default; tmpfs and rw binds stay writable).
+    public var readOnlyRoot: Bool = true
+    /// Caller mounts, applied in order after the root, `/proc` and `/dev` exist.
+    public var mounts: [Mount] = []
+    /// `argv`; `command[0]` without a `/` is looked up in the container's `PATH`.
+    public var command: [String]
+    /// Exactly the environment the command gets, as `KEY=VALUE`.
+    public var environment: [String] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    public var workingDirectory: String = "/"
+    /// uid and gid the command runs as, inside the container.
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var idMapping: IDMapping = .automatic
+    public var hostname: String = "sandbox"
+    public var network: Network = .none
+    public var rlimits: [ResourceLimit] = ResourceLimit.defaults
+    /// Capabilities the command keeps (bounding, permitted, effective, inheritable).
+    public var capabilities: CapabilitySet = .dockerDefault
+    public var seccomp: SeccompPolicy = .projectDefault
+    /// Wall-clock limit; on expiry SIGTERM to the command, SIGKILL to the container after `killGracePeriod`.
+    public var timeout: Duration? = nil
+    public var killGracePeriod: Duration = .seconds(10)
+    /// Running as real uid 0 is refused unless this is set; container root then maps to an unprivileged range.
+    public var allowRoot: Bool = false
+    public var stdin: Input = .null
+    public var output: Output = .pipe
+
+    public init(command: [String]) {
+        self.command = command
+    }
+}
+
+/// One mount requested by the caller. `target` is an absolute path inside the container,
+/// resolved inside the new root without following symlinks out of it.
+public struct Mount: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Bind a host path (file or directory). Read-only remounts keep locked nosuid/nodev/noexec.
+        case bind(source: String, readOnly: Bool)
+        /// A fresh tmpfs; `size` in bytes (nil: kernel default), `mode` of its root.
+        case tmpfs(size: UInt64?, mode: UInt32)
+        /// overlayfs mounted inside the user namespace: read-only `lower` layers (host paths,
+        /// top first), writable `upper` and its `work` directory (host paths on one filesystem).
+        case overlay(lower: [String], upper: String, work: String)
+    }
+
+    public var target: String
+    public var kind: Kind
+
+    public init(target: String, kind: Kind) {
+        self.target = target
+        self.kind = kind
+    }
+
+    public static func bind(_ source: String, _ target: String, readOnly: Bool = true) -> Mount {
+        Mount(target: target, kind: .bind(source: source, readOnly: readOnly))
+    }
+
+    public static func tmpfs(_ target: String, size: UInt64? = nil, mode: UInt32 = 0o1777) -> Mount {
+        Mount(target: target, kind: .tmpfs(size: size, mode: mode))
+    }
+}
+
+/// A resource limit applied with `setrlimit` in the child (cgroups are not delegated on
+/// hosts like cgroup v1/hybrid without systemd, so rlimits are what can be enforced).
+public struct ResourceLimit: Sendable, Equatable {
+    public enum Resource: String, Sendable, Equatable, CaseIterable {
+        case nofile, nproc, core, fsize, stack, `as`, cpu, memlock
+    }
+
+    public var resource: Resource
+    public var soft: UInt64
+    public var hard: UInt64
+
+    public init(_ resource: Resource, soft: UInt64, hard: UInt64) {
+        self.resource = resource
+        self.soft = soft
+        self.hard = hard
+    }
+
+    public init(_ resource: Resource, _ value: UInt64) {
+        self.init(resource, soft: value, hard: value)
+    }
+
+    /// `core` = 0 always; `nofile` 1024/4096 as Docker sets; the rest inherited.
+    public static let defaults: [ResourceLimit] = [
+        ResourceLimit(.core, 0),
+        ResourceLimit(.nofile, soft: 1024, hard: 4096),
+    ]
+}

@@ -1,0 +1,6 @@
+import Testing
+@testable import AgentCore
+
+@Test func versionIsSet() {
+    #expect(!AgentVersion.current.isEmpty)
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+
+/// Runs the built `agent` binary as the unprivileged test user that `ci/test.sh` creates.
+///
+/// When the test process is root (as in CI), every agent invocation goes through
+/// `setpriv --reuid/--regid --clear-groups`, so the agent under test is never root.
+/// Configured by `ci/test.sh` through AGENT_BIN, AGENT_FIXTURES and AGENT_TEST_USER.
+enum Harness {
+    struct Result: Sendable {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var stdoutBytes: Data
+    }
+
+    struct User: Sendable {
+        var name: String
+        var uid: UInt32
+        var gid: UInt32
+        var home: String
+    }
+
+    static var agentBinary: String {
+        guard let bin = ProcessInfo.processInfo.environment["AGENT_BIN"] else {
+            Issue.record("AGENT_BIN is not set: run the tests through ci/test.sh")
+            return "/nonexistent/agent"
+        }
+        return bin
+    }
+
+    static var fixtures: String {
+        ProcessInfo.processInfo.environment["AGENT_FIXTURES"] ?? "/opt/agent-test/fixtures"
+    }
+
+    static var busyboxRootfs: String { fixtures + "/busybox-rootfs" }
+    static var dockerSeccompProfile: String { fixtures + "/seccomp/docker-default.json" }
+    static var junitSchema: String { fixtures + "/junit/JUnit.xsd" }
+
+    static var isRoot: Bool { getuid() == 0 }
+
+    /// The user the agent runs as: the test user when we are root, else ourselves.
+    static var user: User {
+        if isRoot {
+            let name = ProcessInfo.processInfo.environment["AGENT_TEST_USER"] ?? "agentci"
+            guard let pw = getpwnam(name) else {
+                Issue.record("test user \(name) does not exist: run the tests through ci/test.sh")
+                return User(name: name, uid: 65534, gid: 65534, home: "/nonexistent")
+            }
+            return User(name: name, uid: pw.pointee.pw_uid, gid: pw.pointee.pw_gid, home: String(cString: pw.pointee.pw_dir))
+        }
+        let pw = getpwuid(getuid())!
+        return User(name: String(cString: pw.pointee.pw_name), uid: getuid(), gid: getgid(), home: String(cString: pw.pointee.pw_dir))
+    }
+
+    /// A fresh directory owned by the test user (mode 0755) under /tmp.
+    static func scratch(_ label: String = "it") throws -> String {
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("agent-\(label)-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o755)
+        let u = user
+        chown(dir, u.uid, u.gid)
+        return dir
+    }
+
+    /// Writes `contents` to `path` owned by the test user.
+    static func write(_ contents: String, to path: String, mode: mode_t = 0o644) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try contents.write(to: url, atomically: false, encoding: .utf8)
+        chmod(path, mode)
+        let u = user
+        chown(path, u.uid, u.gid)
+        chown(url.deletingLastPathComponent().path, u.uid, u.gid)
+    }
+
+    /// The base environment of an agent run: HOME of the test user and a plain PATH.
+    static func baseEnvironment() -> [String: String] {
+        let u = user
+        return [
+            "HOME": u.home, "USER": u.name, "LOGNAME": u.name,
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LANG": "C.UTF-8",
+        ]
+    }
+
+    /// Builds the Process that runs `agent args...` as the test user (not started).
+    static func process(_ args: [String], environment: [String: String] = [:], cwd: String? = nil) -> Process {
+        let p = Process()
+        var env = baseEnvironment()
+        for (k, v) in environment { env[k] = v }
+        if isRoot {
+            let u = user
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            p.arguments = ["--reuid=\(u.uid)", "--regid=\(u.gid)", "--clear-groups", "--", agentBinary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: agentBinary)
+            p.arguments = args
+        }
+        p.environment = env
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        return p
+    }
+
+    /// Runs `agent args...` as the test user and collects its output.
+    static func run(
+        _ args: [String], environment: [String: String] = [:], cwd: String? = nil, stdin: String? = nil
+    ) async throws -> Result {
+        let p = process(args, environment: environment, cwd: cwd)
+        let outPipe = Pipe(), errPipe = Pipe()
+        p.standardOutput = outPipe
+        p.standardError = errPipe
+        if let stdin {
+            let inPipe = Pipe()
+            p.standardInput = inPipe
+            try p.run()
+            inPipe.fileHandleForWriting.write(Data(stdin.utf8))
+            try inPipe.fileHandleForWriting.close()
+        } else {
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+        }
+        // Drain both pipes concurrently so a chatty child never blocks.
+        async let out = Task.detached { outPipe.fileHandleForReading.readDataToEndOfFile() }.value
+        async let err = Task.detached { errPipe.fileHandleForReading.readDataToEndOfFile() }.value
+        let (o, e) = await (out, err)
+        p.waitUntilExit()
+        return Result(
+            status: p.terminationStatus,
+            stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self),
+            stdoutBytes: o
+        )
+    }
+
+    /// Shorthand for `agent exec [options] -- command...`.
+    static func exec(_ options: [String], _ command: [String], environment: [String: String] = [:]) async throws -> Result {
+        try await run(["exec"] + options + ["--"] + command, environment: environment)
+    }
+}
