@@ -71,6 +71,10 @@ public struct ContainerConfiguration: Sendable, Equatable {
     public var killGracePeriod: Duration = .seconds(10)
     /// Running as real uid 0 is refused unless this is set; container root then maps to an unprivileged range.
     public var allowRoot: Bool = false
+    /// Keep the container's mounts alive after the command exits, until `RunningContainer.release()`,
+    /// so the caller can read files the command left in its tmpfs (test reports) through
+    /// `RunningContainer.openRoot()`.
+    public var keepAliveAfterExit: Bool = false
     public var stdin: Input = .null
     public var output: Output = .pipe
 
@@ -90,6 +94,9 @@ public struct Mount: Sendable, Equatable {
         /// overlayfs mounted inside the user namespace: read-only `lower` layers (host paths,
         /// top first), writable `upper` and its `work` directory (host paths on one filesystem).
         case overlay(lower: [String], upper: String, work: String)
+        /// A file holding `contents` (e.g. a secret) on a tmpfs private to this container,
+        /// bound read-only at `target`; it never touches disk. `uid`/`gid` are ids inside.
+        case file(contents: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32)
     }
 
     public var target: String

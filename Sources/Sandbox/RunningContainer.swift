@@ -30,4 +30,13 @@ public final class RunningContainer: Sendable {
 
     /// Sends `signal` to the command through the init.
     public func signal(_ signal: Int32) {}
+
+    /// With `keepAliveAfterExit`: a directory descriptor of the container's `/` (via the init's
+    /// `/proc/PID/root`), valid until `release()`. Open paths under it with `openat2` and
+    /// `RESOLVE_IN_ROOT` so a symlink planted by the job cannot lead out of the container.
+    /// The caller closes the descriptor.
+    public func openRoot() throws -> Int32 { throw SandboxError(stage: "not implemented") }
+
+    /// With `keepAliveAfterExit`: lets the init exit and the container's mounts go away.
+    public func release() {}
 }

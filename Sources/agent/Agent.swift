@@ -17,6 +17,17 @@ struct Agent: AsyncParsableCommand {
             QueueCommand.self,
             CacheCommand.self,
             VolumeCommand.self,
+            DebugCommand.self,
         ]
+    )
+}
+
+/// Hidden helpers for benchmarks and debugging; each subcommand lives in its own file.
+struct DebugCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "debug",
+        abstract: "Internal helpers for benchmarks.",
+        shouldDisplay: false,
+        subcommands: [DebugRedactCommand.self, DebugCollectCommand.self, DebugSeccompCommand.self]
     )
 }

@@ -1,0 +1,50 @@
+import Foundation
+import Sandbox
+
+/// State of one step in status.json and progress output.
+public enum StepState: String, Sendable, Equatable, Codable {
+    case pending, running, succeeded, failed
+    case timedOut = "timed_out"
+    case cancelled, skipped, error
+}
+
+/// State of a job in status.json.
+public enum JobState: String, Sendable, Equatable, Codable {
+    case running, succeeded, failed
+    case timedOut = "timed_out"
+    case cancelled, error
+}
+
+/// What the runner tells progress renderers (`--progress plain|tty|json`), in order.
+/// Every string is already redacted.
+public enum ProgressEvent: Sendable {
+    case jobStarted(jobID: String, stepCount: Int, time: Date)
+    /// `index` is 0-based; renderers show `#index+1`.
+    case stepStarted(index: Int, total: Int, name: String, command: String, time: Date)
+    /// One complete output line (without its newline), `elapsed` since the step started.
+    case stepOutput(index: Int, stream: OutputChunk.Stream, line: String, elapsed: Duration)
+    /// The step is waiting (e.g. for a locked cache); shown while it lasts.
+    case stepWaiting(index: Int, reason: String)
+    case stepFinished(index: Int, name: String, state: StepState, exitCode: Int32?, signal: Int32?,
+                      duration: Duration, lastLines: [String])
+    case stepSkipped(index: Int, total: Int, name: String, reason: String)
+    case jobFinished(jobID: String, state: JobState, exitCode: Int32, duration: Duration)
+    case warning(String)
+}
+
+/// A progress renderer; the runner calls it from one task at a time, in event order.
+public protocol ProgressRenderer: Sendable {
+    func handle(_ event: ProgressEvent)
+    /// Flushes and restores the terminal (tty mode).
+    func finish()
+}
+
+/// Runs one job file and writes its results folder; implemented by the job runner,
+/// consumed by `agent run-job` and the queue (`agent watch`).
+public protocol JobExecuting: Sendable {
+    /// Runs the job at `jobFile` and writes its results folder at `outputDirectory`
+    /// (which must not exist; it appears complete or not at all). Returns the run-job exit
+    /// code: 0 succeeded, 1 failed, 2 invalid job, 3 agent error, 130 cancelled.
+    /// Cancelling the calling task cancels the job; its results are still written.
+    func execute(jobFile: String, outputDirectory: String) async -> Int32
+}
