@@ -1,10 +1,88 @@
+import AgentCore
 import ArgumentParser
+import Dispatch
+import Foundation
 
-/// STUB: `agent run-job`, implemented by its issue.
+/// `agent run-job JOB.json`: runs one job and writes its results folder.
+///
+/// Exit codes (the contract a CI runner relies on): 0 the job succeeded, 1 the job failed
+/// or timed out, 2 invalid job or usage, 3 agent or infrastructure error, 130 cancelled.
 struct RunJobCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run-job", abstract: "(not implemented yet)")
+    static let configuration = CommandConfiguration(
+        commandName: "run-job",
+        abstract: "Run a job file; write status, logs, JUnit XML and artifacts to a results folder.",
+        discussion: "Exit codes: 0 succeeded, 1 failed or timed out, 2 invalid job or usage, 3 agent error, 130 cancelled."
+    )
+
+    @Argument(help: "The job file (JSON, format version 1).")
+    var job: String
+
+    @Option(name: .shortAndLong, help: "Results folder (default: ./results/<job-id>).")
+    var output: String?
+
+    @Flag(help: "Replace a non-empty results folder.")
+    var force = false
+
+    @Option(help: "Progress on stderr: auto, plain, tty or json.")
+    var progress: ProgressMode = .auto
+
+    @Option(name: .customLong("secret"), help: "A build secret, BuildKit syntax: id=ID[,src=FILE|,env=VAR]. Repeatable.")
+    var secrets: [String] = []
+
+    @Option(help: "Seconds between SIGTERM and SIGKILL for timed-out or cancelled steps.")
+    var grace: Double = 10
+
+    @Option(help: "Cap of each step's log in bytes (output past it is drained and counted, not written).")
+    var logLimit: Int = 16 << 20
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard grace >= 0 else { throw ValidationError("--grace must not be negative") }
+        guard logLimit >= 1024 else { throw ValidationError("--log-limit must be at least 1024 bytes") }
+    }
 
     func run() async throws {
-        throw ExitCode(125)
+        try refuseRoot(common.allowRoot)
+        var options = try common.runnerOptions(secretFlags: secrets, force: force, grace: grace)
+        options.logCapBytes = logLimit
+        let mode = progress
+        let runner = JobRunner(options: options, renderer: { makeProgressRenderer(mode: mode, fileDescriptor: 2) })
+        let jobFile = job
+        let out = output
+        let task = Task { await runner.run(jobFile: jobFile, outputDirectory: out) }
+        let guardSignals = CancelOnSignals { task.cancel() }
+        let outcome = await task.value
+        withExtendedLifetime(guardSignals) {}
+        if let message = outcome.message, outcome.exitCode == 2 || outcome.exitCode == 3 {
+            FileHandle.standardError.write(Data("agent: \(message)\n".utf8))
+        }
+        if let path = outcome.resultsPath, mode != .json {
+            FileHandle.standardError.write(Data("agent: results in \(path)\n".utf8))
+        }
+        throw ExitCode(outcome.exitCode)
     }
 }
+
+/// SIGINT/SIGTERM cancel the running job (its step is terminated, results still written).
+final class CancelOnSignals: Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        var made: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler(handler: handler)
+            src.resume()
+            made.append(src)
+        }
+        sources = made
+    }
+
+    deinit {
+        for s in sources { s.cancel() }
+    }
+}
+
+extension ProgressMode: ExpressibleByArgument {}

@@ -1,0 +1,237 @@
+import Foundation
+import Sandbox
+import SandboxPolicy
+
+/// Runs jobs: parses and checks the job, resolves secrets, runs each step in a fresh
+/// container over the job's copy-on-write workspace, collects test reports and
+/// artifacts, and writes the results folder atomically.
+public final class JobRunner: JobExecuting, Sendable {
+    public let options: RunnerOptions
+    private let makeRenderer: @Sendable () -> (any ProgressRenderer)?
+
+    /// `renderer` is called once per job for a fresh progress renderer (nil: no progress).
+    public init(options: RunnerOptions, renderer: @escaping @Sendable () -> (any ProgressRenderer)? = { nil }) {
+        self.options = options
+        self.makeRenderer = renderer
+    }
+
+    public func execute(jobFile: String, outputDirectory: String) async -> Int32 {
+        await run(jobFile: jobFile, outputDirectory: outputDirectory).exitCode
+    }
+
+    /// Runs the job at `jobFile`. `outputDirectory` defaults to `./results/<job-id>`.
+    public func run(jobFile: String, outputDirectory: String? = nil) async -> JobOutcome {
+        let startedAt = Date()
+        // 1. Everything that can be wrong with the input is found before anything runs.
+        let job: JobSpec
+        do {
+            job = try JobParser.parse(fileAt: jobFile, displayName: jobFile)
+        } catch {
+            return invalid(message: "\(error)", jobID: fallbackID(jobFile), output: outputDirectory, startedAt: startedAt)
+        }
+        let output = outputDirectory ?? (options.workingDirectory + "/results/" + job.id)
+        let secrets: SecretStore
+        do {
+            try checkPolicy(job)
+            secrets = try SecretStore.resolve(
+                job: job, cliFlags: options.secretFlags, environment: options.environment,
+                cwd: options.workingDirectory, maxBytes: options.policy.maxSecretBytes)
+        } catch {
+            return invalid(message: "\(error)", jobID: job.id, output: output, startedAt: startedAt)
+        }
+
+        // 2. The results folder (written beside, renamed at the end) and the workspace layer.
+        let results: ResultsFolder
+        let workspace: WorkspaceLayer
+        do {
+            results = try ResultsFolder.create(at: output, force: options.force)
+        } catch let e as ResultsFolder.Failure {
+            if case .notEmpty = e {
+                return JobOutcome(exitCode: 2, state: .error, resultsPath: nil, message: e.description)
+            }
+            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: e.description)
+        } catch {
+            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "\(error)")
+        }
+        do {
+            workspace = try WorkspaceLayer(stateDirectory: options.stateDirectory, jobID: job.id, source: job.workspace)
+        } catch {
+            results.discard()
+            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "cannot create the job's workspace layer: \(error)")
+        }
+
+        let progress = ProgressSink(renderer: makeRenderer())
+        for w in secrets.warnings { progress.warning(w) }
+        if job.resources.memory != nil {
+            progress.warning("resources.memory cannot be enforced on this host (cgroups are not delegated to the agent); only rlimits apply")
+        }
+        let jobLog: JobLog
+        do {
+            jobLog = try JobLog(path: results.workingPath + "/log.txt")
+        } catch {
+            results.discard()
+            await workspace.remove()
+            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "\(error)")
+        }
+
+        var status = JobStatus(jobID: job.id, state: .running, exitCode: 0, startedAt: Timestamp.iso8601(startedAt))
+        status.steps = job.steps.enumerated().map { i, s in
+            var st = StepStatus(index: i + 1, name: s.name, type: s.type.rawValue, state: .pending, allowFailure: s.allowFailure)
+            st.log = StepExecutor.logName(index: i, step: s.name)
+            return st
+        }
+        progress.send(.jobStarted(jobID: job.id, stepCount: job.steps.count, time: startedAt))
+
+        // 3. The steps.
+        let clock = ContinuousClock()
+        let jobStart = clock.now
+        let deadline = jobStart + job.timeout
+        var planner = StepPlanner()
+        var lastLines: [Int: [String]] = [:]
+        var reportSuites: [JUnitSuite] = []
+        var jobTimedOut = false
+        for (i, step) in job.steps.enumerated() {
+            if Task.isCancelled { planner.markCancelled() }
+            if !planner.deadlinePassed && clock.now >= deadline {
+                planner.markDeadlinePassed()
+                jobTimedOut = true
+            }
+            switch planner.decide(step) {
+            case .cancel:
+                status.steps[i].state = .cancelled
+                status.steps[i].reason = "job cancelled"
+                progress.send(.stepFinished(index: i, name: step.name, state: .cancelled, exitCode: nil, signal: nil, duration: .zero, lastLines: []))
+                continue
+            case .skip(let reason):
+                status.steps[i].state = .skipped
+                status.steps[i].reason = reason
+                progress.send(.stepSkipped(index: i, total: job.steps.count, name: step.name, reason: reason))
+                continue
+            case .run:
+                break
+            }
+            let stepStart = Date()
+            status.steps[i].startedAt = Timestamp.iso8601(stepStart)
+            status.steps[i].state = .running
+            progress.send(.stepStarted(index: i, total: job.steps.count, name: step.name,
+                                       command: secrets.redact(step.run.display), time: stepStart))
+            jobLog.note("step \(i + 1)/\(job.steps.count) \(step.name) started")
+
+            let remaining = deadline - clock.now
+            let stepTimeout = step.timeout.map { min($0, remaining) } ?? remaining
+            let boundByJob = step.timeout.map { $0 >= remaining } ?? true
+
+            var run: StepRun
+            do {
+                let plan = try await planMounts(step: step, index: i, job: job, secrets: secrets, progress: progress)
+                defer { plan.release() }
+                status.steps[i].caches = plan.caches
+                let executor = StepExecutor(job: job, index: i, step: step, options: options, workspace: workspace,
+                                            secrets: secrets, progress: progress, jobLog: jobLog, results: results)
+                run = await executor.run(timeout: stepTimeout, jobDeadlineBound: boundByJob,
+                                         extraMounts: plan.mounts, secretEnv: plan.secretEnv)
+            } catch {
+                let msg = secrets.redact("\(error)")
+                run = StepRun(state: .error, duration: .zero, reason: msg, lastLines: [msg])
+            }
+            if Task.isCancelled, run.state != .succeeded { run.state = .cancelled; run.reason = "cancelled" }
+            if let m = run.idMapping { status.idMapping = m == .subordinate ? "subordinate" : "single" }
+            status.steps[i].state = run.state
+            status.steps[i].exitCode = run.exitCode
+            status.steps[i].signal = run.signal
+            status.steps[i].reason = run.reason
+            status.steps[i].finishedAt = Timestamp.iso8601(Date())
+            status.steps[i].durationSeconds = run.duration.seconds
+            status.steps[i].tests = run.tests
+            lastLines[i] = run.lastLines
+            reportSuites += run.reportSuites
+            progress.send(.stepFinished(index: i, name: step.name, state: run.state, exitCode: run.exitCode,
+                                        signal: run.signal, duration: run.duration, lastLines: Array(run.lastLines.suffix(10))))
+            jobLog.note("step \(step.name) \(run.state.rawValue)" + (run.reason.map { ": \($0)" } ?? ""))
+            planner.record(run.state, allowFailure: step.allowFailure)
+            if run.hitJobDeadline && run.state == .timedOut {
+                planner.markDeadlinePassed()
+                jobTimedOut = true
+            }
+        }
+
+        // 4. Reports, artifacts, status; then the folder appears in one rename.
+        let cancelled = planner.cancelled || Task.isCancelled
+        var state = StepPlanner.jobState(steps: status.steps, cancelled: cancelled, jobTimedOut: jobTimedOut)
+        if !cancelled {
+            let artifacts = await collectArtifacts(job: job, state: state, workspace: workspace, results: results,
+                                                   secrets: secrets, progress: progress)
+            status.artifacts = artifacts.summary
+            if artifacts.failed, state == .succeeded { state = .failed }
+        }
+        status.state = state
+        status.exitCode = StepPlanner.exitCode(for: state)
+        let finished = Date()
+        status.finishedAt = Timestamp.iso8601(finished)
+        status.durationSeconds = (clock.now - jobStart).seconds
+        status.warnings = progress.warnings
+        if !reportSuites.isEmpty { status.tests = JUnitSuite.totals(reportSuites) }
+        progress.send(.jobFinished(jobID: job.id, state: state, exitCode: status.exitCode, duration: clock.now - jobStart))
+        progress.finish()
+        jobLog.close()
+
+        var commitError: String?
+        do {
+            try writeJUnit(job: job, status: status, lastLines: lastLines, reports: reportSuites, secrets: secrets, results: results)
+            try results.write(try encode(status, secrets: secrets), to: "status.json")
+            try results.commit()
+        } catch {
+            commitError = "cannot write results: \(error)"
+            results.discard()
+        }
+        await workspace.remove()
+        await afterJob()
+        if let commitError {
+            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: commitError)
+        }
+        let message = state == .error ? status.steps.first { $0.state == .error }?.reason : nil
+        return JobOutcome(exitCode: status.exitCode, state: state, resultsPath: results.finalPath, message: message)
+    }
+
+    /// Exit 2 for invalid input; the queue also gets a results folder explaining why.
+    private func invalid(message: String, jobID: String, output: String?, startedAt: Date) -> JobOutcome {
+        guard options.writeResultsForInvalidJobs else {
+            return JobOutcome(exitCode: 2, state: .error, resultsPath: nil, message: message)
+        }
+        let path = output ?? (options.workingDirectory + "/results/" + jobID)
+        var status = JobStatus(jobID: jobID, state: .error, exitCode: 2, startedAt: Timestamp.iso8601(startedAt))
+        status.error = message
+        status.finishedAt = Timestamp.iso8601(Date())
+        if let folder = try? ResultsFolder.create(at: path, force: options.force) {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            if let data = try? enc.encode(status), (try? folder.write(data, to: "status.json")) != nil, (try? folder.commit()) != nil {
+                return JobOutcome(exitCode: 2, state: .error, resultsPath: path, message: message)
+            }
+            folder.discard()
+        }
+        return JobOutcome(exitCode: 2, state: .error, resultsPath: nil, message: message)
+    }
+
+    private func fallbackID(_ file: String) -> String {
+        let base = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        let ok = base.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+        return ok && !base.isEmpty ? String(base.prefix(128)) : "invalid-job"
+    }
+
+    /// Policy checks that must fail before any step runs (exit 2).
+    private func checkPolicy(_ job: JobSpec) throws {
+        if job.network == .host && !options.policy.allowHostNetwork {
+            throw JobValidationError(path: "network", message: "\"host\" network is not allowed by the agent policy")
+        }
+        try MountPlanner.validate(job: job, allowedBindSources: options.policy.allowedBindSources)
+    }
+
+    func encode(_ status: JobStatus, secrets: SecretStore) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let raw = try enc.encode(status)
+        // Redact the document as a whole: every string in it came from a step or an error.
+        return Data(secrets.redact(String(decoding: raw, as: UTF8.self)).utf8)
+    }
+}

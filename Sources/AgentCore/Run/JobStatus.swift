@@ -1,0 +1,144 @@
+import Foundation
+
+/// The content of `status.json`: what a CI runner reads to learn how a job went.
+/// Keys are snake_case; times are ISO 8601 UTC with milliseconds.
+public struct JobStatus: Codable, Sendable, Equatable {
+    public var agentVersion: String = AgentVersion.current
+    public var jobID: String
+    public var state: JobState
+    /// The `agent run-job` exit code this status corresponds to (0, 1, 2, 3, 130).
+    public var exitCode: Int32
+    public var startedAt: String
+    public var finishedAt: String?
+    public var durationSeconds: Double?
+    /// `single` or `subordinate`: how container ids were mapped.
+    public var idMapping: String?
+    public var warnings: [String] = []
+    /// Why the job ended in `error` (already redacted).
+    public var error: String?
+    public var steps: [StepStatus] = []
+    public var artifacts: ArtifactSummary?
+    public var tests: TestSummary?
+
+    public init(jobID: String, state: JobState, exitCode: Int32, startedAt: String) {
+        self.jobID = jobID
+        self.state = state
+        self.exitCode = exitCode
+        self.startedAt = startedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentVersion = "agent_version", jobID = "job_id", state, exitCode = "exit_code"
+        case startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds"
+        case idMapping = "id_mapping", warnings, error, steps, artifacts, tests
+    }
+}
+
+/// One step in `status.json`.
+public struct StepStatus: Codable, Sendable, Equatable {
+    public var index: Int
+    public var name: String
+    public var type: String
+    public var state: StepState
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var startedAt: String?
+    public var finishedAt: String?
+    public var durationSeconds: Double?
+    public var allowFailure: Bool
+    /// Relative path of the step's log in the results folder.
+    public var log: String?
+    /// Why the step was skipped, cancelled or errored.
+    public var reason: String?
+    public var caches: [CacheUse] = []
+    /// Test steps: totals of the collected JUnit reports.
+    public var tests: TestSummary?
+
+    public init(index: Int, name: String, type: String, state: StepState, allowFailure: Bool) {
+        self.index = index
+        self.name = name
+        self.type = type
+        self.state = state
+        self.allowFailure = allowFailure
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case index, name, type, state, exitCode = "exit_code", signal
+        case startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds"
+        case allowFailure = "allow_failure", log, reason, caches, tests
+    }
+}
+
+/// A cache a step mounted, for status.json.
+public struct CacheUse: Codable, Sendable, Equatable {
+    public var id: String
+    public var scope: String
+    public var sharing: String
+    public var target: String
+    public var new: Bool
+    public var waitSeconds: Double
+
+    public init(id: String, scope: String, sharing: String, target: String, new: Bool, waitSeconds: Double) {
+        self.id = id
+        self.scope = scope
+        self.sharing = sharing
+        self.target = target
+        self.new = new
+        self.waitSeconds = waitSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, scope, sharing, target, new, waitSeconds = "wait_seconds"
+    }
+}
+
+/// Totals of JUnit test cases.
+public struct TestSummary: Codable, Sendable, Equatable {
+    public var tests: Int
+    public var failures: Int
+    public var errors: Int
+    public var skipped: Int
+
+    public init(tests: Int = 0, failures: Int = 0, errors: Int = 0, skipped: Int = 0) {
+        self.tests = tests
+        self.failures = failures
+        self.errors = errors
+        self.skipped = skipped
+    }
+}
+
+/// What artifact collection did, for status.json.
+public struct ArtifactSummary: Codable, Sendable, Equatable {
+    public var files: Int
+    public var bytes: UInt64
+    public var errors: [String]
+
+    public init(files: Int, bytes: UInt64, errors: [String]) {
+        self.files = files
+        self.bytes = bytes
+        self.errors = errors
+    }
+}
+
+/// UTC timestamps as status.json and the logs write them.
+public enum Timestamp {
+    /// `2026-11-26T21:30:00.123Z`
+    public static func iso8601(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+            Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
+            Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec), ms)
+    }
+}
+
+extension Duration {
+    /// Seconds as a Double (for status.json and progress).
+    public var seconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+}

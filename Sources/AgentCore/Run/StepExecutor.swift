@@ -1,0 +1,225 @@
+import Foundation
+import Sandbox
+import SandboxPolicy
+
+/// What one step's container run produced.
+struct StepRun: Sendable {
+    var state: StepState
+    var exitCode: Int32?
+    var signal: Int32?
+    var duration: Duration
+    var reason: String?
+    var lastLines: [String]
+    var idMapping: ContainerConfiguration.IDMapping?
+    /// The step hit the job's deadline rather than its own timeout.
+    var hitJobDeadline = false
+    var tests: TestSummary?
+    var reportSuites: [JUnitSuite] = []
+}
+
+/// Runs one step in a fresh container: builds the configuration, streams output through
+/// the redactor into the step log, progress and log.txt, enforces the timeout, and for
+/// test steps collects JUnit reports from inside the container before it goes away.
+struct StepExecutor {
+    let job: JobSpec
+    let index: Int
+    let step: StepSpec
+    let options: RunnerOptions
+    let workspace: WorkspaceLayer
+    let secrets: SecretStore
+    let progress: ProgressSink
+    let jobLog: JobLog
+    let results: ResultsFolder
+
+    /// The environment a step sees: a default PATH/HOME, then the job's env, then the
+    /// step's (step wins), then env-form secrets. Nothing from the agent's environment.
+    func environment(secretEnv: [String: String]) -> [String] {
+        var env: [String: String] = [
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": step.uid == 0 ? "/root" : "/tmp",
+            "CI": "true",
+            "AGENT_JOB_ID": job.id,
+            "AGENT_STEP": step.name,
+        ]
+        for (k, v) in job.env { env[k] = v }
+        for (k, v) in step.env { env[k] = v }
+        for (k, v) in secretEnv { env[k] = v }
+        return env.keys.sorted().map { "\($0)=\(env[$0]!)" }
+    }
+
+    func rlimits() -> [ResourceLimit] {
+        var limits = ResourceLimit.defaults
+        func set(_ r: ResourceLimit.Resource, _ v: UInt64?) {
+            guard let v else { return }
+            limits.removeAll { $0.resource == r }
+            limits.append(ResourceLimit(r, v))
+        }
+        set(.nofile, job.resources.nofile)
+        set(.nproc, job.resources.pids)
+        set(.fsize, job.resources.fsize)
+        return limits
+    }
+
+    func configuration(mounts: [Mount], env: [String], timeout: Duration?) -> ContainerConfiguration {
+        var c = ContainerConfiguration(command: step.run.argv)
+        switch job.image {
+        case .host: c.rootfs = .host
+        case .rootfs(let path): c.rootfs = .directory(path)
+        }
+        c.readOnlyRoot = true
+        c.mounts = mounts
+        c.environment = env
+        c.workingDirectory = step.workdir
+        c.uid = step.uid
+        c.gid = step.gid
+        c.hostname = String(job.id.prefix(63))
+        c.network = job.network
+        c.rlimits = rlimits()
+        c.capabilities = options.policy.capabilities
+        c.seccomp = options.policy.seccomp
+        c.timeout = timeout
+        c.killGracePeriod = options.killGrace
+        c.keepAliveAfterExit = step.type == .test && !step.reports.isEmpty
+        c.stdin = .null
+        c.output = .pipe
+        c.allowRoot = options.allowRoot
+        return c
+    }
+
+    /// The mounts every step gets besides its own: `/workspace`, and writable tmpfs at
+    /// `/tmp` (256m for test steps) and at HOME for root.
+    func baseMounts() throws -> [Mount] {
+        var mounts: [Mount] = []
+        if step.type == .test {
+            mounts.append(try workspace.testMount(throwaway: step.overlayWorkspace))
+            mounts.append(.tmpfs("/tmp", size: 256 << 20, mode: 0o1777))
+        } else {
+            mounts.append(workspace.buildMount())
+            mounts.append(.tmpfs("/tmp", mode: 0o1777))
+        }
+        if step.uid == 0 { mounts.append(.tmpfs("/root", mode: 0o700)) }
+        return mounts
+    }
+
+    /// Runs the step. Never throws: set-up failures become a step in state `error`.
+    func run(timeout: Duration?, jobDeadlineBound: Bool, extraMounts: [Mount], secretEnv: [String: String]) async -> StepRun {
+        let started = ContinuousClock.now
+        let log: StepLogWriter
+        do {
+            log = try StepLogWriter(path: results.workingPath + "/" + StepExecutor.logName(index: index, step: step.name),
+                                    capBytes: options.logCapBytes)
+        } catch {
+            return StepRun(state: .error, duration: .zero, reason: "cannot write the step log: \(error)", lastLines: [])
+        }
+        let mounts: [Mount]
+        do {
+            mounts = try baseMounts() + extraMounts
+        } catch {
+            return StepRun(state: .error, duration: .zero, reason: secrets.redact("\(error)"), lastLines: [])
+        }
+        let config = configuration(mounts: mounts, env: environment(secretEnv: secretEnv), timeout: timeout)
+
+        let container: RunningContainer
+        do {
+            container = try await RunningContainer.start(config)
+        } catch let e as SandboxError {
+            // The overlay could not be mounted (e.g. the state folder's filesystem can't be
+            // an upper layer): fall back to a private copy of the workspace and retry once.
+            if e.stage.contains("overlay") || (e.detail ?? "").contains("/workspace") && workspace.mode == .overlay {
+                if (try? workspace.fallBackToCopy()) != nil {
+                    progress.warning("overlayfs is not available (\(e)); using a copy of the workspace")
+                    return await run(timeout: timeout, jobDeadlineBound: jobDeadlineBound, extraMounts: extraMounts, secretEnv: secretEnv)
+                }
+            }
+            let msg = secrets.redact(e.description)
+            log.finish()
+            return StepRun(state: .error, duration: ContinuousClock.now - started, reason: msg, lastLines: [msg])
+        } catch {
+            let msg = secrets.redact("\(error)")
+            log.finish()
+            return StepRun(state: .error, duration: ContinuousClock.now - started, reason: msg, lastLines: [msg])
+        }
+
+        // Drain output while waiting: the child must never block on a full pipe.
+        let outRedactor = secrets.streamRedactor()
+        let errRedactor = secrets.streamRedactor()
+        async let result = container.wait()
+        for await chunk in container.output {
+            let clean = chunk.stream == .stdout ? outRedactor.process(chunk.bytes) : errRedactor.process(chunk.bytes)
+            emit(log.append(stream: chunk.stream, bytes: clean), stream: chunk.stream, started: started)
+        }
+        emit(log.append(stream: .stdout, bytes: outRedactor.flush()), stream: .stdout, started: started)
+        emit(log.append(stream: .stderr, bytes: errRedactor.flush()), stream: .stderr, started: started)
+        for (stream, line) in log.finish() { emit([line], stream: stream, started: started) }
+        let r = await result
+
+        var run = StepRun(state: .succeeded, duration: r.duration, reason: nil, lastLines: log.lastLines(100), idMapping: r.idMapping)
+        switch r.status {
+        case .exited(let code):
+            run.exitCode = code
+            run.state = code == 0 ? .succeeded : .failed
+        case .signaled(let sig):
+            run.signal = sig
+            run.state = .failed
+        }
+        if r.timedOut {
+            run.state = .timedOut
+            run.hitJobDeadline = jobDeadlineBound
+            run.reason = jobDeadlineBound ? "job timed out" : "step timed out"
+        }
+        if Task.isCancelled {
+            run.state = .cancelled
+            run.reason = "cancelled"
+        }
+        if config.keepAliveAfterExit {
+            collectReports(container: container, into: &run)
+            container.release()
+        }
+        if step.type == .test && step.overlayWorkspace { workspace.discardTestLayers() }
+        return run
+    }
+
+    private func emit(_ lines: [String], stream: OutputChunk.Stream, started: ContinuousClock.Instant) {
+        guard !lines.isEmpty else { return }
+        let elapsed = ContinuousClock.now - started
+        for line in lines {
+            progress.send(.stepOutput(index: index, stream: stream, line: line, elapsed: elapsed))
+            jobLog.append(step: step.name, stream: stream, line: line)
+        }
+    }
+
+    /// Test steps: reads the JUnit files the command wrote (also inside its tmpfs) through
+    /// the still-alive container's root, resolved inside it, and decides pass/fail.
+    private func collectReports(container: RunningContainer, into run: inout StepRun) {
+        guard run.state == .succeeded || run.state == .failed else { return }
+        let files: [ContainerFiles.File]
+        do {
+            let rootFD = try container.openRoot()
+            defer { close(rootFD) }
+            files = ContainerFiles.glob(rootFD: rootFD, patterns: step.reports, base: "/workspace")
+        } catch {
+            run.reason = "could not read reports: \(error)"
+            return
+        }
+        var suites: [JUnitSuite] = []
+        for f in files {
+            suites += JUnitReportParser.parse(data: f.data, fileName: f.path)
+        }
+        let summary = JUnitSuite.totals(suites)
+        run.reportSuites = suites
+        run.tests = summary
+        if files.isEmpty {
+            progress.warning("step \(step.name): no test report matched \(step.reports.joined(separator: ", "))")
+        }
+        if step.failOnReportFailures, summary.failures + summary.errors > 0, run.state == .succeeded {
+            run.state = .failed
+            run.reason = "\(summary.failures) test failures and \(summary.errors) errors in reports"
+        }
+    }
+
+    /// `logs/NN-<step>.log`, the step name made safe for a file name.
+    static func logName(index: Int, step: String) -> String {
+        let safe = String(step.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+        return "logs/" + String(format: "%02d", index + 1) + "-" + safe + ".log"
+    }
+}

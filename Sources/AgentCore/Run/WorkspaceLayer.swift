@@ -1,0 +1,136 @@
+import Foundation
+import Sandbox
+
+/// The per-job copy-on-write layer over the checked-out source.
+///
+/// Steps see the workspace at `/workspace` through overlayfs mounted inside the step's
+/// user namespace: the source is the read-only lower layer, and the job's `upper`
+/// directory (under the agent's state folder, never visible to a container) collects
+/// every write, so step 2 sees what step 1 built and the source is never modified.
+/// Where overlayfs is not possible the layer falls back to a private copy of the source.
+public final class WorkspaceLayer: @unchecked Sendable {
+    public enum Mode: String, Sendable { case overlay, copy }
+
+    /// `<state>/jobs/<job-id>-<random>`
+    public let root: String
+    /// The checked-out source (or an empty directory when the job has none).
+    public let source: String
+    public private(set) var mode: Mode
+    private var testLayers = 0
+
+    public var upper: String { root + "/upper" }
+    var work: String { root + "/work" }
+    var copy: String { root + "/copy" }
+
+    /// Creates the layer's directories under `stateDirectory/jobs`.
+    public init(stateDirectory: String, jobID: String, source: String?) throws {
+        let fm = FileManager.default
+        let jobs = stateDirectory + "/jobs"
+        try fm.createDirectory(atPath: jobs, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var template = Array("\(jobs)/\(jobID)-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw SandboxError(stage: "workspace layer", errno: errno, detail: jobs)
+        }
+        root = String(cString: template)
+        for d in ["upper", "work"] {
+            try fm.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: false)
+        }
+        if let source {
+            self.source = source
+        } else {
+            self.source = root + "/empty"
+            try fm.createDirectory(atPath: self.source, withIntermediateDirectories: false)
+        }
+        mode = .overlay
+    }
+
+    /// Switches to copy mode (overlayfs refused): copies the source into the layer once.
+    public func fallBackToCopy() throws {
+        guard mode == .overlay else { return }
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: source, toPath: copy)
+        mode = .copy
+    }
+
+    /// The `/workspace` mount of a build step: read-write, shared by all steps of the job.
+    public func buildMount(target: String = "/workspace") -> Mount {
+        switch mode {
+        case .overlay:
+            return Mount(target: target, kind: .overlay(lower: [source], upper: upper, work: work))
+        case .copy:
+            return .bind(copy, target, readOnly: false)
+        }
+    }
+
+    /// The `/workspace` mount of a test step: read-only, or with `throwaway` a fresh
+    /// writable layer on top whose writes vanish after the step.
+    public func testMount(target: String = "/workspace", throwaway: Bool) throws -> Mount {
+        switch mode {
+        case .overlay:
+            if throwaway {
+                testLayers += 1
+                let dir = root + "/test-\(testLayers)"
+                try FileManager.default.createDirectory(atPath: dir + "/upper", withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: dir + "/work", withIntermediateDirectories: true)
+                return Mount(target: target, kind: .overlay(lower: [upper, source], upper: dir + "/upper", work: dir + "/work"))
+            }
+            // Two lower layers and no upper: overlayfs mounts it read-only.
+            return Mount(target: target, kind: .overlay(lower: [upper, source], upper: "", work: ""))
+        case .copy:
+            if throwaway {
+                testLayers += 1
+                let dir = root + "/test-\(testLayers)"
+                try FileManager.default.copyItem(atPath: copy, toPath: dir)
+                return .bind(dir, target, readOnly: false)
+            }
+            return .bind(copy, target, readOnly: true)
+        }
+    }
+
+    /// Removes a throwaway test layer after its step.
+    public func discardTestLayers() {
+        let fm = FileManager.default
+        for i in 1...max(testLayers, 1) { try? fm.removeItem(atPath: root + "/test-\(i)") }
+    }
+
+    /// Removes the whole layer. Files owned by other (subordinate) uids can't be removed
+    /// by the agent directly; `removeInsideUserNamespace` handles those.
+    public func remove() async {
+        await RootlessRemove.remove(root)
+    }
+}
+
+/// Deletes a tree the agent created, including files a container created under
+/// subordinate uids, which the agent itself may not unlink: for those the delete runs
+/// as root of a user namespace with the same mapping.
+public enum RootlessRemove {
+    public static func remove(_ path: String) async {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: path) else { return }
+        makeWritable(path)
+        if (try? fm.removeItem(atPath: path)) != nil { return }
+        // Fall back: a container with the directory bound read-write runs rm -rf.
+        var config = ContainerConfiguration(command: ["/bin/rm", "-rf", "/target/contents"])
+        config.mounts = [.bind(path, "/target/contents", readOnly: false)]
+        config.command = ["/bin/sh", "-c", "rm -rf /target/contents/* /target/contents/.[!.]* /target/contents/..?* 2>/dev/null; true"]
+        config.seccomp = .unconfined
+        config.capabilities = .dockerDefault
+        if let c = try? await RunningContainer.start(config) {
+            _ = await c.wait()
+        }
+        try? fm.removeItem(atPath: path)
+    }
+
+    /// Overlay work directories are created mode 000; make everything we own deletable.
+    private static func makeWritable(_ path: String) {
+        guard let e = FileManager.default.enumerator(atPath: path) else { return }
+        chmod(path, 0o700)
+        while let rel = e.nextObject() as? String {
+            var st = stat()
+            let p = path + "/" + rel
+            if lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() {
+                chmod(p, 0o700)
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import AgentCore
+import ArgumentParser
+import Foundation
+import SandboxPolicy
+
+/// Options every job-running command shares: where state lives, which policy applies.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "The agent's state folder (default: $XDG_STATE_HOME/agent, else ~/.local/state/agent).")
+    var stateDir: String?
+
+    @Option(help: "Agent policy file (default: $AGENT_POLICY, else the built-in policy).")
+    var policy: String?
+
+    @Flag(help: "Allow running as root; container root still maps to an unprivileged range.")
+    var allowRoot = false
+
+    func loadPolicy() throws -> AgentPolicy {
+        let env = ProcessInfo.processInfo.environment
+        if let path = policy ?? env["AGENT_POLICY"] {
+            return try AgentPolicy.load(path: path)
+        }
+        return .default
+    }
+
+    func stateDirectory() throws -> String {
+        try StateDirectory.resolve(explicit: stateDir, environment: ProcessInfo.processInfo.environment).path
+    }
+
+    func runnerOptions(secretFlags: [String], force: Bool, grace: Double) throws -> RunnerOptions {
+        var o = RunnerOptions(
+            stateDirectory: try stateDirectory(), policy: try loadPolicy(),
+            environment: ProcessInfo.processInfo.environment,
+            workingDirectory: FileManager.default.currentDirectoryPath)
+        o.secretFlags = secretFlags
+        o.force = force
+        o.allowRoot = allowRoot
+        o.killGrace = .milliseconds(Int64(grace * 1000))
+        return o
+    }
+}
+
+/// The agent is built to run as an ordinary user; as root it refuses unless told.
+func refuseRoot(_ allowed: Bool) throws {
+    if getuid() == 0 && !allowed {
+        FileHandle.standardError.write(Data("agent: refusing to run as root; run as an unprivileged user, or pass --allow-root (container root then maps to an unprivileged range)\n".utf8))
+        throw ExitCode(2)
+    }
+}
