@@ -63,10 +63,9 @@ public struct AgentPolicy: Sendable, Equatable {
     /// Reads a policy file. Errors name the file and the JSON key.
     public static func load(path: String) throws -> AgentPolicy {
         let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw PolicyError(file: path, key: nil, problem: "cannot read the file (\(Self.reason(error)))")
+        switch readFile(path) {
+        case .success(let bytes): data = bytes
+        case .failure(let error): throw PolicyError(file: path, key: nil, problem: "cannot read the file (\(error))")
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         return try AgentPolicy(jsonData: data, file: path, baseDirectory: directory)
@@ -91,10 +90,10 @@ public struct AgentPolicy: Sendable, Equatable {
             return .unconfined
         case .file(let path):
             let text: String
-            do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
-            } catch {
-                throw PolicyError(file: path, key: "seccompProfile", problem: "cannot read the seccomp profile (\(Self.reason(error)))")
+            switch readFile(path) {
+            case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
+            case .failure(let error):
+                throw PolicyError(file: path, key: "seccompProfile", problem: "cannot read the seccomp profile (\(error))")
             }
             do {
                 _ = try SeccompProfile(json: text)
@@ -128,12 +127,32 @@ public struct AgentPolicy: Sendable, Equatable {
         return parts.contains("..") ? nil : parts
     }
 
-    static func reason(_ error: any Error) -> String {
-        let ns = error as NSError
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        return ns.localizedDescription
+}
+
+/// Why a file could not be read, as `strerror` says it ("No such file or directory").
+struct FileReadError: Error, CustomStringConvertible {
+    /// An errno, or 0 for "not a regular file".
+    var code: Int32
+    var description: String { code == 0 ? "not a regular file" : String(cString: strerror(code)) }
+}
+
+/// Reads a whole regular file (at most 16 MiB: policies and profiles are small).
+func readFile(_ path: String) -> Result<Data, FileReadError> {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return .failure(FileReadError(code: errno)) }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { return .failure(FileReadError(code: errno)) }
+    guard info.st_mode & S_IFMT == S_IFREG else { return .failure(FileReadError(code: 0)) }
+    var data = Data()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return .failure(FileReadError(code: errno)) }
+        if n == 0 { return .success(data) }
+        data.append(contentsOf: buffer[0..<n])
+        if data.count > 16 << 20 { return .failure(FileReadError(code: EFBIG)) }
     }
 }
 
