@@ -25,6 +25,15 @@ public final class SeccompCache: Sendable {
     /// The process-wide cache `SeccompPolicy.compile` uses.
     public static let shared = SeccompCache()
 
+    /// Where an agent keeps compiled programs between processes unless told otherwise:
+    /// `$XDG_CACHE_HOME/agent/seccomp`, else `$HOME/.cache/agent/seccomp`; `nil` without
+    /// either. Each `agent exec` is a new process, so only a disk cache saves the compile.
+    public static func defaultDirectory(environment: [String: String]) -> String? {
+        if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return xdg + "/agent/seccomp" }
+        if let home = environment["HOME"], home.hasPrefix("/") { return home + "/.cache/agent/seccomp" }
+        return nil
+    }
+
     private let host: SeccompHost
     /// In memory the key is the text itself: hashing it for a dictionary costs less than a
     /// SHA-256, and the host is fixed per cache. The SHA-256 key is only for files.
@@ -91,7 +100,7 @@ public final class SeccompCache: Sendable {
         let header = "agent-seccomp-v1\0\(host.architecture)\0\(host.kernelRelease)\0\(host.libseccompVersion)\0\(String(capabilities.mask, radix: 16))\0"
         hasher.update(data: Data(header.utf8))
         hasher.update(data: Data(profileText.utf8))
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return SeccompDiskCache.hex(hasher.finalize())
     }
 }
 
@@ -120,6 +129,13 @@ enum SeccompDiskCache {
         let fd = open(path(directory: directory, key: key), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         if fd < 0 { return errno == ENOENT ? .missing : .corrupt }
         defer { close(fd) }
+        // The program is loaded into every container, so only trust a file nobody else
+        // could have written; anything else is replaced by a fresh compile.
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(),
+              info.st_mode & 0o022 == 0 else {
+            return .corrupt
+        }
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -179,7 +195,13 @@ enum SeccompDiskCache {
         return true
     }
 
-    private static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in digest {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xf)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -23,6 +23,9 @@ struct DebugSeccompCommand: AsyncParsableCommand {
     @Option(help: "Also time a hit of an on-disk cache in this directory.")
     var cacheDir: String?
 
+    @Option(help: "Write the compiled program (raw struct sock_filter[]) to this file.")
+    var output: String?
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -77,6 +80,11 @@ struct DebugSeccompCommand: AsyncParsableCommand {
             }
         }
         guard let program else { throw SeccompError(message: "no program (unconfined)") }
+        if let output {
+            guard FileManager.default.createFile(atPath: output, contents: Data(program.bytes)) else {
+                throw SeccompError(message: "cannot write \(output)")
+            }
+        }
 
         let coldMs = Self.median(cold) * 1e3, cachedUs = Self.median(cached) * 1e6
         let diskUs = disk.isEmpty ? nil : Self.median(disk) * 1e6

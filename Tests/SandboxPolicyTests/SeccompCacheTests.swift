@@ -92,6 +92,26 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 1)
     }
 
+    @Test func cacheFileOthersCanWriteIsNotTrusted() throws {
+        let dir = try TestFiles.scratch("perm")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let writer = SeccompCache()
+        _ = try writer.program(profileText: DefaultProfile.text, capabilities: .dockerDefault, cacheDirectory: dir)
+        let file = dir + "/" + writer.cacheKey(profileText: DefaultProfile.text, capabilities: .dockerDefault) + ".bpf"
+        #expect(chmod(file, 0o666) == 0)
+        let reader = SeccompCache()
+        _ = try reader.program(profileText: DefaultProfile.text, capabilities: .dockerDefault, cacheDirectory: dir)
+        #expect(reader.statistics.diskRejected == 1)
+        var info = stat()
+        #expect(stat(file, &info) == 0 && info.st_mode & 0o777 == 0o600)
+    }
+
+    @Test func defaultDirectoryFollowsXDG() {
+        #expect(SeccompCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/x/agent/seccomp")
+        #expect(SeccompCache.defaultDirectory(environment: ["HOME": "/h"]) == "/h/.cache/agent/seccomp")
+        #expect(SeccompCache.defaultDirectory(environment: [:]) == nil)
+    }
+
     @Test func cacheKeyCoversHostAndCapabilities() {
         let host = SeccompHost(architecture: "x86_64", kernelRelease: "6.1.0", libseccompVersion: "2.5.4")
         let base = SeccompCache(host: host).cacheKey(profileText: "{}", capabilities: .empty)
