@@ -89,18 +89,11 @@ public struct AgentPolicy: Sendable, Equatable {
         case .unconfined:
             return .unconfined
         case .file(let path):
-            let text: String
-            switch readFile(path) {
-            case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
-            case .failure(let error):
-                throw PolicyError(file: path, key: "seccompProfile", problem: "cannot read the seccomp profile (\(error))")
-            }
             do {
-                _ = try SeccompProfile(json: text)
+                return try .file(path)
             } catch let error as SeccompError {
                 throw PolicyError(file: path, key: "seccompProfile", problem: error.message)
             }
-            return .profile(json: text)
         }
     }
 

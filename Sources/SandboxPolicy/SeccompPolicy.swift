@@ -21,6 +21,24 @@ public enum SeccompPolicy: Sendable, Equatable {
         }
     }
 
+    /// A Docker-format profile read from `path` and checked now (so `agent exec --seccomp FILE`
+    /// fails before any container starts). Errors name the file and the JSON path:
+    /// `seccomp profile /etc/p.json: syscalls[3].action: unknown action ...`.
+    public static func file(_ path: String) throws -> SeccompPolicy {
+        let text: String
+        switch readFile(path) {
+        case .success(let data): text = String(decoding: data, as: UTF8.self)
+        case .failure(let error): throw SeccompError(message: "seccomp profile \(path): cannot read the file (\(error))")
+        }
+        do {
+            _ = try SeccompProfile(json: text)
+        } catch let error as SeccompError {
+            let detail = error.message.hasPrefix("seccomp profile: ") ? String(error.message.dropFirst("seccomp profile: ".count)) : error.message
+            throw SeccompError(message: "seccomp profile \(path): \(detail)")
+        }
+        return .profile(json: text)
+    }
+
     /// The profile text this policy compiles; `nil` for `.unconfined`.
     public var profileText: String? {
         switch self {

@@ -42,18 +42,7 @@ struct DebugSeccompCommand: AsyncParsableCommand {
 
     private func measure() throws {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
-        let policy: SeccompPolicy
-        if profile == "default" {
-            policy = .projectDefault
-        } else {
-            let text: String
-            do {
-                text = try String(contentsOfFile: profile, encoding: .utf8)
-            } catch {
-                throw SeccompError(message: "cannot read seccomp profile \(profile)")
-            }
-            policy = .profile(json: text)
-        }
+        let policy: SeccompPolicy = profile == "default" ? .projectDefault : try .file(profile)
         let names = capabilities.flatMap { $0.split(separator: ",").map(String.init) }
         let caps = names.isEmpty ? CapabilitySet.dockerDefault : try CapabilitySet(names: names)
 

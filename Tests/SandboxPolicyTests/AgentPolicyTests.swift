@@ -115,7 +115,7 @@ import Testing
         #expect(throws: PolicyError.self) { try policy.seccompPolicy() }
         policy.seccompProfile = .file("/nonexistent/profile.json")
         #expect(throws: PolicyError(file: "/nonexistent/profile.json", key: "seccompProfile",
-                                    problem: "cannot read the seccomp profile (No such file or directory)")) {
+                                    problem: "seccomp profile /nonexistent/profile.json: cannot read the file (No such file or directory)")) {
             try policy.seccompPolicy()
         }
     }

@@ -125,6 +125,24 @@ import Testing
         #expect(error(#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}"#)?.contains("flags") == true)
     }
 
+    @Test func profileFilesAreCheckedWhenRead() throws {
+        let dir = try TestFiles.scratch("profile")
+        let good = dir + "/good.json", bad = dir + "/bad.json"
+        try #"{"defaultAction": "SCMP_ACT_ALLOW"}"#.write(toFile: good, atomically: true, encoding: .utf8)
+        try #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALOW"}]}"#
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(try SeccompPolicy.file(good) == .profile(json: #"{"defaultAction": "SCMP_ACT_ALLOW"}"#))
+        #expect(throws: SeccompError(message: "seccomp profile \(bad): syscalls[0].action: unknown action SCMP_ACT_ALOW (expected one of: \(SeccompProfile.Action.allCases.map(\.rawValue).joined(separator: ", ")))")) {
+            try SeccompPolicy.file(bad)
+        }
+        #expect(throws: SeccompError(message: "seccomp profile \(dir)/missing.json: cannot read the file (No such file or directory)")) {
+            try SeccompPolicy.file(dir + "/missing.json")
+        }
+        #expect(throws: SeccompError(message: "seccomp profile \(dir): cannot read the file (not a regular file)")) {
+            try SeccompPolicy.file(dir)
+        }
+    }
+
     @Test func kernelVersionsParseReleases() {
         #expect(SeccompProfile.KernelVersion("4.8") == .init(major: 4, minor: 8))
         #expect(SeccompProfile.KernelVersion("6.1.0-18-amd64") == .init(major: 6, minor: 1))
