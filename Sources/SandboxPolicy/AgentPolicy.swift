@@ -1,11 +1,168 @@
-/// STUB (replaced by the policy work): the agent policy.
+import Foundation
+
+/// What jobs on this agent may do at most: the capabilities containers may keep, the
+/// seccomp profile, host network, which host paths steps may bind, and resource budgets.
+/// Jobs and the CLI may only narrow it.
+///
+/// Read from JSON (`policies/policy.json` is the built-in default). Every key is optional;
+/// a missing key keeps the default, an unknown key or a wrong type is an error naming the
+/// file and the key. Where the CLI gets it: see `resolve(commandLine:environment:)`.
 public struct AgentPolicy: Sendable, Equatable {
+    /// Which seccomp profile containers get.
+    public enum SeccompProfileSetting: Sendable, Equatable {
+        /// `"default"`: the project's profile (`policies/seccomp-default.json`), plus netlink
+        /// and raw sockets where `allowNetlink`/`allowRawSockets` say so.
+        case projectDefault
+        /// `"unconfined"`: no seccomp filter (no_new_privs and capabilities still apply).
+        case unconfined
+        /// Any other string: a Docker-format profile file; relative paths are resolved
+        /// against the policy file's directory when it is loaded.
+        case file(String)
+    }
+
+    /// Cache eviction: keep at most `keepBytes`, and at most `keepPercentOfDisk` percent of
+    /// the disk holding the cache, whichever is smaller.
+    public struct CacheLimits: Sendable, Equatable {
+        public var keepBytes: UInt64 = 10_000_000_000
+        public var keepPercentOfDisk: Double = 20
+        public init(keepBytes: UInt64 = 10_000_000_000, keepPercentOfDisk: Double = 20) {
+            self.keepBytes = keepBytes
+            self.keepPercentOfDisk = keepPercentOfDisk
+        }
+    }
+
+    /// Capabilities a container may keep (default: Docker's 14).
     public var capabilities: CapabilitySet = .dockerDefault
-    public var seccomp: SeccompPolicy = .projectDefault
+    public var seccompProfile: SeccompProfileSetting = .projectDefault
+    /// Whether steps may use `network: host`.
     public var allowHostNetwork = false
+    /// Absolute host path prefixes steps may bind (besides the job's own workspace).
     public var allowedBindSources: [String] = []
+    /// Whether the default profile allows netlink sockets.
+    public var allowNetlink = false
+    /// Whether the default profile allows raw IP and packet sockets.
+    public var allowRawSockets = false
+    /// Total bytes of artifacts one job may keep (default 1 GiB).
     public var artifactBudgetBytes: UInt64 = 1 << 30
-    public var maxSecretBytes = 500 * 1024
+    public var cache = CacheLimits()
+    /// Largest secret a job may mount (default 500 KiB).
+    public var maxSecretBytes: UInt64 = 500 * 1024
+
     public init() {}
-    public static let `default` = AgentPolicy()
+
+    /// The built-in policy (`policies/policy.json`, embedded in the binary).
+    public static let `default`: AgentPolicy = {
+        do {
+            return try AgentPolicy(jsonData: Data(DefaultPolicy.text.utf8), file: "(built-in policy)", baseDirectory: "/")
+        } catch {
+            // The embedded text is tested to load; failing here is a build defect.
+            fatalError("the built-in agent policy does not load: \(error)")
+        }
+    }()
+
+    /// Reads a policy file. Errors name the file and the JSON key.
+    public static func load(path: String) throws -> AgentPolicy {
+        let data: Data
+        switch readFile(path) {
+        case .success(let bytes): data = bytes
+        case .failure(let error): throw PolicyError(file: path, key: nil, problem: "cannot read the file (\(error))")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try AgentPolicy(jsonData: data, file: path, baseDirectory: directory)
+    }
+
+    /// Where the CLI's policy comes from, in this order: `--policy FILE` (`commandLine`),
+    /// else the file named by `$AGENT_POLICY`, else the built-in default.
+    /// Returns the policy and where it came from (the path, or `"built-in"`).
+    public static func resolve(commandLine: String?, environment: [String: String]) throws -> (policy: AgentPolicy, source: String) {
+        if let path = commandLine, !path.isEmpty { return (try load(path: path), path) }
+        if let path = environment["AGENT_POLICY"], !path.isEmpty { return (try load(path: path), path) }
+        return (.default, "built-in")
+    }
+
+    /// The seccomp policy containers get under this agent policy. A profile file is read
+    /// and checked now, so a broken profile fails before any container starts.
+    public func seccompPolicy() throws -> SeccompPolicy {
+        switch seccompProfile {
+        case .projectDefault:
+            return .projectDefault(allowNetlink: allowNetlink, allowRawSockets: allowRawSockets)
+        case .unconfined:
+            return .unconfined
+        case .file(let path):
+            do {
+                return try .file(path)
+            } catch let error as SeccompError {
+                throw PolicyError(file: path, key: "seccompProfile", problem: error.message)
+            }
+        }
+    }
+
+    /// The capabilities a container gets for `--cap-drop`/`--cap-add` style requests:
+    /// see `CapabilitySet.narrowing(_:drop:add:)`. Throws naming a capability outside the policy.
+    public func capabilities(drop: [String], add: [String]) throws -> CapabilitySet {
+        try CapabilitySet.narrowing(capabilities, drop: drop, add: add)
+    }
+
+    /// Whether a step may bind the host path `source`: it must be absolute and equal to or
+    /// below one of `allowedBindSources`, compared by path components. Resolve symlinks
+    /// (`realpath`) before asking, or a link could point anywhere.
+    public func allowsBindSource(_ source: String) -> Bool {
+        guard let path = Self.components(source) else { return false }
+        return allowedBindSources.contains { prefix in
+            guard let prefix = Self.components(prefix) else { return false }
+            return path.starts(with: prefix)
+        }
+    }
+
+    static func components(_ path: String) -> [Substring]? {
+        guard path.hasPrefix("/") else { return nil }
+        let parts = path.split(separator: "/").filter { $0 != "." }
+        return parts.contains("..") ? nil : parts
+    }
+
+}
+
+/// Why a file could not be read, as `strerror` says it ("No such file or directory").
+struct FileReadError: Error, CustomStringConvertible {
+    /// An errno, or 0 for "not a regular file".
+    var code: Int32
+    var description: String { code == 0 ? "not a regular file" : String(cString: strerror(code)) }
+}
+
+/// Reads a whole regular file (at most 16 MiB: policies and profiles are small).
+func readFile(_ path: String) -> Result<Data, FileReadError> {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return .failure(FileReadError(code: errno)) }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { return .failure(FileReadError(code: errno)) }
+    guard info.st_mode & S_IFMT == S_IFREG else { return .failure(FileReadError(code: 0)) }
+    var data = Data()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return .failure(FileReadError(code: errno)) }
+        if n == 0 { return .success(data) }
+        data.append(contentsOf: buffer[0..<n])
+        if data.count > 16 << 20 { return .failure(FileReadError(code: EFBIG)) }
+    }
+}
+
+/// A policy file that cannot be used: names the file and the JSON key that is wrong.
+public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    /// A JSON path such as `cache.keepBytes` or `capabilities[3]`; `nil` for the whole file.
+    public var key: String?
+    public var problem: String
+
+    public init(file: String, key: String?, problem: String) {
+        self.file = file
+        self.key = key
+        self.problem = problem
+    }
+
+    public var description: String {
+        "policy \(file): " + (key.map { "\($0): " } ?? "") + problem
+    }
 }

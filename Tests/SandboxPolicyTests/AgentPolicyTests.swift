@@ -1,0 +1,149 @@
+import Foundation
+import Testing
+@testable import SandboxPolicy
+
+/// The agent policy file.
+@Suite struct AgentPolicyTests {
+    private func write(_ text: String, name: String = "policy.json") throws -> String {
+        let dir = try TestFiles.scratch("policy")
+        let path = dir + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func builtInPolicyMatchesTheDocumentedDefaults() {
+        let policy = AgentPolicy.default
+        #expect(policy == AgentPolicy())
+        #expect(policy.capabilities == .dockerDefault)
+        #expect(policy.seccompProfile == .projectDefault)
+        #expect(!policy.allowHostNetwork && !policy.allowNetlink && !policy.allowRawSockets)
+        #expect(policy.allowedBindSources.isEmpty)
+        #expect(policy.artifactBudgetBytes == 1 << 30)
+        #expect(policy.cache == .init(keepBytes: 10_000_000_000, keepPercentOfDisk: 20))
+        #expect(policy.maxSecretBytes == 500 * 1024)
+    }
+
+    @Test func loadsEveryKey() throws {
+        let path = try write("""
+        {"capabilities": ["chown", "CAP_KILL"], "seccompProfile": "profiles/strict.json",
+         "allowHostNetwork": true, "allowedBindSources": ["/srv/data", "/opt/tools"],
+         "allowNetlink": true, "allowRawSockets": true, "artifactBudgetBytes": 1000,
+         "cache": {"keepBytes": 2000, "keepPercentOfDisk": 5.5}, "maxSecretBytes": 300}
+        """)
+        let policy = try AgentPolicy.load(path: path)
+        #expect(policy.capabilities.names == ["CAP_CHOWN", "CAP_KILL"])
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        #expect(policy.seccompProfile == .file(dir + "/profiles/strict.json"))
+        #expect(policy.allowHostNetwork && policy.allowNetlink && policy.allowRawSockets)
+        #expect(policy.allowedBindSources == ["/srv/data", "/opt/tools"])
+        #expect(policy.artifactBudgetBytes == 1000)
+        #expect(policy.cache == .init(keepBytes: 2000, keepPercentOfDisk: 5.5))
+        #expect(policy.maxSecretBytes == 300)
+    }
+
+    @Test func missingKeysKeepDefaults() throws {
+        let policy = try AgentPolicy.load(path: try write(#"{"allowHostNetwork": true}"#))
+        var expected = AgentPolicy()
+        expected.allowHostNetwork = true
+        #expect(policy == expected)
+    }
+
+    private func loadError(_ text: String) throws -> PolicyError? {
+        let path = try write(text)
+        do {
+            _ = try AgentPolicy.load(path: path)
+            return nil
+        } catch let error as PolicyError {
+            #expect(error.file == path)
+            #expect("\(error)".hasPrefix("policy \(path): "))
+            return error
+        }
+    }
+
+    @Test func errorsNameTheFileAndKey() throws {
+        #expect(try loadError(#"{"allowHostNetwork": "yes"}"#)?.key == "allowHostNetwork")
+        #expect(try loadError(#"{"capabilities": ["CAP_CHOWN", "CAP_FLY"]}"#)?.key == "capabilities[1]")
+        #expect(try loadError(#"{"capabilties": []}"#)?.key == "capabilties")
+        #expect(try loadError(#"{"cache": {"keepBytes": -1}}"#)?.key == "cache.keepBytes")
+        #expect(try loadError(#"{"cache": {"keepPercent": 3}}"#)?.key == "cache.keepPercent")
+        #expect(try loadError(#"{"cache": {"keepPercentOfDisk": 120}}"#)?.key == "cache.keepPercentOfDisk")
+        #expect(try loadError(#"{"allowedBindSources": ["relative/path"]}"#)?.key == "allowedBindSources[0]")
+        #expect(try loadError(#"{"allowedBindSources": ["/srv/../etc"]}"#)?.key == "allowedBindSources[0]")
+        #expect(try loadError(#"{"seccompProfile": ""}"#)?.key == "seccompProfile")
+        #expect(try loadError(#"{"maxSecretBytes": 1.5}"#)?.key == "maxSecretBytes")
+        let notJSON = try loadError("{")
+        #expect(notJSON?.key == nil)
+        #expect(notJSON?.problem.contains("not valid JSON") == true)
+    }
+
+    @Test func missingFileIsNamed() {
+        #expect(throws: PolicyError.self) { try AgentPolicy.load(path: "/nonexistent/policy.json") }
+        do {
+            _ = try AgentPolicy.load(path: "/nonexistent/policy.json")
+        } catch {
+            #expect("\(error)".contains("/nonexistent/policy.json"))
+            #expect("\(error)".contains("No such file"))
+        }
+    }
+
+    @Test func resolutionOrderIsFlagThenEnvironmentThenBuiltIn() throws {
+        let flag = try write(#"{"allowNetlink": true}"#)
+        let env = try write(#"{"allowRawSockets": true}"#)
+        let fromFlag = try AgentPolicy.resolve(commandLine: flag, environment: ["AGENT_POLICY": env])
+        #expect(fromFlag.source == flag && fromFlag.policy.allowNetlink && !fromFlag.policy.allowRawSockets)
+        let fromEnv = try AgentPolicy.resolve(commandLine: nil, environment: ["AGENT_POLICY": env])
+        #expect(fromEnv.source == env && fromEnv.policy.allowRawSockets)
+        let builtIn = try AgentPolicy.resolve(commandLine: nil, environment: [:])
+        #expect(builtIn.source == "built-in" && builtIn.policy == .default)
+    }
+
+    @Test func seccompPolicyFollowsTheSettings() throws {
+        var policy = AgentPolicy()
+        #expect(try policy.seccompPolicy() == .projectDefault)
+        policy.allowNetlink = true
+        #expect(try policy.seccompPolicy() == .projectDefault(allowNetlink: true, allowRawSockets: false))
+        policy.seccompProfile = .unconfined
+        #expect(try policy.seccompPolicy() == .unconfined)
+
+        let docker = try TestFiles.dockerProfile()
+        let profilePath = try write(docker, name: "docker.json")
+        let loaded = try AgentPolicy.load(path: try write(#"{"seccompProfile": "\#(profilePath)"}"#))
+        #expect(try loaded.seccompPolicy() == .profile(json: docker))
+
+        let broken = try write(#"{"defaultAction": "SCMP_ACT_NOPE"}"#, name: "broken.json")
+        policy.seccompProfile = .file(broken)
+        #expect(throws: PolicyError.self) { try policy.seccompPolicy() }
+        policy.seccompProfile = .file("/nonexistent/profile.json")
+        #expect(throws: PolicyError(file: "/nonexistent/profile.json", key: "seccompProfile",
+                                    problem: "seccomp profile /nonexistent/profile.json: cannot read the file (No such file or directory)")) {
+            try policy.seccompPolicy()
+        }
+    }
+
+    @Test func bindSourcesCompareWholeComponents() {
+        var policy = AgentPolicy()
+        policy.allowedBindSources = ["/srv/data"]
+        #expect(policy.allowsBindSource("/srv/data"))
+        #expect(policy.allowsBindSource("/srv/data/x/y"))
+        #expect(!policy.allowsBindSource("/srv/database"))
+        #expect(!policy.allowsBindSource("/srv/data/../../etc"))
+        #expect(!policy.allowsBindSource("srv/data"))
+        #expect(!AgentPolicy().allowsBindSource("/"))
+    }
+
+    @Test func capabilityRequestsOnlyNarrow() throws {
+        let policy = AgentPolicy()
+        #expect(try policy.capabilities(drop: ["ALL"], add: ["CHOWN"]).names == ["CAP_CHOWN"])
+        #expect(throws: CapabilityError.notAllowed("CAP_SYS_ADMIN")) { try policy.capabilities(drop: [], add: ["SYS_ADMIN"]) }
+    }
+
+    @Test func codableRoundTrip() throws {
+        var policy = AgentPolicy()
+        policy.allowedBindSources = ["/srv"]
+        policy.cache.keepPercentOfDisk = 12.5
+        let data = try JSONEncoder().encode(policy)
+        #expect(try JSONDecoder().decode(AgentPolicy.self, from: data) == policy)
+        #expect(try JSONDecoder().decode(AgentPolicy.self, from: Data(AgentPolicy.default.jsonText.utf8)) == .default)
+        #expect(throws: PolicyError.self) { try JSONDecoder().decode(AgentPolicy.self, from: Data(#"{"nope": 1}"#.utf8)) }
+    }
+}
