@@ -43,6 +43,7 @@ struct IDMapPlan: Sendable, Equatable {
     /// setgroups(2) is allowed (not in single mode).
     var groupsAllowed: Bool
 
+    static let rootFallbackRange = SubordinateRange(start: 2_000_000_000, count: 65536)
     static let newuidmap = "/usr/bin/newuidmap"
     static let newgidmap = "/usr/bin/newgidmap"
 
@@ -54,9 +55,11 @@ struct IDMapPlan: Sendable, Equatable {
         let uids = subuid.flatMap { SubordinateRange.parse($0, user: userName, id: hostUID) }
         let gids = subgid.flatMap { SubordinateRange.parse($0, user: userName, id: hostUID) }
         if hostUID == 0 {
-            // Container root maps to an unprivileged range, never to host uid 0.
-            let u = uids ?? SubordinateRange(start: 100000, count: 65536)
-            let g = gids ?? SubordinateRange(start: 100000, count: 65536)
+            // Container root maps to an unprivileged range, never to host uid 0. Without a
+            // range for root, use one far above what useradd hands out (SUB_UID_MAX 600100000)
+            // so it cannot collide with a user's subordinate ids.
+            let u = uids ?? rootFallbackRange
+            let g = gids ?? rootFallbackRange
             return IDMapPlan(method: .rootRange(uids: u, gids: g), reported: .subordinate, initUID: 0, initGID: 0, groupsAllowed: true)
         }
         let canUseHelpers = uids != nil && gids != nil && helpersExist

@@ -131,7 +131,13 @@ struct SetupPlan: Sendable, Equatable {
         for r in Self.readOnlyPaths {
             ops.append(SetupOp(kind: .readonly, flags: SetupOp.noSymlinks | SetupOp.noCreate, target: r))
         }
-        for m in c.mounts { ops.append(try Self.op(for: m)) }
+        // Caller targets must not pass through any symlink (a job can plant one in a
+        // volume or rootfs between runs); the shim also resolves them inside the root.
+        for m in c.mounts {
+            var op = try Self.op(for: m)
+            op.flags |= SetupOp.noSymlinks
+            ops.append(op)
+        }
         // The agent's own binary never shows inside, even when it lives under a host bind.
         if case .host = c.rootfs, let bin = agentBinary,
            Self.hostRootEntries.contains(where: { bin.hasPrefix("/\($0)/") }) {

@@ -20,7 +20,9 @@ enum ShimFailure {
         case AGENT_STAGE_ROOTFS.rawValue:
             if case .directory(let dir) = c.rootfs { return SandboxError(stage: "rootfs", errno: err, detail: "(directory \(dir))") }
             return SandboxError(stage: "rootfs", errno: err)
-        case AGENT_STAGE_OP.rawValue: return SandboxError(stage: opAt?.label ?? "mount", errno: err)
+        case AGENT_STAGE_OP.rawValue:
+            let why = err == ELOOP ? "(the target path contains a symlink)" : nil
+            return SandboxError(stage: opAt?.label ?? "mount", errno: err, detail: why)
         case AGENT_STAGE_DEVNULL.rawValue: return SandboxError(stage: "host /dev/null", errno: err, detail: "(must be the character device 1:3)")
         case AGENT_STAGE_LOOPBACK.rawValue: return SandboxError(stage: "loopback", errno: err)
         case AGENT_STAGE_PIVOT_ROOT.rawValue: return SandboxError(stage: "pivot_root", errno: err)
