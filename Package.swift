@@ -46,6 +46,7 @@ let package = Package(
         ),
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxPolicy"]),
         // Runs the built `agent` binary as an unprivileged user (see ci/test.sh).
         .testTarget(name: "IntegrationTests", dependencies: []),
     ]

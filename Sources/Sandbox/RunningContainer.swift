@@ -1,42 +1,119 @@
+import CAgentSandbox
+import Foundation
 import SandboxPolicy
 
 /// A started container. Obtain one with `RunningContainer.start(_:)`.
 ///
-/// STUB: signatures are the contract between the sandbox and the job runner;
-/// the implementation lands with the sandbox work.
+/// The container's init (PID 1 inside) is a child of the library's spawner thread; a
+/// per-container supervisor thread streams output, reaps the init and enforces timeouts.
 public final class RunningContainer: Sendable {
+    let core: ContainerCore
+
+    init(core: ContainerCore) { self.core = core }
+
+    deinit { core.release() }
+
     /// Clones the container, sets it up and execs the command. Returns once the command
     /// is running (the shim's close-on-exec error pipe reached EOF), or throws the
     /// `SandboxError` naming the stage that failed.
     public static func start(_ configuration: ContainerConfiguration) async throws -> RunningContainer {
-        throw SandboxError(stage: "not implemented")
+        try await start(configuration, hostNetworkAllowed: { true })
+    }
+
+    /// As `start(_:)`, with the policy's say on `network: .host` (the job runner passes
+    /// the agent policy's answer; `agent exec` allows it).
+    public static func start(
+        _ configuration: ContainerConfiguration, hostNetworkAllowed: @Sendable () -> Bool
+    ) async throws -> RunningContainer {
+        let c = configuration
+        if getuid() == 0 && !c.allowRoot {
+            throw SandboxError(stage: "start", detail: "(refusing to run containers as root: run the agent as an unprivileged user, or pass --allow-root / allowRoot)")
+        }
+        if c.network == .host && !hostNetworkAllowed() {
+            throw SandboxError(stage: "network", detail: "(host network is not allowed by the policy)")
+        }
+        guard !c.command.isEmpty else { throw SandboxError(stage: "exec", detail: "(empty command)") }
+        guard c.workingDirectory.hasPrefix("/") else {
+            throw SandboxError(stage: "chdir", detail: "\(c.workingDirectory) (the working directory must be absolute)")
+        }
+        let bpf: [UInt8]?
+        do {
+            bpf = try c.seccomp.compile(capabilities: c.capabilities)
+        } catch {
+            throw SandboxError(stage: "seccomp profile", detail: "(\(error))")
+        }
+        let ids = try IDMapPlan.forCurrentUser(c)
+        let plan = try SetupPlan(configuration: c, agentBinary: Self.agentBinaryPath())
+        return try await withCheckedThrowingContinuation { cont in
+            let thread = Thread {
+                Launcher(configuration: c, ids: ids, plan: plan, bpf: bpf).run(cont)
+            }
+            thread.name = "agent-container"
+            thread.start()
+        }
+    }
+
+    static func agentBinaryPath() -> String? {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The host pid of the container's init.
-    public var pid: Int32 { 0 }
+    public var pid: Int32 { core.pid }
+
+    /// How ids were mapped for this container (`single` or `subordinate`).
+    public var idMapping: ContainerConfiguration.IDMapping { core.idMapping }
 
     /// Captured stdout/stderr chunks in arrival order (empty when output is `.inherit`).
     /// Finishes when both pipes reach EOF.
-    public var output: AsyncStream<OutputChunk> { AsyncStream { $0.finish() } }
+    public var output: AsyncStream<OutputChunk> { core.output }
 
     /// Waits for the container to exit; enforces the configured timeout.
     /// Cancelling the waiting task terminates the container (SIGTERM, grace, SIGKILL).
     public func wait() async -> ContainerResult {
-        fatalError("not implemented")
+        let core = self.core
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (cont: CheckedContinuation<ContainerResult, Never>) in
+                let done = core.state.withLock { s -> ContainerResult? in
+                    if let r = s.result { return r }
+                    s.waiters.append(cont)
+                    return nil
+                }
+                if let done { cont.resume(returning: done) }
+            }
+        } onCancel: {
+            core.requestTerminate(grace: core.configuration.killGracePeriod)
+        }
     }
 
     /// SIGTERM to the command (through the init), then SIGKILL to the whole container after `grace`.
-    public func terminate(grace: Duration) {}
+    public func terminate(grace: Duration) { core.requestTerminate(grace: grace) }
 
-    /// Sends `signal` to the command through the init.
-    public func signal(_ signal: Int32) {}
+    /// Sends `signal` to the command through the init (SIGKILL kills the whole container).
+    public func signal(_ signal: Int32) { core.signalInit(signal) }
 
     /// With `keepAliveAfterExit`: a directory descriptor of the container's `/` (via the init's
     /// `/proc/PID/root`), valid until `release()`. Open paths under it with `openat2` and
     /// `RESOLVE_IN_ROOT` so a symlink planted by the job cannot lead out of the container.
     /// The caller closes the descriptor.
-    public func openRoot() throws -> Int32 { throw SandboxError(stage: "not implemented") }
+    public func openRoot() throws -> Int32 {
+        guard core.configuration.keepAliveAfterExit else {
+            throw SandboxError(stage: "open root", detail: "(the container was not started with keepAliveAfterExit)")
+        }
+        return try core.state.withLock { s in
+            guard !s.reaped, s.releaseFD >= 0 else {
+                throw SandboxError(stage: "open root", detail: "(the container was released or is gone)")
+            }
+            // The init makes itself dumpable again only after every container process is
+            // gone, so /proc/PID/root is reachable for us and for nobody inside.
+            let fd = agent_sandbox_open_path_dir("/proc/\(core.pid)/root")
+            guard fd >= 0 else { throw SandboxError(stage: "open root", errno: -fd, detail: "/proc/\(core.pid)/root") }
+            return fd
+        }
+    }
 
     /// With `keepAliveAfterExit`: lets the init exit and the container's mounts go away.
-    public func release() {}
+    public func release() { core.release() }
 }

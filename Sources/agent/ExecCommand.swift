@@ -1,10 +1,160 @@
 import ArgumentParser
+import Foundation
+import Sandbox
+import SandboxPolicy
 
-/// STUB: `agent exec`, implemented by its issue.
+/// `agent exec`: one ad-hoc sandboxed command, like `bwrap` or `docker run`.
+///
+/// Exit status: the command's (128 + signal when killed); 125 when the agent fails
+/// (bad flag, set-up failure) with `agent: <message>` on stderr; 127/126 when the command
+/// is not found / not executable, as Docker does.
 struct ExecCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "exec", abstract: "(not implemented yet)")
+    static let configuration = CommandConfiguration(
+        commandName: "exec",
+        abstract: "Run one command in a rootless container.",
+        discussion: """
+            Exit status: the command's (128+N if killed by signal N); 125 for an agent error; \
+            126/127 if the command is not executable / not found.
+            """
+    )
+
+    @Option(help: "Root filesystem: 'host' (read-only host /usr, /etc, ...) or a directory.")
+    var rootfs: String = "host"
+
+    @Flag(name: .customLong("rw-rootfs"), help: "Keep the root filesystem writable.")
+    var rwRootfs = false
+
+    @Option(name: .customLong("bind"), help: "Bind mount SRC:DST[:ro|rw] (default ro). Repeatable.")
+    var binds: [String] = []
+
+    @Option(name: .customLong("tmpfs"), help: "tmpfs DST[:size=64m[,mode=1777]]. Repeatable.")
+    var tmpfs: [String] = []
+
+    @Option(help: "Network: none (loopback only) or host.")
+    var network: String = "none"
+
+    @Option(help: "Seccomp profile: a Docker-format JSON file, 'default' or 'unconfined'.")
+    var seccomp: String = "default"
+
+    @Option(name: .customLong("cap-drop"), help: "Drop a capability, or ALL. Repeatable.")
+    var capDrop: [String] = []
+
+    @Option(name: .customLong("cap-add"), help: "Add a capability. Repeatable.")
+    var capAdd: [String] = []
+
+    @Option(name: .customLong("env"), help: "Set K=V in the command's environment. Repeatable.")
+    var env: [String] = []
+
+    @Option(help: "Working directory inside the container.")
+    var workdir: String = "/"
+
+    @Option(help: "Hostname inside the container.")
+    var hostname: String = "sandbox"
+
+    @Option(help: "UID[:GID] the command runs as inside.")
+    var user: String = "0:0"
+
+    @Option(name: .customLong("id-map"), help: "Id mapping: auto, single or subordinate.")
+    var idMap: String = "auto"
+
+    @Option(help: "Wall-clock limit, e.g. 10s, 5m, 500ms.")
+    var timeout: String?
+
+    @Flag(name: .customLong("allow-root"), help: "Allow running as real root (container root still maps to an unprivileged range).")
+    var allowRoot = false
+
+    @Flag(help: "Pass the agent's stdin to the command (default: /dev/null).")
+    var interactive = false
+
+    @Flag(help: "Print the id-mapping mode on stderr.")
+    var verbose = false
+
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
+    var command: [String] = []
+
+    mutating func validate() throws {
+        if command.first == "--" { command.removeFirst() }
+        guard !command.isEmpty else { throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]") }
+        _ = try makeConfiguration()
+    }
 
     func run() async throws {
-        throw ExitCode(125)
+        let c: ContainerConfiguration
+        do { c = try makeConfiguration() } catch {
+            Self.fail("\(error)")
+        }
+        do {
+            let container = try await RunningContainer.start(c)
+            if verbose { FileHandle.standardError.write(Data("agent: id mapping: \(Self.name(container.idMapping))\n".utf8)) }
+            let result = await container.wait()
+            if result.timedOut { FileHandle.standardError.write(Data("agent: timed out after \(timeout ?? "")\n".utf8)) }
+            throw ExitCode(result.status.shellExitCode)
+        } catch let e as SandboxError {
+            FileHandle.standardError.write(Data("agent: \(e)\n".utf8))
+            if e.isExecFailure { throw ExitCode(e.errno == ENOENT ? 127 : 126) }
+            throw ExitCode(125)
+        }
+    }
+
+    static func name(_ m: ContainerConfiguration.IDMapping) -> String {
+        switch m {
+        case .automatic: return "automatic"
+        case .single: return "single"
+        case .subordinate: return "subordinate"
+        }
+    }
+
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("agent: \(message)\n".utf8))
+        Foundation.exit(125)
+    }
+
+    func makeConfiguration() throws -> ContainerConfiguration {
+        var c = ContainerConfiguration(command: command.first == "--" ? Array(command.dropFirst()) : command)
+        c.rootfs = rootfs == "host" ? .host : .directory(rootfs)
+        if case .directory(let d) = c.rootfs, !d.hasPrefix("/") {
+            c.rootfs = .directory(FileManager.default.currentDirectoryPath + "/" + d)
+        }
+        c.readOnlyRoot = !rwRootfs
+        for b in binds { c.mounts.append(try ExecParsing.bind(b)) }
+        for t in tmpfs { c.mounts.append(try ExecParsing.tmpfs(t)) }
+        guard let net = ContainerConfiguration.Network(rawValue: network) else {
+            throw ValidationError("--network must be none or host, not '\(network)'")
+        }
+        c.network = net
+        switch seccomp {
+        case "unconfined": c.seccomp = .unconfined
+        case "default": c.seccomp = .projectDefault
+        default:
+            guard let text = try? String(contentsOfFile: seccomp, encoding: .utf8) else {
+                throw ValidationError("--seccomp: cannot read profile file \(seccomp)")
+            }
+            c.seccomp = .profile(json: text)
+        }
+        c.capabilities = try ExecParsing.capabilities(drop: capDrop, add: capAdd)
+        for e in env {
+            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else {
+                throw ValidationError("--env must be K=V, not '\(e)'")
+            }
+            let key = e[..<eq]
+            c.environment.removeAll { $0.hasPrefix(key + "=") }
+            c.environment.append(e)
+        }
+        guard workdir.hasPrefix("/") else { throw ValidationError("--workdir must be an absolute path, not '\(workdir)'") }
+        c.workingDirectory = workdir
+        guard !hostname.isEmpty, hostname.utf8.count <= 64 else { throw ValidationError("--hostname must be 1 to 64 bytes") }
+        c.hostname = hostname
+        (c.uid, c.gid) = try ExecParsing.user(user)
+        switch idMap {
+        case "auto", "automatic": c.idMapping = .automatic
+        case "single": c.idMapping = .single
+        case "subordinate": c.idMapping = .subordinate
+        default: throw ValidationError("--id-map must be auto, single or subordinate, not '\(idMap)'")
+        }
+        if let timeout { c.timeout = try ExecParsing.duration(timeout) }
+        c.allowRoot = allowRoot
+        c.stdin = interactive ? .inherit : .null
+        c.output = .inherit
+        return c
     }
 }

@@ -1,8 +1,171 @@
 // CAgentSandbox: the only code that runs in the child between clone and exec.
-// STUB: filled in by the sandbox work.
+//
+// Swift (the `Sandbox` module) prepares a flat plan in the parent: every string, array
+// and buffer the child needs is allocated before the clone. The child then makes raw
+// system calls only (no malloc, stdio, locks, libseccomp or libcap), because after a
+// fork-like clone of a multi-threaded process any lock may be held by a thread that no
+// longer exists in the child.
 #ifndef AGENT_SANDBOX_H
 #define AGENT_SANDBOX_H
 
-int agent_sandbox_version(void);
+#include <stddef.h>
+#include <stdint.h>
+
+/// Version of the plan layout, so Swift and C can never silently disagree.
+#define AGENT_SANDBOX_PLAN_VERSION 1
+
+/// Kinds of set-up operations, applied in order inside the new root.
+enum agent_sandbox_op_kind {
+    /// Create directory `target` (and missing parents), mode `mode`.
+    AGENT_SANDBOX_OP_MKDIR = 1,
+    /// Create symlink `target` whose contents are `data`.
+    AGENT_SANDBOX_OP_SYMLINK = 2,
+    /// Bind host path `source` (opened before the host is hidden) at `target`.
+    AGENT_SANDBOX_OP_BIND = 3,
+    /// A new kernel filesystem: type `source`, options `data`, flags `mount_flags`.
+    AGENT_SANDBOX_OP_MOUNT = 4,
+    /// overlayfs created before the host is hidden, options in `keys`/`values`.
+    AGENT_SANDBOX_OP_OVERLAY = 5,
+    /// A file with `contents` on the private staging tmpfs, bound read-only at `target`.
+    AGENT_SANDBOX_OP_FILE = 6,
+    /// Mask `target` if it exists: the host's /dev/null over a file, an empty ro tmpfs over a dir.
+    AGENT_SANDBOX_OP_MASK = 7,
+    /// Make existing `target` read-only (bind onto itself, then MOUNT_ATTR_RDONLY).
+    AGENT_SANDBOX_OP_READONLY = 8,
+};
+
+/// Flags of one operation.
+#define AGENT_SANDBOX_F_RDONLY 0x1u      /* mount read-only */
+#define AGENT_SANDBOX_F_FILE 0x2u        /* the target is a file, not a directory */
+#define AGENT_SANDBOX_F_NOSYMLINKS 0x4u  /* resolve the target without any symlink (kernel fs) */
+#define AGENT_SANDBOX_F_NOCREATE 0x8u    /* do not create a missing target */
+
+/// One set-up operation. Targets are relative to the new root ("proc/sys", never "/...").
+struct agent_sandbox_op {
+    int32_t kind;
+    uint32_t flags;
+    const char *source;
+    const char *target;
+    const char *data;
+    /// overlay options as fsconfig key/value pairs (value NULL = flag).
+    const char *const *keys;
+    const char *const *values;
+    size_t n_keys;
+    const uint8_t *contents;
+    size_t contents_len;
+    uint32_t mode;
+    uint32_t uid;
+    uint32_t gid;
+    unsigned long mount_flags;
+};
+
+struct agent_sandbox_rlimit {
+    int32_t resource;
+    uint64_t soft;
+    uint64_t hard;
+};
+
+/// Everything the child needs, prepared by the parent.
+struct agent_sandbox_plan {
+    int32_t version;
+    uint64_t clone_flags;      /* CLONE_NEW* flags */
+    /* Child ends of the control pipes; the parent keeps the other ends. */
+    int32_t sync_fd;           /* read: one byte once the id maps are written */
+    int32_t error_fd;          /* write, close-on-exec: {stage, op, errno} on failure */
+    int32_t status_fd;         /* write: the command's raw wait status */
+    int32_t release_fd;        /* read: EOF lets a kept-alive init exit */
+    int32_t stdio[3];          /* become 0, 1, 2 */
+    const char *rootfs_dir;    /* NULL: a fresh tmpfs root (host rootfs binds come as ops) */
+    int32_t readonly_root;     /* remount / read-only after set-up */
+    const char *hostname;
+    int32_t loopback;          /* bring up lo (new network namespace) */
+    uint32_t init_uid;         /* ids the init takes right after the maps are written */
+    uint32_t init_gid;
+    const struct agent_sandbox_op *ops;
+    size_t n_ops;
+    int32_t *op_fds;           /* scratch, n_ops entries */
+    /* The command. */
+    uint32_t uid;
+    uint32_t gid;
+    int32_t clear_groups;      /* setgroups(0) (not allowed when setgroups is denied) */
+    uint64_t cap_mask;
+    uint32_t last_cap;
+    const struct agent_sandbox_rlimit *rlimits;
+    size_t n_rlimits;
+    const uint8_t *bpf;        /* struct sock_filter[], NULL: no filter */
+    size_t bpf_len;            /* bytes */
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    const char *path_search;   /* PATH for looking up argv[0] without a slash */
+    char *scratch;             /* scratch buffer for paths */
+    size_t scratch_len;
+    int32_t keep_alive;        /* init waits for EOF on release_fd after the command exits */
+};
+
+/// A failure record the child writes to the error pipe.
+struct agent_sandbox_failure {
+    int32_t stage;  /* enum agent_sandbox_stage */
+    int32_t op;     /* index into ops, or -1 */
+    int32_t err;    /* errno */
+};
+
+/// Where set-up failed; Swift maps these to names (`pivot_root`, `mount /workspace`, ...).
+enum agent_sandbox_stage {
+    AGENT_STAGE_SYNC = 1,
+    AGENT_STAGE_STDIO,
+    AGENT_STAGE_INIT_IDS,
+    AGENT_STAGE_HOSTNAME,
+    AGENT_STAGE_PRIVATE,
+    AGENT_STAGE_OP_SOURCE,
+    AGENT_STAGE_STAGING,
+    AGENT_STAGE_ROOTFS,
+    AGENT_STAGE_OP,
+    AGENT_STAGE_DEVNULL,
+    AGENT_STAGE_LOOPBACK,
+    AGENT_STAGE_PIVOT_ROOT,
+    AGENT_STAGE_UMOUNT_OLD,
+    AGENT_STAGE_REMOUNT_RO,
+    AGENT_STAGE_SIGNALS,
+    AGENT_STAGE_FORK,
+    AGENT_STAGE_SETSID,
+    AGENT_STAGE_RLIMIT,
+    AGENT_STAGE_CHDIR,
+    AGENT_STAGE_SETGROUPS,
+    AGENT_STAGE_SETRESGID,
+    AGENT_STAGE_SETRESUID,
+    AGENT_STAGE_CAPBSET,
+    AGENT_STAGE_CAPSET,
+    AGENT_STAGE_NO_NEW_PRIVS,
+    AGENT_STAGE_SECCOMP,
+    AGENT_STAGE_EXEC,
+    AGENT_STAGE_DUMPABLE,
+};
+
+/// Clones the container's init from the library's dedicated spawner thread (so
+/// PR_SET_PDEATHSIG is tied to a thread that lives as long as the process).
+/// On success returns 0 and sets `*pid` and `*pidfd`; else returns -errno.
+/// `*used_flags` receives the clone flags that worked (CLONE_NEWCGROUP is dropped
+/// where the kernel refuses it).
+int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pidfd, uint64_t *used_flags);
+
+/// pidfd_send_signal, which glibc 2.36 does not wrap.
+int agent_sandbox_pidfd_signal(int pidfd, int sig);
+
+/// waitid(P_PIDFD, pidfd, WEXITED): reaps the init. Returns 0 and the raw status
+/// (as waitpid would report it) or -errno.
+int agent_sandbox_pidfd_reap(int pidfd, int *status);
+
+/// The kernel's highest capability number (/proc/sys/kernel/cap_last_cap), 40 if unknown.
+unsigned agent_sandbox_last_cap(void);
+
+/// pipe2(O_CLOEXEC): Swift's Glibc module does not export _GNU_SOURCE functions.
+int agent_sandbox_pipe(int fds[2]);
+
+/// eventfd(0, EFD_CLOEXEC), to wake a supervisor thread's poll.
+int agent_sandbox_eventfd(void);
+
+/// open(path, O_PATH | O_DIRECTORY | O_CLOEXEC) or -errno.
+int agent_sandbox_open_path_dir(const char *path);
 
 #endif

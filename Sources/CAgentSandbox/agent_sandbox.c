@@ -1,3 +1,0 @@
-#include "agent_sandbox.h"
-
-int agent_sandbox_version(void) { return 1; }

@@ -1,0 +1,301 @@
+// Builds the container's root inside the child's new mount namespace, then pivots into it.
+//
+// Order (as bubblewrap and crun do it): ids, hostname, make / rprivate, open every host
+// source while the host is still visible (open_tree/fsopen give detached mounts), hide the
+// host's /tmp under a private staging tmpfs, build the new root there, apply the operations
+// with every target resolved *inside* the new root (openat2 + RESOLVE_IN_ROOT), bring up
+// loopback, pivot_root and detach the old root.
+#include "sys.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#define STAGING "/tmp"
+#define NEWROOT "/tmp/root"
+#define FILES "/tmp/files"
+
+static int sb_openat2(int dirfd, const char *path, uint64_t resolve) {
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .mode = 0, .resolve = resolve };
+    return (int)SB4(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/// Resolves `rel` inside `root` (symlinks cannot lead out), creating missing components
+/// one at a time (directories, or an empty file for the last one when `file`).
+/// Returns an O_PATH descriptor or -errno.
+static int sb_resolve(const struct agent_sandbox_plan *p, int root, const char *rel, uint32_t flags) {
+    uint64_t resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    if (flags & AGENT_SANDBOX_F_NOSYMLINKS) resolve |= RESOLVE_NO_SYMLINKS;
+    int fd = sb_openat2(root, rel, resolve);
+    if (fd != -ENOENT || (flags & AGENT_SANDBOX_F_NOCREATE)) return fd;
+    size_t len = sb_strlen(rel);
+    if (len + 1 > p->scratch_len) return -ENAMETOOLONG;
+    char *buf = p->scratch;
+    for (size_t i = 0; i <= len; i++) buf[i] = rel[i];
+    int parent = (int)SB3(SYS_fcntl, root, F_DUPFD_CLOEXEC, 0);
+    if (parent < 0) return parent;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        int last = buf[i] == 0;
+        buf[i] = 0;
+        const char *name = buf + start;
+        int next = sb_openat2(root, buf, resolve);
+        if (next == -ENOENT && name[0]) {
+            long r;
+            if (last && (flags & AGENT_SANDBOX_F_FILE)) {
+                r = SB4(SYS_openat, parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (r >= 0) SB1(SYS_close, r);
+            } else {
+                r = SB3(SYS_mkdirat, parent, name, 0755);
+            }
+            if (r < 0 && r != -EEXIST) { SB1(SYS_close, parent); return (int)r; }
+            next = sb_openat2(root, buf, resolve);
+        }
+        SB1(SYS_close, parent);
+        if (next < 0) return next;
+        parent = next;
+        if (!last) buf[i] = '/';
+        start = i + 1;
+    }
+    return parent;
+}
+
+static long sb_set_readonly(int fd, int recursive) {
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+    return SB5(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
+}
+
+static long sb_attach(int tree, int target) {
+    return SB5(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/// Opens the host sources of binds and overlays as detached mounts while the host is visible.
+static void sb_open_sources(const struct agent_sandbox_plan *p) {
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const struct agent_sandbox_op *op = &p->ops[i];
+        p->op_fds[i] = -1;
+        if (op->kind == AGENT_SANDBOX_OP_BIND) {
+            long fd = SB3(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+            if (fd < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, fd);
+            if (op->flags & AGENT_SANDBOX_F_RDONLY) {
+                long r = sb_set_readonly((int)fd, 1);
+                if (r < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, r);
+            }
+            p->op_fds[i] = (int)fd;
+        } else if (op->kind == AGENT_SANDBOX_OP_OVERLAY) {
+            long fs = SB2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+            if (fs < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, fs);
+            for (size_t k = 0; k < op->n_keys; k++) {
+                long r = op->values[k]
+                    ? SB5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, op->keys[k], op->values[k], 0)
+                    : SB5(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, op->keys[k], 0, 0);
+                // userxattr is an optimisation older kernels lack; everything else must apply.
+                if (r < 0 && op->values[k]) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, r);
+            }
+            long r = SB5(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+            if (r < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, r);
+            long m = SB3(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+            if (m < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, m);
+            SB1(SYS_close, fs);
+            p->op_fds[i] = (int)m;
+        }
+    }
+}
+
+/// The host's /dev/null, checked to really be char 1:3 (a planted node must not be used).
+static int sb_open_devnull(void) {
+    long fd = SB4(SYS_openat, AT_FDCWD, "/dev/null", O_PATH | O_CLOEXEC | O_NOFOLLOW, 0);
+    if (fd < 0) sb_fail(AGENT_STAGE_DEVNULL, -1, fd);
+    struct statx st;
+    long r = SB5(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_TYPE, &st);
+    if (r < 0) sb_fail(AGENT_STAGE_DEVNULL, -1, r);
+    if (!S_ISCHR(st.stx_mode) || st.stx_rdev_major != 1 || st.stx_rdev_minor != 3)
+        sb_fail(AGENT_STAGE_DEVNULL, -1, ENODEV);
+    return (int)fd;
+}
+
+static void sb_mask(const struct agent_sandbox_plan *p, int root, int devnull, size_t i) {
+    const struct agent_sandbox_op *op = &p->ops[i];
+    int t = sb_resolve(p, root, op->target, AGENT_SANDBOX_F_NOSYMLINKS | AGENT_SANDBOX_F_NOCREATE);
+    if (t == -ENOENT) return;
+    if (t < 0) sb_fail(AGENT_STAGE_OP, (int)i, t);
+    struct statx st;
+    long r = SB5(SYS_statx, t, "", AT_EMPTY_PATH, STATX_TYPE, &st);
+    if (r < 0) sb_fail(AGENT_STAGE_OP, (int)i, r);
+    if (S_ISDIR(st.stx_mode)) {
+        char path[32];
+        r = SB5(SYS_mount, "tmpfs", sb_fd_path(path, t), "tmpfs",
+                MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
+    } else {
+        long tree = SB3(SYS_open_tree, devnull, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        r = tree < 0 ? tree : sb_attach((int)tree, t);
+        if (tree >= 0) SB1(SYS_close, tree);
+    }
+    if (r < 0) sb_fail(AGENT_STAGE_OP, (int)i, r);
+    SB1(SYS_close, t);
+}
+
+static void sb_write_file(const struct agent_sandbox_plan *p, int files, size_t i, int target) {
+    const struct agent_sandbox_op *op = &p->ops[i];
+    char name[24];
+    // The file's name on the staging tmpfs is the op index: unique, no formatting needed.
+    sb_fd_path(name, (int)i);
+    const char *base = name + sb_strlen("/proc/self/fd/");
+    long fd = SB4(SYS_openat, files, base, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) sb_fail(AGENT_STAGE_OP, (int)i, fd);
+    size_t off = 0;
+    while (off < op->contents_len) {
+        long w = SB3(SYS_write, fd, op->contents + off, op->contents_len - off);
+        if (w == -EINTR) continue;
+        if (w < 0) sb_fail(AGENT_STAGE_OP, (int)i, w);
+        off += (size_t)w;
+    }
+    long r = SB2(SYS_fchmod, fd, op->mode);
+    if (r >= 0) r = SB3(SYS_fchown, fd, op->uid, op->gid);
+    if (r < 0) sb_fail(AGENT_STAGE_OP, (int)i, r);
+    SB1(SYS_close, fd);
+    long tree = SB3(SYS_open_tree, files, base, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) sb_fail(AGENT_STAGE_OP, (int)i, tree);
+    r = sb_set_readonly((int)tree, 0);
+    if (r >= 0) r = sb_attach((int)tree, target);
+    if (r < 0) sb_fail(AGENT_STAGE_OP, (int)i, r);
+    SB1(SYS_close, tree);
+}
+
+static void sb_apply(const struct agent_sandbox_plan *p, int root, int files, int devnull, size_t i) {
+    const struct agent_sandbox_op *op = &p->ops[i];
+    if (op->kind == AGENT_SANDBOX_OP_MASK) { sb_mask(p, root, devnull, i); return; }
+    if (op->kind == AGENT_SANDBOX_OP_SYMLINK) {
+        // Resolve the parent inside the root, then create the link itself with symlinkat.
+        size_t len = sb_strlen(op->target), slash = len;
+        while (slash > 0 && op->target[slash - 1] != '/') slash--;
+        int parent;
+        if (slash == 0) {
+            parent = (int)SB3(SYS_fcntl, root, F_DUPFD_CLOEXEC, 0);
+        } else {
+            if (slash > p->scratch_len / 2) sb_fail(AGENT_STAGE_OP, (int)i, ENAMETOOLONG);
+            char *dir = p->scratch + p->scratch_len / 2;
+            for (size_t k = 0; k < slash - 1; k++) dir[k] = op->target[k];
+            dir[slash - 1] = 0;
+            parent = sb_resolve(p, root, dir, op->flags & AGENT_SANDBOX_F_NOSYMLINKS);
+        }
+        if (parent < 0) sb_fail(AGENT_STAGE_OP, (int)i, parent);
+        long r = SB3(SYS_symlinkat, op->data, parent, op->target + slash);
+        if (r < 0) sb_fail(AGENT_STAGE_OP, (int)i, r);
+        SB1(SYS_close, parent);
+        return;
+    }
+    uint32_t rflags = op->flags & (AGENT_SANDBOX_F_NOSYMLINKS | AGENT_SANDBOX_F_NOCREATE | AGENT_SANDBOX_F_FILE);
+    if (op->kind == AGENT_SANDBOX_OP_FILE) rflags |= AGENT_SANDBOX_F_FILE;
+    int t = sb_resolve(p, root, op->target, rflags);
+    // NOCREATE targets are optional (e.g. /sys in a rootfs without it): missing means skip.
+    if (t == -ENOENT && (op->flags & AGENT_SANDBOX_F_NOCREATE)) return;
+    if (t < 0) sb_fail(AGENT_STAGE_OP, (int)i, t);
+    long r = 0;
+    char path[32];
+    switch (op->kind) {
+    case AGENT_SANDBOX_OP_MKDIR:
+        r = SB2(SYS_fchmod, t, op->mode);  /* O_PATH fds refuse fchmod; use the fd path */
+        if (r == -EBADF) r = SB2(SYS_chmod, sb_fd_path(path, t), op->mode);
+        break;
+    case AGENT_SANDBOX_OP_BIND:
+    case AGENT_SANDBOX_OP_OVERLAY:
+        r = sb_attach(p->op_fds[i], t);
+        if (r >= 0) { SB1(SYS_close, p->op_fds[i]); p->op_fds[i] = -1; }
+        break;
+    case AGENT_SANDBOX_OP_MOUNT:
+        r = SB5(SYS_mount, op->source, sb_fd_path(path, t), op->source, op->mount_flags, op->data);
+        break;
+    case AGENT_SANDBOX_OP_FILE:
+        sb_write_file(p, files, i, t);
+        break;
+    case AGENT_SANDBOX_OP_READONLY: {
+        long tree = SB3(SYS_open_tree, t, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        r = tree;
+        if (tree >= 0) {
+            r = sb_set_readonly((int)tree, 1);
+            if (r >= 0) r = sb_attach((int)tree, t);
+            SB1(SYS_close, tree);
+        }
+        break;
+    }
+    default:
+        r = -EINVAL;
+    }
+    if (r < 0) sb_fail(AGENT_STAGE_OP, (int)i, r);
+    SB1(SYS_close, t);
+}
+
+static void sb_loopback(void) {
+    long s = SB3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) sb_fail(AGENT_STAGE_LOOPBACK, -1, s);
+    struct ifreq ifr;
+    for (size_t k = 0; k < sizeof ifr; k++) ((char *)&ifr)[k] = 0;
+    ifr.ifr_name[0] = 'l'; ifr.ifr_name[1] = 'o';
+    long r = SB3(SYS_ioctl, s, SIOCGIFFLAGS, &ifr);
+    if (r >= 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        r = SB3(SYS_ioctl, s, SIOCSIFFLAGS, &ifr);
+    }
+    if (r < 0) sb_fail(AGENT_STAGE_LOOPBACK, -1, r);
+    SB1(SYS_close, s);
+}
+
+void sb_setup_root(const struct agent_sandbox_plan *p) {
+    long r = SB3(SYS_setresgid, p->init_gid, p->init_gid, p->init_gid);
+    if (r >= 0) r = SB3(SYS_setresuid, p->init_uid, p->init_uid, p->init_uid);
+    if (r < 0) sb_fail(AGENT_STAGE_INIT_IDS, -1, r);
+    r = SB2(SYS_sethostname, p->hostname, sb_strlen(p->hostname));
+    if (r < 0) sb_fail(AGENT_STAGE_HOSTNAME, -1, r);
+    r = SB5(SYS_mount, "none", "/", 0, MS_REC | MS_PRIVATE, 0);
+    if (r < 0) sb_fail(AGENT_STAGE_PRIVATE, -1, r);
+
+    sb_open_sources(p);
+    int devnull = sb_open_devnull();
+    long rootsrc = -1;
+    if (p->rootfs_dir) {
+        rootsrc = SB3(SYS_open_tree, AT_FDCWD, p->rootfs_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (rootsrc < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, rootsrc);
+    }
+
+    // The staging tmpfs hides the host's /tmp in this mount namespace only; the new root
+    // and the private files (secrets) live on it and vanish with the old root.
+    r = SB5(SYS_mount, "tmpfs", STAGING, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700");
+    if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, NEWROOT, 0755);
+    if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, FILES, 0700);
+    if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
+    if (rootsrc >= 0) {
+        r = SB5(SYS_move_mount, rootsrc, "", AT_FDCWD, NEWROOT, MOVE_MOUNT_F_EMPTY_PATH);
+        SB1(SYS_close, rootsrc);
+    } else {
+        r = SB5(SYS_mount, "tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    }
+    if (r < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, r);
+    int root = (int)SB4(SYS_openat, AT_FDCWD, NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, 0);
+    int files = (int)SB4(SYS_openat, AT_FDCWD, FILES, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW, 0);
+    if (root < 0 || files < 0) sb_fail(AGENT_STAGE_STAGING, -1, root < 0 ? root : files);
+
+    for (size_t i = 0; i < p->n_ops; i++) sb_apply(p, root, files, devnull, i);
+    if (p->loopback) sb_loopback();
+
+    r = SB1(SYS_fchdir, root);
+    if (r >= 0) r = SB2(SYS_pivot_root, ".", ".");
+    if (r < 0) sb_fail(AGENT_STAGE_PIVOT_ROOT, -1, r);
+    // The old root now sits on top of the new one at "/"; detaching it leaves the new root.
+    r = SB2(SYS_umount2, ".", MNT_DETACH);
+    if (r < 0) sb_fail(AGENT_STAGE_UMOUNT_OLD, -1, r);
+    r = SB1(SYS_chdir, "/");
+    if (r < 0) sb_fail(AGENT_STAGE_PIVOT_ROOT, -1, r);
+    if (p->readonly_root) {
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+        r = SB5(SYS_mount_setattr, AT_FDCWD, "/", 0, &attr, sizeof attr);
+        if (r < 0) sb_fail(AGENT_STAGE_REMOUNT_RO, -1, r);
+    }
+    // Nothing of the host stays open: only stdio and the control pipes (0..5).
+    SB3(SYS_close_range, 6, ~0U, 0);
+}

@@ -1,0 +1,186 @@
+// The parent-side spawner and the first steps of the child.
+//
+// Why a dedicated thread: PR_SET_PDEATHSIG fires when the *thread* that created the
+// child exits, not the process. Swift's cooperative pool threads come and go, so every
+// clone happens on one long-lived pthread owned by this library.
+#include "sys.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+int sb_error_fd = -1;
+
+void sb_fail(int stage, int op, long err) {
+    struct agent_sandbox_failure f = { stage, op, (int32_t)(err < 0 ? -err : err) };
+    if (sb_error_fd >= 0) SB3(SYS_write, sb_error_fd, &f, sizeof f);
+    SB1(SYS_exit_group, 125);
+    __builtin_unreachable();
+}
+
+// Our own copy of struct clone_args: <linux/sched.h> clashes with glibc's <sched.h>.
+struct sb_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+
+/// Moves the six descriptors the init keeps to 0..5 (stdio, error, status, release)
+/// without clobbering one with another, then closes everything else.
+static void sb_arrange_fds(const struct agent_sandbox_plan *p) {
+    int want[6] = { p->stdio[0], p->stdio[1], p->stdio[2], p->error_fd, p->status_fd, p->release_fd };
+    int top = 0;
+    for (int i = 0; i < 6; i++) if (want[i] > top) top = want[i];
+    int tmp[6];
+    for (int i = 0; i < 6; i++) {
+        long r = SB3(SYS_fcntl, want[i], F_DUPFD_CLOEXEC, top + 1);
+        if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
+        tmp[i] = (int)r;
+        if (i == 3) sb_error_fd = tmp[i];
+    }
+    for (int i = 0; i < 6; i++) {
+        // stdio is inherited by the command; the control pipes are close-on-exec.
+        long r = SB3(SYS_dup3, tmp[i], i, i < 3 ? 0 : O_CLOEXEC);
+        if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
+        if (i == 3) sb_error_fd = 3;
+    }
+    SB3(SYS_close_range, 6, ~0U, 0);
+}
+
+/// The child's entry: the container's init from here on.
+__attribute__((noreturn)) static void sb_child(const struct agent_sandbox_plan *p) {
+    sb_error_fd = p->error_fd;
+    // Die with the spawner thread; the PID namespace goes with us.
+    SB2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    // Wait until the parent has written uid_map/gid_map (EOF means it gave up).
+    char b = 0;
+    long r;
+    do { r = SB3(SYS_read, p->sync_fd, &b, 1); } while (r == -EINTR);
+    if (r != 1) SB1(SYS_exit_group, 125);
+    sb_arrange_fds(p);
+    sb_setup_root(p);
+    sb_run_init(p);
+}
+
+static long sb_clone(const struct agent_sandbox_plan *p, uint64_t flags, int *pidfd) {
+    struct sb_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = flags | CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    long r = SB2(SYS_clone3, &args, sizeof args);
+    if (r == -ENOSYS) {
+        // clone3 filtered (e.g. an outer seccomp profile): clone(2) takes the pidfd in parent_tid.
+        r = SB5(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
+    }
+    if (r == 0) sb_child(p);
+    return r;
+}
+
+static pthread_mutex_t sb_lock = PTHREAD_MUTEX_INITIALIZER;      /* one request at a time */
+static pthread_mutex_t sb_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sb_cv = PTHREAD_COND_INITIALIZER;
+static pthread_once_t sb_once = PTHREAD_ONCE_INIT;
+static int sb_thread_error = 0;
+static const struct agent_sandbox_plan *sb_req = NULL;
+static int sb_done = 0;
+static long sb_res = 0;
+static int sb_res_pidfd = -1;
+static uint64_t sb_res_flags = 0;
+
+static void *sb_spawner(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&sb_mu);
+    for (;;) {
+        while (sb_req == NULL) pthread_cond_wait(&sb_cv, &sb_mu);
+        const struct agent_sandbox_plan *p = sb_req;
+        int pidfd = -1;
+        uint64_t flags = p->clone_flags;
+        long r = sb_clone(p, flags, &pidfd);
+        if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
+            flags &= ~(uint64_t)CLONE_NEWCGROUP;
+            r = sb_clone(p, flags, &pidfd);
+        }
+        sb_res = r;
+        sb_res_pidfd = pidfd;
+        sb_res_flags = flags;
+        sb_req = NULL;
+        sb_done = 1;
+        pthread_cond_broadcast(&sb_cv);
+    }
+    return NULL;
+}
+
+static void sb_start_spawner(void) {
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    // Block every signal in the spawner so the child starts with nothing pending
+    // from a handler and the Swift runtime's signal use never lands here.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sb_thread_error = pthread_create(&t, &attr, sb_spawner, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pidfd, uint64_t *used_flags) {
+    if (plan->version != AGENT_SANDBOX_PLAN_VERSION) return -EINVAL;
+    pthread_once(&sb_once, sb_start_spawner);
+    if (sb_thread_error) return -sb_thread_error;
+    pthread_mutex_lock(&sb_lock);
+    pthread_mutex_lock(&sb_mu);
+    sb_done = 0;
+    sb_req = plan;
+    pthread_cond_broadcast(&sb_cv);
+    while (!sb_done) pthread_cond_wait(&sb_cv, &sb_mu);
+    long r = sb_res;
+    *pidfd = sb_res_pidfd;
+    *used_flags = sb_res_flags;
+    pthread_mutex_unlock(&sb_mu);
+    pthread_mutex_unlock(&sb_lock);
+    if (r < 0) return (int)r;
+    *pid = (int)r;
+    return 0;
+}
+
+int agent_sandbox_pidfd_signal(int pidfd, int sig) {
+    return (int)SB4(SYS_pidfd_send_signal, pidfd, sig, 0, 0);
+}
+
+int agent_sandbox_pidfd_reap(int pidfd, int *status) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    long r;
+    do { r = SB5(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED, 0); } while (r == -EINTR);
+    if (r < 0) return (int)r;
+    if (info.si_code == CLD_EXITED) *status = (info.si_status & 0xff) << 8;
+    else *status = info.si_status & 0x7f;
+    return 0;
+}
+
+unsigned agent_sandbox_last_cap(void) {
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 40;
+    char buf[16] = {0};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 40;
+    unsigned v = 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) v = v * 10 + (unsigned)(buf[i] - '0');
+    return v ? v : 40;
+}

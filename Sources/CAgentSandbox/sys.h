@@ -1,0 +1,59 @@
+// Raw system call helpers for the child. Each returns the result or -errno and touches
+// no libc state beyond the thread's own errno slot (syscall(2) takes no locks), which is
+// what makes them safe between a fork-like clone and execve.
+#ifndef AGENT_SANDBOX_SYS_H
+#define AGENT_SANDBOX_SYS_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "include/agent_sandbox.h"
+
+static inline long sb_sys(long n, long a, long b, long c, long d, long e, long f) {
+    long r = syscall(n, a, b, c, d, e, f);
+    return r < 0 ? -errno : r;
+}
+#define SB0(n) sb_sys((n), 0, 0, 0, 0, 0, 0)
+#define SB1(n, a) sb_sys((n), (long)(a), 0, 0, 0, 0, 0)
+#define SB2(n, a, b) sb_sys((n), (long)(a), (long)(b), 0, 0, 0, 0)
+#define SB3(n, a, b, c) sb_sys((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define SB4(n, a, b, c, d) sb_sys((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define SB5(n, a, b, c, d, e) sb_sys((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+/// The child's error pipe (moved to fd 3 once stdio is in place).
+extern int sb_error_fd;
+
+/// Reports `{stage, op, errno}` on the error pipe and exits with 125 (never returns).
+__attribute__((noreturn)) void sb_fail(int stage, int op, long err);
+
+static inline size_t sb_strlen(const char *s) {
+    size_t n = 0;
+    while (s[n]) n++;
+    return n;
+}
+
+/// Writes "/proc/self/fd/N" into `buf` (at least 32 bytes), for mount(2) onto a descriptor.
+static inline const char *sb_fd_path(char *buf, int fd) {
+    const char *prefix = "/proc/self/fd/";
+    size_t i = 0;
+    while (prefix[i]) { buf[i] = prefix[i]; i++; }
+    char digits[12];
+    int n = 0;
+    unsigned v = (unsigned)fd;
+    do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n) buf[i++] = digits[--n];
+    buf[i] = 0;
+    return buf;
+}
+
+/// Sets up the container from inside the child (mounts, pivot_root); see setup.c.
+void sb_setup_root(const struct agent_sandbox_plan *p);
+
+/// Runs the init loop; forks and execs the command; see init.c. Never returns.
+__attribute__((noreturn)) void sb_run_init(const struct agent_sandbox_plan *p);
+
+#endif

@@ -1,0 +1,167 @@
+import CAgentSandbox
+import Foundation
+
+/// A range of subordinate ids from `/etc/subuid` or `/etc/subgid`.
+public struct SubordinateRange: Sendable, Equatable {
+    public var start: UInt32
+    public var count: UInt32
+
+    public init(start: UInt32, count: UInt32) {
+        self.start = start
+        self.count = count
+    }
+
+    /// The first range for `user` (by name or numeric uid) in a subuid/subgid file's text.
+    public static func parse(_ text: String, user: String?, id: UInt32) -> SubordinateRange? {
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard f.count == 3, let start = UInt32(f[1]), let count = UInt32(f[2]), count > 0 else { continue }
+            if (user != nil && f[0] == user![...]) || f[0] == String(id)[...] {
+                return SubordinateRange(start: start, count: count)
+            }
+        }
+        return nil
+    }
+}
+
+/// How the ids of one container are mapped, decided in the parent before the clone.
+struct IDMapPlan: Sendable, Equatable {
+    enum Method: Sendable, Equatable {
+        /// Write one line to uid_map/gid_map ourselves (setgroups denied).
+        case single(insideUID: UInt32, insideGID: UInt32)
+        /// newuidmap/newgidmap: inside 0 = the agent's ids, 1... = the subordinate ranges.
+        case helpers(uids: SubordinateRange, gids: SubordinateRange)
+        /// Real root (allowRoot): write a range ourselves; inside 0 is never host 0.
+        case rootRange(uids: SubordinateRange, gids: SubordinateRange)
+    }
+
+    var method: Method
+    var reported: ContainerConfiguration.IDMapping
+    /// The ids the init takes once the maps exist.
+    var initUID: UInt32
+    var initGID: UInt32
+    /// setgroups(2) is allowed (not in single mode).
+    var groupsAllowed: Bool
+
+    static let rootFallbackRange = SubordinateRange(start: 2_000_000_000, count: 65536)
+    static let newuidmap = "/usr/bin/newuidmap"
+    static let newgidmap = "/usr/bin/newgidmap"
+
+    /// Chooses the mapping for `requested` given the host facts (injectable for unit tests).
+    static func resolve(
+        requested: ContainerConfiguration.IDMapping, uid inside: UInt32, gid insideGID: UInt32,
+        hostUID: UInt32, userName: String?, subuid: String?, subgid: String?, helpersExist: Bool
+    ) throws -> IDMapPlan {
+        let uids = subuid.flatMap { SubordinateRange.parse($0, user: userName, id: hostUID) }
+        let gids = subgid.flatMap { SubordinateRange.parse($0, user: userName, id: hostUID) }
+        if hostUID == 0 {
+            // Container root maps to an unprivileged range, never to host uid 0. Without a
+            // range for root, use one far above what useradd hands out (SUB_UID_MAX 600100000)
+            // so it cannot collide with a user's subordinate ids.
+            let u = uids ?? rootFallbackRange
+            let g = gids ?? rootFallbackRange
+            return IDMapPlan(method: .rootRange(uids: u, gids: g), reported: .subordinate, initUID: 0, initGID: 0, groupsAllowed: true)
+        }
+        let canUseHelpers = uids != nil && gids != nil && helpersExist
+        switch requested {
+        case .subordinate where !canUseHelpers:
+            throw SandboxError(stage: "id mapping", detail: "(subordinate mapping needs ranges for \(userName ?? String(hostUID)) in /etc/subuid and /etc/subgid and \(newuidmap)/\(newgidmap))")
+        case .subordinate:
+            return IDMapPlan(method: .helpers(uids: uids!, gids: gids!), reported: .subordinate, initUID: 0, initGID: 0, groupsAllowed: true)
+        case .automatic where canUseHelpers:
+            return IDMapPlan(method: .helpers(uids: uids!, gids: gids!), reported: .subordinate, initUID: 0, initGID: 0, groupsAllowed: true)
+        default:
+            return IDMapPlan(method: .single(insideUID: inside, insideGID: insideGID), reported: .single,
+                             initUID: inside, initGID: insideGID, groupsAllowed: false)
+        }
+    }
+
+    /// Reads the host facts and resolves.
+    static func forCurrentUser(_ c: ContainerConfiguration) throws -> IDMapPlan {
+        let uid = getuid()
+        var name: String? = nil
+        if let pw = getpwuid(uid) { name = String(cString: pw.pointee.pw_name) }
+        let helpers = access(newuidmap, X_OK) == 0 && access(newgidmap, X_OK) == 0
+        return try resolve(
+            requested: c.idMapping, uid: c.uid, gid: c.gid, hostUID: uid, userName: name,
+            subuid: try? String(contentsOfFile: "/etc/subuid", encoding: .utf8),
+            subgid: try? String(contentsOfFile: "/etc/subgid", encoding: .utf8),
+            helpersExist: helpers)
+    }
+
+    /// Writes the maps for the child `pid` (which waits on the sync pipe meanwhile).
+    func apply(pid: Int32) throws {
+        let uid = getuid(), gid = getgid()
+        switch method {
+        case .single(let u, let g):
+            try Self.writeProc(pid, "setgroups", "deny\n")
+            try Self.writeProc(pid, "uid_map", "\(u) \(uid) 1\n")
+            try Self.writeProc(pid, "gid_map", "\(g) \(gid) 1\n")
+        case .rootRange(let u, let g):
+            try Self.writeProc(pid, "uid_map", "0 \(u.start) \(u.count)\n")
+            try Self.writeProc(pid, "gid_map", "0 \(g.start) \(g.count)\n")
+        case .helpers(let u, let g):
+            // Both helpers run at once: each costs an exec of a setuid binary.
+            let a = try Self.spawnHelper(Self.newuidmap, ["\(pid)", "0", "\(uid)", "1", "1", "\(u.start)", "\(u.count)"])
+            let b = try Self.spawnHelper(Self.newgidmap, ["\(pid)", "0", "\(gid)", "1", "1", "\(g.start)", "\(g.count)"])
+            let ea = a.finish(), eb = b.finish()
+            if let ea { throw SandboxError(stage: "newuidmap", detail: ea) }
+            if let eb { throw SandboxError(stage: "newgidmap", detail: eb) }
+        }
+    }
+
+    private static func writeProc(_ pid: Int32, _ file: String, _ text: String) throws {
+        let fd = open("/proc/\(pid)/\(file)", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SandboxError(stage: file, errno: errno) }
+        defer { close(fd) }
+        let n = text.withCString { write(fd, $0, strlen($0)) }
+        if n < 0 { throw SandboxError(stage: file, errno: errno, detail: "(\(text.trimmingCharacters(in: .whitespacesAndNewlines)))") }
+    }
+
+    /// A running helper whose stderr is captured for the error message.
+    struct Helper {
+        var pid: pid_t
+        var stderrFD: Int32
+        var name: String
+
+        /// Waits; returns nil on success, else a message.
+        func finish() -> String? {
+            var out = [UInt8]()
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(stderrFD, &buf, buf.count)
+                if n > 0 { out += buf[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+            close(stderrFD)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            if status == 0 { return nil }
+            let msg = String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return "(\(name) failed with status \(status >> 8)\(msg.isEmpty ? "" : ": " + msg))"
+        }
+    }
+
+    private static func spawnHelper(_ path: String, _ args: [String]) throws -> Helper {
+        var fds: [Int32] = [0, 0]
+        let prc = agent_sandbox_pipe(&fds)
+        guard prc == 0 else { throw SandboxError(stage: "pipe", errno: -prc) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/bin:/bin"), nil]
+        defer { for e in envp { free(e) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw SandboxError(stage: (path as NSString).lastPathComponent, errno: rc)
+        }
+        return Helper(pid: pid, stderrFD: fds[0], name: (path as NSString).lastPathComponent)
+    }
+}

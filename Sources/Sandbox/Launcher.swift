@@ -1,0 +1,123 @@
+import CAgentSandbox
+import Foundation
+
+/// Starts one container on its supervisor thread: pipes, plan, clone (through the shim's
+/// spawner thread), id maps, the sync byte, then the error pipe, which reads EOF once the
+/// command has exec'd or one failure record naming the stage.
+struct Launcher {
+    var configuration: ContainerConfiguration
+    var ids: IDMapPlan
+    var plan: SetupPlan
+    var bpf: [UInt8]?
+
+    /// CLONE_NEW* values (linux/sched.h).
+    static let newNS: UInt64 = 0x0002_0000, newCgroup: UInt64 = 0x0200_0000, newUTS: UInt64 = 0x0400_0000
+    static let newIPC: UInt64 = 0x0800_0000, newUser: UInt64 = 0x1000_0000, newPID: UInt64 = 0x2000_0000
+    static let newNet: UInt64 = 0x4000_0000
+
+    private static func pipePair() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        let rc = agent_sandbox_pipe(&fds)
+        guard rc == 0 else { throw SandboxError(stage: "pipe", errno: -rc) }
+        return (fds[0], fds[1])
+    }
+
+    func run(_ cont: CheckedContinuation<RunningContainer, any Error>) {
+        var toClose: [Int32] = []  // parent-side descriptors to close on failure
+        var childEnds: [Int32] = []
+        func closeAll(_ fds: [Int32]) { for fd in fds where fd > 2 { close(fd) } }
+        do {
+            let c = configuration
+            let sync = try Self.pipePair(); toClose += [sync.write]; childEnds += [sync.read]
+            let errp = try Self.pipePair(); toClose += [errp.read]; childEnds += [errp.write]
+            let status = try Self.pipePair(); toClose += [status.read]; childEnds += [status.write]
+            let release = try Self.pipePair(); toClose += [release.write]; childEnds += [release.read]
+            var stdio: [Int32] = [0, 1, 2]
+            if c.stdin == .null {
+                let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw SandboxError(stage: "open /dev/null", errno: errno) }
+                stdio[0] = fd; childEnds.append(fd)
+            }
+            var outRead: Int32 = -1, errRead: Int32 = -1
+            if c.output == .pipe {
+                let o = try Self.pipePair(), e = try Self.pipePair()
+                outRead = o.read; errRead = e.read
+                toClose += [o.read, e.read]; childEnds += [o.write, e.write]
+                stdio[1] = o.write; stdio[2] = e.write
+            }
+
+            let arena = PlanArena()
+            arena.setOps(plan.ops)
+            arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
+            var flags = Self.newUser | Self.newNS | Self.newPID | Self.newIPC | Self.newUTS | Self.newCgroup
+            if c.network == .none { flags |= Self.newNet }
+            arena.plan.version = AGENT_SANDBOX_PLAN_VERSION
+            arena.plan.clone_flags = flags
+            arena.plan.sync_fd = sync.read
+            arena.plan.error_fd = errp.write
+            arena.plan.status_fd = status.write
+            arena.plan.release_fd = release.read
+            arena.plan.stdio = (stdio[0], stdio[1], stdio[2])
+            if case .directory(let dir) = c.rootfs { arena.plan.rootfs_dir = UnsafePointer(arena.string(dir)) }
+            arena.plan.readonly_root = c.readOnlyRoot ? 1 : 0
+            arena.plan.hostname = UnsafePointer(arena.string(c.hostname))
+            arena.plan.loopback = c.network == .none ? 1 : 0
+            arena.plan.init_uid = ids.initUID
+            arena.plan.init_gid = ids.initGID
+            arena.plan.clear_groups = ids.groupsAllowed ? 1 : 0
+            arena.plan.keep_alive = c.keepAliveAfterExit ? 1 : 0
+
+            let started = ContinuousClock.now
+            var pid: Int32 = 0, pidfd: Int32 = -1, used: UInt64 = 0
+            let planPtr = arena.planPointer()
+            let rc = agent_sandbox_spawn(planPtr, &pid, &pidfd, &used)
+            closeAll(childEnds); childEnds = []
+            guard rc == 0 else {
+                var detail: String? = nil
+                if rc == -EPERM || rc == -ENOSPC || rc == -EINVAL {
+                    detail = "(are unprivileged user namespaces enabled? see /proc/sys/user/max_user_namespaces)"
+                }
+                throw SandboxError(stage: "clone", errno: -rc, detail: detail)
+            }
+            // From here on a failure must kill and reap the init: no process is left behind.
+            func abandon() {
+                _ = agent_sandbox_pidfd_signal(pidfd, SIGKILL)
+                var st: Int32 = 0
+                _ = agent_sandbox_pidfd_reap(pidfd, &st)
+                close(pidfd)
+            }
+            do {
+                try ids.apply(pid: pid)
+            } catch {
+                abandon(); throw error
+            }
+            var one: UInt8 = 1
+            _ = write(sync.write, &one, 1)
+            close(sync.write); toClose.removeAll { $0 == sync.write }
+
+            var record = agent_sandbox_failure()
+            let size = MemoryLayout<agent_sandbox_failure>.size
+            var got = 0
+            withUnsafeMutableBytes(of: &record) { raw in
+                while got < size {
+                    let n = read(errp.read, raw.baseAddress! + got, size - got)
+                    if n > 0 { got += n } else if n < 0 && errno == EINTR { continue } else { break }
+                }
+            }
+            close(errp.read); toClose.removeAll { $0 == errp.read }
+            if got == size {
+                abandon()
+                throw ShimFailure.error(stage: record.stage, op: record.op, errno: record.err, ops: plan.ops, configuration: c)
+            }
+            let core = ContainerCore(configuration: c, pid: pid, pidfd: pidfd, releaseFD: release.write,
+                                     idMapping: ids.reported, started: started)
+            withExtendedLifetime(arena) {}
+            cont.resume(returning: RunningContainer(core: core))
+            core.supervise(stdoutFD: outRead, stderrFD: errRead, statusFD: status.read)
+        } catch {
+            closeAll(childEnds)
+            closeAll(toClose)
+            cont.resume(throwing: error)
+        }
+    }
+}

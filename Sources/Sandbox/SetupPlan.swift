@@ -1,0 +1,187 @@
+import Foundation
+
+/// One set-up step the shim performs inside the new root, as a Swift value.
+/// `SetupPlan` lists them in order; `PlanArena` turns them into C structs.
+struct SetupOp: Sendable, Equatable {
+    enum Kind: Int32, Sendable { case mkdir = 1, symlink, bind, mount, overlay, file, mask, readonly }
+
+    static let readOnly: UInt32 = 0x1
+    static let file: UInt32 = 0x2
+    static let noSymlinks: UInt32 = 0x4
+    static let noCreate: UInt32 = 0x8
+
+    var kind: Kind
+    var flags: UInt32 = 0
+    /// Host path (bind) or filesystem type (mount).
+    var source: String? = nil
+    /// Relative to the new root, normalised ("proc/sys").
+    var target: String
+    var data: String? = nil
+    var options: [(key: String, value: String?)] = []
+    var contents: [UInt8] = []
+    var mode: UInt32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+    var mountFlags: UInt = 0
+
+    /// How errors name this step: `mount /workspace`, `mask /proc/kcore`, ...
+    var label: String {
+        let verb: String
+        switch kind {
+        case .mkdir: verb = "mkdir"
+        case .symlink: verb = "symlink"
+        case .mask: verb = "mask"
+        case .readonly: verb = "read-only"
+        default: verb = "mount"
+        }
+        return "\(verb) /\(target)"
+    }
+
+    static func == (a: SetupOp, b: SetupOp) -> Bool {
+        a.kind == b.kind && a.flags == b.flags && a.source == b.source && a.target == b.target
+            && a.data == b.data && a.options.map { "\($0.key)=\($0.value ?? "")" } == b.options.map { "\($0.key)=\($0.value ?? "")" }
+            && a.contents == b.contents && a.mode == b.mode && a.uid == b.uid && a.gid == b.gid
+            && a.mountFlags == b.mountFlags
+    }
+}
+
+/// Mount flags (MS_*) the plan uses; spelled out because Glibc imports them inconsistently.
+enum MountFlag {
+    static let rdonly: UInt = 0x1
+    static let nosuid: UInt = 0x2
+    static let nodev: UInt = 0x4
+    static let noexec: UInt = 0x8
+}
+
+/// The ordered set-up steps for one configuration (pure; unit-testable).
+struct SetupPlan: Sendable, Equatable {
+    var ops: [SetupOp] = []
+
+    /// Host directories a `.host` rootfs shows read-only; symlinks (merged /usr) are recreated.
+    static let hostRootEntries = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"]
+
+    /// OCI default masked paths: files get /dev/null, directories an empty read-only tmpfs.
+    static let maskedPaths = [
+        "proc/acpi", "proc/asound", "proc/kcore", "proc/keys", "proc/latency_stats",
+        "proc/timer_list", "proc/timer_stats", "proc/sched_debug", "proc/scsi",
+        "sys/firmware", "sys/devices/virtual/powercap",
+    ]
+    /// OCI default read-only paths.
+    static let readOnlyPaths = ["proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"]
+    static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
+
+    /// Normalises an absolute container path to the shim's relative form; rejects `..`.
+    static func relativeTarget(_ path: String, what: String) throws -> String {
+        guard path.hasPrefix("/") else {
+            throw SandboxError(stage: "\(what) \(path)", detail: "(the target must be an absolute path)")
+        }
+        var parts: [Substring] = []
+        for c in path.split(separator: "/", omittingEmptySubsequences: true) where c != "." {
+            if c == ".." { throw SandboxError(stage: "\(what) \(path)", detail: "(the target must not contain ..)") }
+            parts.append(c)
+        }
+        return parts.joined(separator: "/")
+    }
+
+    /// Builds the steps. `lstat` is injectable so unit tests do not depend on the host's layout.
+    init(
+        configuration c: ContainerConfiguration,
+        agentBinary: String? = nil,
+        hostEntry: (String) -> HostEntry = SetupPlan.lstatHost
+    ) throws {
+        let sys = MountFlag.nosuid | MountFlag.nodev | MountFlag.noexec
+        if case .host = c.rootfs {
+            for name in Self.hostRootEntries {
+                switch hostEntry("/" + name) {
+                case .directory:
+                    ops.append(SetupOp(kind: .bind, flags: SetupOp.readOnly, source: "/" + name, target: name))
+                case .symlink(let dest):
+                    ops.append(SetupOp(kind: .symlink, target: name, data: dest))
+                case .missing:
+                    break
+                }
+            }
+            ops.append(SetupOp(kind: .mkdir, target: "tmp", mode: 0o1777))
+        }
+        ops.append(SetupOp(kind: .mount, flags: SetupOp.noSymlinks, source: "proc", target: "proc", mountFlags: sys))
+        ops.append(SetupOp(kind: .mount, flags: SetupOp.noSymlinks, source: "tmpfs", target: "dev",
+                           data: "mode=0755,size=65536", mountFlags: MountFlag.nosuid | MountFlag.noexec))
+        for d in Self.devices {
+            ops.append(SetupOp(kind: .bind, flags: SetupOp.file | SetupOp.noSymlinks, source: "/dev/" + d, target: "dev/" + d))
+        }
+        ops.append(SetupOp(kind: .mount, flags: SetupOp.noSymlinks, source: "devpts", target: "dev/pts",
+                           data: "newinstance,ptmxmode=0666,mode=0620", mountFlags: MountFlag.nosuid | MountFlag.noexec))
+        ops.append(SetupOp(kind: .mount, flags: SetupOp.noSymlinks, source: "tmpfs", target: "dev/shm",
+                           data: "mode=1777", mountFlags: sys))
+        for (name, dest) in [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            ops.append(SetupOp(kind: .symlink, flags: SetupOp.noSymlinks, target: "dev/" + name, data: dest))
+        }
+        if c.network == .none {
+            // sysfs shows the network namespace it was mounted in; only ours is safe to show.
+            // Optional in a directory rootfs: /sys may not exist there and need not be created.
+            var sysFlags = SetupOp.noSymlinks
+            if case .directory = c.rootfs { sysFlags |= SetupOp.noCreate }
+            ops.append(SetupOp(kind: .mount, flags: sysFlags, source: "sysfs", target: "sys",
+                               mountFlags: sys | MountFlag.rdonly))
+        }
+        for m in Self.maskedPaths where c.network == .none || !m.hasPrefix("sys/") {
+            ops.append(SetupOp(kind: .mask, flags: SetupOp.noSymlinks | SetupOp.noCreate, target: m))
+        }
+        for r in Self.readOnlyPaths {
+            ops.append(SetupOp(kind: .readonly, flags: SetupOp.noSymlinks | SetupOp.noCreate, target: r))
+        }
+        // Caller targets must not pass through any symlink (a job can plant one in a
+        // volume or rootfs between runs); the shim also resolves them inside the root.
+        for m in c.mounts {
+            var op = try Self.op(for: m)
+            op.flags |= SetupOp.noSymlinks
+            ops.append(op)
+        }
+        // The agent's own binary never shows inside, even when it lives under a host bind.
+        if case .host = c.rootfs, let bin = agentBinary,
+           Self.hostRootEntries.contains(where: { bin.hasPrefix("/\($0)/") }) {
+            ops.append(SetupOp(kind: .mask, flags: SetupOp.noCreate, target: try Self.relativeTarget(bin, what: "mask")))
+        }
+    }
+
+    static func op(for m: Mount) throws -> SetupOp {
+        let t = try relativeTarget(m.target, what: "mount")
+        guard !t.isEmpty else { throw SandboxError(stage: "mount /", detail: "(cannot mount over the container's root)") }
+        switch m.kind {
+        case .bind(let source, let ro):
+            guard source.hasPrefix("/") else {
+                throw SandboxError(stage: "mount \(m.target)", detail: "(bind source \(source) must be an absolute path)")
+            }
+            var isDir: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: source, isDirectory: &isDir)
+            var flags: UInt32 = ro ? SetupOp.readOnly : 0
+            if exists && !isDir.boolValue { flags |= SetupOp.file }
+            return SetupOp(kind: .bind, flags: flags, source: source, target: t)
+        case .tmpfs(let size, let mode):
+            var data = "mode=" + String(mode, radix: 8)
+            if let size { data += ",size=\(size)" }
+            return SetupOp(kind: .mount, source: "tmpfs", target: t, data: data, mountFlags: MountFlag.nosuid | MountFlag.nodev)
+        case .overlay(let lower, let upper, let work):
+            var options: [(key: String, value: String?)] = [("lowerdir", lower.joined(separator: ":")), ("upperdir", upper), ("workdir", work)]
+            options.append(("userxattr", nil))
+            return SetupOp(kind: .overlay, target: t, options: options)
+        case .file(let contents, let mode, let uid, let gid):
+            return SetupOp(kind: .file, flags: SetupOp.file, target: t, contents: contents, mode: mode, uid: uid, gid: gid)
+        }
+    }
+
+    enum HostEntry: Equatable { case directory, symlink(String), missing }
+
+    static func lstatHost(_ path: String) -> HostEntry {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return .missing }
+        if (st.st_mode & S_IFMT) == S_IFLNK {
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(path, &buf, buf.count - 1)
+            guard n > 0 else { return .missing }
+            return .symlink(String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return (st.st_mode & S_IFMT) == S_IFDIR ? .directory : .missing
+    }
+}

@@ -1,0 +1,186 @@
+import CAgentSandbox
+import Foundation
+import Synchronization
+
+/// The parent's end of one container: descriptors, state shared between the supervisor
+/// thread and callers, and the supervisor loop itself.
+///
+/// One dedicated thread per container does every blocking step (id maps, reading the error
+/// pipe, output, the status pipe, the pidfd, timeouts) so Swift's cooperative pool never blocks.
+final class ContainerCore: Sendable {
+    struct State {
+        var result: ContainerResult?
+        var waiters: [CheckedContinuation<ContainerResult, Never>] = []
+        /// A terminate request not yet acted on (the grace period).
+        var terminateGrace: Duration?
+        var releaseFD: Int32 = -1
+        /// The init was reaped; the pidfd is closed.
+        var reaped = false
+        var pidfd: Int32 = -1
+        var commandExited = false
+    }
+
+    let configuration: ContainerConfiguration
+    let pid: Int32
+    let idMapping: ContainerConfiguration.IDMapping
+    let started: ContinuousClock.Instant
+    let wakeFD: Int32
+    let state: Mutex<State>
+    let output: AsyncStream<OutputChunk>
+    let outputSink: AsyncStream<OutputChunk>.Continuation
+
+    init(configuration: ContainerConfiguration, pid: Int32, pidfd: Int32, releaseFD: Int32,
+         idMapping: ContainerConfiguration.IDMapping, started: ContinuousClock.Instant) {
+        self.configuration = configuration
+        self.pid = pid
+        self.idMapping = idMapping
+        self.started = started
+        self.wakeFD = agent_sandbox_eventfd()
+        var s = State()
+        s.pidfd = pidfd
+        s.releaseFD = releaseFD
+        self.state = Mutex(s)
+        (output, outputSink) = AsyncStream<OutputChunk>.makeStream()
+    }
+
+    deinit { close(wakeFD) }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    func requestTerminate(grace: Duration) {
+        state.withLock { s in s.terminateGrace = min(s.terminateGrace ?? grace, grace) }
+        wake()
+    }
+
+    /// Signals the init (which forwards catchable signals to the command).
+    @discardableResult
+    func signalInit(_ sig: Int32) -> Bool {
+        state.withLock { s in
+            guard !s.reaped, s.pidfd >= 0 else { return false }
+            return agent_sandbox_pidfd_signal(s.pidfd, sig) == 0
+        }
+    }
+
+    func release() {
+        state.withLock { s in
+            if s.releaseFD >= 0 { close(s.releaseFD); s.releaseFD = -1 }
+        }
+    }
+
+    private func publish(_ r: ContainerResult) {
+        let waiters = state.withLock { s -> [CheckedContinuation<ContainerResult, Never>] in
+            guard s.result == nil else { return [] }
+            s.result = r
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume(returning: r) }
+    }
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    static func nanos(_ d: Duration) -> UInt64 {
+        let (s, a) = d.components
+        if s < 0 { return 0 }
+        return UInt64(s) * 1_000_000_000 + UInt64(a / 1_000_000_000)
+    }
+
+    static func status(raw: Int32) -> TerminationStatus {
+        raw & 0x7f == 0 ? .exited((raw >> 8) & 0xff) : .signaled(raw & 0x7f)
+    }
+
+    /// The loop after a successful start: output, status, reaping, timeout and terminate.
+    func supervise(stdoutFD: Int32, stderrFD: Int32, statusFD: Int32) {
+        var out = stdoutFD, err = stderrFD, statusPipe = statusFD
+        var commandStatus: Int32? = nil
+        var initStatus: Int32? = nil
+        var timedOut = false
+        let startNanos = Self.now() - Self.nanos(started.duration(to: .now))
+        var deadline: UInt64? = configuration.timeout.map { startNanos + Self.nanos($0) }
+        var killAt: UInt64? = nil
+        let pidfd = state.withLock { $0.pidfd }
+        var buf = [UInt8](repeating: 0, count: 65536)
+
+        func sendTerm(grace: Duration) {
+            signalInit(SIGTERM)
+            let k = Self.now() + Self.nanos(grace)
+            killAt = min(killAt ?? k, k)
+        }
+
+        while initStatus == nil || out >= 0 || err >= 0 || statusPipe >= 0 {
+            var fds: [pollfd] = []
+            var kinds: [Int] = []
+            func add(_ fd: Int32, _ kind: Int) { if fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)); kinds.append(kind) } }
+            add(out, 1); add(err, 2); add(statusPipe, 3)
+            if initStatus == nil { add(pidfd, 4) }
+            add(wakeFD, 5)
+            var timeoutMS: Int32 = -1
+            let now = Self.now()
+            for t in [deadline, killAt].compactMap({ $0 }) {
+                let ms = t > now ? Int32(min((t - now) / 1_000_000 + 1, 1_000_000)) : 0
+                timeoutMS = timeoutMS < 0 ? ms : min(timeoutMS, ms)
+            }
+            let n = poll(&fds, nfds_t(fds.count), timeoutMS)
+            if n < 0 && errno != EINTR { break }
+            for (i, p) in fds.enumerated() where p.revents != 0 {
+                switch kinds[i] {
+                case 1, 2:
+                    let fd = kinds[i] == 1 ? out : err
+                    let r = read(fd, &buf, buf.count)
+                    if r > 0 {
+                        outputSink.yield(OutputChunk(stream: kinds[i] == 1 ? .stdout : .stderr, bytes: Array(buf[0..<r])))
+                    } else if r == 0 || (errno != EINTR && errno != EAGAIN) {
+                        close(fd)
+                        if kinds[i] == 1 { out = -1 } else { err = -1 }
+                    }
+                case 3:
+                    var raw: Int32 = 0
+                    let r = read(statusPipe, &raw, 4)
+                    if r == 4 { commandStatus = raw }
+                    if r == 4 || r == 0 || (r < 0 && errno != EINTR) { close(statusPipe); statusPipe = -1 }
+                case 4:
+                    var st: Int32 = 0
+                    if agent_sandbox_pidfd_reap(pidfd, &st) == 0 { initStatus = st } else { initStatus = 0x7f00 | SIGKILL }
+                    state.withLock { s in s.reaped = true; close(s.pidfd); s.pidfd = -1 }
+                case 5:
+                    var v: UInt64 = 0
+                    _ = read(wakeFD, &v, 8)
+                    if let g = state.withLock({ s -> Duration? in defer { s.terminateGrace = nil }; return s.terminateGrace }) {
+                        sendTerm(grace: g)
+                    }
+                default: break
+                }
+            }
+            let t = Self.now()
+            if let d = deadline, t >= d {
+                timedOut = true
+                deadline = nil
+                sendTerm(grace: configuration.killGracePeriod)
+            }
+            if let k = killAt, t >= k {
+                killAt = nil
+                signalInit(SIGKILL)
+            }
+            if commandStatus != nil || initStatus != nil {
+                let raw = commandStatus ?? initStatus!
+                if commandStatus == nil && statusPipe >= 0 { continue }  // the status may still be in flight
+                publish(ContainerResult(status: Self.status(raw: raw), timedOut: timedOut,
+                                        idMapping: idMapping, duration: started.duration(to: .now)))
+            }
+        }
+        if out >= 0 { close(out) }
+        if err >= 0 { close(err) }
+        if statusPipe >= 0 { close(statusPipe) }
+        outputSink.finish()
+        release()
+        publish(ContainerResult(status: Self.status(raw: commandStatus ?? initStatus ?? (0x7f00 | SIGKILL)),
+                                timedOut: timedOut, idMapping: idMapping, duration: started.duration(to: .now)))
+    }
+}

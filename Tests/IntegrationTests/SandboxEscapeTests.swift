@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+/// Known container-escape classes, one test each, plus the agent dying under the container.
+@Suite struct SandboxEscapeTests {
+    static func sha256(_ path: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        p.arguments = [path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let d = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: d, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
+    }
+
+    /// Polls (bounded) until `condition` holds; not a speed assertion.
+    static func eventually(_ limit: Duration = .seconds(20), _ condition: () -> Bool) async -> Bool {
+        let clock = ContinuousClock(), end = clock.now + limit
+        while clock.now < end {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    /// CVE-2019-5736 class: the container's PID 1 is a copy of the agent; it must not be
+    /// reachable through /proc/1/exe (nor /proc/self/exe rewrite anything of the host).
+    @Test func procExeCannotModifyTheAgentBinary() async throws {
+        let before = try Self.sha256(Harness.agentBinary)
+        let script = """
+            import os, errno
+            for path, flags in [("/proc/1/exe", os.O_WRONLY), ("/proc/1/exe", os.O_RDONLY), ("/proc/self/exe", os.O_WRONLY)]:
+                try:
+                    fd = os.open(path, flags); os.write(fd, b"pwned") if flags else None; print(path, "opened")
+                except OSError as e:
+                    print(path, errno.errorcode[e.errno])
+            try:
+                os.listdir("/proc/1/fd"); print("fd listed")
+            except OSError as e:
+                print("fd", errno.errorcode[e.errno])
+            """
+        let r = try await Harness.exec(SandboxFixture.host, ["/usr/bin/python3", "-c", script])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(r.stdout) \(r.stderr)")
+        #expect(lines.allSatisfy { !$0.hasSuffix("opened") && !$0.hasSuffix("listed") }, "\(lines)")
+        #expect(try Self.sha256(Harness.agentBinary) == before)
+    }
+
+    /// CVE-2024-21626 class: no working directory or descriptor leads outside the container.
+    @Test func workdirCannotLeaveTheContainer() async throws {
+        let up = try await Harness.exec(SandboxFixture.busybox + ["--workdir", "/../../.."], ["sh", "-c", "pwd; cd ..; ls"])
+        #expect(up.status == 0, "\(up.stderr)")
+        #expect(up.stdout.hasPrefix("/\n") && up.stdout.contains("busybox") == false && up.stdout.contains("bin"), "\(up.stdout)")
+        for fd in 3...9 {
+            let r = try await Harness.exec(SandboxFixture.busybox + ["--workdir", "/proc/self/fd/\(fd)"], ["pwd"])
+            #expect(r.status == 125 && r.stderr.contains("failed at chdir"), "fd \(fd): \(r.stdout) \(r.stderr)")
+        }
+    }
+
+    /// CVE-2025-31133 class: a /dev/null symlink planted in the rootfs is not used for masks,
+    /// and a /dev symlink cannot redirect the /dev mount.
+    @Test func plantedDevNullOrDevSymlinkIsNotFollowed() async throws {
+        let dir = try Harness.scratch("devnull")
+        try Harness.write("keep", to: dir + "/victim")
+        let root = try SandboxFixture.rootfsCopy()
+        try FileManager.default.createSymbolicLink(atPath: root + "/dev/null", withDestinationPath: dir + "/victim")
+        let r = try await Harness.exec(["--rootfs", root, "--seccomp", "unconfined"],
+                                       ["sh", "-c", "echo pwned > /dev/null; stat -c %t:%T /dev/null /proc/keys"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "1:3\n1:3\n")
+        #expect(try String(contentsOfFile: dir + "/victim", encoding: .utf8) == "keep")
+
+        let root2 = try SandboxFixture.rootfsCopy()
+        try FileManager.default.removeItem(atPath: root2 + "/dev")
+        try FileManager.default.createSymbolicLink(atPath: root2 + "/dev", withDestinationPath: dir)
+        let r2 = try await Harness.exec(["--rootfs", root2, "--seccomp", "unconfined"], ["true"])
+        #expect(r2.status == 125)
+        #expect(r2.stderr.contains("failed at mount /dev"), "\(r2.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["victim"])
+    }
+
+    /// A rootfs symlink to a host path cannot redirect a bind mount onto the host.
+    @Test func rootfsSymlinkCannotRedirectABind() async throws {
+        let host = try Harness.scratch("redirect")
+        let src = try Harness.scratch("src")
+        let root = try SandboxFixture.rootfsCopy()
+        try FileManager.default.createSymbolicLink(atPath: root + "/mnt", withDestinationPath: host)
+        let r = try await Harness.exec(["--rootfs", root, "--seccomp", "unconfined", "--bind", "\(src):/mnt/x"], ["true"])
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("failed at mount /mnt/x (the target path contains a symlink)"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: host).isEmpty)
+    }
+
+    /// CVE-2021-30465 class: a job plants a symlink in a volume; a later container that
+    /// mounts below that path must not follow it out of its root.
+    @Test func symlinkSwappedIntoAMountTargetDoesNotEscape() async throws {
+        let vol = try Harness.scratch("vol")
+        let escape = "/tmp/agent-escape-\(UUID().uuidString.prefix(8))"
+        let plant = try await Harness.exec(SandboxFixture.busybox + ["--bind", "\(vol):/workspace:rw"],
+                                           ["sh", "-c", "ln -s / /workspace/link && ln -s ../../../../../../.. /workspace/rel"])
+        #expect(plant.status == 0, "\(plant.stderr)")
+        for link in ["link", "rel"] {
+            let r = try await Harness.exec(SandboxFixture.busybox + ["--bind", "\(vol):/workspace:rw", "--tmpfs", "/workspace/\(link)\(escape)"], ["true"])
+            #expect(r.status == 125, "\(r.stdout)")
+            #expect(r.stderr.contains("the target path contains a symlink"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: escape))
+        }
+    }
+
+    /// Killing the agent with SIGKILL takes the whole container with it.
+    @Test func sigkillOfTheAgentLeavesNoContainerProcess() async throws {
+        let marker = "sigkill-\(UUID().uuidString.prefix(8))"
+        let p = Harness.process(["exec"] + SandboxFixture.busybox + ["--", "sh", "-c", "sleep 300 & sleep 300; : \(marker)"])
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let running = await Self.eventually {
+            SandboxFixture.processes(containing: marker).count >= 3  // agent, init, sh
+        }
+        #expect(running)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let gone = await Self.eventually { SandboxFixture.processes(containing: marker).isEmpty }
+        #expect(gone, "left behind: \(SandboxFixture.processes(containing: marker))")
+        // The sleeps do not carry the marker: look for sleep 300 children of a dead init.
+        let orphans = await Self.eventually {
+            SandboxFixture.processes(containing: "sleep 300").allSatisfy { pid in
+                (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8))?.contains("Uid:\t\(Harness.user.uid)") != true
+            }
+        }
+        #expect(orphans)
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+
+/// Helpers shared by the sandbox integration tests.
+enum SandboxFixture {
+    /// Options for a busybox container without the seccomp filter (until the policy lands,
+    /// compiling a profile is not implemented; tests that need it use `seccompAvailable`).
+    static var busybox: [String] { ["--rootfs", Harness.busyboxRootfs, "--seccomp", "unconfined"] }
+    static var host: [String] { ["--rootfs", "host", "--seccomp", "unconfined"] }
+
+    /// True once `SeccompPolicy.compile` works (the policy work is merged).
+    static func seccompAvailable() async throws -> Bool {
+        let r = try await Harness.exec(["--rootfs", Harness.busyboxRootfs], ["true"])
+        return !(r.status == 125 && r.stderr.contains("not implemented"))
+    }
+
+    /// A writable copy of the busybox rootfs owned by the test user, for planting symlinks.
+    static func rootfsCopy() throws -> String {
+        let dir = try Harness.scratch("rootfs") + "/root"
+        try run("/bin/cp", ["-a", Harness.busyboxRootfs, dir])
+        let u = Harness.user
+        try run("/bin/chown", ["-R", "\(u.uid):\(u.gid)", dir])
+        return dir
+    }
+
+    static func run(_ tool: String, _ args: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        try p.run()
+        p.waitUntilExit()
+        if p.terminationStatus != 0 { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "\(tool) \(args) failed"]) }
+    }
+
+    /// Host processes whose command line contains `marker`.
+    static func processes(containing marker: String) -> [Int32] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
+        return pids.filter { pid in
+            guard let d = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: d.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(marker)
+        }
+    }
+}
+
+/// `agent exec` basics: ids, processes, descriptors, exit codes, set-up errors.
+@Suite struct SandboxTests {
+    @Test func rootInsideIsTheAgentUserOutside() async throws {
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--verbose"], ["sh", "-c", "id -u; id -g; head -n1 /proc/self/uid_map"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        #expect(lines.first == "0")
+        #expect(lines.count == 3 && lines[2] == "0 \(Harness.user.uid) 1", "\(r.stdout)")
+        #expect(r.stderr.contains("id mapping: subordinate") || r.stderr.contains("id mapping: single"), "\(r.stderr)")
+    }
+
+    @Test func singleMappingToAChosenUID() async throws {
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "single", "--user", "1000:1000", "--verbose"],
+                                       ["sh", "-c", "id -u; cat /proc/self/uid_map"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("1000\n"))
+        #expect(r.stdout.split(separator: "\n").last?.split(separator: " ").map(String.init) == ["1000", "\(Harness.user.uid)", "1"])
+        #expect(r.stderr.contains("id mapping: single"))
+    }
+
+    @Test func subordinateMappingGivesARange() async throws {
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "subordinate"],
+                                       ["sh", "-c", "wc -l < /proc/self/uid_map; mkdir /tmp/x 2>/dev/null; true"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
+    }
+
+    @Test func onlyContainerProcessesAreVisible() async throws {
+        let r = try await Harness.exec(SandboxFixture.busybox, ["sh", "-c", "ls /proc | grep -E '^[0-9]+$'; cat /proc/1/comm"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let pids = r.stdout.split(separator: "\n").compactMap { Int($0) }
+        // init (1), sh (2), ls and grep: nothing of the host.
+        #expect(pids.contains(1) && pids.count <= 4, "\(pids)")
+    }
+
+    @Test func initReapsOrphanedZombies() async throws {
+        // The subshell exits at once, orphaning `sleep`, which is re-parented to PID 1 and must be reaped.
+        let script = "(sleep 0.2 &); ps -o ppid,comm | grep -q '^ *1 sleep' && echo orphan; sleep 2; ps -o stat | grep -c Z"
+        let r = try await Harness.exec(SandboxFixture.busybox, ["sh", "-c", script])
+        #expect(r.stdout == "orphan\n0\n", "\(r.stdout) \(r.stderr)")
+    }
+
+    @Test func onlyStdioDescriptorsReachTheCommand() async throws {
+        let r = try await Harness.exec(SandboxFixture.busybox, ["ls", "/proc/self/fd"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let fds = Set(r.stdout.split(whereSeparator: { $0 == "\n" || $0 == " " }).compactMap { Int($0) })
+        // 3 is the directory ls itself opened.
+        #expect(fds.isSubset(of: [0, 1, 2, 3]) && fds.isSuperset(of: [0, 1, 2]), "\(fds)")
+    }
+
+    @Test func environmentHostnameAndWorkdir() async throws {
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--env", "FOO=bar", "--hostname", "box", "--workdir", "/tmp"],
+                                       ["sh", "-c", "env | sort; hostname; pwd"], environment: ["LEAK": "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stdout.contains("LEAK") && !r.stdout.contains("HOME="))
+        #expect(r.stdout.contains("FOO=bar\n") && r.stdout.contains("PATH="))
+        #expect(r.stdout.hasSuffix("box\n/tmp\n"), "\(r.stdout)")
+    }
+
+    @Test func exitCodesFollowDocker() async throws {
+        #expect(try await Harness.exec(SandboxFixture.busybox, ["sh", "-c", "exit 3"]).status == 3)
+        #expect(try await Harness.exec(SandboxFixture.busybox, ["sh", "-c", "kill -9 $$"]).status == 137)
+        let missing = try await Harness.exec(SandboxFixture.busybox, ["no-such-command"])
+        #expect(missing.status == 127)
+        #expect(missing.stderr.contains("agent: sandbox setup failed at exec no-such-command: No such file or directory"))
+        let notExec = try await Harness.exec(SandboxFixture.busybox, ["/etc/passwd"])
+        #expect(notExec.status == 126, "\(notExec.stderr)")
+        let bad = try await Harness.exec(SandboxFixture.busybox + ["--network", "moon"], ["true"])
+        #expect(bad.status != 0 && bad.stderr.contains("--network"), "\(bad.stderr)")
+    }
+
+    @Test func timeoutKillsTheCommand() async throws {
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--timeout", "1s"], ["sleep", "60"])
+        #expect(r.status == 128 + SIGTERM)
+        #expect(r.stderr.contains("timed out"))
+    }
+
+    @Test func writableMountsAndReadOnlyRoot() async throws {
+        let dir = try Harness.scratch("bind")
+        try Harness.write("hello", to: dir + "/in")
+        let r = try await Harness.exec(
+            // The host rootfs is a tmpfs, so the file target /ro-in can be created in it.
+            SandboxFixture.host + ["--bind", "\(dir):/workspace:rw", "--bind", "\(dir)/in:/ro-in", "--tmpfs", "/tmp:size=1m"],
+            ["sh", "-c", "cat /ro-in; echo out > /workspace/out; echo t > /tmp/t && echo tmp-ok; echo x > /ro-in || true; touch /x || true"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "hellotmp-ok\n")
+        #expect(r.stderr.contains("Read-only file system"))
+        #expect((try? String(contentsOfFile: dir + "/out", encoding: .utf8)) == "out\n")
+    }
+
+    @Test(arguments: [
+        (["--rootfs", "/nonexistent/rootfs"], "rootfs (directory /nonexistent/rootfs): No such file or directory"),
+        (["--bind", "/nonexistent/src:/x"], "mount /x (bind source /nonexistent/src): No such file or directory"),
+        (["--tmpfs", "/bin/sub"], "mount /bin/sub (the target path contains a symlink)"),
+    ])
+    func setupFailuresNameTheStage(options: [String], message: String) async throws {
+        let mountsBefore = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        let marker = "marker-\(UUID().uuidString.prefix(8))"
+        let clock = ContinuousClock()
+        let started = clock.now
+        // The host rootfs has /bin -> usr/bin, a symlink a mount target may not pass through.
+        let r = try await Harness.exec(["--rootfs", "host", "--seccomp", "unconfined"] + options, ["/bin/sleep", "30", marker])
+        // Bounded, not a speed test: a failure must come back, never hang.
+        #expect(clock.now - started < .seconds(20))
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("agent: sandbox setup failed at \(message)"), "\(r.stderr)")
+        #expect(SandboxFixture.processes(containing: marker).isEmpty)
+        #expect(try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) == mountsBefore)
+    }
+
+    @Test func rootIsRefusedWithoutAllowRoot() async throws {
+        guard Harness.isRoot else { return }  // only meaningful when the tests run as root (CI)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.agentBinary)
+        p.arguments = ["exec", "--seccomp", "unconfined", "--", "true"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 125)
+        #expect(String(decoding: data, as: UTF8.self).contains("--allow-root"))
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import Sandbox
+
+/// The Swift API on the real kernel (the contract the job runner relies on). As root (CI),
+/// containers run with `allowRoot`, so container root is the unprivileged fallback range.
+@Suite struct RunningContainerTests {
+    static func config(_ script: String) -> ContainerConfiguration {
+        var c = ContainerConfiguration(command: ["/bin/sh", "-c", script])
+        c.seccomp = .unconfined
+        c.allowRoot = true
+        return c
+    }
+
+    /// A scratch directory the container's root may write to.
+    static func scratch() throws -> String {
+        let dir = NSTemporaryDirectory() + "sandbox-unit-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if getuid() == 0 { chown(dir, IDMapPlan.rootFallbackRange.start, IDMapPlan.rootFallbackRange.start) }
+        return dir
+    }
+
+    static func collect(_ c: RunningContainer) async -> (String, String) {
+        var out = [UInt8](), err = [UInt8]()
+        for await chunk in c.output {
+            if chunk.stream == .stdout { out += chunk.bytes } else { err += chunk.bytes }
+        }
+        return (String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    @Test func outputAndExitStatus() async throws {
+        let c = try await RunningContainer.start(Self.config("echo out; echo err >&2; exit 7"))
+        let (out, err) = await Self.collect(c)
+        let r = await c.wait()
+        #expect(out == "out\n")
+        #expect(err == "err\n")
+        #expect(r.status == .exited(7))
+        #expect(!r.timedOut)
+        #expect(r.idMapping != .automatic)
+    }
+
+    @Test func fileMountIsReadOnlyWithContents() async throws {
+        var cfg = Self.config("cat /run/secrets/token; stat -c %a /run/secrets/token; echo x > /run/secrets/token || echo refused")
+        cfg.mounts = [.tmpfs("/run"), Mount(target: "/run/secrets/token", kind: .file(contents: Array("s3cret".utf8), mode: 0o400, uid: 0, gid: 0))]
+        let c = try await RunningContainer.start(cfg)
+        let (out, _) = await Self.collect(c)
+        _ = await c.wait()
+        #expect(out == "s3cret400\nrefused\n")
+    }
+
+    @Test func overlayMountWritesToUpper() async throws {
+        let base = try Self.scratch()
+        for d in ["lower", "upper", "work"] {
+            try FileManager.default.createDirectory(atPath: base + "/" + d, withIntermediateDirectories: true)
+            if getuid() == 0 { chown(base + "/" + d, IDMapPlan.rootFallbackRange.start, IDMapPlan.rootFallbackRange.start) }
+        }
+        try "from lower".write(toFile: base + "/lower/a", atomically: false, encoding: .utf8)
+        var cfg = Self.config("cat /ov/a; echo new > /ov/b")
+        cfg.mounts = [Mount(target: "/ov", kind: .overlay(lower: [base + "/lower"], upper: base + "/upper", work: base + "/work"))]
+        let c = try await RunningContainer.start(cfg)
+        let (out, err) = await Self.collect(c)
+        let r = await c.wait()
+        #expect(r.status == .exited(0), "\(err)")
+        #expect(out == "from lower")
+        #expect((try? String(contentsOfFile: base + "/upper/b", encoding: .utf8)) == "new\n")
+    }
+
+    @Test func keepAliveOpenRootRelease() async throws {
+        var cfg = Self.config("echo report > /out/r.xml")
+        cfg.mounts = [.tmpfs("/out")]
+        cfg.keepAliveAfterExit = true
+        let c = try await RunningContainer.start(cfg)
+        let r = await c.wait()
+        #expect(r.status == .exited(0))
+        let root = try c.openRoot()
+        defer { close(root) }
+        let fd = openat(root, "out/r.xml", O_RDONLY | O_CLOEXEC)
+        #expect(fd >= 0)
+        if fd >= 0 {
+            var buf = [UInt8](repeating: 0, count: 64)
+            let n = read(fd, &buf, 64)
+            close(fd)
+            #expect(String(decoding: buf[0..<max(n, 0)], as: UTF8.self) == "report\n")
+        }
+        c.release()
+        #expect(throws: SandboxError.self) { try c.openRoot() }
+    }
+
+    @Test func timeoutTerminates() async throws {
+        var cfg = Self.config("sleep 30")
+        cfg.timeout = .milliseconds(200)
+        cfg.killGracePeriod = .seconds(5)
+        let c = try await RunningContainer.start(cfg)
+        let r = await c.wait()
+        #expect(r.timedOut)
+        #expect(r.status == .signaled(SIGTERM))
+    }
+
+    @Test func graceExpiryKillsTheContainer() async throws {
+        // The command ignores SIGTERM: after the grace period the whole container is killed.
+        let c = try await RunningContainer.start(Self.config("trap '' TERM; sleep 30 & wait; sleep 30"))
+        c.terminate(grace: .milliseconds(100))
+        let r = await c.wait()
+        #expect(r.status == .signaled(SIGKILL))
+    }
+
+    @Test func cancellingWaitTerminates() async throws {
+        var cfg = Self.config("sleep 30")
+        cfg.killGracePeriod = .seconds(5)
+        let c = try await RunningContainer.start(cfg)
+        let task = Task { await c.wait() }
+        task.cancel()
+        let r = await task.value
+        #expect(r.status == .signaled(SIGTERM))
+    }
+
+    @Test func setupFailureNamesTheStageAndLeavesNoProcess() async throws {
+        var cfg = Self.config("true")
+        cfg.mounts = [.bind("/nonexistent/source", "/x")]
+        await #expect(throws: SandboxError(stage: "mount /x", errno: ENOENT, detail: "(bind source /nonexistent/source)")) {
+            try await RunningContainer.start(cfg)
+        }
+        var exe = Self.config("true")
+        exe.command = ["/no/such/binary"]
+        do {
+            _ = try await RunningContainer.start(exe)
+            Issue.record("started")
+        } catch let e as SandboxError {
+            #expect(e.isExecFailure && e.errno == ENOENT)
+        }
+    }
+}
