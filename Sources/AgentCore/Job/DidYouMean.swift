@@ -2,7 +2,7 @@
 ///
 /// Returns the candidate closest to `word` when it is close enough to be a plausible typo:
 /// at most 1 edit for short words, 2 for words of five or more characters, and never more
-/// than half the word. Ties go to the earlier candidate, so callers list candidates in
+/// than half the word; or a candidate that starts with the word. Ties go to the earlier candidate, so callers list candidates in
 /// documentation order and the answer is deterministic.
 func suggestion(for word: String, among candidates: [String]) -> String? {
     let lowered = word.lowercased()
@@ -12,6 +12,8 @@ func suggestion(for word: String, among candidates: [String]) -> String? {
         let normalizedWord = lowered.replacingOccurrences(of: "-", with: "_")
         let normalizedCandidate = candidate.lowercased().replacingOccurrences(of: "-", with: "_")
         if normalizedWord == normalizedCandidate { return candidate }
+        // A word cut short ("root" for "rootfs") is a typo too, however many letters are missing.
+        if word.count >= 3, normalizedCandidate.hasPrefix(normalizedWord) { return candidate }
         let d = editDistance(lowered, candidate.lowercased())
         if best == nil || d < best!.distance { best = (candidate, d) }
     }

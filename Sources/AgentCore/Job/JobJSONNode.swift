@@ -81,7 +81,8 @@ struct JobJSONNode {
 
     /// The path of a member key: `steps[0].env.CC`, or `env["A B"]` for keys that are not identifiers.
     func childPath(_ key: String) -> String {
-        let plain = !key.isEmpty && key.utf8.allSatisfy { b in
+        let startsWithDigit = key.utf8.first.map { $0 >= 0x30 && $0 <= 0x39 } ?? true
+        let plain = !startsWithDigit && key.utf8.allSatisfy { b in
             (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D
         }
         let member = plain ? key : "[\(jsonQuoted(key))]"

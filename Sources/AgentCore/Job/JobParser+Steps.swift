@@ -30,9 +30,9 @@ extension JobDocumentParser {
         // The type decides which keys are allowed, so read it first.
         var kind = StepSpec.Kind.build
         if let t = obj["type"] { kind = StepSpec.Kind(rawValue: try enumValue(t, StepSpec.Kind.allCases.map(\.rawValue)))! }
-        let allowed = Self.buildStepKeys + Self.testOnlyKeys
+        let allowed = kind == .test ? Self.buildStepKeys + Self.testOnlyKeys : Self.buildStepKeys
         try obj.checkKeys(allowed: allowed, required: ["name", "run"]) { key in
-            guard kind == .build, Self.testOnlyKeys.contains(key) else { return nil }
+            guard Self.testOnlyKeys.contains(key) else { return nil }
             return "\(JSONText.quoted(key)) is only allowed on test steps (add \"type\": \"test\")"
         }
 

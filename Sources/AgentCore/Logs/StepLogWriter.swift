@@ -151,7 +151,9 @@ public final class StepLogWriter: Sendable {
             for k in 0..<2 where !s.partial[k].isEmpty {
                 let rest = s.partial[k]
                 s.partial[k] = []
-                rest.withUnsafeBufferPointer { emitLine(&s, $0, stream: k == 0 ? .stdout : .stderr, time: now, into: &lines) }
+                rest.withUnsafeBufferPointer {
+                    emitLine(&s, $0, stream: k == 0 ? .stdout : .stderr, time: now, newline: false, into: &lines)
+                }
             }
             if s.dropped > 0 {
                 s.buffer.append(contentsOf: Array("[log truncated: \(s.dropped) bytes dropped]\n".utf8))
@@ -184,14 +186,14 @@ public final class StepLogWriter: Sendable {
 
     /// A complete line: cut into `maxLineBytes` pieces if needed, trailing `\r` removed.
     private func emitLine(_ s: inout State, _ line: UnsafeBufferPointer<UInt8>, stream: OutputChunk.Stream,
-                          time: Date, into lines: inout [StepLogLine]) {
+                          time: Date, newline: Bool = true, into lines: inout [StepLogLine]) {
         var rest = line
-        if let last = rest.last, last == 0x0D { rest = UnsafeBufferPointer(rebasing: rest[..<(rest.count - 1)]) }
+        if newline, let last = rest.last, last == 0x0D { rest = UnsafeBufferPointer(rebasing: rest[..<(rest.count - 1)]) }
         while rest.count > Self.maxLineBytes {
             emit(&s, UnsafeBufferPointer(rebasing: rest[..<Self.maxLineBytes]), stream: stream, time: time, complete: false, into: &lines)
             rest = UnsafeBufferPointer(rebasing: rest[Self.maxLineBytes...])
         }
-        emit(&s, rest, stream: stream, time: time, complete: true, into: &lines)
+        emit(&s, rest, stream: stream, time: time, complete: newline, into: &lines)
     }
 
     /// One line (or piece of a long line) into the buffer, the ring and the result.

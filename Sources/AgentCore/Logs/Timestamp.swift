@@ -23,7 +23,8 @@ struct TimestampCache {
 
     /// Appends the 24 timestamp bytes for `date` to `out`.
     mutating func append(_ date: Date, to out: inout [UInt8]) {
-        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Half a microsecond up: a Double holding .123 may read back as .12299999.
+        let ms = Int64((date.timeIntervalSince1970 * 1000 + 0.0005).rounded(.down))
         let s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
         let milli = Int(ms - s * 1000)
         if s != second {
