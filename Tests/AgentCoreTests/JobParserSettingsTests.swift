@@ -122,3 +122,13 @@ import Testing
         #expect(jobError(#"{"version": 1, "zzz": 1, "aaa": 2, "steps": []}"#) == #"job.json: unknown key "aaa""#)
     }
 }
+
+extension JobParserSettingsTests {
+    @Test func workspaceSymlinksAreResolved() throws {
+        let base = NSTemporaryDirectory() + "jobws-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/real", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: base + "/link", withDestinationPath: base + "/real")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        #expect(try parseJob(oneStep(step, job: #""workspace": "link","#), base: base).workspace == base + "/real")
+    }
+}

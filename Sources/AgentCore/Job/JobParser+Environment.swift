@@ -19,7 +19,8 @@ extension JobDocumentParser {
         return .rootfs(resolve(p))
     }
 
-    /// The source folder: must exist and be a directory when the job is read.
+    /// The source folder: must exist and be a directory when the job is read; returned with
+    /// symlinks resolved.
     func workspace(_ n: JobJSONNode) throws -> String {
         let p = try n.nonEmptyString("a path to the source folder")
         let resolved = resolve(p)
@@ -30,7 +31,12 @@ extension JobDocumentParser {
         guard isDirectory.boolValue else {
             throw n.error("\(JSONText.quoted(p)) (\(resolved)) is not a folder")
         }
-        return resolved
+        // The canonical path (symlinks resolved), so that policy checks compare real locations.
+        guard let real = realpath(resolved, nil) else {
+            throw n.error("cannot resolve \(JSONText.quoted(p)) (\(resolved)): \(String(cString: strerror(errno)))")
+        }
+        defer { free(real) }
+        return String(cString: real)
     }
 
     func resources(_ n: JobJSONNode) throws -> JobSpec.Resources {
