@@ -141,3 +141,16 @@ import Testing
         #expect(Timestamp.rfc3339(Date(timeIntervalSince1970: 951_782_400.999)) == "2000-02-29T00:00:00.999Z")
     }
 }
+
+extension StepLogWriterTests {
+    @Test func outputAfterFinishIsIgnored() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = try StepLogWriter(directory: dir, index: 0, stepName: "late", clock: { Self.t0 })
+        try w.append(Array("one\n".utf8), stream: .stdout)
+        try w.finish()
+        #expect(try w.append(Array("two\n".utf8), stream: .stdout).isEmpty)
+        #expect(try w.finish().isEmpty)
+        #expect(try contents(w.path) == "2026-11-26T21:30:00.123Z out one\n")
+    }
+}

@@ -104,7 +104,8 @@ public final class StepLogWriter: Sendable {
     public func append(_ bytes: [UInt8], stream: OutputChunk.Stream) throws -> [StepLogLine] {
         let now = clock()
         return try state.withLock { s in
-            precondition(!s.finished, "StepLogWriter.append after finish")
+            // Output arriving after finish() (a straggling reader) is ignored, not a crash.
+            guard !s.finished else { return [] }
             var lines: [StepLogLine] = []
             let k = stream == .stdout ? 0 : 1
             bytes.withUnsafeBufferPointer { input in

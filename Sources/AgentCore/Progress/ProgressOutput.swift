@@ -27,7 +27,13 @@ public struct FileDescriptorOutput: ProgressOutput {
             while offset < buf.count {
                 let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
                 if n < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN {
+                        // A non-blocking stderr that is full: wait until it drains.
+                        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                        _ = poll(&p, 1, -1)
+                        continue
+                    }
                     return  // a closed stderr must not take the job down
                 }
                 offset += n

@@ -127,11 +127,13 @@ public final class TTYProgress: ProgressRenderer {
     private func redraw(force: Bool, tick: Bool) {
         let t = now()
         let width = max(20, (output.columns ?? 80) - 1)
-        let text: String? = state.withLock { s in
-            guard !s.finished else { return nil }
+        // Written under the lock: a tick and an event drawing at once must not swap their
+        // output, or the cursor arithmetic of the next redraw would be off.
+        state.withLock { s in
+            guard !s.finished else { return }
             if !force {
-                guard s.dirty || (tick && !s.running.isEmpty) else { return nil }
-                guard s.lastDraw.distance(to: t) >= Double(DurationText.milliseconds(redrawInterval)) / 1000 else { return nil }
+                guard s.dirty || (tick && !s.running.isEmpty) else { return }
+                guard s.lastDraw.distance(to: t) >= Double(DurationText.milliseconds(redrawInterval)) / 1000 else { return }
             }
             var out = ""
             if !s.hidCursor { out += "\u{1B}[?25l"; s.hidCursor = true }
@@ -159,9 +161,8 @@ public final class TTYProgress: ProgressRenderer {
             s.liveHeight = height
             s.lastDraw = t
             s.dirty = false
-            return out
+            output.write(out)
         }
-        if let text { output.write(text) }
     }
 
     /// One screen line: control characters removed (build output must not move our cursor)
