@@ -1,0 +1,115 @@
+import Foundation
+
+/// The job-level settings around the steps: image, workspace, resources, cache scope, secrets.
+extension JobDocumentParser {
+    func image(_ n: JobJSONNode) throws -> JobSpec.Image {
+        let hint = "\"host\" or {\"rootfs\": \"PATH\"}"
+        if let s = n.value as? String {
+            guard s == "host" else {
+                throw n.error("\(JSONText.quoted(s)) is not a supported image: use \(hint) (OCI images are not supported yet)")
+            }
+            return .host
+        }
+        guard n.value is [String: Any] else { throw n.typeError(hint) }
+        let obj = try n.object()
+        try obj.checkKeys(allowed: ["rootfs"], required: ["rootfs"])
+        let rootfsNode = obj["rootfs"]!
+        let p = try rootfsNode.nonEmptyString("a path to a root filesystem folder")
+        // Existence is checked when the job runs: the rootfs may be prepared after validation.
+        return .rootfs(resolve(p))
+    }
+
+    /// The source folder: must exist and be a directory when the job is read; returned with
+    /// symlinks resolved.
+    func workspace(_ n: JobJSONNode) throws -> String {
+        let p = try n.nonEmptyString("a path to the source folder")
+        let resolved = resolve(p)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory) else {
+            throw n.error("the folder \(JSONText.quoted(p)) (\(resolved)) does not exist")
+        }
+        guard isDirectory.boolValue else {
+            throw n.error("\(JSONText.quoted(p)) (\(resolved)) is not a folder")
+        }
+        // The canonical path (symlinks resolved), so that policy checks compare real locations.
+        guard let real = realpath(resolved, nil) else {
+            throw n.error("cannot resolve \(JSONText.quoted(p)) (\(resolved)): \(String(cString: strerror(errno)))")
+        }
+        defer { free(real) }
+        return String(cString: real)
+    }
+
+    func resources(_ n: JobJSONNode) throws -> JobSpec.Resources {
+        let obj = try n.object()
+        try obj.checkKeys(allowed: ["pids", "nofile", "fsize", "memory"])
+        var r = JobSpec.Resources()
+        if let v = obj["pids"] { r.pids = try count(v) }
+        if let v = obj["nofile"] { r.nofile = try count(v) }
+        if let v = obj["fsize"] { r.fsize = try size(v) }
+        if let v = obj["memory"] { r.memory = try size(v) }
+        return r
+    }
+
+    /// A positive whole number (a process or file-descriptor count).
+    private func count(_ n: JobJSONNode) throws -> UInt64 {
+        let v = try n.integer("a positive whole number")
+        guard v > 0 else { throw n.error("must be greater than zero, got \(v)") }
+        return UInt64(v)
+    }
+
+    /// Bytes as a number, or a size string like `"512m"`.
+    func size(_ n: JobJSONNode) throws -> UInt64 {
+        let expected = "a size like \"512m\" or a number of bytes"
+        if n.value is String {
+            let s = try n.string()
+            guard let v = ByteSizeText.parse(s) else { throw n.error(ByteSizeText.malformedMessage(s)) }
+            guard v > 0 else { throw n.error("must be greater than zero") }
+            return v
+        }
+        let v = try n.integer(expected)
+        guard v > 0 else { throw n.error("must be greater than zero, got \(v)") }
+        return UInt64(v)
+    }
+
+    /// `{"scope": NAME}` → the scope.
+    func cache(_ n: JobJSONNode) throws -> String {
+        let obj = try n.object("an object like {\"scope\": \"NAME\"}")
+        try obj.checkKeys(allowed: ["scope"], required: ["scope"])
+        let scopeNode = obj["scope"]!
+        let scope = try scopeNode.string()
+        guard JobParser.isValidName(scope) else {
+            throw scopeNode.error("\(JSONText.quoted(scope)) is not a valid cache scope: \(JobParser.nameRule)")
+        }
+        return scope
+    }
+
+    /// `{"id": {"file": P} | {"env": NAME}, "required": bool}` per secret id.
+    func secrets(_ n: JobJSONNode) throws -> [String: SecretSpec] {
+        let obj = try n.object("an object of secrets by id")
+        var out: [String: SecretSpec] = [:]
+        for (id, node) in obj.members {
+            guard JobParser.isValidName(id) else {
+                throw node.error("\(JSONText.quoted(id)) is not a valid secret id: \(JobParser.nameRule)")
+            }
+            let s = try node.object("an object like {\"file\": \"PATH\"} or {\"env\": \"NAME\"}")
+            try s.checkKeys(allowed: ["file", "env", "required"])
+            var spec = SecretSpec(source: nil)
+            if s["file"] != nil, s["env"] != nil {
+                throw s.error("give either \"file\" or \"env\", not both")
+            }
+            if let f = s["file"] {
+                spec.source = .file(resolve(try f.nonEmptyString("a path to the secret file")))
+            }
+            if let e = s["env"] {
+                let name = try e.string("the name of an environment variable of the agent")
+                guard JobParser.isValidEnvName(name) else {
+                    throw e.error("\(JSONText.quoted(name)) is not a valid environment variable name")
+                }
+                spec.source = .env(name)
+            }
+            if let r = s["required"] { spec.required = try r.bool() }
+            out[id] = spec
+        }
+        return out
+    }
+}

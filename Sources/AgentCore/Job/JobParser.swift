@@ -1,0 +1,192 @@
+import Foundation
+import Sandbox
+
+/// Reads and validates a job file (format version 1, see `ci/schema/job.schema.json`).
+///
+/// Every error is a `JobValidationError` naming the file and the JSON path, and only the first
+/// one is reported, in a fixed order: per object, unknown keys (alphabetically) first, then
+/// missing required keys, then each known key in the order the format documents them.
+public enum JobParser {
+    /// Keys of the job object, in documentation order (also the order suggestions prefer).
+    static let jobKeys = [
+        "version", "id", "image", "workspace", "env", "network", "timeout", "resources",
+        "cache", "secrets", "artifacts", "steps", "$schema",
+    ]
+
+    /// Job ids, cache scopes, secret ids and artifact names: `[A-Za-z0-9._-]{1,128}`.
+    /// They become folder and file names, so `.` and `..` are refused as well.
+    public static func isValidName(_ s: String) -> Bool {
+        guard (1...128).contains(s.utf8.count), s != ".", s != ".." else { return false }
+        return s.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                || b == 0x2E || b == 0x5F || b == 0x2D
+        }
+    }
+
+    static let nameRule = "use 1 to 128 characters from A-Z a-z 0-9 . _ - (not \".\" or \"..\")"
+
+    /// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`.
+    public static func isValidEnvName(_ s: String) -> Bool {
+        guard let first = s.utf8.first, !(first >= 0x30 && first <= 0x39) else { return false }
+        return s.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F
+        }
+    }
+
+    /// Parses the job file at `path`. `displayName` is how errors name the file
+    /// (default: `path` as given). Relative paths in the job resolve against the file's folder.
+    public static func parse(fileAt path: String, displayName: String? = nil) throws -> JobSpec {
+        let name = displayName ?? path
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason = (error as NSError).userInfo[NSUnderlyingErrorKey].map { "\($0)" } ?? ""
+            throw JobValidationError(file: name, path: "", message: "cannot read the job file: \(Self.readFailure(path, reason))")
+        }
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL
+        let base = absolute.deletingLastPathComponent().path
+        return try parse(data: data, fileName: name, baseDirectory: base)
+    }
+
+    /// Parses a job from `data`. `fileName` names it in errors and gives the default id
+    /// (its base name without `.json`); relative paths resolve against `baseDirectory`.
+    public static func parse(data: Data, fileName: String, baseDirectory: String) throws -> JobSpec {
+        let json: Any
+        do {
+            json = try JSONSerialization.jsonObject(with: data, options: [])
+        } catch {
+            throw JobValidationError(file: fileName, path: "", message: "not valid JSON: \(syntaxMessage(error, data: data))")
+        }
+        let base = URL(fileURLWithPath: baseDirectory).standardizedFileURL.path
+        let root = JobJSONNode(value: json, path: "", file: fileName)
+        return try JobDocumentParser(file: fileName, baseDirectory: base).job(root)
+    }
+
+    /// Why a read failed, in words (`No such file or directory`), from errno when we can.
+    private static func readFailure(_ path: String, _ fallback: String) -> String {
+        var st = stat()
+        if stat(path, &st) != 0 { return String(cString: strerror(errno)) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return "it is a directory" }
+        if access(path, R_OK) != 0 { return String(cString: strerror(errno)) }
+        return fallback.isEmpty ? "unreadable" : fallback
+    }
+
+    /// JSONSerialization says "around character 57"; users want a line and column.
+    private static func syntaxMessage(_ error: Error, data: Data) -> String {
+        let debug = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            ?? "\(error)"
+        guard let range = debug.range(of: #"character (\d+)"#, options: .regularExpression),
+              let offset = Int(debug[range].dropFirst("character ".count)) else {
+            return debug
+        }
+        var line = 1, column = 1
+        for (i, b) in data.enumerated() {
+            if i >= offset { break }
+            if b == 0x0A { line += 1; column = 1 } else if b & 0xC0 != 0x80 { column += 1 }
+        }
+        let text = debug.replacingOccurrences(of: #" around character \d+"#, with: "", options: .regularExpression)
+            .trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+        return "\(text) at line \(line), column \(column)"
+    }
+}
+
+/// The walk over one document; split from `JobParser` so the per-part functions
+/// (steps, secrets, artifacts) can live in their own files.
+struct JobDocumentParser {
+    let file: String
+    let baseDirectory: String
+
+    func job(_ root: JobJSONNode) throws -> JobSpec {
+        let obj = try root.object("a JSON object (the job)")
+        try obj.checkKeys(allowed: JobParser.jobKeys, required: ["version", "steps"])
+
+        let versionNode = obj["version"]!
+        let version = try versionNode.integer("the number 1")
+        guard version == 1 else {
+            throw versionNode.error("unsupported version \(version): this agent reads version 1")
+        }
+
+        let id: String
+        if let idNode = obj["id"] {
+            id = try idNode.string()
+            guard JobParser.isValidName(id) else {
+                throw idNode.error("\(JSONText.quoted(id)) is not a valid job id: \(JobParser.nameRule)")
+            }
+        } else {
+            id = Self.defaultID(fileName: file)
+            guard JobParser.isValidName(id) else {
+                throw JobValidationError(file: file, path: "", message:
+                    "the job id defaults to the file name, and \(JSONText.quoted(id)) is not a valid job id: \(JobParser.nameRule); set \"id\"")
+            }
+        }
+
+        var spec = JobSpec(id: id, steps: [], baseDirectory: baseDirectory)
+        if let n = obj["image"] { spec.image = try image(n) }
+        if let n = obj["workspace"] { spec.workspace = try workspace(n) }
+        if let n = obj["env"] { spec.env = try env(n) }
+        if let n = obj["network"] {
+            spec.network = ContainerConfiguration.Network(rawValue: try enumValue(n, ContainerConfiguration.Network.allCases.map(\.rawValue)))!
+        }
+        if let n = obj["timeout"] { spec.timeout = try duration(n) }
+        if let n = obj["resources"] { spec.resources = try resources(n) }
+        if let n = obj["cache"] { spec.cacheScope = try cache(n) }
+        if let n = obj["secrets"] { spec.secrets = try secrets(n) }
+        if let n = obj["artifacts"] { spec.artifacts = try artifacts(n) }
+        spec.steps = try steps(obj["steps"]!)
+        if let n = obj["$schema"] { _ = try n.string() }
+        return spec
+    }
+
+    /// `job.json` → `job`; `dir/build.ci.json` → `build.ci`.
+    static func defaultID(fileName: String) -> String {
+        let base = (fileName as NSString).lastPathComponent
+        return base.hasSuffix(".json") ? String(base.dropLast(5)) : base
+    }
+
+    // MARK: shared value kinds
+
+    func resolve(_ p: String) -> String {
+        let joined = p.hasPrefix("/") ? p : baseDirectory + "/" + p
+        return URL(fileURLWithPath: joined).standardizedFileURL.path
+    }
+
+    /// One of `allowed`, with a suggestion for near misses.
+    func enumValue(_ n: JobJSONNode, _ allowed: [String]) throws -> String {
+        let list = allowed.map { JSONText.quoted($0) }.joined(separator: ", ")
+        let s = try n.string("one of \(list)")
+        guard allowed.contains(s) else {
+            var message = "\(JSONText.quoted(s)) is not one of \(list)"
+            if let guess = suggestion(for: s, among: allowed) { message += " (did you mean \(JSONText.quoted(guess))?)" }
+            throw n.error(message)
+        }
+        return s
+    }
+
+    func duration(_ n: JobJSONNode) throws -> Duration {
+        let s = try n.string("a duration string like \"90s\"")
+        do { return try DurationText.parse(s) } catch { throw n.error(error.description) }
+    }
+
+    func env(_ n: JobJSONNode) throws -> [String: String] {
+        let obj = try n.object("an object of environment variables (name: string value)")
+        var out: [String: String] = [:]
+        for (key, value) in obj.members {
+            guard JobParser.isValidEnvName(key) else {
+                throw value.error("\(JSONText.quoted(key)) is not a valid environment variable name: use A-Z a-z 0-9 _, not starting with a digit")
+            }
+            let s = try value.string("a string (quote numbers and booleans)")
+            guard !s.utf8.contains(0) else { throw value.error("must not contain a NUL byte") }
+            out[key] = s
+        }
+        return out
+    }
+
+    /// An absolute container path without `..` components (e.g. a workdir or tmpfs target).
+    func containerPath(_ n: JobJSONNode, _ s: String) throws -> String {
+        guard s.hasPrefix("/") else { throw n.error("\(JSONText.quoted(s)) must be an absolute path inside the container") }
+        guard !s.split(separator: "/").contains("..") else { throw n.error("\(JSONText.quoted(s)) must not contain \"..\" components") }
+        guard !s.utf8.contains(0) else { throw n.error("must not contain a NUL byte") }
+        return s
+    }
+}

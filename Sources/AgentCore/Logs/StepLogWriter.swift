@@ -1,0 +1,245 @@
+import Foundation
+import Glibc
+import Sandbox
+import Synchronization
+
+/// One line of a step's output, as the log writer split it.
+public struct StepLogLine: Sendable, Equatable {
+    /// When the chunk holding the line's end was read.
+    public var time: Date
+    public var stream: OutputChunk.Stream
+    /// The line without its newline (and without a trailing `\r`); invalid UTF-8 replaced.
+    public var text: String
+    /// False once the step's log file is full: the line was counted as dropped, not written.
+    public var keptInFile: Bool
+
+    /// `2026-11-26T21:30:00.123Z out <line>`, the format of step logs and `log.txt`.
+    public var formatted: String { "\(Timestamp.rfc3339(time)) \(stream.rawValue) \(text)" }
+}
+
+/// Why a step log could not be written (an agent error, not a step failure).
+public struct StepLogError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var operation: String
+    public var errno: Int32
+    public var description: String { "step log \(path): \(operation) failed: \(String(cString: strerror(errno)))" }
+}
+
+/// Writes one step's output to `logs/NN-<step>.log`.
+///
+/// Takes the (already redacted) byte chunks of stdout and stderr as they arrive, splits each
+/// stream into lines on its own (a partial line waits for the rest of its stream; a line over
+/// `maxLineBytes` is cut into pieces), and writes every line as
+/// `2026-11-26T21:30:00.123Z out <line>`. It returns the lines so the caller can feed
+/// `log.txt` and progress output, and keeps the last `ringCapacity` lines for JUnit.
+///
+/// The file is capped at `capBytes`: once the next line does not fit, nothing more is written
+/// (the log stays a prefix of the output), but input is still consumed and counted, and
+/// `finish()` appends one `[log truncated: N bytes dropped]` line. N counts output bytes
+/// (newlines included), not the timestamps that would have been added.
+public final class StepLogWriter: Sendable {
+    public static let defaultCapBytes = 16 << 20
+    public static let maxLineBytes = 64 << 10
+    public static let ringCapacity = 100
+
+    private struct State {
+        var fd: Int32
+        var partial: [[UInt8]] = [[], []]  // by stream: out, err
+        var written = 0
+        var dropped = 0
+        var full = false
+        var ring: [String] = []
+        var ringHead = 0
+        var stamps = TimestampCache()
+        var buffer: [UInt8] = []
+        var finished = false
+    }
+
+    /// The log file's path.
+    public let path: String
+    private let capBytes: Int
+    private let clock: @Sendable () -> Date
+    private let state: Mutex<State>
+
+    /// Creates (or truncates) `directory/NN-<name>.log` for the step at 0-based `index`.
+    /// The file is opened with `O_NOFOLLOW`: a symlink planted there is refused, not followed.
+    public init(directory: String, index: Int, stepName: String, capBytes: Int = defaultCapBytes,
+                clock: @escaping @Sendable () -> Date = { Date() }) throws {
+        let path = directory + "/" + Self.fileName(index: index, stepName: stepName)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw StepLogError(path: path, operation: "open", errno: errno) }
+        self.path = path
+        self.capBytes = capBytes
+        self.clock = clock
+        self.state = Mutex(State(fd: fd))
+    }
+
+    deinit {
+        state.withLock { s in
+            if !s.finished { close(s.fd) }
+        }
+    }
+
+    /// `01-build.log` for index 0: the 1-based number (two digits at least) and the name with
+    /// everything but `A-Z a-z 0-9 . _ -` replaced by `_`, cut to 64 bytes.
+    public static func fileName(index: Int, stepName: String) -> String {
+        let number = index + 1 < 10 ? "0\(index + 1)" : "\(index + 1)"
+        var safe = String(decoding: stepName.utf8.prefix(64).map { b -> UInt8 in
+            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                || b == 0x2E || b == 0x5F || b == 0x2D
+            return ok ? b : 0x5F
+        }, as: UTF8.self)
+        if safe.isEmpty { safe = "step" }
+        return "\(number)-\(safe).log"
+    }
+
+    /// Appends a chunk of one stream; returns the lines it completed.
+    @discardableResult
+    public func append(_ chunk: OutputChunk) throws -> [StepLogLine] {
+        try append(chunk.bytes, stream: chunk.stream)
+    }
+
+    /// Appends bytes of one stream; returns the lines they completed.
+    @discardableResult
+    public func append(_ bytes: [UInt8], stream: OutputChunk.Stream) throws -> [StepLogLine] {
+        let now = clock()
+        return try state.withLock { s in
+            // Output arriving after finish() (a straggling reader) is ignored, not a crash.
+            guard !s.finished else { return [] }
+            var lines: [StepLogLine] = []
+            let k = stream == .stdout ? 0 : 1
+            bytes.withUnsafeBufferPointer { input in
+                var start = 0
+                while start < input.count {
+                    guard let nl = Self.indexOfNewline(input, from: start) else {
+                        s.partial[k].append(contentsOf: input[start...])
+                        // A line that never ends must not grow without bound.
+                        while s.partial[k].count > Self.maxLineBytes {
+                            let piece = s.partial[k].withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[..<Self.maxLineBytes]) }
+                            emit(&s, piece, stream: stream, time: now, complete: false, into: &lines)
+                            s.partial[k].removeFirst(Self.maxLineBytes)
+                        }
+                        break
+                    }
+                    let segment = UnsafeBufferPointer(rebasing: input[start..<nl])
+                    if s.partial[k].isEmpty {
+                        emitLine(&s, segment, stream: stream, time: now, into: &lines)
+                    } else {
+                        // Swap the buffer out (no copy), emit, and hand its capacity back.
+                        var joined: [UInt8] = []
+                        swap(&joined, &s.partial[k])
+                        joined.append(contentsOf: segment)
+                        joined.withUnsafeBufferPointer { emitLine(&s, $0, stream: stream, time: now, into: &lines) }
+                        joined.removeAll(keepingCapacity: true)
+                        s.partial[k] = joined
+                    }
+                    start = nl + 1
+                }
+            }
+            try flush(&s)
+            return lines
+        }
+    }
+
+    /// Writes what is left of unfinished lines (stdout's first), the truncation marker if
+    /// anything was dropped, and closes the file. Returns the lines it completed.
+    @discardableResult
+    public func finish() throws -> [StepLogLine] {
+        let now = clock()
+        return try state.withLock { s in
+            guard !s.finished else { return [] }
+            var lines: [StepLogLine] = []
+            for k in 0..<2 where !s.partial[k].isEmpty {
+                let rest = s.partial[k]
+                s.partial[k] = []
+                rest.withUnsafeBufferPointer {
+                    emitLine(&s, $0, stream: k == 0 ? .stdout : .stderr, time: now, newline: false, into: &lines)
+                }
+            }
+            if s.dropped > 0 {
+                s.buffer.append(contentsOf: Array("[log truncated: \(s.dropped) bytes dropped]\n".utf8))
+            }
+            defer { close(s.fd); s.finished = true }
+            try flush(&s)
+            return lines
+        }
+    }
+
+    /// The last lines of output (at most `ringCapacity`), oldest first, including lines
+    /// dropped from the file: the end of the output is what explains a failure.
+    public var lastLines: [String] {
+        state.withLock { s in Array(s.ring[s.ringHead...] + s.ring[..<s.ringHead]) }
+    }
+
+    /// Output bytes not written because the file was full.
+    public var droppedBytes: Int { state.withLock { $0.dropped } }
+
+    /// Bytes written to the file so far (without the truncation marker).
+    public var writtenBytes: Int { state.withLock { $0.written } }
+
+    // MARK: internals
+
+    private static func indexOfNewline(_ buf: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        guard let base = buf.baseAddress, start < buf.count,
+              let hit = memchr(base + start, 0x0A, buf.count - start) else { return nil }
+        return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// A complete line: cut into `maxLineBytes` pieces if needed, trailing `\r` removed.
+    private func emitLine(_ s: inout State, _ line: UnsafeBufferPointer<UInt8>, stream: OutputChunk.Stream,
+                          time: Date, newline: Bool = true, into lines: inout [StepLogLine]) {
+        var rest = line
+        if newline, let last = rest.last, last == 0x0D { rest = UnsafeBufferPointer(rebasing: rest[..<(rest.count - 1)]) }
+        while rest.count > Self.maxLineBytes {
+            emit(&s, UnsafeBufferPointer(rebasing: rest[..<Self.maxLineBytes]), stream: stream, time: time, complete: false, into: &lines)
+            rest = UnsafeBufferPointer(rebasing: rest[Self.maxLineBytes...])
+        }
+        emit(&s, rest, stream: stream, time: time, complete: newline, into: &lines)
+    }
+
+    /// One line (or piece of a long line) into the buffer, the ring and the result.
+    private func emit(_ s: inout State, _ line: UnsafeBufferPointer<UInt8>, stream: OutputChunk.Stream,
+                      time: Date, complete: Bool, into lines: inout [StepLogLine]) {
+        let text = String(decoding: line, as: UTF8.self)
+        let size = 24 + 5 + line.count + 1  // timestamp, " out ", line, newline
+        let kept = !s.full && s.written + size <= capBytes
+        if kept {
+            s.stamps.append(time, to: &s.buffer)
+            s.buffer.append(0x20)
+            s.buffer.append(contentsOf: stream == .stdout ? [0x6F, 0x75, 0x74] : [0x65, 0x72, 0x72])
+            s.buffer.append(0x20)
+            s.buffer.append(contentsOf: line)
+            s.buffer.append(0x0A)
+            s.written += size
+        } else {
+            s.full = true
+            s.dropped += line.count + (complete ? 1 : 0)
+        }
+        if s.ring.count < Self.ringCapacity {
+            s.ring.append(text)
+        } else {
+            s.ring[s.ringHead] = text
+            s.ringHead = (s.ringHead + 1) % Self.ringCapacity
+        }
+        lines.append(StepLogLine(time: time, stream: stream, text: text, keptInFile: kept))
+    }
+
+    private func flush(_ s: inout State) throws {
+        guard !s.buffer.isEmpty else { return }
+        let fd = s.fd
+        let result: Int32 = s.buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                offset += n
+            }
+            return 0
+        }
+        s.buffer.removeAll(keepingCapacity: true)
+        if result != 0 { throw StepLogError(path: path, operation: "write", errno: result) }
+    }
+}
