@@ -9,7 +9,7 @@ public enum SecretError: Error, Sendable, Equatable, CustomStringConvertible {
     case noSource(id: String, searched: [String])
     /// A required secret whose configured source does not exist. `detail` names the source,
     /// where it was configured and what is wrong:
-    /// `file "/p/npm" (from --secret "id=npm,src=npm") does not exist`.
+    /// `file "/p/npm" does not exist (from --secret "id=npm,src=npm")`.
     case sourceMissing(id: String, detail: String)
     /// The value is larger than the limit (BuildKit's 500 KB). `bytes` is the size seen,
     /// nil when the source could not say (a pipe that kept going past the limit).

@@ -27,6 +27,11 @@ public enum SecretPatterns {
                 let stable = base64Stable(form, offset: offset)
                 add(stable)
                 add(base64URL(stable))
+                // At the end of the data the last partial character and the `=` padding are
+                // fixed too; without them a few bits of the value would show.
+                let ending = base64Ending(form, offset: offset)
+                add(ending)
+                add(base64URL(ending))
             }
             // `base64` (coreutils) wraps its output every 76 characters.
             for line in base64WrappedLines(form) { add(line) }
@@ -67,6 +72,15 @@ public enum SecretPatterns {
         return Array(encoded[first..<end])
     }
 
+    /// Like `base64Stable`, for a value that ends the encoded data: runs on to the end of
+    /// the encoding, with its `=` padding.
+    static func base64Ending(_ value: [UInt8], offset: Int) -> [UInt8] {
+        let first = (8 * offset + 5) / 6
+        var encoded = base64Encode([UInt8](repeating: 0, count: offset) + value)
+        while encoded.count % 4 != 0 { encoded.append(UInt8(ascii: "=")) }
+        return first < encoded.count ? Array(encoded[first...]) : []
+    }
+
     /// Plain base64 without `=` padding; a last partial group is filled with zero bits.
     static func base64Encode(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
@@ -94,7 +108,11 @@ public enum SecretPatterns {
     static func base64WrappedLines(_ value: [UInt8]) -> [[UInt8]] {
         let stable = base64Stable(value, offset: 0)
         guard stable.count > 76 else { return [] }
-        return stride(from: 0, to: stable.count, by: 76).map { Array(stable[$0..<min($0 + 76, stable.count)]) }
+        var lines = stride(from: 0, to: stable.count, by: 76).map { Array(stable[$0..<min($0 + 76, stable.count)]) }
+        // The last line as written when the value ends the data (partial character, padding).
+        let ending = base64Ending(value, offset: 0)
+        lines.append(Array(ending[((ending.count - 1) / 76 * 76)...]))
+        return lines
     }
 
     // MARK: URL encoding
