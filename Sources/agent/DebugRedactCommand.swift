@@ -1,10 +1,86 @@
+import AgentCore
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// STUB: `agent debug redact`, a benchmark helper.
-struct DebugRedactCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "redact", abstract: "(not implemented yet)")
+/// `agent debug redact --secrets-file FILE`: filters stdin to stdout through the redactor,
+/// with one secret per line of FILE. A benchmark helper (`ci/bench/redactor.sh`); hidden.
+struct DebugRedactCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redact",
+        abstract: "Filter stdin to stdout, replacing the secrets in FILE (one per line) with ***."
+    )
 
-    func run() async throws {
-        throw ExitCode(125)
+    @Option(name: .customLong("secrets-file"), help: "File with one secret value per line.")
+    var secretsFile: String
+
+    @Option(name: .customLong("chunk-size"), help: "Bytes per read(2) of stdin.")
+    var chunkSize: Int = 1 << 20
+
+    func run() throws {
+        guard chunkSize > 0 else {
+            throw ValidationError("--chunk-size must be positive")
+        }
+        let secrets: [(id: String, value: [UInt8])]
+        do {
+            let flag = SecretSourceFlag(id: "secrets-file", source: .file(secretsFile), text: secretsFile)
+            let store = try SecretStore.resolve(
+                job: JobSpec(id: "debug-redact", steps: [], baseDirectory: "/"), cliSecrets: [flag],
+                environment: [:], cwd: currentDirectory(), maxBytes: 64 << 20)
+            guard let contents = store.value(for: "secrets-file") else {
+                throw SecretError.sourceMissing(id: "secrets-file", detail: "file \"\(secretsFile)\" does not exist")
+            }
+            secrets = contents.split(separator: UInt8(ascii: "\n")).enumerated().map { (id: "line \($0.offset + 1)", value: Array($0.element)) }
+        } catch let error as SecretError {
+            FileHandleOutput.standardError("agent: \(error)\n")
+            throw ExitCode(error.exitCode)
+        }
+        let matcher = SecretMatcher(secrets: secrets)
+        var redactor = Redactor(matcher)
+        var input = [UInt8](repeating: 0, count: chunkSize)
+        var output: [UInt8] = []
+        output.reserveCapacity(chunkSize + matcher.longestPattern)
+        while true {
+            let got = input.withUnsafeMutableBytes { read(0, $0.baseAddress!, chunkSize) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                FileHandleOutput.standardError("agent: reading stdin: \(String(cString: strerror(errno)))\n")
+                throw ExitCode(3)
+            }
+            if got == 0 { break }
+            input.withUnsafeBytes { redactor.process(UnsafeRawBufferPointer(rebasing: $0[0..<got]), into: &output) }
+            try writeAll(output)
+            output.removeAll(keepingCapacity: true)
+        }
+        redactor.flush(into: &output)
+        try writeAll(output)
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let wrote = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, bytes.count - offset) }
+            if wrote < 0 {
+                if errno == EINTR { continue }
+                FileHandleOutput.standardError("agent: writing stdout: \(String(cString: strerror(errno)))\n")
+                throw ExitCode(3)
+            }
+            offset += wrote
+        }
+    }
+
+    private func currentDirectory() -> String {
+        guard let cwd = getcwd(nil, 0) else { return "/" }
+        defer { free(cwd) }
+        return String(cString: cwd)
+    }
+}
+
+/// Writes diagnostics without Foundation.
+private enum FileHandleOutput {
+    static func standardError(_ text: String) {
+        var text = text
+        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 }

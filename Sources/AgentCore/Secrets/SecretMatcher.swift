@@ -1,0 +1,268 @@
+/// The immutable multi-pattern matcher for one job's secrets, shared by every `Redactor`
+/// (one per output stream) and the artifact `SecretScanner`. Build it once per job
+/// (`SecretStore.makeMatcher()`); it is safe to use from any number of tasks at once.
+///
+/// Matching is an Aho–Corasick automaton over bytes with a sampling prefilter in front:
+///
+/// * Every pattern is at least `shortestPattern` bytes long, so any occurrence covers one of
+///   the positions `0, S, 2S, …` where `S = shortestPattern - 3` (capped). Only those
+///   positions are looked at while nothing is going on: the 4 bytes there are hashed into a
+///   bitset holding the 4-grams that start at offsets `0..<S` of every pattern. A miss at
+///   position `j` proves that no occurrence starts in `(j-S, j]`, so those bytes are copied
+///   without touching the automaton. That is the fast path for ordinary output.
+/// * On a hit the automaton runs from the first byte not yet ruled out and reports exact
+///   matches; it hands back to the sampler once its longest partial match starts after the
+///   last sample that hit. Each byte is fed to the automaton a bounded number of times, so
+///   the whole scan stays linear in the input.
+///
+/// The automaton is stored flat: depth, failure link, a sorted edge list per state (most
+/// states of a secret's trie have one child), dense 256-entry rows for the root and for
+/// states with many children.
+public final class SecretMatcher: @unchecked Sendable {
+    // @unchecked: all storage below is written once in `init` and only read afterwards.
+
+    /// Ids of the secrets the patterns came from (no values).
+    public let secretIDs: [String]
+    /// Number of distinct patterns (values and encodings).
+    public let patternCount: Int
+    /// Length of the longest pattern: a redactor holds back at most one byte less.
+    public let longestPattern: Int
+    /// Length of the shortest pattern.
+    public let shortestPattern: Int
+    /// Distance between sampled positions of the prefilter.
+    let sampleStride: Int
+    static let gramLength = 4
+
+    /// Secrets (indices into `secretIDs`) each pattern belongs to.
+    private let patternSecrets: [[Int32]]
+    private let stateCount: Int
+    private let depth: UnsafeMutableBufferPointer<Int32>
+    private let fail: UnsafeMutableBufferPointer<Int32>
+    private let edgeStart: UnsafeMutableBufferPointer<Int32>
+    private let edgeByte: UnsafeMutableBufferPointer<UInt8>
+    private let edgeTarget: UnsafeMutableBufferPointer<Int32>
+    private let denseIndex: UnsafeMutableBufferPointer<Int32>
+    private let dense: UnsafeMutableBufferPointer<Int32>
+    private let rootNext: UnsafeMutableBufferPointer<Int32>
+    /// Longest pattern ending in this state (following failure links), 0 if none.
+    private let matchLength: UnsafeMutableBufferPointer<Int32>
+    /// The pattern that ends exactly here, or -1.
+    private let terminal: UnsafeMutableBufferPointer<Int32>
+    /// The nearest state on the failure chain (not this one) where a pattern ends, or -1.
+    private let outputLink: UnsafeMutableBufferPointer<Int32>
+    private let filter: UnsafeMutableBufferPointer<UInt64>
+    private let filterShift: UInt32
+
+    /// True when there is nothing to look for (no secrets, or all too short).
+    public var isEmpty: Bool { patternCount == 0 }
+
+    /// Builds the matcher for `secrets`, using `SecretPatterns.patterns(for:)` of each value.
+    public convenience init(secrets: [(id: String, value: [UInt8])]) {
+        self.init(ids: secrets.map(\.id), patternsPerSecret: secrets.map { SecretPatterns.patterns(for: $0.value) })
+    }
+
+    /// Builds a matcher for literal patterns, grouped by secret id (`patternsPerSecret[i]`
+    /// belongs to `ids[i]`). Patterns shorter than `SecretPatterns.minimumLength` are ignored.
+    public init(ids: [String], patternsPerSecret: [[[UInt8]]]) {
+        precondition(ids.count == patternsPerSecret.count)
+        secretIDs = ids
+        var index: [[UInt8]: Int] = [:]
+        var patterns: [[UInt8]] = []
+        var owners: [[Int32]] = []
+        for (secret, list) in patternsPerSecret.enumerated() {
+            for pattern in list where pattern.count >= SecretPatterns.minimumLength {
+                if let known = index[pattern] {
+                    if owners[known].last != Int32(secret) { owners[known].append(Int32(secret)) }
+                } else {
+                    index[pattern] = patterns.count
+                    patterns.append(pattern)
+                    owners.append([Int32(secret)])
+                }
+            }
+        }
+        patternSecrets = owners
+        patternCount = patterns.count
+        longestPattern = patterns.map(\.count).max() ?? 0
+        shortestPattern = patterns.map(\.count).min() ?? 0
+        sampleStride = max(1, min(32, shortestPattern - Self.gramLength + 1))
+
+        let trie = TrieBuilder(patterns: patterns)
+        let flat = trie.flatten()
+        stateCount = flat.depth.count
+        depth = Self.copy(flat.depth)
+        fail = Self.copy(flat.fail)
+        edgeStart = Self.copy(flat.edgeStart)
+        edgeByte = Self.copy(flat.edgeByte)
+        edgeTarget = Self.copy(flat.edgeTarget)
+        denseIndex = Self.copy(flat.denseIndex)
+        dense = Self.copy(flat.dense)
+        rootNext = Self.copy(flat.rootNext)
+        matchLength = Self.copy(flat.matchLength)
+        terminal = Self.copy(flat.terminal)
+        outputLink = Self.copy(flat.outputLink)
+
+        // Prefilter: 4-grams at offsets 0..<S of every pattern, about 64 bits per gram.
+        let grams = patterns.count * sampleStride
+        var bits = 1 << 12
+        while bits < grams * 64 && bits < 1 << 24 { bits <<= 1 }
+        filterShift = UInt32(32 - bits.trailingZeroBitCount)
+        var words = [UInt64](repeating: 0, count: bits / 64)
+        for pattern in patterns where pattern.count >= Self.gramLength + sampleStride - 1 {
+            for offset in 0..<sampleStride {
+                let gram = UInt32(pattern[offset]) | UInt32(pattern[offset + 1]) << 8
+                    | UInt32(pattern[offset + 2]) << 16 | UInt32(pattern[offset + 3]) << 24
+                let hash = Int(Self.hash(gram, shift: filterShift))
+                words[hash >> 6] |= 1 << UInt64(hash & 63)
+            }
+        }
+        filter = Self.copy(words)
+    }
+
+    deinit {
+        for buffer in [depth, fail, edgeStart, edgeTarget, denseIndex, dense, rootNext, matchLength, terminal, outputLink] {
+            buffer.deallocate()
+        }
+        edgeByte.deallocate()
+        filter.deallocate()
+    }
+
+    private static func copy<T>(_ array: [T]) -> UnsafeMutableBufferPointer<T> {
+        let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, array.count))
+        _ = buffer.initialize(from: array)
+        return buffer
+    }
+
+    @inline(__always)
+    static func hash(_ gram: UInt32, shift: UInt32) -> UInt32 {
+        (gram &* 0x9E37_79B1) >> shift
+    }
+
+    @inline(__always)
+    private func filterContains(_ gram: UInt32) -> Bool {
+        let hash = Int(Self.hash(gram, shift: filterShift))
+        return filter[hash &>> 6] & (1 &<< UInt64(hash & 63)) != 0
+    }
+
+    /// The automaton's transition: goto edge if there is one, else follow failure links.
+    @inline(__always)
+    private func step(_ state: Int32, _ byte: UInt8) -> Int32 {
+        var s = Int(state)
+        while s != 0 {
+            let row = Int(denseIndex[s])
+            if row >= 0 {
+                let target = dense[row &* 256 &+ Int(byte)]
+                if target >= 0 { return target }
+            } else {
+                var edge = Int(edgeStart[s])
+                let last = Int(edgeStart[s &+ 1])
+                while edge < last {
+                    if edgeByte[edge] == byte { return edgeTarget[edge] }
+                    edge &+= 1
+                }
+            }
+            s = Int(fail[s])
+        }
+        return rootNext[Int(byte)]
+    }
+
+    /// Calls `body` with the index (into `secretIDs`) of every secret with a pattern
+    /// ending in `state`.
+    func forEachSecret(endingIn state: Int32, _ body: (Int) -> Void) {
+        var s = terminal[Int(state)] >= 0 ? Int(state) : Int(outputLink[Int(state)])
+        while s >= 0 {
+            for secret in patternSecrets[Int(terminal[s])] { body(Int(secret)) }
+            s = Int(outputLink[s])
+        }
+    }
+
+    /// Scans `buffer`, which holds the stream bytes `[base, base + buffer.count)`, continuing
+    /// from `cursor`. Calls `onMatch(start, end, state)` for each position where a pattern ends,
+    /// with the longest pattern ending there (shorter ones ending there lie inside it).
+    /// Returns the commit point: every match starting before it has been reported and no
+    /// later match can start before it, so bytes before it are final. `buffer` must begin at
+    /// or before the commit point returned by the previous call.
+    @inline(__always)
+    func scan(_ buffer: UnsafeBufferPointer<UInt8>, base: Int, cursor: inout MatchCursor,
+              onMatch: (Int, Int, Int32) -> Void) -> Int {
+        let end = base + buffer.count
+        guard let bytes = buffer.baseAddress else { return cursor.inAC ? cursor.position - Int(depth[Int(cursor.state)]) : cursor.floor }
+        let stride = sampleStride
+        let q = Self.gramLength
+        while true {
+            if !cursor.inAC {
+                // Sampling: skip blocks of S candidate start positions per 4-gram probe.
+                var sample = cursor.nextSample
+                var floor = cursor.floor
+                var hit = false
+                while sample &+ q <= end {
+                    let gram = UnsafeRawPointer(bytes + (sample &- base)).loadUnaligned(as: UInt32.self)
+                    if filterContains(UInt32(littleEndian: gram)) { hit = true; break }
+                    floor = sample &+ 1
+                    sample &+= stride
+                }
+                if !hit && floor >= end {
+                    cursor.floor = floor
+                    cursor.nextSample = sample
+                    return floor
+                }
+                // A hit, or the end of the buffer where the sample's 4 bytes are not all here:
+                // the automaton takes over from the first position not ruled out.
+                cursor = MatchCursor(inAC: true, state: 0, floor: floor, position: floor,
+                                     nextSample: hit ? sample &+ stride : sample, lastHit: hit ? sample : -1, gram: 0)
+            }
+            var state = cursor.state
+            var position = cursor.position
+            var gram = cursor.gram
+            var nextSample = cursor.nextSample
+            var lastHit = cursor.lastHit
+            var handedBack = false
+            while position < end {
+                let byte = bytes[position &- base]
+                state = step(state, byte)
+                position &+= 1
+                gram = (gram &>> 8) | (UInt32(byte) &<< 24)
+                let length = Int(matchLength[Int(state)])
+                if length > 0 { onMatch(position &- length, position, state) }
+                if position == nextSample &+ q {
+                    // The automaton keeps probing the samples it passes, so it knows when
+                    // the partial match it tracks can no longer reach one that hit.
+                    if filterContains(gram) { lastHit = nextSample }
+                    nextSample &+= stride
+                    let pending = position &- Int(depth[Int(state)])
+                    if pending > lastHit {
+                        let floor = max(pending, nextSample &- stride &+ 1)
+                        cursor.inAC = false
+                        cursor.floor = floor
+                        cursor.nextSample = (floor &+ stride &- 1) / stride &* stride
+                        handedBack = true
+                        break
+                    }
+                }
+            }
+            if handedBack { continue }
+            cursor.state = state
+            cursor.position = position
+            cursor.gram = gram
+            cursor.nextSample = nextSample
+            cursor.lastHit = lastHit
+            return position &- Int(depth[Int(state)])
+        }
+    }
+}
+
+/// Where a scan of one stream stands; owned by one `Redactor` or one file scan.
+struct MatchCursor: Sendable {
+    /// True while the automaton runs (a sample hit); false while sampling.
+    var inAC = false
+    var state: Int32 = 0
+    /// Sampling: no match starts before this position (those before were reported).
+    var floor = 0
+    /// Automaton: the next position to feed.
+    var position = 0
+    /// The next sampled position to probe (a multiple of the stride).
+    var nextSample = 0
+    /// The last sampled position that hit (automaton only).
+    var lastHit = -1
+    /// The last 4 bytes fed to the automaton, for probing samples as it passes them.
+    var gram: UInt32 = 0
+}
