@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file the patterns selected, before it is copied.
+struct ArtifactCandidate: Sendable, Equatable {
+    enum Kind: Sendable, Equatable {
+        case file(size: UInt64, mode: UInt32)
+        case symlink(target: String)
+    }
+    /// Workspace-relative path segments.
+    var path: [String]
+    var kind: Kind
+    var joinedPath: String { path.joined(separator: "/") }
+}
+
+/// Finds what a rule's patterns select in a workspace, walking from a directory fd and
+/// never following a symlink. Symlinks themselves are candidates: kept when their target
+/// resolves inside the workspace, skipped with a warning otherwise.
+struct WorkspaceScan {
+    let rootfd: Int32
+    private(set) var warnings: [String] = []
+    private var found: [String: ArtifactCandidate] = [:]
+    private var excludes: [GlobMatcher] = []
+
+    init(rootfd: Int32) {
+        self.rootfd = rootfd
+    }
+
+    /// Regular files and kept symlinks matched by `includes` and not by `excludes`, sorted by path.
+    mutating func find(includes: [GlobPattern], excludes: [GlobPattern]) throws(SystemCallError) -> [ArtifactCandidate] {
+        found = [:]
+        self.excludes = excludes.map { GlobMatcher($0, matchDotfiles: true) }
+        for pattern in includes {
+            try walk(pattern)
+        }
+        return found.values.sorted { $0.joinedPath < $1.joinedPath }
+    }
+
+    private mutating func walk(_ pattern: GlobPattern) throws(SystemCallError) {
+        let matcher = GlobMatcher(pattern, matchDotfiles: false)
+        let prefix = pattern.literalPrefix
+        let parent = pattern.isLiteral ? Array(prefix.dropLast()) : prefix
+        let dirfd: Int32
+        do {
+            dirfd = try ArtifactFS.openDirectory(rootfd, parent, display: parent.joined(separator: "/"))
+        } catch {
+            switch error.errno {
+            case ENOENT, ENOTDIR: return  // nothing there: the pattern matches nothing
+            case ELOOP:
+                warnings.append("pattern \"\(pattern)\": \(parent.joined(separator: "/")) goes through a symlink, which is not followed")
+                return
+            default: throw error
+            }
+        }
+        defer { close(dirfd) }
+        if pattern.isLiteral {
+            guard let name = prefix.last else {
+                try addTree(dirfd, path: [])  // "." : the whole workspace
+                return
+            }
+            guard let st = ArtifactFS.lstat(dirfd, name) else { return }
+            try add(dirfd, name: name, path: prefix, st: st)
+        } else {
+            try search(dirfd, path: parent, state: matcher.state(after: parent.count), matcher: matcher)
+        }
+    }
+
+    /// Walks a folder below a pattern's literal prefix, pruning where no match can be.
+    private mutating func search(_ dirfd: Int32, path: [String], state: GlobMatcher.State,
+                                 matcher: GlobMatcher) throws(SystemCallError) {
+        for name in try ArtifactFS.list(dirfd, display: path.joined(separator: "/")) {
+            let childPath = path + [name]
+            let next = matcher.step(state, name)
+            if next.isEmpty || isExcluded(childPath) { continue }
+            guard let st = ArtifactFS.lstat(dirfd, name) else { continue }
+            if matcher.isMatch(next) {
+                try add(dirfd, name: name, path: childPath, st: st)
+            } else if ArtifactFS.isDirectory(st), matcher.canContinue(next) {
+                let child = try ArtifactFS.openDirectory(dirfd, [name], display: childPath.joined(separator: "/"))
+                defer { close(child) }
+                try search(child, path: childPath, state: next, matcher: matcher)
+            }
+        }
+    }
+
+    /// Adds one matched entry: a file, a symlink, or a directory with everything under it.
+    private mutating func add(_ dirfd: Int32, name: String, path: [String], st: stat) throws(SystemCallError) {
+        if isExcluded(path) { return }
+        let joined = path.joined(separator: "/")
+        if ArtifactFS.isRegular(st) {
+            found[joined] = ArtifactCandidate(path: path, kind: .file(size: UInt64(st.st_size), mode: UInt32(st.st_mode) & 0o777))
+        } else if ArtifactFS.isSymlink(st) {
+            guard let target = ArtifactFS.readLink(dirfd, name) else { return }
+            if ArtifactFS.resolvesInside(rootfd: rootfd, linkDir: Array(path.dropLast()), target: target) {
+                found[joined] = ArtifactCandidate(path: path, kind: .symlink(target: target))
+            } else {
+                warnings.append("\(joined): symlink to \"\(target)\" points outside the workspace; skipped")
+            }
+        } else if ArtifactFS.isDirectory(st) {
+            let child = try ArtifactFS.openDirectory(dirfd, [name], display: joined)
+            defer { close(child) }
+            try addTree(child, path: path)
+        } else {
+            warnings.append("\(joined): not a regular file, directory or symlink; skipped")
+        }
+    }
+
+    private mutating func addTree(_ dirfd: Int32, path: [String]) throws(SystemCallError) {
+        for name in try ArtifactFS.list(dirfd, display: path.joined(separator: "/")) {
+            guard let st = ArtifactFS.lstat(dirfd, name) else { continue }
+            try add(dirfd, name: name, path: path + [name], st: st)
+        }
+    }
+
+    private func isExcluded(_ path: [String]) -> Bool {
+        excludes.contains { $0.matchesPathOrParent(path) }
+    }
+}
