@@ -114,7 +114,7 @@ final class ArtifactCopier {
                                                        UnsafeMutablePointer<Int64>?, Int, UInt32) -> Int
     /// glibc has `copy_file_range` but the Swift Glibc module does not declare it (it is
     /// behind `_GNU_SOURCE`), so look the symbol up once.
-    private nonisolated(unsafe) static let copyFileRange: CopyFileRange? = {
+    private static let copyFileRange: CopyFileRange? = {
         guard let symbol = dlsym(nil, "copy_file_range") else { return nil }
         return unsafeBitCast(symbol, to: CopyFileRange.self)
     }()
