@@ -53,14 +53,22 @@ public enum JUnitParser {
         if let problem = delegate.problem {
             return failed(file: file, problem: problem)
         }
-        guard ok else {
+        // On Linux `parse()` can return true after an error: check every signal.
+        if !ok || delegate.error != nil || parser.parserError != nil {
             let line = delegate.errorLine ?? parser.lineNumber
             let column = delegate.errorColumn ?? parser.columnNumber
-            let reason = describe(parser.parserError ?? delegate.error)
+            var reason = describe(delegate.error ?? parser.parserError)
+            if let unclosed = delegate.openElements.last, ((delegate.error ?? parser.parserError) as NSError?)?.code == 5 {
+                reason = "the document ends inside <\(unclosed)>"  // libxml2 calls a truncated file "extra content"
+            }
             return failed(file: file, problem: "line \(line), column \(column): \(reason)")
         }
         guard delegate.sawRoot else {
             return failed(file: file, problem: "empty document")
+        }
+        if let unclosed = delegate.openElements.last {
+            return failed(file: file, problem: "line \(parser.lineNumber), column \(parser.columnNumber): "
+                + "the document ends inside <\(unclosed)>")
         }
         return JUnitParsedReport(file: file, suites: delegate.finishedSuites, problem: nil)
     }
@@ -77,11 +85,21 @@ public enum JUnitParser {
     private static func describe(_ error: Error?) -> String {
         guard let error else { return "not well-formed XML" }
         let ns = error as NSError
-        if ns.domain == XMLParser.errorDomain, let code = XMLParser.ErrorCode(rawValue: ns.code) {
-            return "\(code) (XML parser error \(ns.code))"
-        }
-        return ns.localizedDescription
+        guard ns.domain == XMLParser.errorDomain else { return ns.localizedDescription }
+        return (libxml2Messages[ns.code] ?? "not well-formed XML") + " (XML error \(ns.code))"
     }
+
+    /// The libxml2 error codes (`xmlParserErrors`) FoundationXML passes through, for the
+    /// mistakes truncated or hand-written reports usually have; the rest say "not well-formed".
+    private static let libxml2Messages: [Int: String] = [
+        4: "the document is empty", 5: "extra content after the root element",
+        9: "invalid character (not UTF-8 or not allowed in XML)", 23: "entity reference without ';'",
+        26: "undeclared entity", 38: "'<' inside an attribute value", 39: "attribute value not started",
+        40: "attribute value not finished", 41: "attribute without a value", 42: "attribute given twice",
+        45: "comment not finished", 63: "CDATA section not finished", 65: "space required",
+        68: "name required", 73: "'>' expected", 76: "mismatched end tag", 77: "the document ends inside a tag",
+        85: "elements not balanced",
+    ]
 
     /// `time` attributes as tools write them: `1.5`, `1,5`, `1,234.5`, missing, or junk
     /// (junk, negative and non-finite values count as 0).

@@ -27,6 +27,9 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
     private var open: [(slot: Int, suite: JUnitSuite, hasChildren: Bool)] = []
     private var currentCase: JUnitTestCase?
     private var caseProblems: [(kind: String, problem: JUnitProblem)] = []
+    /// Names of the elements open right now: libxml2 through FoundationXML on Linux
+    /// reports no error for a document that just stops, so the parser checks this is empty.
+    private(set) var openElements: [String] = []
     private var capture = Capture.none
     private var text = ""
     private var textBytes = 0
@@ -46,6 +49,7 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
 
     func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
                 qualifiedName qName: String?, attributes: [String: String] = [:]) {
+        openElements.append(elementName)
         if !sawRoot {
             sawRoot = true
             guard elementName == "testsuites" || elementName == "testsuite" else {
@@ -91,6 +95,7 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
 
     func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?,
                 qualifiedName qName: String?) {
+        _ = openElements.popLast()
         switch elementName {
         case "testsuite":
             guard let last = open.popLast() else { return }
