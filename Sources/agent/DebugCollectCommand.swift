@@ -52,7 +52,7 @@ struct DebugCollectCommand: AsyncParsableCommand {
         rule.when = .always
         let collector = ArtifactCollector(workspace: workspace, outputDirectory: output, budget: budget,
                                           strategy: copyStrategy)
-        let result = collector.collect([rule], jobSucceeded: true)
+        let result = await collector.collect([rule], jobSucceeded: true)
         for warning in result.warnings {
             FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
         }

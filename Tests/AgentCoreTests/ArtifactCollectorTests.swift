@@ -37,7 +37,7 @@ import Testing
                      scanner: (any ArtifactScanner)? = nil, strategy: ArtifactCopyStrategy = .readWrite) throws -> ArtifactCollection {
             try FileManager.default.createDirectory(atPath: root + "/results", withIntermediateDirectories: true)
             return ArtifactCollector(workspace: workspace, outputDirectory: artifacts, budget: budget, scanner: scanner,
-                                     strategy: strategy).collect(rules, jobSucceeded: jobSucceeded)
+                                     strategy: strategy).collectSynchronously(rules, jobSucceeded: jobSucceeded)
         }
 
         /// Paths relative to the artifacts folder, with a `@` suffix for symlinks.
@@ -236,6 +236,17 @@ import Testing
         #expect(f.listing().contains("dist/dist/app"))
         #expect(result.warnings.contains("dist/dist/lib/core.js: looks like a library"))
         #expect(!result.manifest.artifacts[0].files.contains { $0.path == "dist/dist/.env" })
+    }
+
+    @Test func asyncCollectAndGlobSearch() async throws {
+        let f = try Fixture()
+        try FileManager.default.createDirectory(atPath: f.root + "/results", withIntermediateDirectories: true)
+        let result = await ArtifactCollector(workspace: f.workspace, outputDirectory: f.artifacts)
+            .collect([Self.rule("o", ["build/*.o"])], jobSucceeded: true)
+        #expect(result.files == 1)
+        #expect(try GlobSearch.regularFiles(in: f.workspace, matching: ["dist/**"], excluding: ["**/*.map"])
+            == ["dist/app", "dist/lib/core.js"])
+        #expect(throws: GlobPatternError.self) { try GlobSearch.regularFiles(in: f.workspace, matching: ["../x"]) }
     }
 
     @Test func resultEncodesForStatusJSON() throws {

@@ -139,3 +139,20 @@ import Testing
         #expect(report.summary.errors == 1)
     }
 }
+
+@Suite struct JUnitReportCollectionTests {
+    @Test func parsesReportsSelectedByGlobs() throws {
+        let dir = try ReportsTestSupport.scratch("junit-glob")
+        defer { ReportsTestSupport.remove(dir) }
+        try ReportsTestSupport.write("<testsuite name=\"a\"><testcase name=\"t\" classname=\"c\"/></testsuite>", dir, "build/test-results/a/TEST-a.xml")
+        try ReportsTestSupport.write("<testsuite name=\"b\"><testcase name=\"t\" classname=\"c\"><failure/></testcase></testsuite>", dir, "build/test-results/b/TEST-b.xml")
+        try ReportsTestSupport.write("not xml", dir, "build/test-results/c/TEST-c.xml")
+        try ReportsTestSupport.write("<testsuite/>", dir, "build/other.xml")
+        let reports = try JUnitParser.parseReports(in: dir, matching: ["build/test-results/**/*.xml"])
+        #expect(reports.map(\.file) == ["build/test-results/a/TEST-a.xml", "build/test-results/b/TEST-b.xml",
+                                        "build/test-results/c/TEST-c.xml"])
+        let total = reports.reduce(JUnitSummary()) { $0 + $1.summary }
+        #expect(total == JUnitSummary(tests: 3, failures: 1, errors: 1, skipped: 0))
+        #expect(reports[2].problem?.contains("build/test-results/c/TEST-c.xml") == true)
+    }
+}

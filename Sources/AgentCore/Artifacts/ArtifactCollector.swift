@@ -35,9 +35,19 @@ public struct ArtifactCollector: Sendable {
         self.strategy = strategy
     }
 
-    /// Collects the rules whose `when` fits the job's outcome, in order. Never throws:
-    /// every problem is an error or warning in the result (a failed rule keeps no files).
-    public func collect(_ rules: [ArtifactRule], jobSucceeded: Bool) -> ArtifactCollection {
+    /// Collects the rules whose `when` fits the job's outcome, in order, on a thread of its
+    /// own (it is blocking file I/O; a gigabyte takes seconds). Never throws: every problem
+    /// is an error or warning in the result (a failed rule keeps no files).
+    public func collect(_ rules: [ArtifactRule], jobSucceeded: Bool) async -> ArtifactCollection {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(returning: self.collectSynchronously(rules, jobSucceeded: jobSucceeded))
+            }
+        }
+    }
+
+    /// `collect` on the calling thread.
+    public func collectSynchronously(_ rules: [ArtifactRule], jobSucceeded: Bool) -> ArtifactCollection {
         var result = ArtifactCollection()
         let active = rules.filter { rule in
             let run = rule.when == .always || (rule.when == .onSuccess) == jobSucceeded

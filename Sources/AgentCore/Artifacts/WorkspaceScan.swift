@@ -117,3 +117,29 @@ struct WorkspaceScan {
         excludes.contains { $0.matchesPathOrParent(path) }
     }
 }
+
+/// Finding files by glob outside artifact collection, e.g. a test step's JUnit reports in
+/// a folder copied out of its container. Same rules as artifacts: no symlink is followed
+/// (symlinks are not returned), dotfiles need an explicit pattern.
+public enum GlobSearch {
+    /// Workspace-relative paths of the regular files under `directory` that `patterns`
+    /// select and `excluding` does not, sorted. Throws `GlobPatternError` for a bad
+    /// pattern and `ResultFileError` when `directory` cannot be read.
+    public static func regularFiles(in directory: String, matching patterns: [String],
+                                    excluding: [String] = []) throws -> [String] {
+        let includes = try patterns.map { try GlobPattern($0) }
+        let excludes = try excluding.map { try GlobPattern($0) }
+        let rootfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard rootfd >= 0 else { throw ResultFileError(path: directory, operation: "open", errno: errno) }
+        defer { close(rootfd) }
+        var scan = WorkspaceScan(rootfd: rootfd)
+        do {
+            return try scan.find(includes: includes, excludes: excludes).compactMap { candidate in
+                if case .file = candidate.kind { return candidate.joinedPath }
+                return nil
+            }
+        } catch {
+            throw ResultFileError(path: directory + "/" + error.path, operation: error.operation, errno: error.errno)
+        }
+    }
+}

@@ -124,3 +124,14 @@ public enum JUnitParser {
         return withZone.date(from: String(s.prefix(19)) + "Z")
     }
 }
+
+extension JUnitParser {
+    /// Parses every report that `patterns` (relative globs, see `GlobPattern`) select under
+    /// `directory`, in path order; each is named by its relative path. A pattern that
+    /// selects nothing adds nothing (the caller decides whether that is worth a warning).
+    public static func parseReports(in directory: String, matching patterns: [String]) throws -> [JUnitParsedReport] {
+        try GlobSearch.regularFiles(in: directory, matching: patterns).map { relative in
+            parse(contentsOf: directory + "/" + relative, displayName: relative)
+        }
+    }
+}
