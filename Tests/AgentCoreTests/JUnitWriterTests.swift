@@ -121,7 +121,7 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["junit.xml"])
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(text.contains("<testsuite name=\"b\""))
-        #expect(throws: ResultFileError.self) {
+        #expect(throws: ReportFileError.self) {
             try writer.write(JUnitReport(), to: dir + "/missing/junit.xml")
         }
     }

@@ -25,7 +25,7 @@ public enum ArtifactError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidPattern(let rule, let error):
             return "artifact \"\(rule)\": \(error)"
         case .budgetExceeded(let rule, let budget, let needed):
-            return "artifact \"\(rule)\": the artifact budget of \(ByteCount.format(budget)) (\(budget) bytes) is exceeded: "
+            return "artifact \"\(rule)\": the artifact budget of \(ArtifactByteCount.format(budget)) (\(budget) bytes) is exceeded: "
                 + "the job's artifacts up to this rule need \(needed) bytes; nothing of \"\(rule)\" was kept"
         case .nothingMatched(let rule, let patterns):
             return "artifact \"\(rule)\" is required but no file matched \(patterns.map { "\"\($0)\"" }.joined(separator: ", "))"
@@ -94,7 +94,7 @@ public struct ArtifactCollection: Sendable, Equatable, Encodable {
 }
 
 /// Human-readable sizes for messages (`1 GiB`, `512 MiB`, `3.5 KiB`).
-enum ByteCount {
+enum ArtifactByteCount {
     static func format(_ bytes: UInt64) -> String {
         let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
         var value = Double(bytes)

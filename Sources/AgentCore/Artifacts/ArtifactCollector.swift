@@ -87,7 +87,7 @@ public struct ArtifactCollector: Sendable {
             try result.manifest.write(to: outputDirectory)
         } catch {
             result.errors.append(.io(rule: active[0].name, path: outputDirectory + "/manifest.json",
-                                     operation: "write manifest", errno: (error as? ResultFileError)?.errno ?? EIO))
+                                     operation: "write manifest", errno: (error as? ReportFileError)?.errno ?? EIO))
         }
         return result
     }
@@ -158,7 +158,7 @@ public struct ArtifactCollector: Sendable {
                 result.errors.append(.budgetExceeded(rule: rule.name, budget: budget, needed: result.bytes + copy.byteCount + 1))
             } else if let e = error as? ArtifactError {
                 result.errors.append(e)
-            } else if let e = error as? SystemCallError {
+            } else if let e = error as? ArtifactSystemCallError {
                 result.errors.append(.io(rule: rule.name, path: e.path, operation: e.operation, errno: e.errno))
             } else {
                 result.errors.append(.io(rule: rule.name, path: rule.name, operation: "\(error)", errno: EIO))

@@ -43,7 +43,7 @@ final class ArtifactCopier {
                     if errno == EINTR { continue }
                     // Not supported for this pair: start over the portable way.
                     if total == 0, [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP, EBADF].contains(errno) { break }
-                    throw SystemCallError(operation: "copy_file_range", path: display, errno: errno)
+                    throw ArtifactSystemCallError(operation: "copy_file_range", path: display, errno: errno)
                 }
                 if n == 0 {
                     return (total, try hash(dst, display: display))
@@ -62,7 +62,7 @@ final class ArtifactCopier {
             let n = read(src, buffer.baseAddress, buffer.count)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SystemCallError(operation: "read", path: display, errno: errno)
+                throw ArtifactSystemCallError(operation: "read", path: display, errno: errno)
             }
             if n == 0 { break }
             total += UInt64(n)
@@ -74,7 +74,7 @@ final class ArtifactCopier {
                 let w = write(dst, chunk.baseAddress! + offset, n - offset)
                 if w < 0 {
                     if errno == EINTR { continue }
-                    throw SystemCallError(operation: "write", path: display, errno: errno)
+                    throw ArtifactSystemCallError(operation: "write", path: display, errno: errno)
                 }
                 offset += w
             }
@@ -90,7 +90,7 @@ final class ArtifactCopier {
             let n = pread(fd, buffer.baseAddress, buffer.count, offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SystemCallError(operation: "read", path: display, errno: errno)
+                throw ArtifactSystemCallError(operation: "read", path: display, errno: errno)
             }
             if n == 0 { break }
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))

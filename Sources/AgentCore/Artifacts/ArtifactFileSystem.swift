@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// A failed system call: what was attempted on which (relative) path, and errno.
-struct SystemCallError: Error, Sendable {
+struct ArtifactSystemCallError: Error, Sendable {
     var operation: String
     var path: String
     var errno: Int32
@@ -16,43 +16,43 @@ enum ArtifactFS {
     static let directoryFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
 
     /// Opens `components` below `base` as a directory, refusing symlinks on the way.
-    static func openDirectory(_ base: Int32, _ components: [String], display: String) throws(SystemCallError) -> Int32 {
+    static func openDirectory(_ base: Int32, _ components: [String], display: String) throws(ArtifactSystemCallError) -> Int32 {
         var fd = dup(base)
-        guard fd >= 0 else { throw SystemCallError(operation: "dup", path: display, errno: errno) }
+        guard fd >= 0 else { throw ArtifactSystemCallError(operation: "dup", path: display, errno: errno) }
         for name in components {
             let next = openat(fd, name, directoryFlags)
             let err = errno
             close(fd)
-            guard next >= 0 else { throw SystemCallError(operation: "open directory", path: display, errno: err) }
+            guard next >= 0 else { throw ArtifactSystemCallError(operation: "open directory", path: display, errno: err) }
             fd = next
         }
         return fd
     }
 
     /// Creates (if needed) and opens `components` below `base`; an existing symlink fails with ELOOP/ENOTDIR.
-    static func makeDirectories(_ base: Int32, _ components: [String], display: String) throws(SystemCallError) -> Int32 {
+    static func makeDirectories(_ base: Int32, _ components: [String], display: String) throws(ArtifactSystemCallError) -> Int32 {
         var fd = dup(base)
-        guard fd >= 0 else { throw SystemCallError(operation: "dup", path: display, errno: errno) }
+        guard fd >= 0 else { throw ArtifactSystemCallError(operation: "dup", path: display, errno: errno) }
         for name in components {
             if mkdirat(fd, name, 0o755) != 0, errno != EEXIST {
                 let err = errno
                 close(fd)
-                throw SystemCallError(operation: "mkdir", path: display, errno: err)
+                throw ArtifactSystemCallError(operation: "mkdir", path: display, errno: err)
             }
             let next = openat(fd, name, directoryFlags)
             let err = errno
             close(fd)
-            guard next >= 0 else { throw SystemCallError(operation: "open directory", path: display, errno: err) }
+            guard next >= 0 else { throw ArtifactSystemCallError(operation: "open directory", path: display, errno: err) }
             fd = next
         }
         return fd
     }
 
     /// The names in a directory, without `.` and `..`, sorted for a stable manifest.
-    static func list(_ dirfd: Int32, display: String) throws(SystemCallError) -> [String] {
+    static func list(_ dirfd: Int32, display: String) throws(ArtifactSystemCallError) -> [String] {
         let copy = dup(dirfd)
         guard copy >= 0, let dir = fdopendir(copy) else {
-            throw SystemCallError(operation: "read directory", path: display, errno: errno)
+            throw ArtifactSystemCallError(operation: "read directory", path: display, errno: errno)
         }
         defer { closedir(dir) }
         rewinddir(dir)

@@ -79,7 +79,7 @@ public struct ArtifactManifest: Sendable, Equatable, Codable {
 
     /// Writes `manifest.json` and `SHA256SUMS` into `directory` (each atomically).
     public func write(to directory: String) throws {
-        try AtomicFile.write(Array(try jsonData()), to: directory + "/manifest.json", mode: 0o644)
-        try AtomicFile.write(Array(sha256sums().utf8), to: directory + "/SHA256SUMS", mode: 0o644)
+        try AtomicReportFile.write(Array(try jsonData()), to: directory + "/manifest.json", mode: 0o644)
+        try AtomicReportFile.write(Array(sha256sums().utf8), to: directory + "/SHA256SUMS", mode: 0o644)
     }
 }

@@ -52,7 +52,7 @@ struct RuleCopy {
             switch candidate.kind {
             case .symlink(let target):
                 guard symlinkat(target, dst, name) == 0 else {
-                    throw SystemCallError(operation: "symlink", path: manifestPath, errno: errno)
+                    throw ArtifactSystemCallError(operation: "symlink", path: manifestPath, errno: errno)
                 }
                 files.append(ArtifactManifest.File(path: manifestPath, symlink: target))
             case .file(_, let mode):
@@ -69,18 +69,18 @@ struct RuleCopy {
                                    display: String, manifestPath: String) throws -> ArtifactManifest.File? {
         // O_NONBLOCK: if the file was swapped for a FIFO since the scan, don't hang on it.
         let input = openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard input >= 0 else { throw SystemCallError(operation: "open", path: display, errno: errno) }
+        guard input >= 0 else { throw ArtifactSystemCallError(operation: "open", path: display, errno: errno) }
         defer { close(input) }
         var st = stat()
         guard fstat(input, &st) == 0, ArtifactFS.isRegular(st) else {
-            throw SystemCallError(operation: "open (no longer a regular file)", path: display, errno: EINVAL)
+            throw ArtifactSystemCallError(operation: "open (no longer a regular file)", path: display, errno: EINVAL)
         }
         let output = openat(dst, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard output >= 0 else { throw SystemCallError(operation: "create", path: manifestPath, errno: errno) }
+        guard output >= 0 else { throw ArtifactSystemCallError(operation: "create", path: manifestPath, errno: errno) }
         defer { close(output) }
         let (bytes, sha256) = try copier.copy(from: input, to: output, limit: remaining - byteCount, display: display)
         guard fchmod(output, mode_t(mode & 0o777)) == 0 else {
-            throw SystemCallError(operation: "chmod", path: manifestPath, errno: errno)
+            throw ArtifactSystemCallError(operation: "chmod", path: manifestPath, errno: errno)
         }
         if let scanner {
             lseek(output, 0, SEEK_SET)
@@ -104,7 +104,7 @@ struct RuleCopy {
         return ArtifactManifest.File(path: manifestPath, size: bytes, mode: mode & 0o777, sha256: sha256)
     }
 
-    private mutating func sourceFolder(_ path: ArraySlice<String>, display: String) throws(SystemCallError) -> Int32 {
+    private mutating func sourceFolder(_ path: ArraySlice<String>, display: String) throws(ArtifactSystemCallError) -> Int32 {
         if let s = sourceDir, s.path == path { return s.fd }
         let fd = try ArtifactFS.openDirectory(rootfd, Array(path), display: display)
         if let s = sourceDir { close(s.fd) }
@@ -112,7 +112,7 @@ struct RuleCopy {
         return fd
     }
 
-    private mutating func targetFolder(_ path: ArraySlice<String>, rulefd: Int32, display: String) throws(SystemCallError) -> Int32 {
+    private mutating func targetFolder(_ path: ArraySlice<String>, rulefd: Int32, display: String) throws(ArtifactSystemCallError) -> Int32 {
         if let t = targetDir, t.path == path { return t.fd }
         let fd = try ArtifactFS.makeDirectories(rulefd, Array(path), display: display)
         if let t = targetDir { close(t.fd) }

@@ -28,7 +28,7 @@ struct WorkspaceScan {
     }
 
     /// Regular files and kept symlinks matched by `includes` and not by `excludes`, sorted by path.
-    mutating func find(includes: [GlobPattern], excludes: [GlobPattern]) throws(SystemCallError) -> [ArtifactCandidate] {
+    mutating func find(includes: [GlobPattern], excludes: [GlobPattern]) throws(ArtifactSystemCallError) -> [ArtifactCandidate] {
         found = [:]
         self.excludes = excludes.map { GlobMatcher($0, matchDotfiles: true) }
         for pattern in includes {
@@ -37,7 +37,7 @@ struct WorkspaceScan {
         return found.values.sorted { $0.joinedPath < $1.joinedPath }
     }
 
-    private mutating func walk(_ pattern: GlobPattern) throws(SystemCallError) {
+    private mutating func walk(_ pattern: GlobPattern) throws(ArtifactSystemCallError) {
         let matcher = GlobMatcher(pattern, matchDotfiles: false)
         let prefix = pattern.literalPrefix
         let parent = pattern.isLiteral ? Array(prefix.dropLast()) : prefix
@@ -68,12 +68,12 @@ struct WorkspaceScan {
 
     /// Walks a folder below a pattern's literal prefix, pruning where no match can be.
     private mutating func search(_ dirfd: Int32, path: [String], state: GlobMatcher.State,
-                                 matcher: GlobMatcher) throws(SystemCallError) {
+                                 matcher: GlobMatcher) throws(ArtifactSystemCallError) {
         for name in try ArtifactFS.list(dirfd, display: path.joined(separator: "/")) {
             let childPath = path + [name]
             let next = matcher.step(state, name)
             if next.isEmpty || isExcluded(childPath) { continue }
-            guard let st = ArtifactFS.lstat(dirfd, name) else { continue }
+            guard let st = examine(dirfd, childPath) else { continue }
             if matcher.isMatch(next) {
                 try add(dirfd, name: name, path: childPath, st: st)
             } else if ArtifactFS.isDirectory(st), matcher.canContinue(next) {
@@ -85,7 +85,7 @@ struct WorkspaceScan {
     }
 
     /// Adds one matched entry: a file, a symlink, or a directory with everything under it.
-    private mutating func add(_ dirfd: Int32, name: String, path: [String], st: stat) throws(SystemCallError) {
+    private mutating func add(_ dirfd: Int32, name: String, path: [String], st: stat) throws(ArtifactSystemCallError) {
         if isExcluded(path) { return }
         let joined = path.joined(separator: "/")
         if ArtifactFS.isRegular(st) {
@@ -106,11 +106,21 @@ struct WorkspaceScan {
         }
     }
 
-    private mutating func addTree(_ dirfd: Int32, path: [String]) throws(SystemCallError) {
+    private mutating func addTree(_ dirfd: Int32, path: [String]) throws(ArtifactSystemCallError) {
         for name in try ArtifactFS.list(dirfd, display: path.joined(separator: "/")) {
-            guard let st = ArtifactFS.lstat(dirfd, name) else { continue }
+            guard let st = examine(dirfd, path + [name]) else { continue }
             try add(dirfd, name: name, path: path + [name], st: st)
         }
+    }
+
+    /// `lstat` of a listed entry; one that cannot be examined (e.g. a name that is not
+    /// valid UTF-8, which Swift strings cannot carry back to the kernel) is a warning.
+    private mutating func examine(_ dirfd: Int32, _ path: [String]) -> stat? {
+        guard let name = path.last, let st = ArtifactFS.lstat(dirfd, name) else {
+            warnings.append("\(path.joined(separator: "/")): cannot be examined (\(String(cString: strerror(errno)))); skipped")
+            return nil
+        }
+        return st
     }
 
     private func isExcluded(_ path: [String]) -> Bool {
@@ -124,13 +134,13 @@ struct WorkspaceScan {
 public enum GlobSearch {
     /// Workspace-relative paths of the regular files under `directory` that `patterns`
     /// select and `excluding` does not, sorted. Throws `GlobPatternError` for a bad
-    /// pattern and `ResultFileError` when `directory` cannot be read.
+    /// pattern and `ReportFileError` when `directory` cannot be read.
     public static func regularFiles(in directory: String, matching patterns: [String],
                                     excluding: [String] = []) throws -> [String] {
         let includes = try patterns.map { try GlobPattern($0) }
         let excludes = try excluding.map { try GlobPattern($0) }
         let rootfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rootfd >= 0 else { throw ResultFileError(path: directory, operation: "open", errno: errno) }
+        guard rootfd >= 0 else { throw ReportFileError(path: directory, operation: "open", errno: errno) }
         defer { close(rootfd) }
         var scan = WorkspaceScan(rootfd: rootfd)
         do {
@@ -139,7 +149,7 @@ public enum GlobSearch {
                 return nil
             }
         } catch {
-            throw ResultFileError(path: directory + "/" + error.path, operation: error.operation, errno: error.errno)
+            throw ReportFileError(path: directory + "/" + error.path, operation: error.operation, errno: error.errno)
         }
     }
 }

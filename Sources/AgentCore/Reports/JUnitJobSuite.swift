@@ -48,7 +48,7 @@ extension JUnitSuite {
         var cases: [JUnitTestCase] = []
         for (index, step) in steps.enumerated() {
             let tail = XMLText.tail(step.outputLines, count: JUnitStepResult.tailLines)
-            cases.append(JUnitTestCase(name: step.name, classname: jobID, time: step.duration.seconds,
+            cases.append(JUnitTestCase(name: step.name, classname: jobID, time: step.duration.junitSeconds,
                                        result: result(for: step, tail: tail)))
             out += "=== step \(index + 1): \(step.name) (\(step.state.rawValue)) ===\n"
             if !tail.isEmpty { out += tail + "\n" }
@@ -94,7 +94,7 @@ extension JUnitSuite {
 
 extension Duration {
     /// Seconds as a Double (for JUnit `time`).
-    var seconds: Double {
+    var junitSeconds: Double {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
     }

@@ -46,7 +46,7 @@ public struct JUnitWriter: Sendable {
     /// Writes the document to `path` atomically (a temporary file in the same folder,
     /// then rename), so readers never see half a report.
     public func write(_ report: JUnitReport, to path: String) throws {
-        try AtomicFile.write(Array(render(report).utf8), to: path, mode: 0o644)
+        try AtomicReportFile.write(Array(render(report).utf8), to: path, mode: 0o644)
     }
 
     private func render(_ suite: JUnitSuite, id: Int, into xml: inout String) {
@@ -149,9 +149,12 @@ public struct JUnitWriter: Sendable {
 
     /// This machine's host name, or `localhost` (as the schema suggests) when unknown.
     public static func localHostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        let name = String(cString: buffer)
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let rc = buffer.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { gethostname($0, b.count - 1) }
+        }
+        guard rc == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
         return name.isEmpty ? "localhost" : name
     }
 }
