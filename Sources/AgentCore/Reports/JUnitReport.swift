@@ -1,0 +1,138 @@
+import Foundation
+
+/// A JUnit report: the job's own suite (one test case per step) plus the suites of
+/// every collected test report. `JUnitWriter` turns it into `junit.xml`.
+///
+/// Counts and times are never stored: they are computed from the test cases, so a merged
+/// report cannot disagree with itself whatever the source files claimed.
+public struct JUnitReport: Sendable, Equatable {
+    public var suites: [JUnitSuite]
+
+    public init(suites: [JUnitSuite] = []) {
+        self.suites = suites
+    }
+
+    /// Totals over all suites.
+    public var summary: JUnitSummary { JUnitSummary(suites: suites) }
+}
+
+/// One `<testsuite>`.
+public struct JUnitSuite: Sendable, Equatable {
+    /// Suite name as the tool wrote it (written as `name`, never empty in the output).
+    public var name: String
+    /// The `package` attribute of an aggregated suite; defaults to the name.
+    public var package: String?
+    /// When the suite ran; the writer uses the report's timestamp when nil.
+    public var timestamp: Date?
+    /// Where it ran; the writer uses the agent's host name when nil.
+    public var hostname: String?
+    public var properties: [JUnitProperty]
+    public var testCases: [JUnitTestCase]
+    /// The schema has no per-case output, so per-case `system-out` of source reports is
+    /// gathered here, each part headed by the case's name.
+    public var systemOut: String
+    public var systemErr: String
+
+    public init(name: String, package: String? = nil, timestamp: Date? = nil, hostname: String? = nil,
+                properties: [JUnitProperty] = [], testCases: [JUnitTestCase] = [],
+                systemOut: String = "", systemErr: String = "") {
+        self.name = name
+        self.package = package
+        self.timestamp = timestamp
+        self.hostname = hostname
+        self.properties = properties
+        self.testCases = testCases
+        self.systemOut = systemOut
+        self.systemErr = systemErr
+    }
+
+    public var tests: Int { testCases.count }
+    public var failures: Int { testCases.count(where: { if case .failure = $0.result { true } else { false } }) }
+    public var errors: Int { testCases.count(where: { if case .error = $0.result { true } else { false } }) }
+    public var skipped: Int { testCases.count(where: { if case .skipped = $0.result { true } else { false } }) }
+    /// The sum of the case times (seconds).
+    public var time: Double { testCases.reduce(0) { $0 + max($1.time, 0) } }
+}
+
+/// One `<property name value>` of a suite.
+public struct JUnitProperty: Sendable, Equatable {
+    public var name: String
+    public var value: String
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// One `<testcase>`. The strict schema allows at most one of failure, error or skipped.
+public struct JUnitTestCase: Sendable, Equatable {
+    public enum Result: Sendable, Equatable {
+        case passed
+        case skipped(message: String?, text: String = "")
+        case failure(JUnitProblem)
+        case error(JUnitProblem)
+    }
+
+    public var name: String
+    public var classname: String
+    /// Seconds; negative or non-finite values are written as 0.
+    public var time: Double
+    public var result: Result
+
+    public init(name: String, classname: String, time: Double = 0, result: Result = .passed) {
+        self.name = name
+        self.classname = classname
+        self.time = time
+        self.result = result
+    }
+}
+
+/// The content of a `<failure>` or `<error>`.
+public struct JUnitProblem: Sendable, Equatable {
+    public var message: String?
+    /// Required by the schema; e.g. `exit-status`, an exception class name.
+    public var type: String
+    /// Free text, e.g. a stack trace or the last lines of a step's output.
+    public var text: String
+
+    public init(message: String?, type: String, text: String = "") {
+        self.message = message
+        self.type = type
+        self.text = text
+    }
+}
+
+/// Totals of a report, for status.json and for deciding whether a test step failed.
+public struct JUnitSummary: Sendable, Equatable, Codable {
+    public var tests: Int
+    public var failures: Int
+    public var errors: Int
+    public var skipped: Int
+
+    public init(tests: Int = 0, failures: Int = 0, errors: Int = 0, skipped: Int = 0) {
+        self.tests = tests
+        self.failures = failures
+        self.errors = errors
+        self.skipped = skipped
+    }
+
+    public init(suites: [JUnitSuite]) {
+        self.init()
+        for suite in suites {
+            tests += suite.tests
+            failures += suite.failures
+            errors += suite.errors
+            skipped += suite.skipped
+        }
+    }
+
+    public var passed: Int { tests - failures - errors - skipped }
+
+    /// A test step fails on its reports when this is true (unless `fail_on_report_failures: false`).
+    public var hasFailures: Bool { failures + errors > 0 }
+
+    public static func + (a: JUnitSummary, b: JUnitSummary) -> JUnitSummary {
+        JUnitSummary(tests: a.tests + b.tests, failures: a.failures + b.failures,
+                     errors: a.errors + b.errors, skipped: a.skipped + b.skipped)
+    }
+}
