@@ -1,0 +1,173 @@
+import Foundation
+
+/// What to prune. Without `all`, `keepBytes` or `olderThan`, the default budget applies.
+public struct PruneOptions: Sendable, Equatable {
+    /// Delete every cache not in use.
+    public var all = false
+    /// Delete least recently used caches until the total is at most this many bytes.
+    public var keepBytes: UInt64?
+    /// Delete caches last used longer ago than this.
+    public var olderThan: Duration?
+    /// Only this scope (nil: all scopes).
+    public var scope: String?
+
+    public init(all: Bool = false, keepBytes: UInt64? = nil, olderThan: Duration? = nil, scope: String? = nil) {
+        self.all = all
+        self.keepBytes = keepBytes
+        self.olderThan = olderThan
+        self.scope = scope
+    }
+}
+
+/// What a prune did.
+public struct PruneReport: Sendable, Equatable, Codable {
+    public var removed: [CacheInfo] = []
+    public var skippedInUse: [CacheInfo] = []
+    public var freedBytes: UInt64 = 0
+    /// Total size of what is left.
+    public var keptBytes: UInt64 = 0
+    /// Caches that could not be deleted, with the reason.
+    public var failures: [String] = []
+}
+
+extension CacheStore {
+    /// Every cache (optionally of one scope), least recently used first. `measure` walks the
+    /// data to get sizes (and stores them in meta.json); otherwise the last measured size.
+    public func list(scope: String? = nil, measure: Bool = true) throws -> [CacheInfo] {
+        if let scope, !CacheKey.isValidScope(scope) {
+            throw CacheInputError("invalid cache scope \"\(scope)\" (expected [A-Za-z0-9._-]{1,128})")
+        }
+        let fm = FileManager.default
+        let scopes = scope.map { [CacheKey.escape($0)] } ?? ((try? fm.contentsOfDirectory(atPath: state.caches)) ?? []).filter { !$0.hasPrefix(".") }
+        var out: [CacheInfo] = []
+        for s in scopes.sorted() {
+            let dir = state.caches + "/" + s
+            for name in ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).sorted() {
+                let entry = dir + "/" + name
+                guard var meta = AtomicJSON.read(CacheMetadata.self, from: entry + "/meta.json") else { continue }
+                let instances = Self.instances(entry: entry)
+                if measure {
+                    meta.sizeBytes = instances.reduce(0) { $0 + FileTree.diskUsage(Self.instancePath(entry: entry, instance: $1)) }
+                    meta.measured = Date()
+                    // Re-read so a concurrent `lastUsed` update is not lost.
+                    if var fresh = AtomicJSON.read(CacheMetadata.self, from: entry + "/meta.json") {
+                        fresh.sizeBytes = meta.sizeBytes
+                        fresh.measured = meta.measured
+                        try? AtomicJSON.write(fresh, to: entry + "/meta.json")
+                        meta = fresh
+                    }
+                }
+                out.append(CacheInfo(scope: meta.scope, id: meta.id, sizeBytes: meta.sizeBytes ?? 0,
+                                     created: meta.created, lastUsed: meta.lastUsed,
+                                     inUse: isInUse(scope: meta.scope, id: meta.id),
+                                     instances: instances.count, path: entry))
+            }
+        }
+        return out.sorted { $0.lastUsed < $1.lastUsed }
+    }
+
+    /// Whether any step holds the cache (a non-blocking probe of its use lock).
+    public func isInUse(scope: String, id: String) -> Bool {
+        guard let lock = LockFile(existing: lockPath(scope: scope, id: id) + "/use.lock") else { return false }
+        defer { lock.close() }
+        return !lock.tryLock(exclusive: true)
+    }
+
+    /// Deletes one cache; throws `InUseError` if a step holds it. Returns false if it did not exist.
+    @discardableResult
+    public func remove(scope: String, id: String) async throws -> Bool {
+        let entry = entryPath(scope: scope, id: id)
+        guard FileManager.default.fileExists(atPath: entry) else { return false }
+        guard let trashed = try takeForDeletion(scope: scope, id: id) else {
+            throw InUseError(what: "cache \"\(id)\" (scope \(scope))")
+        }
+        try await FileTree.removeTreeFully(trashed)
+        return true
+    }
+
+    /// Under an exclusive, non-blocking use lock: moves the entry into the trash folder
+    /// (one rename, so a new acquire never sees half a cache). Nil if the cache is in use.
+    func takeForDeletion(scope: String, id: String) throws -> String? {
+        let locks = lockPath(scope: scope, id: id)
+        try StateDirectory.makeDirectory(locks, mode: 0o700)
+        let lock = try LockFile(path: locks + "/use.lock")
+        defer { lock.close() }
+        guard lock.tryLock(exclusive: true) else { return nil }
+        let entry = entryPath(scope: scope, id: id)
+        let trashed = state.trash + "/" + UUID().uuidString
+        try StateDirectory.makeDirectory(state.trash, mode: 0o700)
+        if rename(entry, trashed) != 0 {
+            if errno == ENOENT { return nil }
+            throw StateError(path: entry, errno: errno, message: "cannot move to the trash")
+        }
+        return trashed
+    }
+
+    /// Prunes caches: never one in use; with a byte budget, least recently used first.
+    public func prune(_ options: PruneOptions) async throws -> PruneReport {
+        var options = options
+        if !options.all && options.keepBytes == nil && options.olderThan == nil {
+            options.keepBytes = CacheGC.defaultBudget(state: state)
+        }
+        let caches = try list(scope: options.scope, measure: true) // LRU first
+        var report = PruneReport()
+        var total = caches.reduce(UInt64(0)) { $0 + $1.sizeBytes }
+        let cutoff = options.olderThan.map { Date().addingTimeInterval(-Double($0.components.seconds)) }
+        await emptyTrash()
+        for c in caches {
+            let overBudget = options.keepBytes.map { total > $0 } ?? false
+            let tooOld = cutoff.map { c.lastUsed < $0 } ?? false
+            guard options.all || overBudget || tooOld else { continue }
+            guard let trashed = try takeForDeletion(scope: c.scope, id: c.id) else {
+                report.skippedInUse.append(c)
+                continue
+            }
+            do {
+                try await FileTree.removeTreeFully(trashed)
+            } catch {
+                report.failures.append("\(c.scope)/\(c.id): \(error)")
+            }
+            report.removed.append(c)
+            report.freedBytes += c.sizeBytes
+            total -= c.sizeBytes
+        }
+        report.keptBytes = total
+        return report
+    }
+
+    /// Finishes deletions an earlier, interrupted prune left in the trash.
+    func emptyTrash() async {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: state.trash)) ?? [] {
+            try? await FileTree.removeTreeFully(state.trash + "/" + name)
+        }
+    }
+}
+
+/// Automatic garbage collection after each job.
+public enum CacheGC {
+    /// The default budget: 10 GB or 20% of the state folder's file system, whichever is smaller.
+    public static func defaultBudget(state: StateDirectory) -> UInt64 {
+        let tenGB: UInt64 = 10 * 1024 * 1024 * 1024
+        var vfs = statvfs()
+        guard statvfs(state.root, &vfs) == 0 || statvfs("/", &vfs) == 0 else { return tenGB }
+        let disk = UInt64(vfs.f_blocks) * UInt64(vfs.f_frsize)
+        return min(tenGB, disk / 5)
+    }
+
+    /// Keeps the caches within `budgetBytes` (default: `defaultBudget`), least recently used
+    /// first, never touching a cache in use. Called by the runner after each job; volumes
+    /// are never collected.
+    @discardableResult
+    public static func run(state: StateDirectory, budgetBytes: UInt64? = nil) async throws -> PruneReport {
+        try await CacheStore(state: state).prune(PruneOptions(keepBytes: budgetBytes ?? defaultBudget(state: state)))
+    }
+}
+
+/// Durations as users write them for `--older-than`: `90s`, `30m`, `12h`, `7d`, `2w`.
+public enum DurationText {
+    public static func parse(_ text: String) -> Duration? {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800]
+        guard let last = text.last, let unit = units[last], let n = Int64(text.dropLast()), n >= 0 else { return nil }
+        return .seconds(n * unit)
+    }
+}
