@@ -1,6 +1,5 @@
 import AgentCore
 import ArgumentParser
-import Dispatch
 import Foundation
 import Logging
 
@@ -55,6 +54,9 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "Least log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Flag(help: "Check the options and that a job runner is available, then exit (0 ready, 2 bad options, 3 no runner).")
+    var check = false
+
     func run() async throws {
         guard let format = StructuredLogHandler.Format(rawValue: logFormat) else {
             fail("--log-format \(logFormat): expected text or json", code: 2)
@@ -79,17 +81,21 @@ struct WatchCommand: AsyncParsableCommand {
         guard let executor = makeWatchExecutor() else {
             fail("\(QueueError.runnerUnavailable)", code: 3)
         }
-        let watcher = QueueWatcher(jobsDirectory: jobsDir, options: options, executor: executor, logger: logger)
-        // Signals arrive on a dispatch queue and are bridged into the watcher's actor.
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { watcher.requestShutdown() }
-            source.resume()
-            sources.append(source)
+        if check {
+            print("ready")
+            return
         }
-        defer { sources.forEach { $0.cancel() } }
+        let watcher = QueueWatcher(jobsDirectory: jobsDir, options: options, executor: executor, logger: logger)
+        // SIGTERM/SIGINT arrive through a self-pipe and are bridged into the watcher's actor.
+        let signals: AsyncStream<Int32>
+        do { signals = try ShutdownSignals.stream() } catch { fail("\(error)", code: 3) }
+        let relay = Task {
+            for await sig in signals {
+                logger.info("signal received", metadata: ["signal": .stringConvertible(sig)])
+                watcher.requestShutdown()
+            }
+        }
+        defer { relay.cancel() }
         do {
             _ = try await watcher.run()
         } catch let error as QueueError {
