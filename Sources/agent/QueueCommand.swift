@@ -1,10 +1,35 @@
+import AgentCore
 import ArgumentParser
+import Foundation
 
-/// STUB: `agent queue`, implemented by its issue.
+/// `agent queue`: inspect a queue directory.
 struct QueueCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "queue", abstract: "(not implemented yet)")
+    static let configuration = CommandConfiguration(
+        commandName: "queue",
+        abstract: "Inspect a queue directory.",
+        subcommands: [QueueStatusCommand.self]
+    )
+}
+
+/// `agent queue status JOBS_DIR [--json]`. Exit codes: 0, 2 when JOBS_DIR is not a queue.
+struct QueueStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Jobs per state, and each running job with its agent, attempt and age."
+    )
+
+    @Argument(help: "The queue directory.")
+    var jobsDir: String
+
+    @Flag(help: "Print JSON.")
+    var json = false
 
     func run() async throws {
-        throw ExitCode(125)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: jobsDir, isDirectory: &isDir), isDir.boolValue else {
+            fail("\(jobsDir): no such directory", code: 2)
+        }
+        let report = QueueStatusReport(layout: QueueLayout(root: jobsDir))
+        print(json ? report.json() : report.text())
     }
 }
