@@ -31,7 +31,7 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: [
-                "Sandbox", "SandboxPolicy", "CArchive",
+                "Sandbox", "SandboxPolicy", "CArchive", "CAgentSandbox",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -101,7 +101,7 @@ struct CachePrune: AsyncParsableCommand {
                 options.keepBytes = v
             }
             if let olderThan {
-                guard let d = DurationText.parse(olderThan) else {
+                guard let d = AgeText.parse(olderThan) else {
                     throw CacheInputError("--older-than: invalid duration \"\(olderThan)\" (e.g. 7d, 12h, 30m)")
                 }
                 options.olderThan = d

@@ -23,7 +23,9 @@ struct CommonOptions: ParsableArguments {
     }
 
     func stateDirectory() throws -> String {
-        try StateDirectory.resolve(explicit: stateDir, environment: ProcessInfo.processInfo.environment).path
+        let state = try StateDirectory.resolve(explicit: stateDir, environment: ProcessInfo.processInfo.environment)
+        try state.create()
+        return state.root
     }
 
     func runnerOptions(secretFlags: [String], force: Bool, grace: Double) throws -> RunnerOptions {

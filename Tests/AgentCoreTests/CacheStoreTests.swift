@@ -217,7 +217,7 @@ actor Recorder {
         var meta = AtomicJSON.read(CacheMetadata.self, from: path)!
         meta.lastUsed = Date(timeIntervalSinceNow: -8 * 86400)
         try AtomicJSON.write(meta, to: path)
-        let r = try await store.prune(PruneOptions(olderThan: DurationText.parse("7d")!))
+        let r = try await store.prune(PruneOptions(olderThan: AgeText.parse("7d")!))
         #expect(r.removed.map(\.id) == ["stale"])
         #expect(try store.list(scope: "s").map(\.id) == ["fresh"])
     }

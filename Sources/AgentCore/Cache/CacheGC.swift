@@ -163,8 +163,8 @@ public enum CacheGC {
     }
 }
 
-/// Durations as users write them for `--older-than`: `90s`, `30m`, `12h`, `7d`, `2w`.
-public enum DurationText {
+/// Ages as users write them for `--older-than`: `90s`, `30m`, `12h`, `7d`, `2w`.
+public enum AgeText {
     public static func parse(_ text: String) -> Duration? {
         let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800]
         guard let last = text.last, let unit = units[last], let n = Int64(text.dropLast()), n >= 0 else { return nil }

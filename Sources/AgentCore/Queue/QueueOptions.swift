@@ -70,10 +70,4 @@ public struct WatchOptions: Sendable, Equatable {
     }
 }
 
-extension Duration {
-    /// Seconds as a Double (for comparisons with file timestamps).
-    var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
-    }
-}
+

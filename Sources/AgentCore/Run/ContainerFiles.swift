@@ -1,3 +1,4 @@
+import CAgentSandbox
 import Foundation
 
 /// Reads files out of a container's root (test reports) without ever leaving it.
@@ -118,12 +119,6 @@ enum ContainerFiles {
 
     /// `openat2(rootFD, path, O_DIRECTORY, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS)`.
     static func openInRoot(_ rootFD: Int32, _ path: String) -> Int32 {
-        // struct open_how from <linux/openat2.h>, which Glibc's module map does not export.
-        var how: (UInt64, UInt64, UInt64) = (UInt64(O_RDONLY | O_DIRECTORY | O_CLOEXEC), 0, 0x10 /* RESOLVE_IN_ROOT */ | 0x02 /* RESOLVE_NO_MAGICLINKS */)
-        let rel = path.isEmpty ? "." : path
-        let fd = rel.withCString { p in
-            syscall(437 /* SYS_openat2 on x86_64 and aarch64 */, rootFD, p, &how, 24)
-        }
-        return Int32(truncatingIfNeeded: fd)
+        agent_resolve_open_in_root(rootFD, path.isEmpty ? "." : path, O_RDONLY | O_DIRECTORY)
     }
 }

@@ -2,34 +2,62 @@ import Foundation
 import Sandbox
 import SandboxPolicy
 
+/// A job's resolved secrets with the matcher built once: redaction of every string the
+/// agent writes, one streaming redactor per output stream, and the artifact leak scanner.
+struct JobSecrets: Sendable {
+    let store: SecretStore
+    let matcher: SecretMatcher
+
+    init(_ store: SecretStore) {
+        self.store = store
+        self.matcher = store.makeMatcher()
+    }
+
+    var warnings: [String] { store.warnings }
+    func value(for id: String) -> [UInt8]? { store.value(for: id) }
+    func redact(_ text: String) -> String { matcher.redact(text) }
+    func streamRedactor() -> Redactor { Redactor(matcher) }
+    var scanner: (any ArtifactScanner)? { store.isEmpty ? nil : SecretArtifactScanner(scanner: SecretScanner(matcher: matcher)) }
+}
+
+/// Rejects an artifact that contains a secret (raw or encoded), naming the file and the
+/// secret id, never the value.
+struct SecretArtifactScanner: ArtifactScanner {
+    let scanner: SecretScanner
+
+    func scan(artifact: String, path: String, fileDescriptor: Int32) throws -> ArtifactScanVerdict {
+        let leaks = try scanner.scan(fileDescriptor: fileDescriptor, path: path)
+        guard !leaks.isEmpty else { return .clean }
+        let ids = Set(leaks.map(\.secretID)).sorted().map { "\"\($0)\"" }.joined(separator: ", ")
+        return .reject("artifact file \(path) contains the value of secret \(ids)")
+    }
+}
+
 /// The mounts one step gets besides `/workspace`, `/tmp` and HOME.
 struct StepMountPlan {
     var mounts: [Mount] = []
     var secretEnv: [String: String] = [:]
     var caches: [CacheUse] = []
-    var leases: [any MountLease] = []
+    var plan: MountPlan?
 
-    func release() {
-        for l in leases { l.release() }
-    }
+    func release() { plan?.release() }
 }
 
 extension JobRunner {
     /// Caches, volumes, binds and tmpfs from the step's `mounts` (the cache store may make
-    /// the step wait for a `locked` cache; the wait shows in progress), secrets as files on
-    /// a private tmpfs or as env, and a test step's `tmpfs` list.
-    func planMounts(step: StepSpec, index: Int, job: JobSpec, secrets: SecretStore, progress: ProgressSink) async throws -> StepMountPlan {
-        var out = StepMountPlan()
-        let planned = try await MountPlanner.plan(
-            step: step, job: job, stateDirectory: options.stateDirectory,
-            allowedBindSources: options.policy.allowedBindSources,
+    /// the step wait for a `locked` cache; the wait shows in progress), and secrets as files
+    /// on a tmpfs private to the container or as env.
+    func planMounts(step: StepSpec, index: Int, job: JobSpec, secrets: JobSecrets, progress: ProgressSink) async throws -> StepMountPlan {
+        let planner = MountPlanner(state: StateDirectory(root: options.stateDirectory))
+        let planned = try await planner.plan(
+            step: step, stepIndex: index, job: job, allowedBindSources: options.policy.allowedBindSources,
+            workspaceHostPath: nil,
             onWait: { reason in progress.send(.stepWaiting(index: index, reason: reason)) })
-        out.mounts = planned.mounts
-        out.leases = planned.leases
-        out.caches = planned.caches
+        var out = StepMountPlan(mounts: planned.mounts, caches: planned.caches, plan: planned)
         for secret in planned.secrets {
             guard let value = secrets.value(for: secret.id) else {
                 if secret.required {
+                    out.release()
                     throw JobValidationError(path: "steps[\(index)].mounts", message: "required secret \"\(secret.id)\" has no value")
                 }
                 continue  // BuildKit skips an optional secret that has no source.
@@ -41,11 +69,6 @@ extension JobRunner {
                 out.mounts.append(Mount(target: target, kind: .file(contents: value, mode: secret.mode, uid: secret.uid, gid: secret.gid)))
             }
         }
-        for t in step.tmpfs {
-            if case .tmpfs(let target, let size, let mode) = t {
-                out.mounts.append(.tmpfs(target, size: size, mode: mode))
-            }
-        }
         return out
     }
 
@@ -53,19 +76,14 @@ extension JobRunner {
     /// read-only, so the collector sees exactly what the steps saw (the overlay merged),
     /// through `/proc/PID/root` and never outside it.
     func collectArtifacts(job: JobSpec, state: JobState, workspace: WorkspaceLayer, results: ResultsFolder,
-                          secrets: SecretStore, progress: ProgressSink) async -> (summary: ArtifactSummary?, failed: Bool) {
-        let rules = job.artifacts.filter { rule in
-            switch rule.when {
-            case .always: return true
-            case .onSuccess: return state == .succeeded
-            case .onFailure: return state != .succeeded
-            }
-        }
+                          secrets: JobSecrets, seccomp: SeccompPolicy, progress: ProgressSink) async -> (summary: ArtifactSummary?, failed: Bool) {
+        let succeeded = state == .succeeded
+        let rules = job.artifacts.filter { $0.when == .always || ($0.when == .onSuccess) == succeeded }
         guard !rules.isEmpty else { return (nil, false) }
         var config = ContainerConfiguration(command: ["/bin/true"])
         config.rootfs = .host
         config.capabilities = .empty
-        config.seccomp = options.policy.seccomp
+        config.seccomp = seccomp
         config.keepAliveAfterExit = true
         config.allowRoot = options.allowRoot
         do {
@@ -73,14 +91,14 @@ extension JobRunner {
             let container = try await RunningContainer.start(config)
             _ = await container.wait()
             defer { container.release() }
-            let root = "/proc/\(container.pid)/root/workspace"
-            let result = try ArtifactCollector.collect(
-                rules: rules, workspace: root, destination: results.workingPath + "/artifacts",
-                budgetBytes: options.policy.artifactBudgetBytes, scanner: secrets.scanner)
-            for w in result.warnings { progress.warning(secrets.redact(w)) }
-            let errors = result.errors.map { secrets.redact($0) }
+            let collector = ArtifactCollector(
+                workspace: "/proc/\(container.pid)/root/workspace", outputDirectory: results.workingPath + "/artifacts",
+                budget: options.policy.artifactBudgetBytes, scanner: secrets.scanner)
+            let result = await collector.collect(rules, jobSucceeded: succeeded)
+            for w in result.warnings { progress.warning("artifacts: " + secrets.redact(w)) }
+            let errors = result.errors.map { secrets.redact($0.description) }
             for e in errors { progress.warning("artifacts: " + e) }
-            return (ArtifactSummary(files: result.fileCount, bytes: result.totalBytes, errors: errors), !errors.isEmpty)
+            return (ArtifactSummary(files: result.files, bytes: result.bytes, errors: errors), !errors.isEmpty)
         } catch {
             let msg = secrets.redact("\(error)")
             progress.warning("artifacts: " + msg)
@@ -89,17 +107,22 @@ extension JobRunner {
     }
 
     /// `junit.xml`: one case per step, plus every collected test report as its own suites.
-    func writeJUnit(job: JobSpec, status: JobStatus, lastLines: [Int: [String]], reports: [JUnitSuite],
-                    secrets: SecretStore, results: ResultsFolder) throws {
-        let cases = status.steps.enumerated().map { i, s in
-            JUnitWriter.stepCase(jobID: job.id, step: s, lastLines: (lastLines[i] ?? []).map { secrets.redact($0) })
-        }
-        let xml = JUnitWriter.document(jobID: job.id, startedAt: status.startedAt, stepCases: cases, reports: reports)
+    func writeJUnit(job: JobSpec, startedAt: Date, steps: [JUnitStepResult], reports: [JUnitParsedReport],
+                    secrets: JobSecrets, results: ResultsFolder) throws {
+        let report = JUnitReport.forJob(id: job.id, steps: steps, reports: reports, timestamp: startedAt)
+        let xml = JUnitWriter(timestamp: startedAt).render(report)
         try results.write(Data(secrets.redact(xml).utf8), to: "junit.xml")
     }
 
     /// Automatic cache GC by the policy's budget, never touching a cache in use.
     func afterJob() async {
-        await CacheGC.runAfterJob(stateDirectory: options.stateDirectory, policy: options.policy)
+        let state = StateDirectory(root: options.stateDirectory)
+        var vfs = statvfs()
+        var budget = options.policy.cache.keepBytes
+        if statvfs(state.root, &vfs) == 0 {
+            let disk = Double(UInt64(vfs.f_blocks) * UInt64(vfs.f_frsize))
+            budget = min(budget, UInt64(disk * options.policy.cache.keepPercentOfDisk / 100))
+        }
+        _ = try? await CacheGC.run(state: state, budgetBytes: budget)
     }
 }

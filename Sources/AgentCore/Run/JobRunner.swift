@@ -30,14 +30,22 @@ public final class JobRunner: JobExecuting, Sendable {
             return invalid(message: "\(error)", jobID: fallbackID(jobFile), output: outputDirectory, startedAt: startedAt)
         }
         let output = outputDirectory ?? (options.workingDirectory + "/results/" + job.id)
-        let secrets: SecretStore
+        let secrets: JobSecrets
         do {
             try checkPolicy(job)
-            secrets = try SecretStore.resolve(
-                job: job, cliFlags: options.secretFlags, environment: options.environment,
-                cwd: options.workingDirectory, maxBytes: options.policy.maxSecretBytes)
+            let flags = try options.secretFlags.map { try SecretSourceFlag(parsing: $0) }
+            secrets = JobSecrets(try SecretStore.resolve(
+                job: job, cliSecrets: flags, environment: options.environment,
+                cwd: options.workingDirectory, maxBytes: Int(options.policy.maxSecretBytes)))
         } catch {
             return invalid(message: "\(error)", jobID: job.id, output: output, startedAt: startedAt)
+        }
+
+        let seccomp: SeccompPolicy
+        do {
+            seccomp = try options.policy.seccompPolicy()
+        } catch {
+            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "\(error)")
         }
 
         // 2. The results folder (written beside, renamed at the end) and the workspace layer.
@@ -74,7 +82,7 @@ public final class JobRunner: JobExecuting, Sendable {
             return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "\(error)")
         }
 
-        var status = JobStatus(jobID: job.id, state: .running, exitCode: 0, startedAt: Timestamp.iso8601(startedAt))
+        var status = JobStatus(jobID: job.id, state: .running, exitCode: 0, startedAt: Timestamp.rfc3339(startedAt))
         status.steps = job.steps.enumerated().map { i, s in
             var st = StepStatus(index: i + 1, name: s.name, type: s.type.rawValue, state: .pending, allowFailure: s.allowFailure)
             st.log = StepExecutor.logName(index: i, step: s.name)
@@ -87,8 +95,8 @@ public final class JobRunner: JobExecuting, Sendable {
         let jobStart = clock.now
         let deadline = jobStart + job.timeout
         var planner = StepPlanner()
-        var lastLines: [Int: [String]] = [:]
-        var reportSuites: [JUnitSuite] = []
+        var junitSteps: [JUnitStepResult] = []
+        var reports: [JUnitParsedReport] = []
         var jobTimedOut = false
         for (i, step) in job.steps.enumerated() {
             if Task.isCancelled { planner.markCancelled() }
@@ -100,18 +108,20 @@ public final class JobRunner: JobExecuting, Sendable {
             case .cancel:
                 status.steps[i].state = .cancelled
                 status.steps[i].reason = "job cancelled"
+                junitSteps.append(JUnitStepResult(name: step.name, state: .cancelled, message: "job cancelled"))
                 progress.send(.stepFinished(index: i, name: step.name, state: .cancelled, exitCode: nil, signal: nil, duration: .zero, lastLines: []))
                 continue
             case .skip(let reason):
                 status.steps[i].state = .skipped
                 status.steps[i].reason = reason
+                junitSteps.append(JUnitStepResult(name: step.name, state: .skipped, message: reason))
                 progress.send(.stepSkipped(index: i, total: job.steps.count, name: step.name, reason: reason))
                 continue
             case .run:
                 break
             }
             let stepStart = Date()
-            status.steps[i].startedAt = Timestamp.iso8601(stepStart)
+            status.steps[i].startedAt = Timestamp.rfc3339(stepStart)
             status.steps[i].state = .running
             progress.send(.stepStarted(index: i, total: job.steps.count, name: step.name,
                                        command: secrets.redact(step.run.display), time: stepStart))
@@ -126,8 +136,9 @@ public final class JobRunner: JobExecuting, Sendable {
                 let plan = try await planMounts(step: step, index: i, job: job, secrets: secrets, progress: progress)
                 defer { plan.release() }
                 status.steps[i].caches = plan.caches
-                let executor = StepExecutor(job: job, index: i, step: step, options: options, workspace: workspace,
-                                            secrets: secrets, progress: progress, jobLog: jobLog, results: results)
+                let executor = StepExecutor(job: job, index: i, step: step, options: options, seccomp: seccomp,
+                                            workspace: workspace, secrets: secrets, progress: progress,
+                                            jobLog: jobLog, results: results)
                 run = await executor.run(timeout: stepTimeout, jobDeadlineBound: boundByJob,
                                          extraMounts: plan.mounts, secretEnv: plan.secretEnv)
             } catch {
@@ -140,11 +151,12 @@ public final class JobRunner: JobExecuting, Sendable {
             status.steps[i].exitCode = run.exitCode
             status.steps[i].signal = run.signal
             status.steps[i].reason = run.reason
-            status.steps[i].finishedAt = Timestamp.iso8601(Date())
+            status.steps[i].finishedAt = Timestamp.rfc3339(Date())
             status.steps[i].durationSeconds = run.duration.seconds
             status.steps[i].tests = run.tests
-            lastLines[i] = run.lastLines
-            reportSuites += run.reportSuites
+            junitSteps.append(JUnitStepResult(name: step.name, state: run.state, exitCode: run.exitCode, signal: run.signal,
+                                              duration: run.duration, outputLines: run.lastLines, message: run.reason))
+            reports += run.reports
             progress.send(.stepFinished(index: i, name: step.name, state: run.state, exitCode: run.exitCode,
                                         signal: run.signal, duration: run.duration, lastLines: Array(run.lastLines.suffix(10))))
             jobLog.note("step \(step.name) \(run.state.rawValue)" + (run.reason.map { ": \($0)" } ?? ""))
@@ -160,24 +172,24 @@ public final class JobRunner: JobExecuting, Sendable {
         var state = StepPlanner.jobState(steps: status.steps, cancelled: cancelled, jobTimedOut: jobTimedOut)
         if !cancelled {
             let artifacts = await collectArtifacts(job: job, state: state, workspace: workspace, results: results,
-                                                   secrets: secrets, progress: progress)
+                                                   secrets: secrets, seccomp: seccomp, progress: progress)
             status.artifacts = artifacts.summary
             if artifacts.failed, state == .succeeded { state = .failed }
         }
         status.state = state
         status.exitCode = StepPlanner.exitCode(for: state)
         let finished = Date()
-        status.finishedAt = Timestamp.iso8601(finished)
+        status.finishedAt = Timestamp.rfc3339(finished)
         status.durationSeconds = (clock.now - jobStart).seconds
         status.warnings = progress.warnings
-        if !reportSuites.isEmpty { status.tests = JUnitSuite.totals(reportSuites) }
+        if !reports.isEmpty { status.tests = reports.reduce(JUnitSummary()) { $0 + $1.summary } }
         progress.send(.jobFinished(jobID: job.id, state: state, exitCode: status.exitCode, duration: clock.now - jobStart))
         progress.finish()
         jobLog.close()
 
         var commitError: String?
         do {
-            try writeJUnit(job: job, status: status, lastLines: lastLines, reports: reportSuites, secrets: secrets, results: results)
+            try writeJUnit(job: job, startedAt: startedAt, steps: junitSteps, reports: reports, secrets: secrets, results: results)
             try results.write(try encode(status, secrets: secrets), to: "status.json")
             try results.commit()
         } catch {
@@ -199,9 +211,9 @@ public final class JobRunner: JobExecuting, Sendable {
             return JobOutcome(exitCode: 2, state: .error, resultsPath: nil, message: message)
         }
         let path = output ?? (options.workingDirectory + "/results/" + jobID)
-        var status = JobStatus(jobID: jobID, state: .error, exitCode: 2, startedAt: Timestamp.iso8601(startedAt))
+        var status = JobStatus(jobID: jobID, state: .error, exitCode: 2, startedAt: Timestamp.rfc3339(startedAt))
         status.error = message
-        status.finishedAt = Timestamp.iso8601(Date())
+        status.finishedAt = Timestamp.rfc3339(Date())
         if let folder = try? ResultsFolder.create(at: path, force: options.force) {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -224,10 +236,12 @@ public final class JobRunner: JobExecuting, Sendable {
         if job.network == .host && !options.policy.allowHostNetwork {
             throw JobValidationError(path: "network", message: "\"host\" network is not allowed by the agent policy")
         }
-        try MountPlanner.validate(job: job, allowedBindSources: options.policy.allowedBindSources)
+        let planner = MountPlanner(state: StateDirectory(root: options.stateDirectory))
+        try MountPlanner.validate(job: job, allowedBindSources: options.policy.allowedBindSources,
+                                  protectedPaths: planner.protectedPaths())
     }
 
-    func encode(_ status: JobStatus, secrets: SecretStore) throws -> Data {
+    func encode(_ status: JobStatus, secrets: JobSecrets) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let raw = try enc.encode(status)

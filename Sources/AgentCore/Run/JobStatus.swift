@@ -18,7 +18,7 @@ public struct JobStatus: Codable, Sendable, Equatable {
     public var error: String?
     public var steps: [StepStatus] = []
     public var artifacts: ArtifactSummary?
-    public var tests: TestSummary?
+    public var tests: JUnitSummary?
 
     public init(jobID: String, state: JobState, exitCode: Int32, startedAt: String) {
         self.jobID = jobID
@@ -52,7 +52,7 @@ public struct StepStatus: Codable, Sendable, Equatable {
     public var reason: String?
     public var caches: [CacheUse] = []
     /// Test steps: totals of the collected JUnit reports.
-    public var tests: TestSummary?
+    public var tests: JUnitSummary?
 
     public init(index: Int, name: String, type: String, state: StepState, allowFailure: Bool) {
         self.index = index
@@ -69,44 +69,6 @@ public struct StepStatus: Codable, Sendable, Equatable {
     }
 }
 
-/// A cache a step mounted, for status.json.
-public struct CacheUse: Codable, Sendable, Equatable {
-    public var id: String
-    public var scope: String
-    public var sharing: String
-    public var target: String
-    public var new: Bool
-    public var waitSeconds: Double
-
-    public init(id: String, scope: String, sharing: String, target: String, new: Bool, waitSeconds: Double) {
-        self.id = id
-        self.scope = scope
-        self.sharing = sharing
-        self.target = target
-        self.new = new
-        self.waitSeconds = waitSeconds
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, scope, sharing, target, new, waitSeconds = "wait_seconds"
-    }
-}
-
-/// Totals of JUnit test cases.
-public struct TestSummary: Codable, Sendable, Equatable {
-    public var tests: Int
-    public var failures: Int
-    public var errors: Int
-    public var skipped: Int
-
-    public init(tests: Int = 0, failures: Int = 0, errors: Int = 0, skipped: Int = 0) {
-        self.tests = tests
-        self.failures = failures
-        self.errors = errors
-        self.skipped = skipped
-    }
-}
-
 /// What artifact collection did, for status.json.
 public struct ArtifactSummary: Codable, Sendable, Equatable {
     public var files: Int
@@ -117,21 +79,6 @@ public struct ArtifactSummary: Codable, Sendable, Equatable {
         self.files = files
         self.bytes = bytes
         self.errors = errors
-    }
-}
-
-/// UTC timestamps as status.json and the logs write them.
-public enum Timestamp {
-    /// `2026-11-26T21:30:00.123Z`
-    public static func iso8601(_ date: Date) -> String {
-        var t = time_t(date.timeIntervalSince1970.rounded(.down))
-        let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
-        var tmv = tm()
-        gmtime_r(&t, &tmv)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-            Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
-            Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec), ms)
     }
 }
 

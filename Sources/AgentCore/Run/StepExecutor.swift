@@ -13,8 +13,8 @@ struct StepRun: Sendable {
     var idMapping: ContainerConfiguration.IDMapping?
     /// The step hit the job's deadline rather than its own timeout.
     var hitJobDeadline = false
-    var tests: TestSummary?
-    var reportSuites: [JUnitSuite] = []
+    var tests: JUnitSummary?
+    var reports: [JUnitParsedReport] = []
 }
 
 /// Runs one step in a fresh container: builds the configuration, streams output through
@@ -25,8 +25,9 @@ struct StepExecutor {
     let index: Int
     let step: StepSpec
     let options: RunnerOptions
+    let seccomp: SeccompPolicy
     let workspace: WorkspaceLayer
-    let secrets: SecretStore
+    let secrets: JobSecrets
     let progress: ProgressSink
     let jobLog: JobLog
     let results: ResultsFolder
@@ -76,7 +77,7 @@ struct StepExecutor {
         c.network = job.network
         c.rlimits = rlimits()
         c.capabilities = options.policy.capabilities
-        c.seccomp = options.policy.seccomp
+        c.seccomp = seccomp
         c.timeout = timeout
         c.killGracePeriod = options.killGrace
         c.keepAliveAfterExit = step.type == .test && !step.reports.isEmpty
@@ -106,7 +107,7 @@ struct StepExecutor {
         let started = ContinuousClock.now
         let log: StepLogWriter
         do {
-            log = try StepLogWriter(path: results.workingPath + "/" + StepExecutor.logName(index: index, step: step.name),
+            log = try StepLogWriter(directory: results.workingPath + "/logs", index: index, stepName: step.name,
                                     capBytes: options.logCapBytes)
         } catch {
             return StepRun(state: .error, duration: .zero, reason: "cannot write the step log: \(error)", lastLines: [])
@@ -132,28 +133,42 @@ struct StepExecutor {
                 }
             }
             let msg = secrets.redact(e.description)
-            log.finish()
+            _ = try? log.finish()
             return StepRun(state: .error, duration: ContinuousClock.now - started, reason: msg, lastLines: [msg])
         } catch {
             let msg = secrets.redact("\(error)")
-            log.finish()
+            _ = try? log.finish()
             return StepRun(state: .error, duration: ContinuousClock.now - started, reason: msg, lastLines: [msg])
         }
 
         // Drain output while waiting: the child must never block on a full pipe.
-        let outRedactor = secrets.streamRedactor()
-        let errRedactor = secrets.streamRedactor()
+        // One redactor per stream: a secret split across two writes of one stream is still
+        // caught, and the streams' bytes never interleave inside a match.
+        var outRedactor = secrets.streamRedactor()
+        var errRedactor = secrets.streamRedactor()
+        var logError: String?
+        func record(_ bytes: [UInt8], _ stream: OutputChunk.Stream) {
+            guard !bytes.isEmpty else { return }
+            do {
+                emit(try log.append(bytes, stream: stream), started: started)
+            } catch {
+                logError = logError ?? "\(error)"
+            }
+        }
         async let result = container.wait()
         for await chunk in container.output {
-            let clean = chunk.stream == .stdout ? outRedactor.process(chunk.bytes) : errRedactor.process(chunk.bytes)
-            emit(log.append(stream: chunk.stream, bytes: clean), stream: chunk.stream, started: started)
+            if chunk.stream == .stdout {
+                record(outRedactor.process(chunk.bytes), .stdout)
+            } else {
+                record(errRedactor.process(chunk.bytes), .stderr)
+            }
         }
-        emit(log.append(stream: .stdout, bytes: outRedactor.flush()), stream: .stdout, started: started)
-        emit(log.append(stream: .stderr, bytes: errRedactor.flush()), stream: .stderr, started: started)
-        for (stream, line) in log.finish() { emit([line], stream: stream, started: started) }
+        record(outRedactor.flush(), .stdout)
+        record(errRedactor.flush(), .stderr)
+        if let rest = try? log.finish() { emit(rest, started: started) }
         let r = await result
 
-        var run = StepRun(state: .succeeded, duration: r.duration, reason: nil, lastLines: log.lastLines(100), idMapping: r.idMapping)
+        var run = StepRun(state: .succeeded, duration: r.duration, reason: nil, lastLines: log.lastLines, idMapping: r.idMapping)
         switch r.status {
         case .exited(let code):
             run.exitCode = code
@@ -167,6 +182,9 @@ struct StepExecutor {
             run.hitJobDeadline = jobDeadlineBound
             run.reason = jobDeadlineBound ? "job timed out" : "step timed out"
         }
+        if let logError {
+            progress.warning("step \(step.name): \(logError)")
+        }
         if Task.isCancelled {
             run.state = .cancelled
             run.reason = "cancelled"
@@ -179,12 +197,12 @@ struct StepExecutor {
         return run
     }
 
-    private func emit(_ lines: [String], stream: OutputChunk.Stream, started: ContinuousClock.Instant) {
+    private func emit(_ lines: [StepLogLine], started: ContinuousClock.Instant) {
         guard !lines.isEmpty else { return }
         let elapsed = ContinuousClock.now - started
         for line in lines {
-            progress.send(.stepOutput(index: index, stream: stream, line: line, elapsed: elapsed))
-            jobLog.append(step: step.name, stream: stream, line: line)
+            progress.send(.stepOutput(index: index, stream: line.stream, line: line.text, elapsed: elapsed))
+            jobLog.append(step: step.name, stream: line.stream, line: line.text)
         }
     }
 
@@ -201,12 +219,9 @@ struct StepExecutor {
             run.reason = "could not read reports: \(error)"
             return
         }
-        var suites: [JUnitSuite] = []
-        for f in files {
-            suites += JUnitReportParser.parse(data: f.data, fileName: f.path)
-        }
-        let summary = JUnitSuite.totals(suites)
-        run.reportSuites = suites
+        let reports = files.map { JUnitParser.parse(data: $0.data, file: $0.path) }
+        let summary = reports.reduce(JUnitSummary()) { $0 + $1.summary }
+        run.reports = reports
         run.tests = summary
         if files.isEmpty {
             progress.warning("step \(step.name): no test report matched \(step.reports.joined(separator: ", "))")
@@ -219,7 +234,6 @@ struct StepExecutor {
 
     /// `logs/NN-<step>.log`, the step name made safe for a file name.
     static func logName(index: Int, step: String) -> String {
-        let safe = String(step.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
-        return "logs/" + String(format: "%02d", index + 1) + "-" + safe + ".log"
+        "logs/" + StepLogWriter.fileName(index: index, stepName: step)
     }
 }

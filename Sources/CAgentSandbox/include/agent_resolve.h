@@ -1,0 +1,11 @@
+// Why this shim exists: openat2(2) and struct open_how are not exported by Glibc's Swift
+// module and syscall(2) is variadic (unavailable in Swift). The agent reads files out of a
+// container's root (test reports) with RESOLVE_IN_ROOT so no path can lead out of it.
+#ifndef AGENT_RESOLVE_H
+#define AGENT_RESOLVE_H
+
+/// openat2(rootfd, path, flags|O_CLOEXEC) resolving `path` as if `rootfd` were "/"
+/// (RESOLVE_IN_ROOT) and refusing magic links. Returns an fd, or -1 with errno set.
+int agent_resolve_open_in_root(int rootfd, const char *path, int flags);
+
+#endif
