@@ -157,7 +157,7 @@ struct JobDocumentParser {
         let s = try n.string("one of \(list)")
         guard allowed.contains(s) else {
             var message = "\(JSONText.quoted(s)) is not one of \(list)"
-            if let guess = suggestion(for: s, among: allowed) { message += " (did you mean \(JSONText.quoted(guess))?)" }
+            if let guess = DidYouMean.suggestion(for: s, among: allowed) { message += " (did you mean \(JSONText.quoted(guess))?)" }
             throw n.error(message)
         }
         return s
@@ -165,7 +165,7 @@ struct JobDocumentParser {
 
     func duration(_ n: JobJSONNode) throws -> Duration {
         let s = try n.string("a duration string like \"90s\"")
-        do { return try DurationText.parse(s) } catch { throw n.error(error.description) }
+        do { return try JobDuration.parse(s) } catch { throw n.error(error.description) }
     }
 
     func env(_ n: JobJSONNode) throws -> [String: String] {
