@@ -46,35 +46,35 @@ import Testing
     }
 
     @Test func durations() throws {
-        #expect(try DurationText.parse("90s") == .seconds(90))
-        #expect(try DurationText.parse("30m") == .seconds(1800))
-        #expect(try DurationText.parse("2h") == .seconds(7200))
-        #expect(try DurationText.parse("1h30m") == .seconds(5400))
-        #expect(try DurationText.parse("500ms") == .milliseconds(500))
-        #expect(try DurationText.parse("1m30s250ms") == .milliseconds(90_250))
+        #expect(try JobDuration.parse("90s") == .seconds(90))
+        #expect(try JobDuration.parse("30m") == .seconds(1800))
+        #expect(try JobDuration.parse("2h") == .seconds(7200))
+        #expect(try JobDuration.parse("1h30m") == .seconds(5400))
+        #expect(try JobDuration.parse("500ms") == .milliseconds(500))
+        #expect(try JobDuration.parse("1m30s250ms") == .milliseconds(90_250))
         for bad in ["", "90", "s", "1.5s", "1d", "30m1h", "1s1s", " 1s", "1S", "-1s", "1h 30m"] {
-            #expect(throws: DurationText.ParseError.malformed(bad)) { try DurationText.parse(bad) }
+            #expect(throws: JobDuration.ParseError.malformed(bad)) { try JobDuration.parse(bad) }
         }
-        #expect(throws: DurationText.ParseError.notPositive("0ms")) { try DurationText.parse("0ms") }
-        #expect(throws: DurationText.ParseError.tooLong("721h")) { try DurationText.parse("721h") }
-        #expect(throws: DurationText.ParseError.tooLong("99999999999999999999s")) { try DurationText.parse("99999999999999999999s") }
-        #expect(DurationText.format(.seconds(5400)) == "1h30m")
-        #expect(DurationText.format(.milliseconds(500)) == "500ms")
-        #expect(DurationText.tenths(.milliseconds(4_149)) == "4.1s")
-        #expect(DurationText.tenths(.milliseconds(4_150)) == "4.2s")
-        #expect(DurationText.millis(.milliseconds(512)) == "0.512")
-        #expect(DurationText.millis(.seconds(62)) == "62.000")
+        #expect(throws: JobDuration.ParseError.notPositive("0ms")) { try JobDuration.parse("0ms") }
+        #expect(throws: JobDuration.ParseError.tooLong("721h")) { try JobDuration.parse("721h") }
+        #expect(throws: JobDuration.ParseError.tooLong("99999999999999999999s")) { try JobDuration.parse("99999999999999999999s") }
+        #expect(JobDuration.format(.seconds(5400)) == "1h30m")
+        #expect(JobDuration.format(.milliseconds(500)) == "500ms")
+        #expect(JobDuration.tenths(.milliseconds(4_149)) == "4.1s")
+        #expect(JobDuration.tenths(.milliseconds(4_150)) == "4.2s")
+        #expect(JobDuration.millis(.milliseconds(512)) == "0.512")
+        #expect(JobDuration.millis(.seconds(62)) == "62.000")
     }
 
     @Test func suggestions() {
-        #expect(suggestion(for: "mount", among: ["name", "mounts"]) == "mounts")
-        #expect(suggestion(for: "Steps", among: ["steps"]) == "steps")
-        #expect(suggestion(for: "allow-failure", among: ["allow_failure"]) == "allow_failure")
-        #expect(suggestion(for: "wehn", among: ["when"]) == "when")  // transposition: one edit
-        #expect(suggestion(for: "xyz", among: ["env", "run"]) == nil)
-        #expect(suggestion(for: "id", among: ["env"]) == nil)
-        #expect(editDistance("kitten", "sitting") == 3)
-        #expect(editDistance("", "abc") == 3)
+        #expect(DidYouMean.suggestion(for: "mount", among: ["name", "mounts"]) == "mounts")
+        #expect(DidYouMean.suggestion(for: "Steps", among: ["steps"]) == "steps")
+        #expect(DidYouMean.suggestion(for: "allow-failure", among: ["allow_failure"]) == "allow_failure")
+        #expect(DidYouMean.suggestion(for: "wehn", among: ["when"]) == "when")  // transposition: one edit
+        #expect(DidYouMean.suggestion(for: "xyz", among: ["env", "run"]) == nil)
+        #expect(DidYouMean.suggestion(for: "id", among: ["env"]) == nil)
+        #expect(DidYouMean.distance("kitten", "sitting") == 3)
+        #expect(DidYouMean.distance("", "abc") == 3)
     }
 
     @Test func theExamplesExist() {

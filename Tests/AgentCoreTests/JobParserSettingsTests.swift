@@ -35,11 +35,11 @@ import Testing
                 == #"job.json: resources.memory: "lots" is not a size: use bytes or a number with k, m, g or t, like "512m" or "2g""#)
         #expect(try parseJob(oneStep(step, job: #""resources": {"memory": "2g"},"#)).resources.memory == 2 << 30)
         #expect(try parseJob(oneStep(step, job: #""resources": {"memory": 4096},"#)).resources.memory == 4096)
-        #expect(ByteSizeText.parse("512m") == 512 << 20)
-        #expect(ByteSizeText.parse("1KiB") == 1024)
-        #expect(ByteSizeText.parse("12") == 12)
-        #expect(ByteSizeText.parse("1.5g") == nil)
-        #expect(ByteSizeText.parse("99999999999t") == nil)
+        #expect(JobByteSize.parse("512m") == 512 << 20)
+        #expect(JobByteSize.parse("1KiB") == 1024)
+        #expect(JobByteSize.parse("12") == 12)
+        #expect(JobByteSize.parse("1.5g") == nil)
+        #expect(JobByteSize.parse("99999999999t") == nil)
     }
 
     @Test func cacheScope() {

@@ -62,7 +62,7 @@ extension JobDocumentParser {
         let expected = "a size like \"512m\" or a number of bytes"
         if n.value is String {
             let s = try n.string()
-            guard let v = ByteSizeText.parse(s) else { throw n.error(ByteSizeText.malformedMessage(s)) }
+            guard let v = JobByteSize.parse(s) else { throw n.error(JobByteSize.malformedMessage(s)) }
             guard v > 0 else { throw n.error("must be greater than zero") }
             return v
         }

@@ -145,8 +145,8 @@ extension JobDocumentParser {
                     let kv = option.split(separator: "=", maxSplits: 1)
                     switch (kv.first.map(String.init), kv.count == 2 ? String(kv[1]) : nil) {
                     case ("size", let v?):
-                        guard let bytes = ByteSizeText.parse(v), bytes > 0 else {
-                            throw item.error("tmpfs option size: " + ByteSizeText.malformedMessage(v))
+                        guard let bytes = JobByteSize.parse(v), bytes > 0 else {
+                            throw item.error("tmpfs option size: " + JobByteSize.malformedMessage(v))
                         }
                         size = bytes
                     case ("mode", let v?):
@@ -156,7 +156,7 @@ extension JobDocumentParser {
                         mode = m
                     default:
                         var message = "unknown tmpfs option \(JSONText.quoted(String(option))): use size=N or mode=OCTAL"
-                        if let k = kv.first, let guess = suggestion(for: String(k), among: ["size", "mode"]), kv.count == 2 {
+                        if let k = kv.first, let guess = DidYouMean.suggestion(for: String(k), among: ["size", "mode"]), kv.count == 2 {
                             message += " (did you mean \(JSONText.quoted(guess))?)"
                         }
                         throw item.error(message)

@@ -13,6 +13,9 @@ public enum JobParser {
         "cache", "secrets", "artifacts", "steps", "$schema",
     ]
 
+    /// Job files larger than this are refused before they are read.
+    public static let maximumFileBytes = 4 << 20
+
     /// Job ids, cache scopes, secret ids and artifact names: `[A-Za-z0-9._-]{1,128}`.
     /// They become folder and file names, so `.` and `..` are refused as well.
     public static func isValidName(_ s: String) -> Bool {
@@ -37,6 +40,11 @@ public enum JobParser {
     /// (default: `path` as given). Relative paths in the job resolve against the file's folder.
     public static func parse(fileAt path: String, displayName: String? = nil) throws -> JobSpec {
         let name = displayName ?? path
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > maximumFileBytes {
+            throw JobValidationError(file: name, path: "", message:
+                "the job file is \(st.st_size) bytes; the limit is \(maximumFileBytes) (is this a job file?)")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -157,7 +165,7 @@ struct JobDocumentParser {
         let s = try n.string("one of \(list)")
         guard allowed.contains(s) else {
             var message = "\(JSONText.quoted(s)) is not one of \(list)"
-            if let guess = suggestion(for: s, among: allowed) { message += " (did you mean \(JSONText.quoted(guess))?)" }
+            if let guess = DidYouMean.suggestion(for: s, among: allowed) { message += " (did you mean \(JSONText.quoted(guess))?)" }
             throw n.error(message)
         }
         return s
@@ -165,7 +173,7 @@ struct JobDocumentParser {
 
     func duration(_ n: JobJSONNode) throws -> Duration {
         let s = try n.string("a duration string like \"90s\"")
-        do { return try DurationText.parse(s) } catch { throw n.error(error.description) }
+        do { return try JobDuration.parse(s) } catch { throw n.error(error.description) }
     }
 
     func env(_ n: JobJSONNode) throws -> [String: String] {

@@ -3,20 +3,6 @@ import Glibc
 import Sandbox
 import Synchronization
 
-/// One line of a step's output, as the log writer split it.
-public struct StepLogLine: Sendable, Equatable {
-    /// When the chunk holding the line's end was read.
-    public var time: Date
-    public var stream: OutputChunk.Stream
-    /// The line without its newline (and without a trailing `\r`); invalid UTF-8 replaced.
-    public var text: String
-    /// False once the step's log file is full: the line was counted as dropped, not written.
-    public var keptInFile: Bool
-
-    /// `2026-11-26T21:30:00.123Z out <line>`, the format of step logs and `log.txt`.
-    public var formatted: String { "\(Timestamp.rfc3339(time)) \(stream.rawValue) \(text)" }
-}
-
 /// Why a step log could not be written (an agent error, not a step failure).
 public struct StepLogError: Error, Sendable, CustomStringConvertible {
     public var path: String
@@ -29,14 +15,19 @@ public struct StepLogError: Error, Sendable, CustomStringConvertible {
 ///
 /// Takes the (already redacted) byte chunks of stdout and stderr as they arrive, splits each
 /// stream into lines on its own (a partial line waits for the rest of its stream; a line over
-/// `maxLineBytes` is cut into pieces), and writes every line as
-/// `2026-11-26T21:30:00.123Z out <line>`. It returns the lines so the caller can feed
-/// `log.txt` and progress output, and keeps the last `ringCapacity` lines for JUnit.
+/// `maxLineBytes` is cut into pieces; a trailing `\r` is removed), and writes every line as
+/// `2026-11-26T21:30:00.123Z out <line>`. It returns the lines (invalid UTF-8 replaced) so the
+/// caller can feed `log.txt` and progress output, and keeps the last `ringCapacity` lines.
 ///
 /// The file is capped at `capBytes`: once the next line does not fit, nothing more is written
-/// (the log stays a prefix of the output), but input is still consumed and counted, and
-/// `finish()` appends one `[log truncated: N bytes dropped]` line. N counts output bytes
-/// (newlines included), not the timestamps that would have been added.
+/// (the log stays a prefix of the output) and no more lines are returned, so `log.txt` and
+/// progress stay bounded too; input is still consumed and counted, the ring of last lines
+/// keeps moving (the end of the output is what explains a failure), and `finish()` writes and
+/// returns one `[log truncated: N bytes dropped]` line. N counts output bytes (newlines
+/// included), not the timestamps that would have been added.
+///
+/// Writing never throws: a failed write (disk full) is kept in `writeError`, and the writer
+/// goes on consuming input so the step never blocks on its pipe.
 public final class StepLogWriter: Sendable {
     public static let defaultCapBytes = 16 << 20
     public static let maxLineBytes = 64 << 10
@@ -53,6 +44,7 @@ public final class StepLogWriter: Sendable {
         var stamps = TimestampCache()
         var buffer: [UInt8] = []
         var finished = false
+        var writeError: StepLogError?
     }
 
     /// The log file's path.
@@ -62,10 +54,15 @@ public final class StepLogWriter: Sendable {
     private let state: Mutex<State>
 
     /// Creates (or truncates) `directory/NN-<name>.log` for the step at 0-based `index`.
-    /// The file is opened with `O_NOFOLLOW`: a symlink planted there is refused, not followed.
-    public init(directory: String, index: Int, stepName: String, capBytes: Int = defaultCapBytes,
-                clock: @escaping @Sendable () -> Date = { Date() }) throws {
-        let path = directory + "/" + Self.fileName(index: index, stepName: stepName)
+    public convenience init(directory: String, index: Int, stepName: String, capBytes: Int = defaultCapBytes,
+                            clock: @escaping @Sendable () -> Date = { Date() }) throws {
+        try self.init(path: directory + "/" + Self.fileName(index: index, stepName: stepName),
+                      capBytes: capBytes, clock: clock)
+    }
+
+    /// Creates (or truncates) the log file at `path`. It is opened with `O_NOFOLLOW`: a symlink
+    /// planted there is refused, not followed. `clock` stamps the lines (injectable for tests).
+    public init(path: String, capBytes: Int = defaultCapBytes, clock: @escaping @Sendable () -> Date = { Date() }) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw StepLogError(path: path, operation: "open", errno: errno) }
         self.path = path
@@ -95,18 +92,18 @@ public final class StepLogWriter: Sendable {
 
     /// Appends a chunk of one stream; returns the lines it completed.
     @discardableResult
-    public func append(_ chunk: OutputChunk) throws -> [StepLogLine] {
-        try append(chunk.bytes, stream: chunk.stream)
+    public func append(_ chunk: OutputChunk) -> [String] {
+        append(stream: chunk.stream, bytes: chunk.bytes)
     }
 
-    /// Appends bytes of one stream; returns the lines they completed.
+    /// Appends bytes of one stream; returns the lines they completed (none once the file is full).
     @discardableResult
-    public func append(_ bytes: [UInt8], stream: OutputChunk.Stream) throws -> [StepLogLine] {
+    public func append(stream: OutputChunk.Stream, bytes: [UInt8]) -> [String] {
         let now = clock()
-        return try state.withLock { s in
+        return state.withLock { s in
             // Output arriving after finish() (a straggling reader) is ignored, not a crash.
             guard !s.finished else { return [] }
-            var lines: [StepLogLine] = []
+            var lines: [String] = []
             let k = stream == .stdout ? 0 : 1
             bytes.withUnsafeBufferPointer { input in
                 var start = 0
@@ -136,46 +133,55 @@ public final class StepLogWriter: Sendable {
                     start = nl + 1
                 }
             }
-            try flush(&s)
+            flush(&s)
             return lines
         }
     }
 
-    /// Writes what is left of unfinished lines (stdout's first), the truncation marker if
-    /// anything was dropped, and closes the file. Returns the lines it completed.
+    /// Writes what is left of unfinished lines (stdout's first) and, if anything was dropped,
+    /// the truncation marker, then closes the file. Returns those lines, the marker included
+    /// (as `stderr`). Calling it again returns nothing.
     @discardableResult
-    public func finish() throws -> [StepLogLine] {
+    public func finish() -> [(stream: OutputChunk.Stream, line: String)] {
         let now = clock()
-        return try state.withLock { s in
+        return state.withLock { s in
             guard !s.finished else { return [] }
-            var lines: [StepLogLine] = []
+            var result: [(stream: OutputChunk.Stream, line: String)] = []
             for k in 0..<2 where !s.partial[k].isEmpty {
+                let stream: OutputChunk.Stream = k == 0 ? .stdout : .stderr
                 let rest = s.partial[k]
                 s.partial[k] = []
-                rest.withUnsafeBufferPointer {
-                    emitLine(&s, $0, stream: k == 0 ? .stdout : .stderr, time: now, newline: false, into: &lines)
-                }
+                var lines: [String] = []
+                rest.withUnsafeBufferPointer { emitLine(&s, $0, stream: stream, time: now, newline: false, into: &lines) }
+                result += lines.map { (stream, $0) }
             }
             if s.dropped > 0 {
-                s.buffer.append(contentsOf: Array("[log truncated: \(s.dropped) bytes dropped]\n".utf8))
+                let marker = "[log truncated: \(s.dropped) bytes dropped]"
+                s.buffer.append(contentsOf: Array(marker.utf8))
+                s.buffer.append(0x0A)
+                result.append((.stderr, marker))
             }
-            defer { close(s.fd); s.finished = true }
-            try flush(&s)
-            return lines
+            flush(&s)
+            close(s.fd)
+            s.finished = true
+            return result
         }
     }
 
-    /// The last lines of output (at most `ringCapacity`), oldest first, including lines
-    /// dropped from the file: the end of the output is what explains a failure.
-    public var lastLines: [String] {
-        state.withLock { s in Array(s.ring[s.ringHead...] + s.ring[..<s.ringHead]) }
+    /// The last `count` lines of output (at most `ringCapacity`), oldest first, including
+    /// lines dropped from the file.
+    public func lastLines(_ count: Int = ringCapacity) -> [String] {
+        state.withLock { s in Array((s.ring[s.ringHead...] + s.ring[..<s.ringHead]).suffix(max(0, count))) }
     }
 
-    /// Output bytes not written because the file was full.
+    /// Output bytes not written because the file was full (or writing failed).
     public var droppedBytes: Int { state.withLock { $0.dropped } }
 
     /// Bytes written to the file so far (without the truncation marker).
     public var writtenBytes: Int { state.withLock { $0.written } }
+
+    /// The first write that failed, if any; nothing more was written after it.
+    public var writeError: StepLogError? { state.withLock { $0.writeError } }
 
     // MARK: internals
 
@@ -187,7 +193,7 @@ public final class StepLogWriter: Sendable {
 
     /// A complete line: cut into `maxLineBytes` pieces if needed, trailing `\r` removed.
     private func emitLine(_ s: inout State, _ line: UnsafeBufferPointer<UInt8>, stream: OutputChunk.Stream,
-                          time: Date, newline: Bool = true, into lines: inout [StepLogLine]) {
+                          time: Date, newline: Bool = true, into lines: inout [String]) {
         var rest = line
         if newline, let last = rest.last, last == 0x0D { rest = UnsafeBufferPointer(rebasing: rest[..<(rest.count - 1)]) }
         while rest.count > Self.maxLineBytes {
@@ -197,13 +203,12 @@ public final class StepLogWriter: Sendable {
         emit(&s, rest, stream: stream, time: time, complete: newline, into: &lines)
     }
 
-    /// One line (or piece of a long line) into the buffer, the ring and the result.
+    /// One line (or piece of a long line) into the write buffer, the ring and the result.
     private func emit(_ s: inout State, _ line: UnsafeBufferPointer<UInt8>, stream: OutputChunk.Stream,
-                      time: Date, complete: Bool, into lines: inout [StepLogLine]) {
+                      time: Date, complete: Bool, into lines: inout [String]) {
         let text = String(decoding: line, as: UTF8.self)
         let size = 24 + 5 + line.count + 1  // timestamp, " out ", line, newline
-        let kept = !s.full && s.written + size <= capBytes
-        if kept {
+        if !s.full && s.written + size <= capBytes {
             s.stamps.append(time, to: &s.buffer)
             s.buffer.append(0x20)
             s.buffer.append(contentsOf: stream == .stdout ? [0x6F, 0x75, 0x74] : [0x65, 0x72, 0x72])
@@ -211,6 +216,7 @@ public final class StepLogWriter: Sendable {
             s.buffer.append(contentsOf: line)
             s.buffer.append(0x0A)
             s.written += size
+            lines.append(text)
         } else {
             s.full = true
             s.dropped += line.count + (complete ? 1 : 0)
@@ -221,11 +227,13 @@ public final class StepLogWriter: Sendable {
             s.ring[s.ringHead] = text
             s.ringHead = (s.ringHead + 1) % Self.ringCapacity
         }
-        lines.append(StepLogLine(time: time, stream: stream, text: text, keptInFile: kept))
     }
 
-    private func flush(_ s: inout State) throws {
+    /// Writes the buffer out; after a failure, remembers it and writes nothing more.
+    private func flush(_ s: inout State) {
         guard !s.buffer.isEmpty else { return }
+        defer { s.buffer.removeAll(keepingCapacity: true) }
+        guard s.writeError == nil else { return }
         let fd = s.fd
         let result: Int32 = s.buffer.withUnsafeBytes { raw in
             var offset = 0
@@ -239,7 +247,9 @@ public final class StepLogWriter: Sendable {
             }
             return 0
         }
-        s.buffer.removeAll(keepingCapacity: true)
-        if result != 0 { throw StepLogError(path: path, operation: "write", errno: result) }
+        if result != 0 {
+            s.writeError = StepLogError(path: path, operation: "write", errno: result)
+            s.full = true
+        }
     }
 }

@@ -42,7 +42,7 @@ public final class JSONProgress: ProgressRenderer {
         case let .stepOutput(index, stream, line, elapsed):
             o.add("type", "log"); o.add("time", now())
             o.add("step", Int64(index + 1)); o.add("stream", stream.rawValue)
-            o.addRaw("elapsed", DurationText.millis(elapsed)); o.add("line", line)
+            o.addRaw("elapsed", JobDuration.millis(elapsed)); o.add("line", line)
         case let .stepWaiting(index, reason):
             o.add("type", "step_waiting"); o.add("time", now())
             o.add("step", Int64(index + 1)); o.add("reason", reason)
@@ -50,7 +50,7 @@ public final class JSONProgress: ProgressRenderer {
             o.add("type", "step_finished"); o.add("time", now())
             o.add("step", Int64(index + 1)); o.add("name", name); o.add("state", state.rawValue)
             o.add("exit_code", exitCode.map(Int64.init)); o.add("signal", signal.map(Int64.init))
-            o.addRaw("duration", DurationText.millis(duration))
+            o.addRaw("duration", JobDuration.millis(duration))
             if [.failed, .timedOut, .error].contains(state) {
                 o.add("error", PlainProgress.failureReason(state: state, exitCode: exitCode, signal: signal))
             }
@@ -62,7 +62,7 @@ public final class JSONProgress: ProgressRenderer {
         case let .jobFinished(jobID, state, exitCode, duration):
             o.add("type", "job_finished"); o.add("time", now())
             o.add("job", jobID); o.add("state", state.rawValue); o.add("exit_code", Int64(exitCode))
-            o.addRaw("duration", DurationText.millis(duration))
+            o.addRaw("duration", JobDuration.millis(duration))
         case let .warning(message):
             o.add("type", "warning"); o.add("time", now()); o.add("message", message)
         }
@@ -91,7 +91,7 @@ struct JSONLine {
         text += v.map { String($0) } ?? "null"
     }
 
-    mutating func add(_ k: String, _ v: Date) { add(k, Timestamp.rfc3339(v)) }
+    mutating func add(_ k: String, _ v: Date) { add(k, LogTimestamp.format(v)) }
 
     /// A value that is already JSON text (a number formatted elsewhere).
     mutating func addRaw(_ k: String, _ json: String) {

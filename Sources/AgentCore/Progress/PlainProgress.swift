@@ -41,14 +41,14 @@ public final class PlainProgress: ProgressRenderer {
             headers.withLock { $0[index] = header }
             return "#\(index + 1) \(header)\n"
         case let .stepOutput(index, _, line, elapsed):
-            return "#\(index + 1) \(DurationText.millis(elapsed)) \(line)\n"
+            return "#\(index + 1) \(JobDuration.millis(elapsed)) \(line)\n"
         case let .stepWaiting(index, reason):
             return "#\(index + 1) waiting: \(reason)\n"
         case let .stepFinished(index, _, state, exitCode, signal, duration, lastLines):
             let n = "#\(index + 1)"
             switch state {
             case .succeeded, .pending, .running:
-                return "\(n) DONE \(DurationText.tenths(duration))\n\n"
+                return "\(n) DONE \(JobDuration.tenths(duration))\n\n"
             case .skipped:
                 return "\(n) SKIPPED\n\n"
             case .cancelled:
@@ -66,7 +66,7 @@ public final class PlainProgress: ProgressRenderer {
             let why = reason.isEmpty ? "" : " (\(reason))"
             return "#\(index + 1) [\(name) \(index + 1)/\(total)]\n#\(index + 1) SKIPPED\(why)\n\n"
         case let .jobFinished(jobID, state, exitCode, duration):
-            return "job \(jobID): \(state.rawValue) in \(DurationText.tenths(duration)) (exit code \(exitCode))\n"
+            return "job \(jobID): \(state.rawValue) in \(JobDuration.tenths(duration)) (exit code \(exitCode))\n"
         case let .warning(message):
             return "WARNING: \(message)\n"
         }

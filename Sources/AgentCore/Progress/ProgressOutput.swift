@@ -95,3 +95,8 @@ public func makeRenderer(mode: ProgressMode, output: any ProgressOutput) -> any 
 public func makeRenderer(mode: ProgressMode, output: FileHandle) -> any ProgressRenderer {
     makeRenderer(mode: mode, output: FileDescriptorOutput(output))
 }
+
+/// Makes the renderer for `mode` writing to a file descriptor (2 for stderr).
+public func makeProgressRenderer(mode: ProgressMode, fileDescriptor: Int32) -> any ProgressRenderer {
+    makeRenderer(mode: mode, output: FileDescriptorOutput(fd: fileDescriptor))
+}

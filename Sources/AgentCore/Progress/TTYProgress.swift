@@ -90,7 +90,7 @@ public final class TTYProgress: ProgressRenderer {
                 let step = s.running.removeValue(forKey: index)
                 let total = step?.total ?? 0
                 let label = "[\(index + 1)/\(total)] \(name)"
-                let time = DurationText.tenths(duration)
+                let time = JobDuration.tenths(duration)
                 switch state {
                 case .succeeded, .pending, .running:
                     s.pending.append("\u{2714} \(label) \(time)")
@@ -107,7 +107,7 @@ public final class TTYProgress: ProgressRenderer {
             case let .stepSkipped(index, total, name, reason):
                 s.pending.append("- [\(index + 1)/\(total)] \(name) SKIPPED" + (reason.isEmpty ? "" : " (\(reason))"))
             case let .jobFinished(jobID, state, exitCode, duration):
-                s.pending.append("job \(jobID): \(state.rawValue) in \(DurationText.tenths(duration)) (exit code \(exitCode))")
+                s.pending.append("job \(jobID): \(state.rawValue) in \(JobDuration.tenths(duration)) (exit code \(exitCode))")
             case let .warning(message):
                 s.pending.append("WARNING: \(message)")
             }
@@ -133,7 +133,7 @@ public final class TTYProgress: ProgressRenderer {
             guard !s.finished else { return }
             if !force {
                 guard s.dirty || (tick && !s.running.isEmpty) else { return }
-                guard s.lastDraw.distance(to: t) >= Double(DurationText.milliseconds(redrawInterval)) / 1000 else { return }
+                guard s.lastDraw.distance(to: t) >= Double(JobDuration.milliseconds(redrawInterval)) / 1000 else { return }
             }
             var out = ""
             if !s.hidCursor { out += "\u{1B}[?25l"; s.hidCursor = true }
@@ -145,7 +145,7 @@ public final class TTYProgress: ProgressRenderer {
             var height = 0
             if !force {
                 for step in s.running.values.sorted(by: { $0.index < $1.index }) {
-                    let elapsed = DurationText.tenths(.milliseconds(Int64(max(0, step.started.distance(to: t)) * 1000)))
+                    let elapsed = JobDuration.tenths(.milliseconds(Int64(max(0, step.started.distance(to: t)) * 1000)))
                     var head = "=> [\(step.index + 1)/\(step.total)] \(step.name): \(step.command)"
                     if let w = step.waiting { head += " (waiting: \(w))" }
                     out += Self.fit(head, width - elapsed.count - 1) + " " + elapsed + "\n"

@@ -5,9 +5,9 @@ import Glibc
 ///
 /// Formatted with `gmtime_r` rather than a DateFormatter: this runs for every chunk of
 /// output a step prints, and the formatter is neither cheap nor thread-safe to share.
-public enum Timestamp {
+public enum LogTimestamp {
     /// `2026-11-26T21:30:00.123Z` (always 24 bytes).
-    public static func rfc3339(_ date: Date) -> String {
+    public static func format(_ date: Date) -> String {
         var cache = TimestampCache()
         var out: [UInt8] = []
         cache.append(date, to: &out)

@@ -1,6 +1,6 @@
 /// Durations as the job format writes them: a whole number with a unit, units in
 /// descending order and each at most once: `500ms`, `90s`, `30m`, `2h`, `1h30m`, `1m30s500ms`.
-public enum DurationText {
+public enum JobDuration {
     /// Why a duration string was refused; `description` is the message shown after the JSON path.
     public enum ParseError: Error, Sendable, Equatable, CustomStringConvertible {
         case malformed(String)
@@ -93,7 +93,7 @@ public enum DurationText {
 
 /// Byte sizes as the job format writes them: a whole number of bytes, or a number with a
 /// binary unit `k`, `m`, `g` or `t` (also `kb`, `mib` and upper case): `"512m"`, `"2g"`, `65536`.
-public enum ByteSizeText {
+public enum JobByteSize {
     /// Parses a size string; nil when it is not one.
     public static func parse(_ text: String) -> UInt64? {
         let lower = text.lowercased()
