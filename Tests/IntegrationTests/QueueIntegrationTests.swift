@@ -28,8 +28,9 @@ import Testing
         let a = try q.startAgent("A", [])
         try q.enqueue("slow", q.appendingJob("slow", sleep: 3))
         try await QueueIT.waitUntil("A runs the job") { q.lease("slow")?["agent"] as? String == "A" }
+        // Killed agents are not waited for: their flock is gone with the process, and
+        // the next agent's periodic recovery notices.
         kill(a.processIdentifier, SIGKILL)
-        a.waitUntilExit()
         let b = try q.startAgent("B", [])
         try await QueueIT.waitUntil("the job is done", timeout: .seconds(300)) { q.entries("done").contains("slow") }
         let record = q.record("done/slow")
@@ -46,7 +47,6 @@ import Testing
             let agent = try q.startAgent("A\(attempt)", ["--max-attempts", "2"])
             try await QueueIT.waitUntil("attempt \(attempt) runs") { q.lease("cursed")?["attempt"] as? Int == attempt }
             kill(agent.processIdentifier, SIGKILL)
-            agent.waitUntilExit()
         }
         let last = try q.startAgent("A3", ["--max-attempts", "2"])
         try await QueueIT.waitUntil("failed as agent lost") { q.entries("failed").contains("cursed") }
