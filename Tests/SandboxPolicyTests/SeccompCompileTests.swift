@@ -23,6 +23,11 @@ import Testing
         #expect(bytes.count / 8 > 100)
         let program = try #require(try SeccompPolicy.projectDefault.program(capabilities: .dockerDefault, cache: SeccompCache()))
         #expect(program.bytes == bytes)
+        // struct sock_filter { u16 code; u8 jt, jf; u32 k; }: the program starts by loading
+        // seccomp_data.arch (BPF_LD|BPF_W|BPF_ABS = 0x20, offset 4) to check the architecture.
+        let code = UInt16(bytes[0]) | UInt16(bytes[1]) << 8
+        let k = UInt32(bytes[4]) | UInt32(bytes[5]) << 8 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 24
+        #expect(code == 0x20 && k == 4)
     }
 
     @Test func unconfinedHasNoProgram() throws {
