@@ -1,6 +1,5 @@
 import AgentCore
 import ArgumentParser
-import Dispatch
 import Foundation
 
 /// `agent run-job JOB.json`: runs one job and writes its results folder.
@@ -51,9 +50,16 @@ struct RunJobCommand: AsyncParsableCommand {
         let jobFile = job
         let out = output
         let task = Task { await runner.run(jobFile: jobFile, outputDirectory: out) }
-        let guardSignals = CancelOnSignals { task.cancel() }
+        // SIGINT/SIGTERM cancel the job: the running step is terminated (SIGTERM, grace,
+        // SIGKILL), the rest are marked cancelled, results are still written; exit 130.
+        let signals = try ShutdownSignals.stream()
+        let watcher = Task {
+            for await _ in signals {
+                task.cancel()
+            }
+        }
         let outcome = await task.value
-        withExtendedLifetime(guardSignals) {}
+        watcher.cancel()
         if let message = outcome.message, outcome.exitCode == 2 || outcome.exitCode == 3 {
             FileHandle.standardError.write(Data("agent: \(message)\n".utf8))
         }
@@ -61,27 +67,6 @@ struct RunJobCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("agent: results in \(path)\n".utf8))
         }
         throw ExitCode(outcome.exitCode)
-    }
-}
-
-/// SIGINT/SIGTERM cancel the running job (its step is terminated, results still written).
-final class CancelOnSignals: Sendable {
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ handler: @escaping @Sendable () -> Void) {
-        var made: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig, SIG_IGN)
-            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            src.setEventHandler(handler: handler)
-            src.resume()
-            made.append(src)
-        }
-        sources = made
-    }
-
-    deinit {
-        for s in sources { s.cancel() }
     }
 }
 

@@ -92,7 +92,7 @@ import Testing
     }
 
     @Test func timestampsAreUTCWithMilliseconds() {
-        let s = Timestamp.rfc3339(Date(timeIntervalSince1970: 1_790_000_000.25))
+        let s = LogTimestamp.format(Date(timeIntervalSince1970: 1_790_000_000.25))
         #expect(s == "2026-09-21T14:13:20.250Z")
     }
 }

@@ -218,9 +218,8 @@ struct MountOptionParser {
     }
 
     private func suggestion(for key: String) -> String {
-        let best = Self.allKeys.map { ($0, editDistance($0, key)) }.min { $0.1 < $1.1 }
-        if let best, best.1 <= 2 { return " (did you mean \"\(best.0)\"?)" }
-        return ""
+        guard let best = DidYouMean.suggestion(for: key, among: Self.allKeys) else { return "" }
+        return " (did you mean \"\(best)\"?)"
     }
 
     /// `ro`/`readonly` and `rw`/`readwrite` are two spellings of one setting; nil when absent.

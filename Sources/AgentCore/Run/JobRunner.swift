@@ -82,7 +82,7 @@ public final class JobRunner: JobExecuting, Sendable {
             return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "\(error)")
         }
 
-        var status = JobStatus(jobID: job.id, state: .running, exitCode: 0, startedAt: Timestamp.rfc3339(startedAt))
+        var status = JobStatus(jobID: job.id, state: .running, exitCode: 0, startedAt: LogTimestamp.format(startedAt))
         status.steps = job.steps.enumerated().map { i, s in
             var st = StepStatus(index: i + 1, name: s.name, type: s.type.rawValue, state: .pending, allowFailure: s.allowFailure)
             st.log = StepExecutor.logName(index: i, step: s.name)
@@ -121,7 +121,7 @@ public final class JobRunner: JobExecuting, Sendable {
                 break
             }
             let stepStart = Date()
-            status.steps[i].startedAt = Timestamp.rfc3339(stepStart)
+            status.steps[i].startedAt = LogTimestamp.format(stepStart)
             status.steps[i].state = .running
             progress.send(.stepStarted(index: i, total: job.steps.count, name: step.name,
                                        command: secrets.redact(step.run.display), time: stepStart))
@@ -151,7 +151,7 @@ public final class JobRunner: JobExecuting, Sendable {
             status.steps[i].exitCode = run.exitCode
             status.steps[i].signal = run.signal
             status.steps[i].reason = run.reason
-            status.steps[i].finishedAt = Timestamp.rfc3339(Date())
+            status.steps[i].finishedAt = LogTimestamp.format(Date())
             status.steps[i].durationSeconds = run.duration.seconds
             status.steps[i].tests = run.tests
             junitSteps.append(JUnitStepResult(name: step.name, state: run.state, exitCode: run.exitCode, signal: run.signal,
@@ -179,7 +179,7 @@ public final class JobRunner: JobExecuting, Sendable {
         status.state = state
         status.exitCode = StepPlanner.exitCode(for: state)
         let finished = Date()
-        status.finishedAt = Timestamp.rfc3339(finished)
+        status.finishedAt = LogTimestamp.format(finished)
         status.durationSeconds = (clock.now - jobStart).seconds
         status.warnings = progress.warnings
         if !reports.isEmpty { status.tests = reports.reduce(JUnitSummary()) { $0 + $1.summary } }
@@ -211,9 +211,9 @@ public final class JobRunner: JobExecuting, Sendable {
             return JobOutcome(exitCode: 2, state: .error, resultsPath: nil, message: message)
         }
         let path = output ?? (options.workingDirectory + "/results/" + jobID)
-        var status = JobStatus(jobID: jobID, state: .error, exitCode: 2, startedAt: Timestamp.rfc3339(startedAt))
+        var status = JobStatus(jobID: jobID, state: .error, exitCode: 2, startedAt: LogTimestamp.format(startedAt))
         status.error = message
-        status.finishedAt = Timestamp.rfc3339(Date())
+        status.finishedAt = LogTimestamp.format(Date())
         if let folder = try? ResultsFolder.create(at: path, force: options.force) {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -38,12 +38,12 @@ final class JobLog: Sendable {
     }
 
     func append(step: String, stream: OutputChunk.Stream, line: String) {
-        let text = "\(Timestamp.rfc3339(Date())) [\(step)] \(stream.rawValue) \(line)\n"
+        let text = "\(LogTimestamp.format(Date())) [\(step)] \(stream.rawValue) \(line)\n"
         handle.withLock { try? $0?.write(contentsOf: Data(text.utf8)) }
     }
 
     func note(_ text: String) {
-        let line = "\(Timestamp.rfc3339(Date())) [agent] \(text)\n"
+        let line = "\(LogTimestamp.format(Date())) [agent] \(text)\n"
         handle.withLock { try? $0?.write(contentsOf: Data(line.utf8)) }
     }
 

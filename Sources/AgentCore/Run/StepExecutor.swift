@@ -133,11 +133,11 @@ struct StepExecutor {
                 }
             }
             let msg = secrets.redact(e.description)
-            _ = try? log.finish()
+            _ = log.finish()
             return StepRun(state: .error, duration: ContinuousClock.now - started, reason: msg, lastLines: [msg])
         } catch {
             let msg = secrets.redact("\(error)")
-            _ = try? log.finish()
+            _ = log.finish()
             return StepRun(state: .error, duration: ContinuousClock.now - started, reason: msg, lastLines: [msg])
         }
 
@@ -149,11 +149,7 @@ struct StepExecutor {
         var logError: String?
         func record(_ bytes: [UInt8], _ stream: OutputChunk.Stream) {
             guard !bytes.isEmpty else { return }
-            do {
-                emit(try log.append(bytes, stream: stream), started: started)
-            } catch {
-                logError = logError ?? "\(error)"
-            }
+            emit(log.append(stream: stream, bytes: bytes), stream: stream, started: started)
         }
         async let result = container.wait()
         for await chunk in container.output {
@@ -165,10 +161,11 @@ struct StepExecutor {
         }
         record(outRedactor.flush(), .stdout)
         record(errRedactor.flush(), .stderr)
-        if let rest = try? log.finish() { emit(rest, started: started) }
+        for (stream, line) in log.finish() { emit([line], stream: stream, started: started) }
+        if let e = log.writeError { logError = "\(e)" }
         let r = await result
 
-        var run = StepRun(state: .succeeded, duration: r.duration, reason: nil, lastLines: log.lastLines, idMapping: r.idMapping)
+        var run = StepRun(state: .succeeded, duration: ContinuousClock.now - started, reason: nil, lastLines: log.lastLines(), idMapping: r.idMapping)
         switch r.status {
         case .exited(let code):
             run.exitCode = code
@@ -197,12 +194,12 @@ struct StepExecutor {
         return run
     }
 
-    private func emit(_ lines: [StepLogLine], started: ContinuousClock.Instant) {
+    private func emit(_ lines: [String], stream: OutputChunk.Stream, started: ContinuousClock.Instant) {
         guard !lines.isEmpty else { return }
         let elapsed = ContinuousClock.now - started
         for line in lines {
-            progress.send(.stepOutput(index: index, stream: line.stream, line: line.text, elapsed: elapsed))
-            jobLog.append(step: step.name, stream: line.stream, line: line.text)
+            progress.send(.stepOutput(index: index, stream: stream, line: line, elapsed: elapsed))
+            jobLog.append(step: step.name, stream: stream, line: line)
         }
     }
 
