@@ -49,10 +49,11 @@ struct RunJobCommand: AsyncParsableCommand {
         let runner = JobRunner(options: options, renderer: { makeProgressRenderer(mode: mode, fileDescriptor: 2) })
         let jobFile = job
         let out = output
-        let task = Task { await runner.run(jobFile: jobFile, outputDirectory: out) }
         // SIGINT/SIGTERM cancel the job: the running step is terminated (SIGTERM, grace,
         // SIGKILL), the rest are marked cancelled, results are still written; exit 130.
+        // Installed before the job starts, so no signal can find the default disposition.
         let signals = try ShutdownSignals.stream()
+        let task = Task { await runner.run(jobFile: jobFile, outputDirectory: out) }
         let watcher = Task {
             for await _ in signals {
                 task.cancel()
