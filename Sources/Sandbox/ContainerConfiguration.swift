@@ -93,6 +93,7 @@ public struct Mount: Sendable, Equatable {
         case tmpfs(size: UInt64?, mode: UInt32)
         /// overlayfs mounted inside the user namespace: read-only `lower` layers (host paths,
         /// top first), writable `upper` and its `work` directory (host paths on one filesystem).
+        /// With `upper` and `work` empty the overlay is read-only (it then needs two lowers).
         case overlay(lower: [String], upper: String, work: String)
         /// A file holding `contents` (e.g. a secret) on a tmpfs private to this container,
         /// bound read-only at `target`; it never touches disk. `uid`/`gid` are ids inside.

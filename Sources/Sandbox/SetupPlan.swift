@@ -163,7 +163,9 @@ struct SetupPlan: Sendable, Equatable {
             if let size { data += ",size=\(size)" }
             return SetupOp(kind: .mount, source: "tmpfs", target: t, data: data, mountFlags: MountFlag.nosuid | MountFlag.nodev)
         case .overlay(let lower, let upper, let work):
-            var options: [(key: String, value: String?)] = [("lowerdir", lower.joined(separator: ":")), ("upperdir", upper), ("workdir", work)]
+            var options: [(key: String, value: String?)] = [("lowerdir", lower.joined(separator: ":"))]
+            // No upper layer: overlayfs mounts the (two or more) lowers read-only.
+            if !upper.isEmpty { options += [("upperdir", upper), ("workdir", work)] }
             options.append(("userxattr", nil))
             return SetupOp(kind: .overlay, target: t, options: options)
         case .file(let contents, let mode, let uid, let gid):

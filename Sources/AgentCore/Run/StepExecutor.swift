@@ -144,26 +144,35 @@ struct StepExecutor {
         // Drain output while waiting: the child must never block on a full pipe.
         // One redactor per stream: a secret split across two writes of one stream is still
         // caught, and the streams' bytes never interleave inside a match.
-        var outRedactor = secrets.streamRedactor()
-        var errRedactor = secrets.streamRedactor()
-        var logError: String?
-        func record(_ bytes: [UInt8], _ stream: OutputChunk.Stream) {
-            guard !bytes.isEmpty else { return }
-            emit(log.append(stream: stream, bytes: bytes), stream: stream, started: started)
-        }
-        async let result = container.wait()
-        for await chunk in container.output {
-            if chunk.stream == .stdout {
-                record(outRedactor.process(chunk.bytes), .stdout)
-            } else {
-                record(errRedactor.process(chunk.bytes), .stderr)
+        let pump = Task { [self] in
+            var outRedactor = secrets.streamRedactor()
+            var errRedactor = secrets.streamRedactor()
+            func record(_ bytes: [UInt8], _ stream: OutputChunk.Stream) {
+                guard !bytes.isEmpty else { return }
+                emit(log.append(stream: stream, bytes: bytes), stream: stream, started: started)
             }
+            for await chunk in container.output {
+                if chunk.stream == .stdout {
+                    record(outRedactor.process(chunk.bytes), .stdout)
+                } else {
+                    record(errRedactor.process(chunk.bytes), .stderr)
+                }
+            }
+            record(outRedactor.flush(), .stdout)
+            record(errRedactor.flush(), .stderr)
+            for (stream, line) in log.finish() { emit([line], stream: stream, started: started) }
         }
-        record(outRedactor.flush(), .stdout)
-        record(errRedactor.flush(), .stderr)
-        for (stream, line) in log.finish() { emit([line], stream: stream, started: started) }
+        // `wait` returns when the command exits; a kept-alive container (test reports) is
+        // read and released before the output is known to be complete.
+        let r = await container.wait()
+        var reports: (suites: [JUnitParsedReport], files: Int, error: String?)?
+        if config.keepAliveAfterExit {
+            reports = readReports(container: container)
+            container.release()
+        }
+        await pump.value
+        var logError: String?
         if let e = log.writeError { logError = "\(e)" }
-        let r = await result
 
         var run = StepRun(state: .succeeded, duration: ContinuousClock.now - started, reason: nil, lastLines: log.lastLines(), idMapping: r.idMapping)
         switch r.status {
@@ -186,10 +195,7 @@ struct StepExecutor {
             run.state = .cancelled
             run.reason = "cancelled"
         }
-        if config.keepAliveAfterExit {
-            collectReports(container: container, into: &run)
-            container.release()
-        }
+        if let reports { judge(reports, into: &run) }
         if step.type == .test && step.overlayWorkspace { workspace.discardTestLayers() }
         return run
     }
@@ -204,28 +210,34 @@ struct StepExecutor {
     }
 
     /// Test steps: reads the JUnit files the command wrote (also inside its tmpfs) through
-    /// the still-alive container's root, resolved inside it, and decides pass/fail.
-    private func collectReports(container: RunningContainer, into run: inout StepRun) {
-        guard run.state == .succeeded || run.state == .failed else { return }
-        let files: [ContainerFiles.File]
+    /// the still-alive container's root, resolved inside it.
+    private func readReports(container: RunningContainer) -> (suites: [JUnitParsedReport], files: Int, error: String?) {
         do {
             let rootFD = try container.openRoot()
             defer { close(rootFD) }
-            files = ContainerFiles.glob(rootFD: rootFD, patterns: step.reports, base: "/workspace")
+            let files = ContainerFiles.glob(rootFD: rootFD, patterns: step.reports, base: "/workspace")
+            return (files.map { JUnitParser.parse(data: $0.data, file: $0.path) }, files.count, nil)
         } catch {
-            run.reason = "could not read reports: \(error)"
+            return ([], 0, "could not read reports: \(error)")
+        }
+    }
+
+    /// A test step fails when its reports have failures or errors (unless told not to).
+    private func judge(_ reports: (suites: [JUnitParsedReport], files: Int, error: String?), into run: inout StepRun) {
+        guard run.state == .succeeded || run.state == .failed else { return }
+        if let error = reports.error {
+            run.reason = error
             return
         }
-        let reports = files.map { JUnitParser.parse(data: $0.data, file: $0.path) }
-        let summary = reports.reduce(JUnitSummary()) { $0 + $1.summary }
-        run.reports = reports
+        let summary = reports.suites.reduce(JUnitSummary()) { $0 + $1.summary }
+        run.reports = reports.suites
         run.tests = summary
-        if files.isEmpty {
+        if reports.files == 0 {
             progress.warning("step \(step.name): no test report matched \(step.reports.joined(separator: ", "))")
         }
-        if step.failOnReportFailures, summary.failures + summary.errors > 0, run.state == .succeeded {
+        if step.failOnReportFailures, summary.hasFailures, run.state == .succeeded {
             run.state = .failed
-            run.reason = "\(summary.failures) test failures and \(summary.errors) errors in reports"
+            run.reason = "reports: \(summary.failures) failures, \(summary.errors) errors"
         }
     }
 
