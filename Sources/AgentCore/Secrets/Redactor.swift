@@ -4,7 +4,7 @@
 /// sharing the job's `SecretMatcher`. Feed it the stream in whatever chunks the process
 /// wrote; a value split across two writes is still caught, because bytes that could be
 /// the start of a match are held back (at most `matcher.longestPattern - 1` of them) until
-/// the next chunk or `flush()` decides. Overlapping matches become one `***`.
+/// the next chunk or `flush()` decides. Overlapping or adjacent matches become one `***`.
 ///
 ///     var out = Redactor(matcher)
 ///     log.write(out.process(chunk))   // for every chunk
@@ -94,10 +94,10 @@ public struct Redactor: Sendable {
                         output.append(contentsOf: Self.mask)
                         replacements.maskWritten = true
                     }
-                    position = min(commit, next.end)
+                    if next.end > position { position = min(commit, next.end) }
                     // Later matches start at or after `commit`, so a replacement that ends
-                    // before it can no longer grow.
-                    if position >= next.end { replacements.removeFirst() }
+                    // before it can no longer grow (one ending at it still can, by adjacency).
+                    if position >= next.end && position < commit { replacements.removeFirst() }
                 } else {
                     let stop = min(commit, next.start)
                     output.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[(position - pendingBase)..<(stop - pendingBase)]))
@@ -123,7 +123,8 @@ struct ReplacementQueue: Sendable {
     mutating func add(start: Int, end: Int) {
         var start = start
         var end = end
-        while ranges.count > head, let last = ranges.last, last.end > start {
+        // Touching ranges merge too: the pieces of a long value are adjacent matches.
+        while ranges.count > head, let last = ranges.last, last.end >= start {
             start = min(start, last.start)
             end = max(end, last.end)
             ranges.removeLast()

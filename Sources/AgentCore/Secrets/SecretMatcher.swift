@@ -70,7 +70,7 @@ public final class SecretMatcher: @unchecked Sendable {
         var patterns: [[UInt8]] = []
         var owners: [[Int32]] = []
         for (secret, list) in patternsPerSecret.enumerated() {
-            for pattern in list where pattern.count >= SecretPatterns.minimumLength {
+            for pattern in list.flatMap(Self.pieces) where pattern.count >= SecretPatterns.minimumLength {
                 if let known = index[pattern] {
                     if owners[known].last != Int32(secret) { owners[known].append(Int32(secret)) }
                 } else {
@@ -124,6 +124,25 @@ public final class SecretMatcher: @unchecked Sendable {
         }
         edgeByte.deallocate()
         filter.deallocate()
+    }
+
+    /// Long patterns are matched as consecutive pieces of `pieceLength` bytes (the last one
+    /// up to twice that): a leak of any long enough part of a long value is still masked,
+    /// pieces shared by several encodings are stored once, and a redactor never holds
+    /// back more than `2 * pieceLength - 2` bytes. A whole value shows as one `***`
+    /// because adjacent matches merge.
+    static let pieceLength = 64
+
+    static func pieces(_ pattern: [UInt8]) -> [[UInt8]] {
+        guard pattern.count >= 2 * pieceLength else { return [pattern] }
+        var result: [[UInt8]] = []
+        var start = 0
+        while pattern.count - start >= 2 * pieceLength {
+            result.append(Array(pattern[start..<(start + pieceLength)]))
+            start += pieceLength
+        }
+        result.append(Array(pattern[start...]))
+        return result
     }
 
     private static func copy<T>(_ array: [T]) -> UnsafeMutableBufferPointer<T> {
