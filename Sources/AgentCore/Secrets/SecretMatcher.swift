@@ -111,8 +111,10 @@ public final class SecretMatcher: @unchecked Sendable {
             for offset in 0..<sampleStride {
                 let gram = UInt32(pattern[offset]) | UInt32(pattern[offset + 1]) << 8
                     | UInt32(pattern[offset + 2]) << 16 | UInt32(pattern[offset + 3]) << 24
-                let hash = Int(Self.hash(gram, shift: filterShift))
-                words[hash >> 6] |= 1 << UInt64(hash & 63)
+                for multiplier in [Self.firstMultiplier, Self.secondMultiplier] {
+                    let hash = Int(Self.hash(gram, multiplier, shift: filterShift))
+                    words[hash >> 6] |= 1 << UInt64(hash & 63)
+                }
             }
         }
         filter = Self.copy(words)
@@ -151,15 +153,22 @@ public final class SecretMatcher: @unchecked Sendable {
         return buffer
     }
 
-    @inline(__always)
-    static func hash(_ gram: UInt32, shift: UInt32) -> UInt32 {
-        (gram &* 0x9E37_79B1) >> shift
-    }
+    static let firstMultiplier: UInt32 = 0x9E37_79B1
+    static let secondMultiplier: UInt32 = 0x85EB_CA77
 
     @inline(__always)
-    private func filterContains(_ gram: UInt32) -> Bool {
-        let hash = Int(Self.hash(gram, shift: filterShift))
-        return filter[hash &>> 6] & (1 &<< UInt64(hash & 63)) != 0
+    static func hash(_ gram: UInt32, _ multiplier: UInt32, shift: UInt32) -> UInt32 {
+        (gram &* multiplier) &>> shift
+    }
+
+    /// Whether `gram` may start at offset `0..<S` of a pattern: two bits of one bitset
+    /// (a Bloom filter with two hashes), so common text grams rarely collide with both.
+    @inline(__always)
+    func filterContains(_ gram: UInt32) -> Bool {
+        let first = Int(Self.hash(gram, Self.firstMultiplier, shift: filterShift))
+        guard filter[first &>> 6] & (1 &<< UInt64(first & 63)) != 0 else { return false }
+        let second = Int(Self.hash(gram, Self.secondMultiplier, shift: filterShift))
+        return filter[second &>> 6] & (1 &<< UInt64(second & 63)) != 0
     }
 
     /// The automaton's transition: goto edge if there is one, else follow failure links.
