@@ -16,7 +16,7 @@ struct DebugRedactCommand: ParsableCommand {
     var secretsFile: String
 
     @Option(name: .customLong("chunk-size"), help: "Bytes per read(2) of stdin.")
-    var chunkSize: Int = 1 << 20
+    var chunkSize: Int = 128 * 1024
 
     func run() throws {
         guard chunkSize > 0 else {

@@ -222,11 +222,37 @@ public final class SecretMatcher: @unchecked Sendable {
                 var sample = cursor.nextSample
                 var floor = cursor.floor
                 var hit = false
-                while sample &+ q <= end {
-                    let gram = UnsafeRawPointer(bytes + (sample &- base)).loadUnaligned(as: UInt32.self)
-                    if filterContains(UInt32(littleEndian: gram)) { hit = true; break }
-                    floor = sample &+ 1
-                    sample &+= stride
+                // Four probes per round with one branch: the loads and hashes of a round are
+                // independent, so they overlap; a round with any first-hash hit falls through
+                // to the one-at-a-time loop below, which decides exactly.
+                let bits = filter.baseAddress!
+                let shift = filterShift
+                sampling: while true {
+                    while sample &+ 3 &* stride &+ q <= end {
+                        let at = UnsafeRawPointer(bytes + (sample &- base))
+                        let h0 = Self.hash(UInt32(littleEndian: at.loadUnaligned(as: UInt32.self)), Self.firstMultiplier, shift: shift)
+                        let h1 = Self.hash(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: stride, as: UInt32.self)),
+                                           Self.firstMultiplier, shift: shift)
+                        let h2 = Self.hash(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 2 &* stride, as: UInt32.self)),
+                                           Self.firstMultiplier, shift: shift)
+                        let h3 = Self.hash(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 3 &* stride, as: UInt32.self)),
+                                           Self.firstMultiplier, shift: shift)
+                        let any = (bits[Int(h0 &>> 6)] &>> UInt64(h0 & 63)) | (bits[Int(h1 &>> 6)] &>> UInt64(h1 & 63))
+                            | (bits[Int(h2 &>> 6)] &>> UInt64(h2 & 63)) | (bits[Int(h3 &>> 6)] &>> UInt64(h3 & 63))
+                        if any & 1 != 0 { break }
+                        floor = sample &+ 3 &* stride &+ 1
+                        sample &+= 4 &* stride
+                    }
+                    // The round that may hit (or the last few samples): one at a time, both hashes.
+                    var probes = 0
+                    while sample &+ q <= end && probes < 4 {
+                        let gram = UnsafeRawPointer(bytes + (sample &- base)).loadUnaligned(as: UInt32.self)
+                        if filterContains(UInt32(littleEndian: gram)) { hit = true; break sampling }
+                        floor = sample &+ 1
+                        sample &+= stride
+                        probes &+= 1
+                    }
+                    if sample &+ q > end { break }
                 }
                 if !hit && floor >= end {
                     cursor.floor = floor
