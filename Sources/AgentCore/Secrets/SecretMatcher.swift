@@ -51,7 +51,8 @@ public final class SecretMatcher: @unchecked Sendable {
     /// The nearest state on the failure chain (not this one) where a pattern ends, or -1.
     private let outputLink: UnsafeMutableBufferPointer<Int32>
     private let filter: UnsafeMutableBufferPointer<UInt64>
-    private let filterShift: UInt32
+    /// Number of bits in `filter` (a power of two).
+    private let filterBits: UInt64
 
     /// True when there is nothing to look for (no secrets, or all too short).
     public var isEmpty: Bool { patternCount == 0 }
@@ -101,18 +102,19 @@ public final class SecretMatcher: @unchecked Sendable {
         terminal = Self.copy(flat.terminal)
         outputLink = Self.copy(flat.outputLink)
 
-        // Prefilter: 4-grams at offsets 0..<S of every pattern, about 64 bits per gram.
+        // Prefilter: 4-grams at offsets 0..<S of every pattern, about 128 bits per gram (sparse
+        // enough that a round of four first-hash probes rarely needs a second look).
         let grams = patterns.count * sampleStride
         var bits = 1 << 12
-        while bits < grams * 64 && bits < 1 << 24 { bits <<= 1 }
-        filterShift = UInt32(32 - bits.trailingZeroBitCount)
+        while bits < grams * 128 && bits < 1 << 24 { bits <<= 1 }
+        filterBits = UInt64(bits)
         var words = [UInt64](repeating: 0, count: bits / 64)
         for pattern in patterns where pattern.count >= Self.gramLength + sampleStride - 1 {
             for offset in 0..<sampleStride {
                 let gram = UInt32(pattern[offset]) | UInt32(pattern[offset + 1]) << 8
                     | UInt32(pattern[offset + 2]) << 16 | UInt32(pattern[offset + 3]) << 24
                 for multiplier in [Self.firstMultiplier, Self.secondMultiplier] {
-                    let hash = Int(Self.hash(gram, multiplier, shift: filterShift))
+                    let hash = Self.slot(gram, multiplier, bits: filterBits)
                     words[hash >> 6] |= 1 << UInt64(hash & 63)
                 }
             }
@@ -156,19 +158,24 @@ public final class SecretMatcher: @unchecked Sendable {
     static let firstMultiplier: UInt32 = 0x9E37_79B1
     static let secondMultiplier: UInt32 = 0x85EB_CA77
 
+    /// The filter bit for `gram`: the top bits of a multiplicative hash, taken with a
+    /// multiply rather than a variable shift (x86 shifts by a register serialize on `cl`).
     @inline(__always)
-    static func hash(_ gram: UInt32, _ multiplier: UInt32, shift: UInt32) -> UInt32 {
-        (gram &* multiplier) &>> shift
+    static func slot(_ gram: UInt32, _ multiplier: UInt32, bits: UInt64) -> Int {
+        Int(truncatingIfNeeded: (UInt64(gram &* multiplier) &* bits) &>> 32)
+    }
+
+    @inline(__always)
+    private func filterBit(_ slot: Int) -> Bool {
+        filter[slot &>> 6] & (1 &<< UInt64(truncatingIfNeeded: slot & 63)) != 0
     }
 
     /// Whether `gram` may start at offset `0..<S` of a pattern: two bits of one bitset
     /// (a Bloom filter with two hashes), so common text grams rarely collide with both.
     @inline(__always)
     func filterContains(_ gram: UInt32) -> Bool {
-        let first = Int(Self.hash(gram, Self.firstMultiplier, shift: filterShift))
-        guard filter[first &>> 6] & (1 &<< UInt64(first & 63)) != 0 else { return false }
-        let second = Int(Self.hash(gram, Self.secondMultiplier, shift: filterShift))
-        return filter[second &>> 6] & (1 &<< UInt64(second & 63)) != 0
+        filterBit(Self.slot(gram, Self.firstMultiplier, bits: filterBits))
+            && filterBit(Self.slot(gram, Self.secondMultiplier, bits: filterBits))
     }
 
     /// The automaton's transition: goto edge if there is one, else follow failure links.
@@ -225,21 +232,19 @@ public final class SecretMatcher: @unchecked Sendable {
                 // Four probes per round with one branch: the loads and hashes of a round are
                 // independent, so they overlap; a round with any first-hash hit falls through
                 // to the one-at-a-time loop below, which decides exactly.
-                let bits = filter.baseAddress!
-                let shift = filterShift
+                let filterBits = self.filterBits
                 sampling: while true {
                     while sample &+ 3 &* stride &+ q <= end {
                         let at = UnsafeRawPointer(bytes + (sample &- base))
-                        let h0 = Self.hash(UInt32(littleEndian: at.loadUnaligned(as: UInt32.self)), Self.firstMultiplier, shift: shift)
-                        let h1 = Self.hash(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: stride, as: UInt32.self)),
-                                           Self.firstMultiplier, shift: shift)
-                        let h2 = Self.hash(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 2 &* stride, as: UInt32.self)),
-                                           Self.firstMultiplier, shift: shift)
-                        let h3 = Self.hash(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 3 &* stride, as: UInt32.self)),
-                                           Self.firstMultiplier, shift: shift)
-                        let any = (bits[Int(h0 &>> 6)] &>> UInt64(h0 & 63)) | (bits[Int(h1 &>> 6)] &>> UInt64(h1 & 63))
-                            | (bits[Int(h2 &>> 6)] &>> UInt64(h2 & 63)) | (bits[Int(h3 &>> 6)] &>> UInt64(h3 & 63))
-                        if any & 1 != 0 { break }
+                        let s0 = Self.slot(UInt32(littleEndian: at.loadUnaligned(as: UInt32.self)), Self.firstMultiplier, bits: filterBits)
+                        let s1 = Self.slot(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: stride, as: UInt32.self)),
+                                           Self.firstMultiplier, bits: filterBits)
+                        let s2 = Self.slot(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 2 &* stride, as: UInt32.self)),
+                                           Self.firstMultiplier, bits: filterBits)
+                        let s3 = Self.slot(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 3 &* stride, as: UInt32.self)),
+                                           Self.firstMultiplier, bits: filterBits)
+                        let any = (filterBit(s0) ? 1 : 0) | (filterBit(s1) ? 1 : 0) | (filterBit(s2) ? 1 : 0) | (filterBit(s3) ? 1 : 0)
+                        if any != 0 { break }
                         floor = sample &+ 3 &* stride &+ 1
                         sample &+= 4 &* stride
                     }
