@@ -253,6 +253,28 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
         }
     }
 
+    @Test func copyFreeFillAndEmit() {
+        let m = matcher(secret)
+        var redactor = Redactor(m)
+        let text = bytes("one \(secret) two \(secret)")
+        var out: [UInt8] = []
+        var position = 0
+        while true {
+            let filled = redactor.process(filling: 5, from: { room in
+                let count = min(room.count, text.count - position)
+                text.withUnsafeBytes { all in
+                    room.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[position..<(position + count)]))
+                }
+                position += count
+                return count
+            }, emit: { out.append(contentsOf: $0) })
+            if filled == 0 { break }
+        }
+        #expect(redactor.process(filling: 5, from: { _ in -1 }, emit: { _ in Issue.record("emitted after a failed read") }) == -1)
+        redactor.flush(emit: { out.append(contentsOf: $0) })
+        #expect(String(decoding: out, as: UTF8.self) == "one *** two ***")
+    }
+
     @Test func stringRedactionForMessages() {
         let m = matcher(secret)
         var redactor = Redactor(m)
