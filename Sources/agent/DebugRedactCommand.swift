@@ -29,7 +29,8 @@ struct DebugRedactCommand: ParsableCommand {
                 job: JobSpec(id: "debug-redact", steps: [], baseDirectory: "/"), cliSecrets: [flag],
                 environment: [:], cwd: currentDirectory(), maxBytes: 64 << 20)
             guard let contents = store.value(for: "secrets-file") else {
-                throw SecretError.sourceMissing(id: "secrets-file", detail: "file \"\(secretsFile)\" does not exist")
+                FileHandleOutput.standardError("agent: --secrets-file \"\(secretsFile)\": no such file\n")
+                throw ExitCode(2)
             }
             secrets = contents.split(separator: UInt8(ascii: "\n")).enumerated().map { (id: "line \($0.offset + 1)", value: Array($0.element)) }
         } catch let error as SecretError {
