@@ -16,7 +16,7 @@ struct DebugRedactCommand: ParsableCommand {
     var secretsFile: String
 
     @Option(name: .customLong("chunk-size"), help: "Bytes per read(2) of stdin.")
-    var chunkSize: Int = 1 << 20
+    var chunkSize: Int = 128 * 1024
 
     func run() throws {
         guard chunkSize > 0 else {
@@ -29,38 +29,35 @@ struct DebugRedactCommand: ParsableCommand {
                 job: JobSpec(id: "debug-redact", steps: [], baseDirectory: "/"), cliSecrets: [flag],
                 environment: [:], cwd: currentDirectory(), maxBytes: 64 << 20)
             guard let contents = store.value(for: "secrets-file") else {
-                throw SecretError.sourceMissing(id: "secrets-file", detail: "file \"\(secretsFile)\" does not exist")
+                FileHandleOutput.standardError("agent: --secrets-file \"\(secretsFile)\": no such file\n")
+                throw ExitCode(2)
             }
             secrets = contents.split(separator: UInt8(ascii: "\n")).enumerated().map { (id: "line \($0.offset + 1)", value: Array($0.element)) }
         } catch let error as SecretError {
             FileHandleOutput.standardError("agent: \(error)\n")
             throw ExitCode(error.exitCode)
         }
-        let matcher = SecretMatcher(secrets: secrets)
-        var redactor = Redactor(matcher)
-        var input = [UInt8](repeating: 0, count: chunkSize)
-        var output: [UInt8] = []
-        output.reserveCapacity(chunkSize + matcher.longestPattern)
+        var redactor = Redactor(SecretMatcher(secrets: secrets))
         while true {
-            let got = input.withUnsafeMutableBytes { read(0, $0.baseAddress!, chunkSize) }
+            // Read straight into the redactor's buffer and write its pieces straight out:
+            // the same copy-free loop a step's output pipe can use.
+            let got = try redactor.process(filling: chunkSize, from: { room in
+                read(0, room.baseAddress, room.count)
+            }, emit: writeAll)
             if got < 0 {
                 if errno == EINTR { continue }
                 FileHandleOutput.standardError("agent: reading stdin: \(String(cString: strerror(errno)))\n")
                 throw ExitCode(3)
             }
             if got == 0 { break }
-            input.withUnsafeBytes { redactor.process(UnsafeRawBufferPointer(rebasing: $0[0..<got]), into: &output) }
-            try writeAll(output)
-            output.removeAll(keepingCapacity: true)
         }
-        redactor.flush(into: &output)
-        try writeAll(output)
+        try redactor.flush(emit: writeAll)
     }
 
-    private func writeAll(_ bytes: [UInt8]) throws {
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
         while offset < bytes.count {
-            let wrote = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, bytes.count - offset) }
+            let wrote = write(1, bytes.baseAddress! + offset, bytes.count - offset)
             if wrote < 0 {
                 if errno == EINTR { continue }
                 FileHandleOutput.standardError("agent: writing stdout: \(String(cString: strerror(errno)))\n")

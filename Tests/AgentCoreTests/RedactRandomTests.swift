@@ -37,6 +37,25 @@ import Testing
         #expect(redactInChunks(m, s.text, sizes: [1]) == expected, "seed \(seed), bytewise")
     }
 
+    /// Long patterns are matched as pieces; the reference is given the same pieces.
+    @Test(arguments: 0..<10)
+    func longPatternsMatchTheReference(seed: Int) {
+        var rng = SplitMix64(state: UInt64(1000 + seed))
+        let patterns: [[UInt8]] = (0..<3).map { _ in
+            (0..<Int.random(in: 100...300, using: &rng)).map { _ in UInt8(ascii: "a") + UInt8.random(in: 0..<3, using: &rng) }
+        }
+        var text: [UInt8] = []
+        while text.count < 6000 {
+            let pattern = patterns.randomElement(using: &rng)!
+            let from = Int.random(in: 0..<pattern.count, using: &rng)
+            text += Int.random(in: 0..<3, using: &rng) == 0 ? pattern : Array(pattern[from...])
+            text += (0..<Int.random(in: 0...5, using: &rng)).map { _ in UInt8(ascii: "a") + UInt8.random(in: 0..<4, using: &rng) }
+        }
+        let m = SecretMatcher(ids: ["a", "b", "c"], patternsPerSecret: patterns.map { [$0] })
+        let expected = referenceRedact(text, patterns: patterns.flatMap(SecretMatcher.pieces))
+        #expect(redactInChunks(m, text, sizes: [Int.random(in: 1...200, using: &rng), 7, 1]) == expected, "seed \(seed)")
+    }
+
     @Test func manySecrets() {
         var rng = SplitMix64(state: 99)
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)

@@ -69,6 +69,21 @@ import Testing
         }
     }
 
+    @Test func rejectionReasonForTheArtifactCollector() throws {
+        try withFile(Array("\(password)|\(token)".utf8)) { path in
+            let fd = open(path, O_RDONLY)
+            defer { close(fd) }
+            let reason = try SecretScanner(matcher: matcher).rejectionReason(path: "dist/x", fileDescriptor: fd)
+            #expect(reason == #"it contains secrets "password", "token""#)
+        }
+        try withFile(Array("clean".utf8)) { path in
+            let fd = open(path, O_RDONLY)
+            defer { close(fd) }
+            let reason = try SecretScanner(matcher: matcher).rejectionReason(path: "dist/y", fileDescriptor: fd)
+            #expect(reason == nil)
+        }
+    }
+
     @Test func inMemoryBytes() {
         #expect(SecretScanner(matcher: matcher).scan(bytes: Array("a\(token)".utf8), path: "mem").map(\.secretID) == ["token"])
     }

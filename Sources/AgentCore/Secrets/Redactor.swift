@@ -4,7 +4,7 @@
 /// sharing the job's `SecretMatcher`. Feed it the stream in whatever chunks the process
 /// wrote; a value split across two writes is still caught, because bytes that could be
 /// the start of a match are held back (at most `matcher.longestPattern - 1` of them) until
-/// the next chunk or `flush()` decides. Overlapping matches become one `***`.
+/// the next chunk or `flush()` decides. Overlapping or adjacent matches become one `***`.
 ///
 ///     var out = Redactor(matcher)
 ///     log.write(out.process(chunk))   // for every chunk
@@ -15,8 +15,11 @@ public struct Redactor: Sendable {
 
     public let matcher: SecretMatcher
     private var cursor = MatchCursor()
-    /// Stream bytes from `pendingBase` on that have not been written out yet.
-    private var pending: [UInt8] = []
+    /// Working buffer: `buffer[0..<held]` are the stream bytes from `pendingBase` on that
+    /// are not written out yet; the rest is room for the next chunk. Allocated once and
+    /// grown only for larger chunks, so a steady stream does not allocate.
+    private var buffer: [UInt8] = []
+    private var held = 0
     private var pendingBase = 0
     private var replacements = ReplacementQueue()
 
@@ -42,18 +45,48 @@ public struct Redactor: Sendable {
             output.append(contentsOf: chunk)
             return
         }
-        pending.append(contentsOf: chunk)
+        _ = process(filling: chunk.count, from: { room in
+            room.copyMemory(from: chunk)
+            return chunk.count
+        }, emit: { output.append(contentsOf: $0) })
+    }
+
+    /// The copy-free form for a read loop: `fill` writes up to `capacity` bytes of the
+    /// stream straight into the redactor's buffer (e.g. with `read(2)`) and returns how
+    /// many it wrote; `emit` then receives the final bytes as one or more pieces (valid only
+    /// during the call). Returns what `fill` returned; 0 or less changes nothing, so the
+    /// caller can pass `read`'s result through and call `flush(emit:)` at the end.
+    @discardableResult
+    public mutating func process(filling capacity: Int, from fill: (UnsafeMutableRawBufferPointer) throws -> Int,
+                                 emit: (UnsafeRawBufferPointer) throws -> Void) rethrows -> Int {
+        if buffer.count < held + capacity {
+            buffer.append(contentsOf: repeatElement(0, count: held + capacity - buffer.count))
+        }
+        let start = held
+        let filled = try buffer.withUnsafeMutableBytes { raw in
+            try fill(UnsafeMutableRawBufferPointer(rebasing: raw[start..<(start + capacity)]))
+        }
+        guard filled > 0 else { return filled }
+        precondition(filled <= capacity, "fill wrote more than the room it was given")
+        if matcher.isEmpty {
+            try buffer.withUnsafeBytes { try emit(UnsafeRawBufferPointer(rebasing: $0[start..<(start + filled)])) }
+            return filled
+        }
+        held += filled
         var cursor = self.cursor
+        let count = held
+        let base = pendingBase
         var replacements = self.replacements
         self.replacements = ReplacementQueue()  // keep the queue uniquely referenced while we work on it
-        let commit = pending.withUnsafeBufferPointer { buffer in
-            matcher.scan(buffer, base: pendingBase, cursor: &cursor) { start, end, _ in
+        let commit = buffer.withUnsafeBufferPointer { all in
+            matcher.scan(UnsafeBufferPointer(rebasing: all[0..<count]), base: base, cursor: &cursor) { start, end, _ in
                 replacements.add(start: start, end: end)
             }
         }
         self.cursor = cursor
-        emit(upTo: commit, replacements: &replacements, into: &output)
-        self.replacements = replacements
+        defer { self.replacements = replacements }
+        try release(upTo: commit, replacements: &replacements, emit)
+        return filled
     }
 
     /// Ends the stream: returns the bytes held back. The redactor can then start a new stream.
@@ -65,13 +98,21 @@ public struct Redactor: Sendable {
 
     /// Ends the stream, appending the bytes held back to `output`.
     public mutating func flush(into output: inout [UInt8]) {
+        flush(emit: { output.append(contentsOf: $0) })
+    }
+
+    /// Ends the stream, handing the bytes held back to `emit`.
+    public mutating func flush(emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         // At the end of the stream a partial match can no longer complete: everything is final.
         var replacements = self.replacements
         self.replacements = ReplacementQueue()
-        emit(upTo: pendingBase + pending.count, replacements: &replacements, into: &output)
-        cursor = MatchCursor()
-        pending.removeAll(keepingCapacity: true)
-        pendingBase = 0
+        defer {
+            cursor = MatchCursor()
+            held = 0
+            pendingBase = 0
+            self.replacements = ReplacementQueue()
+        }
+        try release(upTo: pendingBase + held, replacements: &replacements, emit)
     }
 
     /// Redacts a whole string (a message, a status.json field), independently of the stream.
@@ -79,33 +120,46 @@ public struct Redactor: Sendable {
         matcher.redact(text)
     }
 
-    /// Writes out the pending bytes before `commit`, masking the replacement intervals.
-    private mutating func emit(upTo commit: Int, replacements: inout ReplacementQueue, into output: inout [UInt8]) {
-        var position = pendingBase
-        pending.withUnsafeBufferPointer { buffer in
+    /// Hands out the held bytes before `commit`, masking the replacement ranges, and moves
+    /// the rest to the front of the buffer.
+    private mutating func release(upTo commit: Int, replacements: inout ReplacementQueue,
+                               _ emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let base = pendingBase
+        var position = base
+        try buffer.withUnsafeBytes { all in
+            func piece(_ from: Int, _ to: Int) throws {
+                if to > from { try emit(UnsafeRawBufferPointer(rebasing: all[(from - base)..<(to - base)])) }
+            }
             while position < commit {
                 guard let next = replacements.first else {
-                    output.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[(position - pendingBase)..<(commit - pendingBase)]))
+                    try piece(position, commit)
                     position = commit
                     break
                 }
                 if position >= next.start {
                     if !replacements.maskWritten {
-                        output.append(contentsOf: Self.mask)
+                        try Self.mask.withUnsafeBytes { try emit($0) }
                         replacements.maskWritten = true
                     }
-                    position = min(commit, next.end)
+                    if next.end > position { position = min(commit, next.end) }
                     // Later matches start at or after `commit`, so a replacement that ends
-                    // before it can no longer grow.
-                    if position >= next.end { replacements.removeFirst() }
+                    // before it can no longer grow (one ending at it still can, by adjacency).
+                    if position >= next.end && position < commit { replacements.removeFirst() }
                 } else {
                     let stop = min(commit, next.start)
-                    output.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[(position - pendingBase)..<(stop - pendingBase)]))
+                    try piece(position, stop)
                     position = stop
                 }
             }
         }
-        pending.removeSubrange(0..<(commit - pendingBase))
+        let keep = base + held - commit
+        if keep > 0 {
+            buffer.withUnsafeMutableBytes { raw in
+                let start = raw.baseAddress!
+                start.copyMemory(from: start + (commit - base), byteCount: keep)
+            }
+        }
+        held = keep
         pendingBase = commit
     }
 }
@@ -123,7 +177,8 @@ struct ReplacementQueue: Sendable {
     mutating func add(start: Int, end: Int) {
         var start = start
         var end = end
-        while ranges.count > head, let last = ranges.last, last.end > start {
+        // Touching ranges merge too: the pieces of a long value are adjacent matches.
+        while ranges.count > head, let last = ranges.last, last.end >= start {
             start = min(start, last.start)
             end = max(end, last.end)
             ranges.removeLast()

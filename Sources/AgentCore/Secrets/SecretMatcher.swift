@@ -51,7 +51,8 @@ public final class SecretMatcher: @unchecked Sendable {
     /// The nearest state on the failure chain (not this one) where a pattern ends, or -1.
     private let outputLink: UnsafeMutableBufferPointer<Int32>
     private let filter: UnsafeMutableBufferPointer<UInt64>
-    private let filterShift: UInt32
+    /// Number of bits in `filter` (a power of two).
+    private let filterBits: UInt64
 
     /// True when there is nothing to look for (no secrets, or all too short).
     public var isEmpty: Bool { patternCount == 0 }
@@ -70,7 +71,7 @@ public final class SecretMatcher: @unchecked Sendable {
         var patterns: [[UInt8]] = []
         var owners: [[Int32]] = []
         for (secret, list) in patternsPerSecret.enumerated() {
-            for pattern in list where pattern.count >= SecretPatterns.minimumLength {
+            for pattern in list.flatMap(Self.pieces) where pattern.count >= SecretPatterns.minimumLength {
                 if let known = index[pattern] {
                     if owners[known].last != Int32(secret) { owners[known].append(Int32(secret)) }
                 } else {
@@ -101,18 +102,21 @@ public final class SecretMatcher: @unchecked Sendable {
         terminal = Self.copy(flat.terminal)
         outputLink = Self.copy(flat.outputLink)
 
-        // Prefilter: 4-grams at offsets 0..<S of every pattern, about 64 bits per gram.
+        // Prefilter: 4-grams at offsets 0..<S of every pattern, about 128 bits per gram (sparse
+        // enough that a round of four first-hash probes rarely needs a second look).
         let grams = patterns.count * sampleStride
         var bits = 1 << 12
-        while bits < grams * 64 && bits < 1 << 24 { bits <<= 1 }
-        filterShift = UInt32(32 - bits.trailingZeroBitCount)
+        while bits < grams * 128 && bits < 1 << 24 { bits <<= 1 }
+        filterBits = UInt64(bits)
         var words = [UInt64](repeating: 0, count: bits / 64)
         for pattern in patterns where pattern.count >= Self.gramLength + sampleStride - 1 {
             for offset in 0..<sampleStride {
                 let gram = UInt32(pattern[offset]) | UInt32(pattern[offset + 1]) << 8
                     | UInt32(pattern[offset + 2]) << 16 | UInt32(pattern[offset + 3]) << 24
-                let hash = Int(Self.hash(gram, shift: filterShift))
-                words[hash >> 6] |= 1 << UInt64(hash & 63)
+                for multiplier in [Self.firstMultiplier, Self.secondMultiplier] {
+                    let hash = Self.slot(gram, multiplier, bits: filterBits)
+                    words[hash >> 6] |= 1 << UInt64(hash & 63)
+                }
             }
         }
         filter = Self.copy(words)
@@ -126,21 +130,52 @@ public final class SecretMatcher: @unchecked Sendable {
         filter.deallocate()
     }
 
+    /// Long patterns are matched as consecutive pieces of `pieceLength` bytes (the last one
+    /// up to twice that): a leak of any long enough part of a long value is still masked,
+    /// pieces shared by several encodings are stored once, and a redactor never holds
+    /// back more than `2 * pieceLength - 2` bytes. A whole value shows as one `***`
+    /// because adjacent matches merge.
+    static let pieceLength = 64
+
+    static func pieces(_ pattern: [UInt8]) -> [[UInt8]] {
+        guard pattern.count >= 2 * pieceLength else { return [pattern] }
+        var result: [[UInt8]] = []
+        var start = 0
+        while pattern.count - start >= 2 * pieceLength {
+            result.append(Array(pattern[start..<(start + pieceLength)]))
+            start += pieceLength
+        }
+        result.append(Array(pattern[start...]))
+        return result
+    }
+
     private static func copy<T>(_ array: [T]) -> UnsafeMutableBufferPointer<T> {
         let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, array.count))
         _ = buffer.initialize(from: array)
         return buffer
     }
 
+    static let firstMultiplier: UInt32 = 0x9E37_79B1
+    static let secondMultiplier: UInt32 = 0x85EB_CA77
+
+    /// The filter bit for `gram`: the top bits of a multiplicative hash, taken with a
+    /// multiply rather than a variable shift (x86 shifts by a register serialize on `cl`).
     @inline(__always)
-    static func hash(_ gram: UInt32, shift: UInt32) -> UInt32 {
-        (gram &* 0x9E37_79B1) >> shift
+    static func slot(_ gram: UInt32, _ multiplier: UInt32, bits: UInt64) -> Int {
+        Int(truncatingIfNeeded: (UInt64(gram &* multiplier) &* bits) &>> 32)
     }
 
     @inline(__always)
-    private func filterContains(_ gram: UInt32) -> Bool {
-        let hash = Int(Self.hash(gram, shift: filterShift))
-        return filter[hash &>> 6] & (1 &<< UInt64(hash & 63)) != 0
+    private func filterBit(_ slot: Int) -> Bool {
+        filter[slot &>> 6] & (1 &<< UInt64(truncatingIfNeeded: slot & 63)) != 0
+    }
+
+    /// Whether `gram` may start at offset `0..<S` of a pattern: two bits of one bitset
+    /// (a Bloom filter with two hashes), so common text grams rarely collide with both.
+    @inline(__always)
+    func filterContains(_ gram: UInt32) -> Bool {
+        filterBit(Self.slot(gram, Self.firstMultiplier, bits: filterBits))
+            && filterBit(Self.slot(gram, Self.secondMultiplier, bits: filterBits))
     }
 
     /// The automaton's transition: goto edge if there is one, else follow failure links.
@@ -194,11 +229,35 @@ public final class SecretMatcher: @unchecked Sendable {
                 var sample = cursor.nextSample
                 var floor = cursor.floor
                 var hit = false
-                while sample &+ q <= end {
-                    let gram = UnsafeRawPointer(bytes + (sample &- base)).loadUnaligned(as: UInt32.self)
-                    if filterContains(UInt32(littleEndian: gram)) { hit = true; break }
-                    floor = sample &+ 1
-                    sample &+= stride
+                // Four probes per round with one branch: the loads and hashes of a round are
+                // independent, so they overlap; a round with any first-hash hit falls through
+                // to the one-at-a-time loop below, which decides exactly.
+                let filterBits = self.filterBits
+                sampling: while true {
+                    while sample &+ 3 &* stride &+ q <= end {
+                        let at = UnsafeRawPointer(bytes + (sample &- base))
+                        let s0 = Self.slot(UInt32(littleEndian: at.loadUnaligned(as: UInt32.self)), Self.firstMultiplier, bits: filterBits)
+                        let s1 = Self.slot(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: stride, as: UInt32.self)),
+                                           Self.firstMultiplier, bits: filterBits)
+                        let s2 = Self.slot(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 2 &* stride, as: UInt32.self)),
+                                           Self.firstMultiplier, bits: filterBits)
+                        let s3 = Self.slot(UInt32(littleEndian: at.loadUnaligned(fromByteOffset: 3 &* stride, as: UInt32.self)),
+                                           Self.firstMultiplier, bits: filterBits)
+                        let any = (filterBit(s0) ? 1 : 0) | (filterBit(s1) ? 1 : 0) | (filterBit(s2) ? 1 : 0) | (filterBit(s3) ? 1 : 0)
+                        if any != 0 { break }
+                        floor = sample &+ 3 &* stride &+ 1
+                        sample &+= 4 &* stride
+                    }
+                    // The round that may hit (or the last few samples): one at a time, both hashes.
+                    var probes = 0
+                    while sample &+ q <= end && probes < 4 {
+                        let gram = UnsafeRawPointer(bytes + (sample &- base)).loadUnaligned(as: UInt32.self)
+                        if filterContains(UInt32(littleEndian: gram)) { hit = true; break sampling }
+                        floor = sample &+ 1
+                        sample &+= stride
+                        probes &+= 1
+                    }
+                    if sample &+ q > end { break }
                 }
                 if !hit && floor >= end {
                     cursor.floor = floor

@@ -8,6 +8,8 @@
 public enum SecretPatterns {
     /// Values (and encoded forms) shorter than this are not redacted.
     public static let minimumLength = 6
+    /// Values up to this size get every encoding; larger ones only raw and base64.
+    public static let allEncodingsLimit = 4096
 
     /// All patterns for one value, unique, each at least `minimumLength` bytes. Empty when
     /// the value (without trailing newlines) is shorter than `minimumLength`.
@@ -21,20 +23,27 @@ public enum SecretPatterns {
         }
         // A value read from a file usually ends in a newline that the program printing it
         // drops (`$(cat file)`), so both forms are looked for, with all their encodings.
+        // Large values (key stores, certificates bundles) keep only the raw and base64 forms:
+        // every pattern byte is an automaton state, and those are the forms such files are
+        // printed in.
+        let allEncodings = trimmed.count <= allEncodingsLimit
         for form in trimmed.count == value.count ? [value] : [value, trimmed] {
             add(form)
             for offset in 0..<3 {
                 let stable = base64Stable(form, offset: offset)
-                add(stable)
-                add(base64URL(stable))
                 // At the end of the data the last partial character and the `=` padding are
                 // fixed too; without them a few bits of the value would show.
                 let ending = base64Ending(form, offset: offset)
+                add(stable)
                 add(ending)
-                add(base64URL(ending))
+                if allEncodings {
+                    add(base64URL(stable))
+                    add(base64URL(ending))
+                }
             }
             // `base64` (coreutils) wraps its output every 76 characters.
             for line in base64WrappedLines(form) { add(line) }
+            guard allEncodings else { continue }
             for style in URLStyle.allCases { add(urlEncoded(form, style: style)) }
             for style in JSONStyle.allCases {
                 if let escaped = jsonEscaped(form, style: style) { add(escaped) }

@@ -76,6 +76,18 @@ public struct SecretScanner: Sendable {
         return try scan(fileDescriptor: fd, path: path)
     }
 
+    /// For the artifact collector's scanner hook: scans an open artifact copy and returns
+    /// why it must not be kept (`it contains secret "npm"`), or nil when it is clean. The
+    /// reason names the secrets, never their values. After the artifacts work is merged,
+    /// `ArtifactScanner` conformance is one line on top of this:
+    /// `rejectionReason(path:fileDescriptor:).map { .reject($0) } ?? .clean`.
+    public func rejectionReason(path: String, fileDescriptor: Int32) throws -> String? {
+        let leaks = try scan(fileDescriptor: fileDescriptor, path: path)
+        guard !leaks.isEmpty else { return nil }
+        let ids = leaks.map { SecretError.quote($0.secretID) }.joined(separator: ", ")
+        return leaks.count == 1 ? "it contains secret \(ids)" : "it contains secrets \(ids)"
+    }
+
     /// Scans bytes already in memory.
     public func scan(bytes: [UInt8], path: String) -> [SecretLeak] {
         guard !matcher.isEmpty else { return [] }
