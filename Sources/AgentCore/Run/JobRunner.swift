@@ -32,7 +32,7 @@ public final class JobRunner: JobExecuting, Sendable {
         let output = outputDirectory ?? (options.workingDirectory + "/results/" + job.id)
         let secrets: JobSecrets
         do {
-            try checkPolicy(job)
+            try checkPolicy(job, file: jobFile)
             let flags = try options.secretFlags.map { try SecretSourceFlag(parsing: $0) }
             secrets = JobSecrets(try SecretStore.resolve(
                 job: job, cliSecrets: flags, environment: options.environment,
@@ -232,9 +232,15 @@ public final class JobRunner: JobExecuting, Sendable {
     }
 
     /// Policy checks that must fail before any step runs (exit 2).
-    private func checkPolicy(_ job: JobSpec) throws {
+    private func checkPolicy(_ job: JobSpec, file: String) throws {
+        if case .rootfs(let path) = job.image {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+                throw JobValidationError(file: file, path: "image.rootfs", message: "root filesystem \"\(path)\" is not a directory")
+            }
+        }
         if job.network == .host && !options.policy.allowHostNetwork {
-            throw JobValidationError(path: "network", message: "\"host\" network is not allowed by the agent policy")
+            throw JobValidationError(file: file, path: "network", message: "\"host\" network is not allowed by the agent policy")
         }
         let planner = MountPlanner(state: StateDirectory(root: options.stateDirectory))
         try MountPlanner.validate(job: job, allowedBindSources: options.policy.allowedBindSources,
