@@ -23,6 +23,7 @@ import Testing
 
     @Test func killedHolderLeavesTheLockedCacheFree() async throws {
         let state = try Harness.scratch("cache-kill")
+        defer { try? FileManager.default.removeItem(atPath: state) }
         let holder = try await hold(["cache", "hold", "--state-dir", state, "--sharing", "locked", "apt"])
         // While held, a second acquirer would have to wait (it reports that and gives up).
         let busy = try await Harness.run(["cache", "hold", "--state-dir", state, "--sharing", "locked", "--no-wait", "--seconds", "0", "apt"])
@@ -36,6 +37,7 @@ import Testing
 
     @Test func lsAndPruneRespectCachesInUse() async throws {
         let state = try Harness.scratch("cache-prune")
+        defer { try? FileManager.default.removeItem(atPath: state) }
         for id in ["one", "two"] {
             let r = try await Harness.run(["cache", "hold", "--state-dir", state, "--sharing", "shared", "--seconds", "0", id])
             #expect(r.status == 0, "\(r.stderr)")
@@ -57,6 +59,7 @@ import Testing
 
     @Test func volumeRmRefusesAVolumeInUse() async throws {
         let state = try Harness.scratch("volume")
+        defer { try? FileManager.default.removeItem(atPath: state) }
         #expect(try await Harness.run(["volume", "create", "--state-dir", state, "data"]).status == 0)
         let holder = try await hold(["volume", "hold", "--state-dir", state, "data"])
         let rm = try await Harness.run(["volume", "rm", "--state-dir", state, "data"])
@@ -70,6 +73,7 @@ import Testing
 
     @Test func badInputExitsTwo() async throws {
         let state = try Harness.scratch("cache-usage")
+        defer { try? FileManager.default.removeItem(atPath: state) }
         let cases: [[String]] = [
             ["volume", "create", "--state-dir", state, "../x"],
             ["cache", "prune", "--state-dir", state, "--keep-bytes", "lots"],
@@ -87,6 +91,7 @@ import Testing
 
     @Test func exportThenImportIntoAFreshStateFolder() async throws {
         let a = try Harness.scratch("cache-export"), b = try Harness.scratch("cache-import")
+        defer { for d in [a, b] { try? FileManager.default.removeItem(atPath: d) } }
         let r = try await Harness.run(["cache", "hold", "--state-dir", a, "--scope", "ci", "--sharing", "shared", "--seconds", "0", "ccache"])
         #expect(r.status == 0, "\(r.stderr)")
         let data = r.stdout.replacingOccurrences(of: "held ", with: "").trimmingCharacters(in: .whitespacesAndNewlines)
