@@ -18,8 +18,13 @@ struct StateDirOption: ParsableArguments {
     @Option(name: .customLong("state-dir"), help: "The agent's state folder (default $XDG_STATE_HOME/agent, else ~/.local/state/agent).")
     var stateDir: String?
 
+    /// A state folder that cannot be used is bad input (exit 2), naming the folder.
     func open() throws -> StateDirectory {
-        try StateDirectory.open(explicit: stateDir)
+        do {
+            return try StateDirectory.open(explicit: stateDir)
+        } catch let e as StateError {
+            throw CacheInputError("--state-dir: \(e)")
+        }
     }
 }
 

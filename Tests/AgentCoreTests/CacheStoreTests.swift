@@ -162,13 +162,15 @@ actor Recorder {
         let queue = LockedQueue(directory: store.lockPath(scope: "default", id: "k") + "/queue")
         let ticket = try queue.enqueue()
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        p.arguments = ["-x", ticket.file.path, "-c", "echo held; exec sleep 1000"]
+        // The shell takes the lock on fd 9 and becomes `sleep`, so the killed process is the holder.
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "exec 9>>\"$0\"; flock -x 9; echo held; exec sleep 1000", ticket.file.path]
         let out = Pipe()
         p.standardOutput = out
         ticket.file.close() // hand the ticket over to the child; its name stays
         try p.run()
-        _ = out.fileHandleForReading.availableData // "held": the child has the lock
+        let line = await Task.detached { out.fileHandleForReading.availableData }.value
+        #expect(String(decoding: line, as: UTF8.self) == "held\n") // the child has the lock
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let lease = try await store.acquire(cache("k", .locked), scope: "default") { _ in }

@@ -96,6 +96,14 @@ import Testing
         }
     }
 
+    @Test func nativeDictionariesParseLikeJSON() throws {
+        let native: [String: Any] = ["type": "cache", "target": "/c", "ro": true, "uid": 1000]
+        var c = MountSpec.Cache(target: "/c")
+        c.readOnly = true
+        c.uid = 1000
+        #expect(try MountSpec.parse(object: native, path: "p") == .cache(c))
+    }
+
     @Test func byteSizes() {
         #expect(ByteSize.parse("10GB") == 10 * 1024 * 1024 * 1024)
         #expect(ByteSize.parse("512") == 512)

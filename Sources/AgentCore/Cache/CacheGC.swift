@@ -154,6 +154,20 @@ public enum CacheGC {
         return min(tenGB, disk / 5)
     }
 
+    /// A policy's budget (`"cache": {"keepBytes": N, "keepPercentOfDisk": P}`): the smaller of
+    /// the two; a missing one does not limit.
+    public static func budget(keepBytes: UInt64?, keepPercentOfDisk: Double?, state: StateDirectory) -> UInt64 {
+        var limit = keepBytes ?? UInt64.max
+        if let p = keepPercentOfDisk {
+            var vfs = statvfs()
+            if statvfs(state.root, &vfs) == 0 {
+                let disk = Double(vfs.f_blocks) * Double(vfs.f_frsize)
+                limit = min(limit, UInt64(max(0, disk * p / 100)))
+            }
+        }
+        return limit == UInt64.max ? defaultBudget(state: state) : limit
+    }
+
     /// Keeps the caches within `budgetBytes` (default: `defaultBudget`), least recently used
     /// first, never touching a cache in use. Called by the runner after each job; volumes
     /// are never collected.

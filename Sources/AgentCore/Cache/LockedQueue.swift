@@ -66,15 +66,19 @@ struct LockedQueue: Sendable {
         return best
     }
 
-    /// Waits until every earlier ticket is gone. Calls `onWait` once, before the first wait.
+    /// Waits until every earlier ticket is gone. Calls `onWait` once, before the first real wait
+    /// (not for tickets whose holders already died).
     /// Returns whether it had to wait.
     func waitTurn(_ ticket: Ticket, onWait: () -> Void) async throws -> Bool {
         var waited = false
         while let pred = predecessor(of: ticket.number) {
             let path = ticketPath(pred)
             guard let file = LockFile(existing: path) else { continue } // left meanwhile
-            if !waited { onWait(); waited = true }
-            try await file.lock(exclusive: true)
+            // A ticket whose holder is gone is passed without waiting (or telling anyone).
+            if !file.tryLock(exclusive: true) {
+                if !waited { onWait(); waited = true }
+                try await file.lock(exclusive: true)
+            }
             // Granted: its holder released or died. Remove a dead one's ticket for the others.
             if file.isCurrent() { unlink(path) }
             file.close()

@@ -48,7 +48,15 @@ public struct StateDirectory: Sendable, Equatable {
     /// read is tightened to 0700, since it holds caches of private builds.
     public func create() throws {
         try Self.makeDirectory(root, mode: 0o700)
-        if chmod(root, 0o700) != 0 { throw StateError(path: root, errno: errno, message: "cannot set mode 0700") }
+        var st = stat()
+        guard lstat(root, &st) == 0 else { throw StateError(path: root, errno: errno, message: "cannot read") }
+        // Someone else's folder (or /tmp) must never hold the agent's caches and locks.
+        guard st.st_uid == geteuid() else {
+            throw StateError(path: root, message: "state folder is not owned by the agent's user (uid \(geteuid()))")
+        }
+        if st.st_mode & 0o777 != 0o700 && chmod(root, 0o700) != 0 {
+            throw StateError(path: root, errno: errno, message: "cannot set mode 0700")
+        }
         for sub in ["caches", "volumes", "jobs", "locks", "locks/caches", "locks/volumes", "seccomp", "caches/.trash"] {
             try Self.makeDirectory(root + "/" + sub, mode: 0o700)
         }
