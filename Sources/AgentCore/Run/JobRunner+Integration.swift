@@ -117,12 +117,8 @@ extension JobRunner {
     /// Automatic cache GC by the policy's budget, never touching a cache in use.
     func afterJob() async {
         let state = StateDirectory(root: options.stateDirectory)
-        var vfs = statvfs()
-        var budget = options.policy.cache.keepBytes
-        if statvfs(state.root, &vfs) == 0 {
-            let disk = Double(UInt64(vfs.f_blocks) * UInt64(vfs.f_frsize))
-            budget = min(budget, UInt64(disk * options.policy.cache.keepPercentOfDisk / 100))
-        }
+        let budget = CacheGC.budget(keepBytes: options.policy.cache.keepBytes,
+                                    keepPercentOfDisk: options.policy.cache.keepPercentOfDisk, state: state)
         _ = try? await CacheGC.run(state: state, budgetBytes: budget)
     }
 }
