@@ -150,3 +150,13 @@ import Testing
         #expect(throws: QueueError.layout(path: layout.done, reason: "exists but is not a directory")) { try layout.create() }
     }
 }
+
+extension QueueStoreTests {
+    @Test func aJobsDirectoryThatCannotBeCreatedIsNamed() throws {
+        let layout = QueueLayout(root: "/nonexistent-parent-\(UUID().uuidString)/jobs")
+        #expect(throws: QueueError.self) { try layout.create() }
+        do { try layout.create() } catch {
+            #expect("\(error)".hasPrefix(layout.root + ": cannot create"))
+        }
+    }
+}

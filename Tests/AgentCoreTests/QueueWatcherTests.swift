@@ -120,7 +120,7 @@ import Testing
                              executor: FakeExecutor(log: RunLog(), agent: "a"), logger: QueueTest.logger)
         let t = Task { try await w.run() }
         try QueueTest.enqueue(root, "long", #"{"sleepMs": 600000}"#)
-        try await QueueTest.waitUntil("running") { QueueTest.entries(layout.running).contains("long.json") }
+        try await QueueTest.waitUntil("running") { QueueTest.entries(layout.running).contains("long.lease") }
         let store = QueueStore(layout: layout, agentID: "cli", host: "h")
         let outcome = try store.cancel(id: "long")
         #expect(outcome == .requested(agent: "a", host: WatchOptions().host))

@@ -55,7 +55,7 @@ public struct QueueLayout: Sendable, Equatable {
                 continue
             }
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                throw QueueError.io(operation: "mkdir", path: dir, errno: errno)
+                throw QueueError.layout(path: dir, reason: "cannot create: " + String(cString: strerror(errno)))
             }
         }
     }
