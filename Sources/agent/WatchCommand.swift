@@ -3,13 +3,13 @@ import ArgumentParser
 import Foundation
 import Logging
 
-/// The job runner `agent watch` hands each claimed job to.
-///
-/// COORDINATOR: wire the real runner on the marked line (e.g. `JobRunner(...)`); until
-/// then `agent watch` refuses to start (exit 3) rather than pretend to run jobs.
-func makeWatchExecutor() -> (any JobExecuting)? {
-    let executor: (any JobExecuting)? = nil  // WIRE: the real runner goes here.
-    return executor
+/// The job runner `agent watch` hands each claimed job to: the same runner as
+/// `agent run-job`, without progress output, writing a results folder (status.json with
+/// the reason) even for an invalid job so the queue can file it under failed/.
+func makeWatchExecutor(common: CommonOptions, secrets: [String], grace: Double) throws -> any JobExecuting {
+    var options = try common.runnerOptions(secretFlags: secrets, force: false, grace: grace)
+    options.writeResultsForInvalidJobs = true
+    return JobRunner(options: options)
 }
 
 /// `agent watch JOBS_DIR`: pull jobs from a queue directory exactly once.
@@ -54,6 +54,14 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "Least log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("secret"), help: "A build secret for every job, BuildKit syntax: id=ID[,src=FILE|,env=VAR]. Repeatable.")
+    var secrets: [String] = []
+
+    @Option(help: "Seconds between SIGTERM and SIGKILL for timed-out or cancelled steps.")
+    var stepGrace: Double = 10
+
+    @OptionGroup var common: CommonOptions
+
     @Flag(help: "Check the options and that a job runner is available, then exit (0 ready, 2 bad options, 3 no runner).")
     var check = false
 
@@ -78,8 +86,12 @@ struct WatchCommand: AsyncParsableCommand {
         var handler = StructuredLogHandler(label: "agent.watch", format: format)
         handler.logLevel = level
         let logger = Logger(label: "agent.watch", factory: { _ in handler })
-        guard let executor = makeWatchExecutor() else {
-            fail("\(QueueError.runnerUnavailable)", code: 3)
+        try refuseRoot(common.allowRoot)
+        let executor: any JobExecuting
+        do {
+            executor = try makeWatchExecutor(common: common, secrets: secrets, grace: stepGrace)
+        } catch {
+            fail("\(error)", code: 2)
         }
         if check {
             print("ready")
