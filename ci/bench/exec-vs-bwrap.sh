@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Container start-up cost: `agent exec` against bubblewrap (and rootless runc when it is
+# installed) on one busybox rootfs, as a non-root user, runs interleaved in one loop so
+# both see the same machine load. Prints medians and the agent/bwrap ratio.
+#   ci/bench/exec-vs-bwrap.sh            (N=200 runs each; N=50 ci/bench/... for fewer)
+# As root it creates/reuses the user `agentci` and runs everything through setpriv.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${N:-200}
+
+swift build -c release 2>&1 | tail -n 1
+work=$(mktemp -d /tmp/agent-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+install -m 0755 "$(swift build -c release --show-bin-path)/agent" "$work/agent"
+ci/make-busybox-rootfs.sh "$work/rootfs" >/dev/null
+chmod 755 "$work"
+
+as_user=()
+if [ "$(id -u)" = 0 ]; then
+  user=${AGENT_BENCH_USER:-agentci}
+  id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
+  as_user=(setpriv "--reuid=$(id -u "$user")" "--regid=$(id -g "$user")" --clear-groups --)
+fi
+
+agent=("$work/agent" exec --rootfs "$work/rootfs" -- /bin/true)
+note="seccomp (project default profile) and capability dropping on"
+# Until the policy work lands, compiling the default profile is not implemented.
+if ! "${as_user[@]}" "${agent[@]}" 2>"$work/err"; then
+  if grep -q "not implemented" "$work/err"; then
+    agent=("$work/agent" exec --rootfs "$work/rootfs" --seccomp unconfined -- /bin/true)
+    note="seccomp OFF (profile compilation not available yet), capability dropping on"
+  else
+    cat "$work/err" >&2; exit 1
+  fi
+fi
+bwrap=(bwrap --unshare-all --die-with-parent --ro-bind "$work/rootfs" / --proc /proc --dev /dev --tmpfs /tmp /bin/true)
+
+cmds=("agent|${agent[*]}" "bwrap|${bwrap[*]}")
+for c in "${cmds[@]}"; do
+  "${as_user[@]}" ${c#*|} || { echo "failed: ${c#*|}" >&2; exit 1; }
+done
+if command -v runc >/dev/null; then
+  mkdir -p "$work/bundle" && (cd "$work/bundle" && runc spec --rootless)
+  python3 - "$work/bundle/config.json" "$work/rootfs" <<'PY'
+import json, sys
+p, root = sys.argv[1], sys.argv[2]
+c = json.load(open(p)); c["root"]["path"] = root; c["process"]["args"] = ["/bin/true"]; c["process"]["terminal"] = False
+json.dump(c, open(p, "w"))
+PY
+  chmod -R a+rX "$work/bundle"
+  cmds+=("runc|runc --root $work/runc-state run --bundle $work/bundle bench")
+fi
+
+# Interleaved timing loop: posix_spawn + waitpid, so the measuring overhead is tiny and equal.
+python3 - "$N" "${#as_user[@]}" "${as_user[@]}" "${cmds[@]}" <<'PY'
+import os, shlex, statistics, sys, time
+n, k = int(sys.argv[1]), int(sys.argv[2])
+prefix, specs = sys.argv[3:3 + k], sys.argv[3 + k:]
+cmds = [(s.split("|", 1)[0], prefix + shlex.split(s.split("|", 1)[1])) for s in specs]
+times = {name: [] for name, _ in cmds}
+devnull = os.open(os.devnull, os.O_RDWR)
+fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+for i in range(n + 5):
+    for name, argv in cmds:
+        t = time.perf_counter_ns()
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=fa)
+        _, st = os.waitpid(pid, 0)
+        dt = time.perf_counter_ns() - t
+        if st != 0:
+            sys.exit(f"{name} failed with status {st}")
+        if i >= 5:  # warm-up
+            times[name].append(dt / 1e6)
+for name, ts in times.items():
+    print(f"{name:6s} median {statistics.median(ts):7.2f} ms   p10 {sorted(ts)[len(ts)//10]:7.2f}   p90 {sorted(ts)[len(ts)*9//10]:7.2f}   (n={len(ts)})")
+ratio = statistics.median(times["agent"]) / statistics.median(times["bwrap"])
+print(f"agent/bwrap ratio: {ratio:.2f}x")
+PY
+echo "($note)"
