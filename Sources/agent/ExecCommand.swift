@@ -87,6 +87,10 @@ struct ExecCommand: AsyncParsableCommand {
             let container = try await RunningContainer.start(c)
             if verbose { FileHandle.standardError.write(Data("agent: id mapping: \(Self.name(container.idMapping))\n".utf8)) }
             let result = await container.wait()
+            if verbose {
+                let ms = Double(result.duration.components.attoseconds) / 1e15 + Double(result.duration.components.seconds) * 1000
+                FileHandle.standardError.write(Data("agent: container ran \(String(format: "%.2f", ms)) ms (clone to exit), \(result.status)\n".utf8))
+            }
             if result.timedOut { FileHandle.standardError.write(Data("agent: timed out after \(timeout ?? "")\n".utf8)) }
             throw ExitCode(result.status.shellExitCode)
         } catch let e as SandboxError {
