@@ -114,6 +114,26 @@ import Testing
         #expect(r.status == .signaled(SIGTERM))
     }
 
+    @Test func concurrentContainersKeepTheirOwnOutput() async throws {
+        let results = try await withThrowingTaskGroup(of: (Int, String, TerminationStatus).self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    let c = try await RunningContainer.start(Self.config("echo \(i); exit \(i)"))
+                    let (out, _) = await Self.collect(c)
+                    return (i, out, await c.wait().status)
+                }
+            }
+            var all: [(Int, String, TerminationStatus)] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        #expect(results.count == 8)
+        for (i, out, status) in results {
+            #expect(out == "\(i)\n")
+            #expect(status == .exited(Int32(i)))
+        }
+    }
+
     @Test func setupFailureNamesTheStageAndLeavesNoProcess() async throws {
         var cfg = Self.config("true")
         cfg.mounts = [.bind("/nonexistent/source", "/x")]
