@@ -80,8 +80,16 @@ enum SandboxFixture {
     }
 
     @Test func initReapsOrphanedZombies() async throws {
-        // The subshell exits at once, orphaning `sleep`, which is re-parented to PID 1 and must be reaped.
-        let script = "(sleep 0.2 &); ps -o ppid,comm | grep -q '^ *1 sleep' && echo orphan; sleep 2; ps -o stat | grep -c Z"
+        // The subshell exits at once, orphaning `sleep`, which is re-parented to PID 1. Once it
+        // exits (bounded wait, no speed assumption) no zombie may remain.
+        let script = """
+            (sleep 3 &)
+            i=0; until ps -o ppid,comm | grep -q '^ *1 sleep' || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done
+            [ $i -lt 200 ] && echo orphan
+            i=0; while ps -o stat,comm | grep -q '^[^Z]* sleep' && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+            i=0; while [ $(ps -o stat | grep -c Z) != 0 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+            ps -o stat | grep -c Z
+            """
         let r = try await Harness.exec(SandboxFixture.busybox, ["sh", "-c", script])
         #expect(r.stdout == "orphan\n0\n", "\(r.stdout) \(r.stderr)")
     }
