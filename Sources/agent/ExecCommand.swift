@@ -6,15 +6,15 @@ import SandboxPolicy
 /// `agent exec`: one ad-hoc sandboxed command, like `bwrap` or `docker run`.
 ///
 /// Exit status: the command's (128 + signal when killed); 125 when the agent fails
-/// (bad flag, set-up failure) with `agent: <message>` on stderr; 127/126 when the command
-/// is not found / not executable, as Docker does.
+/// (set-up failure, refused as root) with `agent: <message>` on stderr; 127/126 when the
+/// command is not found / not executable, as Docker does; 64 for a bad flag (usage error).
 struct ExecCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec",
         abstract: "Run one command in a rootless container.",
         discussion: """
             Exit status: the command's (128+N if killed by signal N); 125 for an agent error; \
-            126/127 if the command is not executable / not found.
+            126/127 if the command is not executable / not found; 64 for a bad flag or value.
             """
     )
 
@@ -74,8 +74,14 @@ struct ExecCommand: AsyncParsableCommand {
 
     mutating func validate() throws {
         if command.first == "--" { command.removeFirst() }
-        guard !command.isEmpty else { throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]") }
-        _ = try makeConfiguration()
+        guard let first = command.first else { throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]") }
+        // Passthrough capture also swallows a mistyped option; never run it as a command.
+        if first.hasPrefix("-") { throw ValidationError("unknown option '\(first)' (the command goes after --)") }
+        do {
+            _ = try makeConfiguration()
+        } catch let e as ExecParsing.InvalidValue {
+            throw ValidationError(e.description)
+        }
     }
 
     func run() async throws {
