@@ -69,9 +69,13 @@ import Testing
         var cfg = Self.config("echo report > /out/r.xml")
         cfg.mounts = [.tmpfs("/out")]
         cfg.keepAliveAfterExit = true
+        // Expires while the caller reads the root: must not kill the kept-alive init.
+        cfg.timeout = .milliseconds(1500)
+        cfg.killGracePeriod = .milliseconds(10)
         let c = try await RunningContainer.start(cfg)
         let r = await c.wait()
         #expect(r.status == .exited(0))
+        try await Task.sleep(for: .milliseconds(2000))
         let root = try c.openRoot()
         defer { close(root) }
         let fd = openat(root, "out/r.xml", O_RDONLY | O_CLOEXEC)
