@@ -126,8 +126,18 @@ struct ExecCommand: AsyncParsableCommand {
             c.rootfs = .directory(FileManager.default.currentDirectoryPath + "/" + d)
         }
         c.readOnlyRoot = !rwRootfs
-        for b in binds { c.mounts.append(try ExecParsing.bind(b)) }
-        for t in tmpfs { c.mounts.append(try ExecParsing.tmpfs(t)) }
+        // Mounts apply in command-line order; fall back to binds-then-tmpfs if the raw
+        // arguments cannot be matched (e.g. when parsed from somewhere else).
+        let ordered = ExecParsing.orderedMountFlags(Array(CommandLine.arguments.dropFirst()))
+        if ordered.filter({ $0.flag == "--bind" }).map(\.value) == binds,
+           ordered.filter({ $0.flag == "--tmpfs" }).map(\.value) == tmpfs {
+            for (flag, value) in ordered {
+                c.mounts.append(flag == "--bind" ? try ExecParsing.bind(value) : try ExecParsing.tmpfs(value))
+            }
+        } else {
+            for b in binds { c.mounts.append(try ExecParsing.bind(b)) }
+            for t in tmpfs { c.mounts.append(try ExecParsing.tmpfs(t)) }
+        }
         guard let net = ContainerConfiguration.Network(rawValue: network) else {
             throw ValidationError("--network must be none or host, not '\(network)'")
         }
