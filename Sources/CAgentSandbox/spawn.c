@@ -64,6 +64,9 @@ __attribute__((noreturn)) static void sb_child(const struct agent_sandbox_plan *
     sb_error_fd = p->error_fd;
     // Die with the spawner thread; the PID namespace goes with us.
     SB2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    SB2(SYS_prctl, PR_SET_NAME, "init");
+    for (int k = 0; k < 2; k++)
+        for (volatile char *c = (volatile char *)p->scrub_start[k]; c && (uintptr_t)c < p->scrub_end[k]; c++) *c = 0;
     // Wait until the parent has written uid_map/gid_map (EOF means it gave up).
     char b = 0;
     long r;
@@ -102,6 +105,7 @@ static uint64_t sb_res_flags = 0;
 
 static void *sb_spawner(void *arg) {
     (void)arg;
+    pthread_setname_np(pthread_self(), "agent-spawner");
     pthread_mutex_lock(&sb_mu);
     for (;;) {
         while (sb_req == NULL) pthread_cond_wait(&sb_cv, &sb_mu);

@@ -24,11 +24,14 @@ static inline long sb_sys(long n, long a, long b, long c, long d, long e, long f
 #define SB4(n, a, b, c, d) sb_sys((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 #define SB5(n, a, b, c, d, e) sb_sys((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
 
+// Internal symbols are hidden: the module's only exported names are agent_sandbox_*.
+#define SB_HIDDEN __attribute__((visibility("hidden")))
+
 /// The child's error pipe (moved to fd 3 once stdio is in place).
-extern int sb_error_fd;
+SB_HIDDEN extern int sb_error_fd;
 
 /// Reports `{stage, op, errno}` on the error pipe and exits with 125 (never returns).
-__attribute__((noreturn)) void sb_fail(int stage, int op, long err);
+SB_HIDDEN __attribute__((noreturn)) void sb_fail(int stage, int op, long err);
 
 static inline size_t sb_strlen(const char *s) {
     size_t n = 0;
@@ -51,9 +54,9 @@ static inline const char *sb_fd_path(char *buf, int fd) {
 }
 
 /// Sets up the container from inside the child (mounts, pivot_root); see setup.c.
-void sb_setup_root(const struct agent_sandbox_plan *p);
+SB_HIDDEN void sb_setup_root(const struct agent_sandbox_plan *p);
 
 /// Runs the init loop; forks and execs the command; see init.c. Never returns.
-__attribute__((noreturn)) void sb_run_init(const struct agent_sandbox_plan *p);
+SB_HIDDEN __attribute__((noreturn)) void sb_run_init(const struct agent_sandbox_plan *p);
 
 #endif

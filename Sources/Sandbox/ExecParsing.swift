@@ -9,6 +9,27 @@ public enum ExecParsing {
         public init(_ description: String) { self.description = description }
     }
 
+    /// The `--bind`/`--tmpfs` values in command-line order (up to `--`), so mounts apply in
+    /// the order given (`--tmpfs /w --bind src:/w/sub`); the option parser keeps no cross-flag order.
+    public static func orderedMountFlags(_ arguments: [String]) -> [(flag: String, value: String)] {
+        var out: [(flag: String, value: String)] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if a == "--" { break }
+            for flag in ["--bind", "--tmpfs"] {
+                if a == flag, i + 1 < arguments.count {
+                    out.append((flag, arguments[i + 1]))
+                    i += 1
+                } else if a.hasPrefix(flag + "=") {
+                    out.append((flag, String(a.dropFirst(flag.count + 1))))
+                }
+            }
+            i += 1
+        }
+        return out
+    }
+
     /// `SRC:DST[:ro|rw]`, read-only by default.
     public static func bind(_ spec: String) throws -> Mount {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)

@@ -15,6 +15,16 @@ struct Launcher {
     static let newIPC: UInt64 = 0x0800_0000, newUser: UInt64 = 0x1000_0000, newPID: UInt64 = 0x2000_0000
     static let newNet: UInt64 = 0x4000_0000
 
+    /// arg_start, arg_end, env_start, env_end of this process (fields 48-51 of /proc/self/stat).
+    static let argumentAreas: (UInt, UInt, UInt, UInt)? = {
+        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+              let paren = stat.lastIndex(of: ")") else { return nil }
+        let f = stat[stat.index(after: paren)...].split(separator: " ")
+        guard f.count > 48, let a = UInt(f[45]), let b = UInt(f[46]), let c = UInt(f[47]), let d = UInt(f[48]),
+              a < b, c < d else { return nil }
+        return (a, b, c, d)
+    }()
+
     private static func pipePair() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         let rc = agent_sandbox_pipe(&fds)
@@ -66,6 +76,10 @@ struct Launcher {
             arena.plan.init_gid = ids.initGID
             arena.plan.clear_groups = ids.groupsAllowed ? 1 : 0
             arena.plan.keep_alive = c.keepAliveAfterExit ? 1 : 0
+            if let r = Self.argumentAreas {
+                arena.plan.scrub_start = (r.0, r.2)
+                arena.plan.scrub_end = (r.1, r.3)
+            }
 
             let started = ContinuousClock.now
             var pid: Int32 = 0, pidfd: Int32 = -1, used: UInt64 = 0

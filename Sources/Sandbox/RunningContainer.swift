@@ -25,6 +25,13 @@ public final class RunningContainer: Sendable {
     public static func start(
         _ configuration: ContainerConfiguration, hostNetworkAllowed: @Sendable () -> Bool
     ) async throws -> RunningContainer {
+        try await start(configuration, hostNetworkAllowed: hostNetworkAllowed, bpfOverride: nil)
+    }
+
+    /// `bpfOverride` lets unit tests install a hand-written filter independent of the policy code.
+    static func start(
+        _ configuration: ContainerConfiguration, hostNetworkAllowed: @Sendable () -> Bool, bpfOverride: [UInt8]?
+    ) async throws -> RunningContainer {
         let c = configuration
         if getuid() == 0 && !c.allowRoot {
             throw SandboxError(stage: "start", detail: "(refusing to run containers as root: run the agent as an unprivileged user, or pass --allow-root / allowRoot)")
@@ -37,10 +44,14 @@ public final class RunningContainer: Sendable {
             throw SandboxError(stage: "chdir", detail: "\(c.workingDirectory) (the working directory must be absolute)")
         }
         let bpf: [UInt8]?
-        do {
-            bpf = try c.seccomp.compile(capabilities: c.capabilities)
-        } catch {
-            throw SandboxError(stage: "seccomp profile", detail: "(\(error))")
+        if let override = bpfOverride {
+            bpf = override
+        } else {
+            do {
+                bpf = try c.seccomp.compile(capabilities: c.capabilities)
+            } catch {
+                throw SandboxError(stage: "seccomp profile", detail: "(\(error))")
+            }
         }
         let ids = try IDMapPlan.forCurrentUser(c)
         let plan = try SetupPlan(configuration: c, agentBinary: Self.agentBinaryPath())

@@ -143,7 +143,12 @@ final class ContainerCore: Sendable {
                 case 3:
                     var raw: Int32 = 0
                     let r = read(statusPipe, &raw, 4)
-                    if r == 4 { commandStatus = raw }
+                    if r == 4 {
+                        commandStatus = raw
+                        // The command is done: a kept-alive init must not be killed by a late timeout.
+                        deadline = nil
+                        killAt = nil
+                    }
                     if r == 4 || r == 0 || (r < 0 && errno != EINTR) { close(statusPipe); statusPipe = -1 }
                 case 4:
                     var st: Int32 = 0

@@ -6,15 +6,15 @@ import SandboxPolicy
 /// `agent exec`: one ad-hoc sandboxed command, like `bwrap` or `docker run`.
 ///
 /// Exit status: the command's (128 + signal when killed); 125 when the agent fails
-/// (bad flag, set-up failure) with `agent: <message>` on stderr; 127/126 when the command
-/// is not found / not executable, as Docker does.
+/// (set-up failure, refused as root) with `agent: <message>` on stderr; 127/126 when the
+/// command is not found / not executable, as Docker does; 64 for a bad flag (usage error).
 struct ExecCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec",
         abstract: "Run one command in a rootless container.",
         discussion: """
             Exit status: the command's (128+N if killed by signal N); 125 for an agent error; \
-            126/127 if the command is not executable / not found.
+            126/127 if the command is not executable / not found; 64 for a bad flag or value.
             """
     )
 
@@ -74,8 +74,14 @@ struct ExecCommand: AsyncParsableCommand {
 
     mutating func validate() throws {
         if command.first == "--" { command.removeFirst() }
-        guard !command.isEmpty else { throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]") }
-        _ = try makeConfiguration()
+        guard let first = command.first else { throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]") }
+        // Passthrough capture also swallows a mistyped option; never run it as a command.
+        if first.hasPrefix("-") { throw ValidationError("unknown option '\(first)' (the command goes after --)") }
+        do {
+            _ = try makeConfiguration()
+        } catch let e as ExecParsing.InvalidValue {
+            throw ValidationError(e.description)
+        }
     }
 
     func run() async throws {
@@ -87,6 +93,10 @@ struct ExecCommand: AsyncParsableCommand {
             let container = try await RunningContainer.start(c)
             if verbose { FileHandle.standardError.write(Data("agent: id mapping: \(Self.name(container.idMapping))\n".utf8)) }
             let result = await container.wait()
+            if verbose {
+                let ms = Double(result.duration.components.attoseconds) / 1e15 + Double(result.duration.components.seconds) * 1000
+                FileHandle.standardError.write(Data("agent: container ran \(String(format: "%.2f", ms)) ms (clone to exit), \(result.status)\n".utf8))
+            }
             if result.timedOut { FileHandle.standardError.write(Data("agent: timed out after \(timeout ?? "")\n".utf8)) }
             throw ExitCode(result.status.shellExitCode)
         } catch let e as SandboxError {
@@ -116,8 +126,18 @@ struct ExecCommand: AsyncParsableCommand {
             c.rootfs = .directory(FileManager.default.currentDirectoryPath + "/" + d)
         }
         c.readOnlyRoot = !rwRootfs
-        for b in binds { c.mounts.append(try ExecParsing.bind(b)) }
-        for t in tmpfs { c.mounts.append(try ExecParsing.tmpfs(t)) }
+        // Mounts apply in command-line order; fall back to binds-then-tmpfs if the raw
+        // arguments cannot be matched (e.g. when parsed from somewhere else).
+        let ordered = ExecParsing.orderedMountFlags(Array(CommandLine.arguments.dropFirst()))
+        if ordered.filter({ $0.flag == "--bind" }).map(\.value) == binds,
+           ordered.filter({ $0.flag == "--tmpfs" }).map(\.value) == tmpfs {
+            for (flag, value) in ordered {
+                c.mounts.append(flag == "--bind" ? try ExecParsing.bind(value) : try ExecParsing.tmpfs(value))
+            }
+        } else {
+            for b in binds { c.mounts.append(try ExecParsing.bind(b)) }
+            for t in tmpfs { c.mounts.append(try ExecParsing.tmpfs(t)) }
+        }
         guard let net = ContainerConfiguration.Network(rawValue: network) else {
             throw ValidationError("--network must be none or host, not '\(network)'")
         }

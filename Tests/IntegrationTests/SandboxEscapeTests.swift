@@ -118,9 +118,17 @@ import Testing
         p.standardInput = FileHandle.nullDevice
         try p.run()
         let running = await Self.eventually {
-            SandboxFixture.processes(containing: marker).count >= 3  // agent, init, sh
+            SandboxFixture.processes(containing: marker).count >= 2  // agent and sh (the init scrubs its copy of argv)
         }
         #expect(running)
+        // Root inside, but the host sees the container's shell under the agent's uid.
+        let shell = SandboxFixture.processes(containing: marker).filter { $0 != p.processIdentifier }
+        #expect(!shell.isEmpty)
+        for pid in shell {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let uids = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().map(String.init)
+            #expect(uids == Array(repeating: "\(Harness.user.uid)", count: 4), "\(pid): \(uids ?? [])")
+        }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let gone = await Self.eventually { SandboxFixture.processes(containing: marker).isEmpty }

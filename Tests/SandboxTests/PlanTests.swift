@@ -133,6 +133,13 @@ import Testing
         #expect(throws: ExecParsing.InvalidValue.self) { try ExecParsing.user("bob") }
     }
 
+    @Test func mountFlagsKeepCommandLineOrder() {
+        let args = ["exec", "--tmpfs", "/w", "--rootfs", "host", "--bind=/a:/w/a", "--tmpfs=/t", "--", "--bind", "x"]
+        let got = ExecParsing.orderedMountFlags(args)
+        #expect(got.map(\.flag) == ["--tmpfs", "--bind", "--tmpfs"])
+        #expect(got.map(\.value) == ["/w", "/a:/w/a", "/t"])
+    }
+
     @Test func capDropAllWithoutNames() throws {
         #expect(try ExecParsing.capabilities(drop: ["ALL"], add: []) == .empty)
         #expect(try ExecParsing.capabilities(drop: [], add: []) == .dockerDefault)

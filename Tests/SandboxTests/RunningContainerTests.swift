@@ -69,9 +69,13 @@ import Testing
         var cfg = Self.config("echo report > /out/r.xml")
         cfg.mounts = [.tmpfs("/out")]
         cfg.keepAliveAfterExit = true
+        // Expires while the caller reads the root: must not kill the kept-alive init.
+        cfg.timeout = .milliseconds(1500)
+        cfg.killGracePeriod = .milliseconds(10)
         let c = try await RunningContainer.start(cfg)
         let r = await c.wait()
         #expect(r.status == .exited(0))
+        try await Task.sleep(for: .milliseconds(2000))
         let root = try c.openRoot()
         defer { close(root) }
         let fd = openat(root, "out/r.xml", O_RDONLY | O_CLOEXEC)
@@ -112,6 +116,49 @@ import Testing
         task.cancel()
         let r = await task.value
         #expect(r.status == .signaled(SIGTERM))
+    }
+
+    /// The shim installs whatever BPF the parent hands it, last, with no_new_privs.
+    @Test func seccompFilterIsInstalledLast() async throws {
+        #if arch(x86_64)
+        let getppid: UInt32 = 110
+        #else
+        let getppid: UInt32 = 173
+        #endif
+        func insn(_ code: UInt16, _ jt: UInt8, _ jf: UInt8, _ k: UInt32) -> [UInt8] {
+            withUnsafeBytes(of: code) { Array($0) } + [jt, jf] + withUnsafeBytes(of: k) { Array($0) }
+        }
+        // ld nr; jeq getppid ? errno(EPERM) : allow
+        let bpf = insn(0x20, 0, 0, 0) + insn(0x15, 0, 1, getppid) + insn(0x06, 0, 0, 0x0005_0000 | 1) + insn(0x06, 0, 0, 0x7fff_0000)
+        let cfg = Self.config("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; python3 -c 'import os; print(os.getppid())' 2>&1 | tail -n1")
+        let c = try await RunningContainer.start(cfg, hostNetworkAllowed: { true }, bpfOverride: bpf)
+        let (out, _) = await Self.collect(c)
+        _ = await c.wait()
+        #expect(out.contains("Seccomp:\t2") && out.contains("NoNewPrivs:\t1"), "\(out)")
+        if FileManager.default.fileExists(atPath: "/usr/bin/python3") {
+            // os.getppid() does not raise: the filtered syscall's -1 comes straight through.
+            #expect(out.hasSuffix("\n-1\n"), "\(out)")
+        }
+    }
+
+    @Test func concurrentContainersKeepTheirOwnOutput() async throws {
+        let results = try await withThrowingTaskGroup(of: (Int, String, TerminationStatus).self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    let c = try await RunningContainer.start(Self.config("echo \(i); exit \(i)"))
+                    let (out, _) = await Self.collect(c)
+                    return (i, out, await c.wait().status)
+                }
+            }
+            var all: [(Int, String, TerminationStatus)] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        #expect(results.count == 8)
+        for (i, out, status) in results {
+            #expect(out == "\(i)\n")
+            #expect(status == .exited(Int32(i)))
+        }
     }
 
     @Test func setupFailureNamesTheStageAndLeavesNoProcess() async throws {

@@ -101,6 +101,10 @@ struct agent_sandbox_plan {
     char *scratch;             /* scratch buffer for paths */
     size_t scratch_len;
     int32_t keep_alive;        /* init waits for EOF on release_fd after the command exits */
+    /* The agent's argv and environment strings ([start, end) from /proc/self/stat): the
+       init zeroes its copy-on-write copy so /proc/1/cmdline shows nothing of the agent. */
+    uintptr_t scrub_start[2];
+    uintptr_t scrub_end[2];
 };
 
 /// A failure record the child writes to the error pipe.

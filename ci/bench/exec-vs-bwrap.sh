@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Container start-up cost: `agent exec` against bubblewrap (and rootless runc when it is
+# installed) on one busybox rootfs, as a non-root user, runs interleaved in one loop so
+# both see the same machine load. Prints medians and the agent/bwrap ratio.
+#   ci/bench/exec-vs-bwrap.sh            (N=200 runs each; N=50 ci/bench/... for fewer)
+# As root it creates/reuses the user `agentci` and runs everything through setpriv.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${N:-200}
+
+# A statically linked Swift runtime halves the agent's process start-up (dynamic relocation
+# of libswiftCore/Foundation dominates a 10 ms run); a separate build path keeps .build intact.
+build=(swift build -c release --static-swift-stdlib --build-path .build/bench-static)
+"${build[@]}" 2>&1 | tail -n 1
+work=$(mktemp -d /tmp/agent-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+install -m 0755 "$("${build[@]}" --show-bin-path)/agent" "$work/agent"
+ci/make-busybox-rootfs.sh "$work/rootfs" >/dev/null
+chmod 755 "$work"
+
+as_user=()
+if [ "$(id -u)" = 0 ]; then
+  user=${AGENT_BENCH_USER:-agentci}
+  id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
+  as_user=(setpriv "--reuid=$(id -u "$user")" "--regid=$(id -g "$user")" --clear-groups --)
+fi
+
+agent=("$work/agent" exec --rootfs "$work/rootfs" -- /bin/true)
+note="seccomp (project default profile) and capability dropping on"
+# Until the policy work lands, compiling the default profile is not implemented.
+if ! "${as_user[@]}" "${agent[@]}" 2>"$work/err"; then
+  if grep -q "not implemented" "$work/err"; then
+    agent=("$work/agent" exec --rootfs "$work/rootfs" --seccomp unconfined -- /bin/true)
+    note="seccomp OFF (profile compilation not available yet), capability dropping on"
+  else
+    cat "$work/err" >&2; exit 1
+  fi
+fi
+bwrap=(bwrap --unshare-all --die-with-parent --ro-bind "$work/rootfs" / --proc /proc --dev /dev --tmpfs /tmp /bin/true)
+
+# `auto` maps ids through newuidmap/newgidmap (two setuid helpers) when the user has
+# subordinate ranges; `single` writes one mapping line itself, as bwrap does.
+single=("${agent[@]:0:2}" --id-map single "${agent[@]:2}")
+# `agent --version` is the floor: the Swift process start-up without any container.
+cmds=("agent|${agent[*]}" "bwrap|${bwrap[*]}" "agent-single|${single[*]}" "agent-noop|$work/agent --version")
+for c in "${cmds[@]}"; do
+  "${as_user[@]}" ${c#*|} || { echo "failed: ${c#*|}" >&2; exit 1; }
+done
+if command -v runc >/dev/null; then
+  mkdir -p "$work/bundle" && (cd "$work/bundle" && runc spec --rootless)
+  python3 - "$work/bundle/config.json" "$work/rootfs" <<'PY'
+import json, sys
+p, root = sys.argv[1], sys.argv[2]
+c = json.load(open(p)); c["root"]["path"] = root; c["process"]["args"] = ["/bin/true"]; c["process"]["terminal"] = False
+json.dump(c, open(p, "w"))
+PY
+  chmod -R a+rX "$work/bundle"
+  cmds+=("runc|runc --root $work/runc-state run --bundle $work/bundle bench")
+fi
+
+# Interleaved timing loop: posix_spawn + waitpid, so the measuring overhead is tiny and equal.
+python3 - "$N" "${#as_user[@]}" "${as_user[@]}" "${cmds[@]}" <<'PY'
+import os, shlex, statistics, sys, time
+n, k = int(sys.argv[1]), int(sys.argv[2])
+prefix, specs = sys.argv[3:3 + k], sys.argv[3 + k:]
+cmds = [(s.split("|", 1)[0], prefix + shlex.split(s.split("|", 1)[1])) for s in specs]
+times = {name: [] for name, _ in cmds}
+devnull = os.open(os.devnull, os.O_RDWR)
+fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+for i in range(n + 5):
+    for name, argv in cmds:
+        t = time.perf_counter_ns()
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=fa)
+        _, st = os.waitpid(pid, 0)
+        dt = time.perf_counter_ns() - t
+        if st != 0:
+            sys.exit(f"{name} failed with status {st}")
+        if i >= 5:  # warm-up
+            times[name].append(dt / 1e6)
+for name, ts in times.items():
+    print(f"{name:12s} median {statistics.median(ts):7.2f} ms   p10 {sorted(ts)[len(ts)//10]:7.2f}   p90 {sorted(ts)[len(ts)*9//10]:7.2f}   (n={len(ts)})")
+base = statistics.median(times["bwrap"])
+print(f"agent/bwrap ratio: {statistics.median(times['agent']) / base:.2f}x (id-map auto)")
+print(f"agent-single/bwrap ratio: {statistics.median(times['agent-single']) / base:.2f}x (id-map single)")
+PY
+# The container alone (clone to exit, measured inside the agent) without the Swift process
+# start-up (dynamic loading, argument parsing), which dominates the end-to-end number.
+for i in $(seq 50); do "${as_user[@]}" "${agent[@]:0:2}" --verbose "${agent[@]:2}" 2>&1 | sed -n 's/.*container ran \([0-9.]*\) ms.*/\1/p'; done \
+  | sort -n | awk '{a[NR]=$1} END {printf "agent clone-to-exit (in-process) median %.2f ms (n=%d)\n", a[int((NR+1)/2)], NR}'
+echo "($note)"
