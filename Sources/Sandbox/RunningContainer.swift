@@ -48,7 +48,7 @@ public final class RunningContainer: Sendable {
             bpf = override
         } else {
             do {
-                bpf = try c.seccomp.compile(capabilities: c.capabilities)
+                bpf = try c.seccomp.compile(capabilities: c.capabilities, cacheDirectory: c.seccompCacheDirectory)
             } catch {
                 throw SandboxError(stage: "seccomp profile", detail: "(\(error))")
             }
