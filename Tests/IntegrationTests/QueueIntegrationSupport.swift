@@ -44,14 +44,17 @@ enum QueueIT {
                 chown(dir, Harness.user.uid, Harness.user.gid)
             }
             try Harness.write("", to: workspace + "/log", mode: 0o666)
+            // Job workspaces are copy-on-write, so the shared log is a read-write bind that
+            // the agents' policy allows.
+            try Harness.write(#"{"allowedBindSources": ["\#(workspace)"]}"#, to: scratch + "/policy.json")
         }
 
         deinit { try? FileManager.default.removeItem(atPath: scratch) }
 
         /// A job with one step that appends its id to the shared log (after `sleep` s).
         func appendingJob(_ id: String, sleep: Int = 0) -> String {
-            let cmd = (sleep > 0 ? "sleep \(sleep); " : "") + "echo \(id) >> /workspace/log"
-            return #"{"version": 1, "workspace": "\#(workspace)", "steps": [{"name": "append", "run": "\#(cmd)"}]}"#
+            let cmd = (sleep > 0 ? "sleep \(sleep); " : "") + "echo \(id) >> /shared/log"
+            return #"{"version": 1, "steps": [{"name": "append", "run": "\#(cmd)", "mounts": ["type=bind,source=\#(workspace),target=/shared,rw"]}]}"#
         }
 
         /// Writes `incoming/.id.json`, then renames it in (as producers must).
@@ -65,7 +68,8 @@ enum QueueIT {
             let log = scratch + "/agent-\(name).log"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             logs.append(log)
-            let p = Harness.process(["watch", root, "--agent-id", name, "--rescan-interval", "200ms"] + extra)
+            let p = Harness.process(["watch", root, "--agent-id", name, "--rescan-interval", "200ms",
+                                     "--policy", scratch + "/policy.json", "--state-dir", scratch + "/state"] + extra)
             p.standardInput = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle(forWritingAtPath: log)

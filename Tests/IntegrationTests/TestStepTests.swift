@@ -98,7 +98,7 @@ import Testing
         let f = try JobFixture("""
         {"version": 1, "id": "small", "steps": [
           {"name": "fill", "type": "test", "tmpfs": ["/scratch:size=1m"],
-           "run": "dd if=/dev/zero of=/scratch/big bs=1024 count=4096 2>&1 | tail -n 1; true"}
+           "run": "dd if=/dev/zero of=/scratch/big bs=1024 count=4096 2>&1 | head -n 1; true"}
         ]}
         """)
         let r = try await f.run()

@@ -51,6 +51,13 @@ public struct CacheUse: Codable, Sendable, Equatable {
         self.target = target
         self.readOnly = readOnly
     }
+
+    /// snake_case, like the rest of status.json.
+    enum CodingKeys: String, CodingKey {
+        case id, scope, sharing, new, target
+        case waitSeconds = "wait_seconds"
+        case readOnly = "read_only"
+    }
 }
 
 /// Refused because a cache or volume is in use (exit code 1 in the CLI).
