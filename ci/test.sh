@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 PKGS=(libseccomp-dev libcap-dev libarchive-dev pkg-config bubblewrap busybox-static
-      libxml2-utils uidmap ccache util-linux iproute2)
+      libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -101,8 +101,8 @@ timed() { # timed JOB -> seconds on stdout
   local t0 t1
   t0=$(date +%s.%N)
   if ! "${run_as[@]}" env XDG_STATE_HOME="$XDG_STATE_HOME" AGENT_POLICY="$AGENT_POLICY" HOME="$WORK" \
-       "$AGENT" run-job --progress plain --output "$WORK/results/$run" "$WORK/$1.json" > "$WORK/run-$run.log" 2>&1; then
-    echo "run $run ($1) failed:" >&2; tail -n 30 "$WORK/run-$run.log" >&2; exit 1
+       "$AGENT" run-job --progress plain --force --output "$WORK/results/$1" "$WORK/$1.json" > "$WORK/run-$1.log" 2>&1; then
+    echo "run $run ($1) failed:" >&2; tail -n 30 "$WORK/run-$1.log" >&2; exit 1
   fi
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l

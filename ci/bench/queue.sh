@@ -28,7 +28,8 @@ RUN_AS=()
 if [ "$(id -u)" = 0 ]; then
   user=${AGENT_TEST_USER:-agentci}
   id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
-  RUN_AS=(setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --clear-groups --)
+  RUN_AS=(setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --clear-groups --
+          env "HOME=$(getent passwd "$user" | cut -d: -f6)")
 fi
 "${RUN_AS[@]}" "$work/agent" watch --check "$work/probe" >/dev/null \
   || { echo "agent watch has no job runner in this build (exit 3): nothing to measure" >&2; exit 3; }

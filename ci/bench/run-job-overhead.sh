@@ -22,7 +22,9 @@ as_user=()
 if [ "$(id -u)" = 0 ]; then
   user=${AGENT_BENCH_USER:-agentci}
   id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
-  as_user=(setpriv "--reuid=$(id -u "$user")" "--regid=$(id -g "$user")" --clear-groups --)
+  # The user's own HOME: the compiled seccomp filter is cached under ~/.cache/agent.
+  as_user=(setpriv "--reuid=$(id -u "$user")" "--regid=$(id -g "$user")" --clear-groups --
+           env "HOME=$(getent passwd "$user" | cut -d: -f6)")
   chown -R "$user" "$work"
 fi
 
