@@ -180,4 +180,15 @@ import Testing
         let errors = (status["artifacts"] as? [String: Any])?["errors"] as? [String] ?? []
         #expect(errors.contains { $0.contains("100000") || $0.contains("budget") }, "\(errors)")
     }
+
+    @Test func artifactPatternLeavingTheWorkspaceIsRefusedBeforeAnythingRuns() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "dotdot", "steps": [{"name": "build", "run": "true"}],
+         "artifacts": [{"name": "escape", "paths": ["../secrets/*"]}]}
+        """)
+        let r = try await f.run()
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("artifacts[0].paths[0]"))
+        #expect(!FileManager.default.fileExists(atPath: f.results))
+    }
 }
