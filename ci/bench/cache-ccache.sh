@@ -94,13 +94,14 @@ job bind "type=bind,source=$WORK/ccache-bind,target=/ccache,rw"
 chmod -R a+rwX "$WORK"
 [ "${#run_as[@]}" -gt 0 ] && chown -R "$(id -u "$user"):$(id -g "$user")" "$WORK"
 
+mkdir -p "$WORK/home"; chmod 777 "$WORK/home"
 export XDG_STATE_HOME="$WORK/state" AGENT_POLICY="$WORK/policy.json"
 run=0
 timed() { # timed JOB -> seconds on stdout
   run=$((run + 1))
   local t0 t1
   t0=$(date +%s.%N)
-  if ! "${run_as[@]}" env XDG_STATE_HOME="$XDG_STATE_HOME" AGENT_POLICY="$AGENT_POLICY" HOME="$WORK" \
+  if ! "${run_as[@]}" env XDG_STATE_HOME="$XDG_STATE_HOME" AGENT_POLICY="$AGENT_POLICY" HOME="$WORK/home" \
        "$AGENT" run-job --progress plain --force --output "$WORK/results/$1" "$WORK/$1.json" > "$WORK/run-$1.log" 2>&1; then
     echo "run $run ($1) failed:" >&2; tail -n 30 "$WORK/run-$1.log" >&2; exit 1
   fi

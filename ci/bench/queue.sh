@@ -49,13 +49,20 @@ def start(root, concurrency):
     os.chmod(root, 0o777); os.chmod(root + "/incoming", 0o777)
     p = subprocess.Popen(agent + ["watch", root, "--concurrency", str(concurrency), "--log-format", "json"],
                          stderr=open(root + ".log", "w"))
+    running.append(p)
     for _ in range(500):
         if os.path.isdir(root + "/done"): break
         time.sleep(0.01)
     return p
 
+running = []
+
 def stop(p):
     p.send_signal(signal.SIGTERM); p.wait(timeout=600)
+
+import atexit
+# A failed measurement must not leave an agent behind (it would hold the caller's pipes).
+atexit.register(lambda: [q.kill() for q in running if q.poll() is None])
 
 def enqueue(root, name):
     tmp = f"{root}/incoming/.{name}.json"
@@ -72,8 +79,8 @@ def step_start(result):
     st = json.load(open(result + "/status.json"))
     candidates = []
     for step in st.get("steps", [])[:1]:
-        candidates += [step.get(k) for k in ("started", "startedAt", "startTime", "start")]
-    candidates += [st.get(k) for k in ("started", "startedAt", "startTime", "start")]
+        candidates += [step.get(k) for k in ("started_at", "started", "startedAt", "startTime", "start")]
+    candidates += [st.get(k) for k in ("started_at", "started", "startedAt", "startTime", "start")]
     for c in candidates:
         if isinstance(c, str): return parse_time(c)
         if isinstance(c, (int, float)): return float(c) / (1000 if c > 1e11 else 1)
