@@ -126,7 +126,7 @@ struct StepExecutor {
         } catch let e as SandboxError {
             // The overlay could not be mounted (e.g. the state folder's filesystem can't be
             // an upper layer): fall back to a private copy of the workspace and retry once.
-            if e.stage.contains("overlay") || (e.detail ?? "").contains("/workspace") && workspace.mode == .overlay {
+            if workspace.mode == .overlay && (e.stage + " " + (e.detail ?? "")).contains("overlay") {
                 if (try? workspace.fallBackToCopy()) != nil {
                     progress.warning("overlayfs is not available (\(e)); using a copy of the workspace")
                     return await run(timeout: timeout, jobDeadlineBound: jobDeadlineBound, extraMounts: extraMounts, secretEnv: secretEnv)
