@@ -135,6 +135,28 @@ extension CacheStore {
         return report
     }
 
+    /// True when the last measured sizes are exact and within `budget` (see `CacheGC.runIfNeeded`);
+    /// reads only meta.json files and probes use locks, never walks cache data. Any doubt: false.
+    func provablyWithinBudget(_ budget: UInt64) -> Bool {
+        let fm = FileManager.default
+        if let trashed = try? fm.contentsOfDirectory(atPath: state.trash), !trashed.isEmpty { return false }
+        var total: UInt64 = 0
+        for s in ((try? fm.contentsOfDirectory(atPath: state.caches)) ?? []) where !s.hasPrefix(".") {
+            let dir = state.caches + "/" + s
+            for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
+                let entry = dir + "/" + name
+                // `list` skips an entry without readable metadata; so does this.
+                guard let meta = AtomicJSON.read(CacheMetadata.self, from: entry + "/meta.json") else { continue }
+                guard let size = meta.sizeBytes, let measured = meta.measured, measured > meta.lastUsed,
+                      !isInUse(scope: meta.scope, id: meta.id) else { return false }
+                let (sum, overflow) = total.addingReportingOverflow(size)
+                if overflow { return false }
+                total = sum
+            }
+        }
+        return total <= budget
+    }
+
     /// Finishes deletions an earlier, interrupted prune left in the trash.
     func emptyTrash() async {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: state.trash)) ?? [] {
@@ -174,6 +196,19 @@ public enum CacheGC {
     @discardableResult
     public static func run(state: StateDirectory, budgetBytes: UInt64? = nil) async throws -> PruneReport {
         try await CacheStore(state: state).prune(PruneOptions(keepBytes: budgetBytes ?? defaultBudget(state: state)))
+    }
+
+    /// `run`, unless the last measured sizes already prove there is nothing to do: the trash
+    /// is empty and every cache was measured after it was last used (so its size is still
+    /// exact), none is in use, and together they are within the budget. Then `run` would
+    /// delete nothing, and skipping it saves walking every cache's files after every job.
+    /// Returns nil when skipped.
+    @discardableResult
+    public static func runIfNeeded(state: StateDirectory, budgetBytes: UInt64? = nil) async throws -> PruneReport? {
+        let budget = budgetBytes ?? defaultBudget(state: state)
+        let store = CacheStore(state: state)
+        if store.provablyWithinBudget(budget) { return nil }
+        return try await store.prune(PruneOptions(keepBytes: budget))
     }
 }
 

@@ -114,11 +114,20 @@ extension JobRunner {
         try results.write(Data(secrets.redact(xml).utf8), to: "junit.xml")
     }
 
-    /// Automatic cache GC by the policy's budget, never touching a cache in use.
-    func afterJob() async {
+    /// Automatic cache GC by the policy's budget, never touching a cache in use. A job that
+    /// mounted no cache skips the measuring walk when the recorded sizes prove nothing is over
+    /// budget (`CacheGC.runIfNeeded`); a job that used a cache always measures.
+    func afterJob(job: JobSpec?) async {
         let state = StateDirectory(root: options.stateDirectory)
         let budget = CacheGC.budget(keepBytes: options.policy.cache.keepBytes,
                                     keepPercentOfDisk: options.policy.cache.keepPercentOfDisk, state: state)
-        _ = try? await CacheGC.run(state: state, budgetBytes: budget)
+        let usedCache = job.map { j in
+            j.steps.contains { s in s.mounts.contains { if case .cache = $0 { return true } else { return false } } }
+        } ?? true
+        if usedCache {
+            _ = try? await CacheGC.run(state: state, budgetBytes: budget)
+        } else {
+            _ = try? await CacheGC.runIfNeeded(state: state, budgetBytes: budget)
+        }
     }
 }

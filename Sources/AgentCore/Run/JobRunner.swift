@@ -197,7 +197,7 @@ public final class JobRunner: JobExecuting, Sendable {
             results.discard()
         }
         await workspace.remove()
-        await afterJob()
+        await afterJob(job: job)
         if let commitError {
             return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: commitError)
         }

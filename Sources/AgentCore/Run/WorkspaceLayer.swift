@@ -107,6 +107,9 @@ public enum RootlessRemove {
     public static func remove(_ path: String) async {
         let fm = FileManager.default
         guard fm.fileExists(atPath: path) else { return }
+        // One pass with *at calls (owned folders made writable on the way, symlinks never
+        // followed); anything it could not delete goes the slower ways below.
+        if (try? FileTree.removeTree(path)) == true, !fm.fileExists(atPath: path) { return }
         makeWritable(path)
         if (try? fm.removeItem(atPath: path)) != nil { return }
         // Fall back: a container with the directory bound read-write runs rm -rf.
