@@ -1,4 +1,5 @@
 import Foundation
+import Sandbox
 import Synchronization
 
 /// Fans progress events out to the renderer (if any) and remembers warnings for status.json.
@@ -55,4 +56,3 @@ final class JobLog: Sendable {
     }
 }
 
-import Sandbox

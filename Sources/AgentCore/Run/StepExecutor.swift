@@ -215,7 +215,8 @@ struct StepExecutor {
         do {
             let rootFD = try container.openRoot()
             defer { close(rootFD) }
-            let files = ContainerFiles.glob(rootFD: rootFD, patterns: step.reports, base: "/workspace")
+            let files = try ContainerFiles.glob(rootFD: rootFD, rootPath: "/proc/\(container.pid)/root",
+                                               patterns: step.reports, base: "/workspace")
             return (files.map { JUnitParser.parse(data: $0.data, file: $0.path) }, files.count, nil)
         } catch {
             return ([], 0, "could not read reports: \(error)")
