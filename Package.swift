@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // The agent: a rootless CI build agent. Small targets, one job each:
 //   CAgentSandbox  C shim that owns the child from clone to exec (raw syscalls only)
+//   AgentSupport   text, path and thread helpers (the agent links FoundationEssentials only)
 //   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, agent policy
 //   Sandbox        container configuration and the async run API (Swift side of the shim)
 //   AgentCore      jobs, mounts, caches, secrets, reports, artifacts, queue
@@ -23,15 +24,17 @@ let package = Package(
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .target(name: "CAgentSandbox"),
+        // Text, path and thread helpers every module shares (FoundationEssentials lacks them).
+        .target(name: "AgentSupport"),
         .target(
             name: "SandboxPolicy",
-            dependencies: ["CSeccomp", "CCap", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["AgentSupport", "CSeccomp", "CCap", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "Sandbox", dependencies: ["CAgentSandbox", "SandboxPolicy"]),
+        .target(name: "Sandbox", dependencies: ["AgentSupport", "CAgentSandbox", "SandboxPolicy"]),
         .target(
             name: "AgentCore",
             dependencies: [
-                "Sandbox", "SandboxPolicy", "CArchive", "CAgentSandbox",
+                "AgentSupport", "Sandbox", "SandboxPolicy", "CArchive", "CAgentSandbox",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -39,13 +42,14 @@ let package = Package(
         .executableTarget(
             name: "agent",
             dependencies: [
-                "AgentCore", "Sandbox", "SandboxPolicy",
+                "AgentCore", "AgentSupport", "Sandbox", "SandboxPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "AgentSupportTests", dependencies: ["AgentSupport"]),
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore"]),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentSupport"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxPolicy"]),
         // Runs the built `agent` binary as an unprivileged user (see ci/test.sh).
         .testTarget(name: "IntegrationTests", dependencies: []),

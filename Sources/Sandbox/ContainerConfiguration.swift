@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import SandboxPolicy
 
 /// Everything the parent needs to start one container, as a value.

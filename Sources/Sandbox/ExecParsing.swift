@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import SandboxPolicy
 
 /// Parsers for `agent exec` flag values (pure; the CLI wraps their errors as usage errors).

@@ -1,5 +1,7 @@
 import CAgentSandbox
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// A range of subordinate ids from `/etc/subuid` or `/etc/subgid`.
 public struct SubordinateRange: Sendable, Equatable {
@@ -115,7 +117,7 @@ struct IDMapPlan: Sendable, Equatable {
         guard fd >= 0 else { throw SandboxError(stage: file, errno: errno) }
         defer { close(fd) }
         let n = text.withCString { write(fd, $0, strlen($0)) }
-        if n < 0 { throw SandboxError(stage: file, errno: errno, detail: "(\(text.trimmingCharacters(in: .whitespacesAndNewlines)))") }
+        if n < 0 { throw SandboxError(stage: file, errno: errno, detail: "(\(text.trimmingWhitespaceAndNewlines()))") }
     }
 
     /// A running helper whose stderr is captured for the error message.
@@ -136,7 +138,7 @@ struct IDMapPlan: Sendable, Equatable {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             if status == 0 { return nil }
-            let msg = String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let msg = String(decoding: out, as: UTF8.self).trimmingWhitespaceAndNewlines()
             return "(\(name) failed with status \(status >> 8)\(msg.isEmpty ? "" : ": " + msg))"
         }
     }
@@ -160,8 +162,8 @@ struct IDMapPlan: Sendable, Equatable {
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
-            throw SandboxError(stage: (path as NSString).lastPathComponent, errno: rc)
+            throw SandboxError(stage: path.lastPathComponent, errno: rc)
         }
-        return Helper(pid: pid, stderrFD: fds[0], name: (path as NSString).lastPathComponent)
+        return Helper(pid: pid, stderrFD: fds[0], name: path.lastPathComponent)
     }
 }

@@ -1,5 +1,7 @@
 import CAgentSandbox
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Starts one container on its supervisor thread: pipes, plan, clone (through the shim's
 /// spawner thread), id maps, the sync byte, then the error pipe, which reads EOF once the

@@ -1,5 +1,7 @@
 import CAgentSandbox
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Owns the C memory of one `agent_sandbox_plan`: every string, array and scratch buffer
 /// the child reads after `clone`. Everything is allocated here, in the parent, because the

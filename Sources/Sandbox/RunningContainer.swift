@@ -1,5 +1,7 @@
 import CAgentSandbox
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import SandboxPolicy
 
 /// A started container. Obtain one with `RunningContainer.start(_:)`.
@@ -56,11 +58,13 @@ public final class RunningContainer: Sendable {
         let ids = try IDMapPlan.forCurrentUser(c)
         let plan = try SetupPlan(configuration: c, agentBinary: Self.agentBinaryPath())
         return try await withCheckedThrowingContinuation { cont in
-            let thread = Thread {
-                Launcher(configuration: c, ids: ids, plan: plan, bpf: bpf).run(cont)
+            do {
+                try startDetachedThread {
+                    Launcher(configuration: c, ids: ids, plan: plan, bpf: bpf).run(cont)
+                }
+            } catch {
+                cont.resume(throwing: SandboxError(stage: "thread", errno: (error as? ThreadStartError)?.errno ?? EAGAIN))
             }
-            thread.name = "agent-container"
-            thread.start()
         }
     }
 

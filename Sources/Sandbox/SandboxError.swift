@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// A failure to set up or supervise a container. Names the stage that failed, e.g.
 /// `sandbox setup failed at pivot_root: Operation not permitted`.

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// One set-up step the shim performs inside the new root, as a Swift value.
 /// `SetupPlan` lists them in order; `PlanArena` turns them into C structs.
@@ -153,10 +155,11 @@ struct SetupPlan: Sendable, Equatable {
             guard source.hasPrefix("/") else {
                 throw SandboxError(stage: "mount \(m.target)", detail: "(bind source \(source) must be an absolute path)")
             }
-            var isDir: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: source, isDirectory: &isDir)
+            // A source that is not a directory (or does not exist yet: the shim reports that
+            // at its stage) is bound onto a file target.
+            var st = stat()
             var flags: UInt32 = ro ? SetupOp.readOnly : 0
-            if exists && !isDir.boolValue { flags |= SetupOp.file }
+            if stat(source, &st) == 0 && (st.st_mode & S_IFMT) != S_IFDIR { flags |= SetupOp.file }
             return SetupOp(kind: .bind, flags: flags, source: source, target: t)
         case .tmpfs(let size, let mode):
             var data = "mode=" + String(mode, radix: 8)

@@ -1,5 +1,7 @@
 import CAgentSandbox
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Turns the shim's `{stage, op, errno}` record into a `SandboxError` that names the step.
 enum ShimFailure {

@@ -1,5 +1,7 @@
 import CAgentSandbox
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// The parent's end of one container: descriptors, state shared between the supervisor

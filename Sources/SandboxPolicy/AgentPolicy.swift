@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// What jobs on this agent may do at most: the capabilities containers may keep, the
 /// seccomp profile, host network, which host paths steps may bind, and resource budgets.

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 // Reading and writing the agent policy's JSON. The reader goes through `JSONValue` so
 // each error names the exact key (`cache.keepPercentOfDisk`) and the file.
@@ -16,7 +18,7 @@ extension AgentPolicy {
         do {
             document = try JSONValue.parse(jsonData)
         } catch {
-            throw PolicyError(file: file, key: nil, problem: "not valid JSON")
+            throw PolicyError(file: file, key: nil, problem: "not valid JSON: \(error)")
         }
         try self.init(document: document, file: file, baseDirectory: baseDirectory)
     }
@@ -109,22 +111,7 @@ extension AgentPolicy: Codable {
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
-        try container.encode(try JSONDecoder().decode(JSONValue.self, from: Data(jsonText.utf8)))
+        try container.encode(try JSONValue.parse(Array(jsonText.utf8)))
     }
 }
 
-extension JSONValue: Encodable {
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .null: try container.encodeNil()
-        case .bool(let b): try container.encode(b)
-        case .unsigned(let n): try container.encode(n)
-        case .signed(let n): try container.encode(n)
-        case .double(let d): try container.encode(d)
-        case .string(let s): try container.encode(s)
-        case .array(let items): try container.encode(items)
-        case .object(let fields): try container.encode(fields)
-        }
-    }
-}

@@ -1,5 +1,7 @@
 import CCap
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// A set of Linux capabilities as a 64-bit mask (bit N = capability number N).
 ///
@@ -47,7 +49,7 @@ public struct CapabilitySet: Sendable, Hashable {
     /// `/proc/sys/kernel/cap_last_cap`, else what libcap probed (`cap_max_bits() - 1`).
     public static let lastCapability: Int = {
         if let text = try? String(contentsOfFile: "/proc/sys/kernel/cap_last_cap", encoding: .utf8),
-           let last = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), (0..<64).contains(last) {
+           let last = Int(text.trimmingWhitespaceAndNewlines()), (0..<64).contains(last) {
             return last
         }
         return max(0, min(63, Int(cap_max_bits()) - 1))
@@ -99,7 +101,7 @@ public struct CapabilitySet: Sendable, Hashable {
 
     /// The capability number of `name` (`CAP_CHOWN`, `chown`, `Cap_Chown`), via libcap.
     public static func number(of name: String) throws -> Int {
-        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        let trimmed = name.trimmingWhitespace()
         // libcap also accepts bare numbers; a policy should say what it means by name.
         guard !trimmed.isEmpty, !trimmed.allSatisfy(\.isNumber) else { throw CapabilityError.unknownName(name) }
         var lower = trimmed.lowercased()
@@ -120,7 +122,7 @@ public struct CapabilitySet: Sendable, Hashable {
     }
 
     private static func isAll(_ name: String) -> Bool {
-        name.trimmingCharacters(in: .whitespaces).uppercased() == "ALL"
+        name.trimmingWhitespace().uppercased() == "ALL"
     }
 }
 

@@ -1,5 +1,7 @@
 import Crypto
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Compiles profiles once and keeps the programs: in memory for the life of the process,

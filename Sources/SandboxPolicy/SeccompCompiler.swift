@@ -1,5 +1,7 @@
 import CSeccomp
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// A compiled filter: the raw `struct sock_filter[]` the kernel loads, plus what the
 /// compiler decided along the way (for `agent debug seccomp` and tests).

@@ -1,5 +1,7 @@
 import CSeccomp
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Facts about the running machine that decide which rules of a profile apply:
 /// the native seccomp architecture, the kernel version, and the libseccomp version.

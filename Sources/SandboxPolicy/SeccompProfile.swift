@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// A seccomp profile in Docker's JSON format (the format of moby's `profiles/seccomp`),
 /// parsed and validated but not yet compiled. See `SeccompProfile(json:)` for the reader and

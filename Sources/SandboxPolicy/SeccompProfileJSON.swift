@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 // Reading and writing Docker's seccomp JSON. Every error names the JSON path that is wrong,
 // because a profile is hand-edited text and "invalid profile" alone is useless.
@@ -18,7 +20,7 @@ extension SeccompProfile {
         do {
             document = try JSONValue.parse(jsonData)
         } catch {
-            throw SeccompError(message: "seccomp profile: not valid JSON: \(Self.describe(error))")
+            throw SeccompError(message: "seccomp profile: not valid JSON: \(error)")
         }
         let fail: @Sendable (String, String) -> any Error = { SeccompError.at($0, $1) }
         let root = try JSONObjectReader(document, path: "", fail: fail)
@@ -150,12 +152,6 @@ extension SeccompProfile {
         }
     }
 
-    private static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            return context.underlyingError.map { "\($0.localizedDescription)" } ?? context.debugDescription
-        }
-        return "\(error)"
-    }
 }
 
 extension SeccompProfile {
@@ -215,19 +211,5 @@ extension JSONValue {
         }
     }
 
-    private static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    private static func quote(_ s: String) -> String { jsonQuoted(s) }
 }

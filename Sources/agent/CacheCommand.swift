@@ -1,6 +1,8 @@
 import AgentCore
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `agent cache`: list, prune, export and import the persistent caches of step mounts.
 /// Exit codes: 0 ok, 1 refused (a cache in use), 2 usage or invalid input, 3 other failures.
@@ -33,18 +35,18 @@ func storeCommand(_ name: String, _ body: () async throws -> Void) async throws 
     do {
         try await body()
     } catch let e as InUseError {
-        FileHandle.standardError.write(Data("agent \(name): refused: \(e)\n".utf8))
+        printToStandardError("agent \(name): refused: \(e)\n")
         throw ExitCode(1)
     } catch let e as CacheInputError {
-        FileHandle.standardError.write(Data("agent \(name): \(e)\n".utf8))
+        printToStandardError("agent \(name): \(e)\n")
         throw ExitCode(2)
     } catch let e as CacheArchiveError {
-        FileHandle.standardError.write(Data("agent \(name): \(e)\n".utf8))
+        printToStandardError("agent \(name): \(e)\n")
         throw ExitCode(2)
     } catch let e as ExitCode {
         throw e
     } catch {
-        FileHandle.standardError.write(Data("agent \(name): \(error)\n".utf8))
+        printToStandardError("agent \(name): \(error)\n")
         throw ExitCode(3)
     }
 }
@@ -53,7 +55,7 @@ func printJSON<T: Encodable>(_ value: T) throws {
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     enc.dateEncodingStrategy = .iso8601
-    FileHandle.standardOutput.write(try enc.encode(value) + Data("\n".utf8))
+    writeAll(STDOUT_FILENO, try enc.encode(value) + Data("\n".utf8))
 }
 
 func ago(_ date: Date) -> String {
@@ -115,7 +117,7 @@ struct CachePrune: AsyncParsableCommand {
             if json { try printJSON(report); return }
             for c in report.removed { print("removed \(c.scope)/\(c.id) (\(ByteSize.format(c.sizeBytes)))") }
             for c in report.skippedInUse { print("skipped \(c.scope)/\(c.id): in use") }
-            for f in report.failures { FileHandle.standardError.write(Data("agent cache prune: \(f)\n".utf8)) }
+            for f in report.failures { printToStandardError("agent cache prune: \(f)\n") }
             print("freed \(ByteSize.format(report.freedBytes)), kept \(ByteSize.format(report.keptBytes))")
             if !report.failures.isEmpty { throw ExitCode(3) }
         }
@@ -148,7 +150,7 @@ struct CacheExport: AsyncParsableCommand {
     func run() async throws {
         try await storeCommand("cache export") {
             let n = try await CacheStore(state: try state.open()).export(scope: scope, id: id, to: output)
-            FileHandle.standardError.write(Data("exported \(n) entries to \(output)\n".utf8))
+            printToStandardError("exported \(n) entries to \(output)\n")
         }
     }
 }
@@ -166,7 +168,7 @@ struct CacheImport: AsyncParsableCommand {
     func run() async throws {
         try await storeCommand("cache import") {
             let n = try await CacheStore(state: try state.open()).importArchive(scope: scope, id: id, from: archive)
-            FileHandle.standardError.write(Data("imported \(n) entries into \(scope)/\(id)\n".utf8))
+            printToStandardError("imported \(n) entries into \(scope)/\(id)\n")
         }
     }
 }
@@ -190,10 +192,10 @@ struct CacheHold: AsyncParsableCommand {
             let store = CacheStore(state: try state.open())
             let noWait = self.noWait
             let lease = try await store.acquire(cache, scope: scope) { message in
-                FileHandle.standardError.write(Data("\(message)\n".utf8))
-                if noWait { Foundation.exit(1) }
+                printToStandardError("\(message)\n")
+                if noWait { Glibc.exit(1) }
             }
-            FileHandle.standardOutput.write(Data("held \(lease.hostPath)\n".utf8))
+            printToStandardOutput("held \(lease.hostPath)\n")
             try await Task.sleep(for: .seconds(seconds ?? 1_000_000_000))
             lease.release()
         }

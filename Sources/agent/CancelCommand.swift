@@ -1,6 +1,8 @@
 import AgentCore
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `agent cancel JOBS_DIR ID`: cancel a queued or running job.
 /// Exit codes: 0 cancelled (queued) or requested (running), 1 no such job, 2 bad input.

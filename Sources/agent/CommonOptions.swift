@@ -1,6 +1,8 @@
 import AgentCore
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import SandboxPolicy
 
 /// Options every job-running command shares: where state lives, which policy applies.
@@ -44,7 +46,7 @@ struct CommonOptions: ParsableArguments {
 /// The agent is built to run as an ordinary user; as root it refuses unless told.
 func refuseRoot(_ allowed: Bool) throws {
     if getuid() == 0 && !allowed {
-        FileHandle.standardError.write(Data("agent: refusing to run as root; run as an unprivileged user, or pass --allow-root (container root then maps to an unprivileged range)\n".utf8))
+        printToStandardError("agent: refusing to run as root; run as an unprivileged user, or pass --allow-root (container root then maps to an unprivileged range)\n")
         throw ExitCode(2)
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import AgentCore
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `agent debug collect-artifacts`: runs the artifact collector on a folder, outside any
 /// job, for `ci/bench/artifacts.sh`. Exit 0 collected, 1 collection failed (errors
@@ -40,7 +42,7 @@ struct DebugCollectCommand: AsyncParsableCommand {
             do {
                 _ = try GlobPattern(pattern)
             } catch {
-                FileHandle.standardError.write(Data("agent: \(error)\n".utf8))
+                printToStandardError("agent: \(error)\n")
                 throw ExitCode(2)
             }
         }
@@ -54,10 +56,10 @@ struct DebugCollectCommand: AsyncParsableCommand {
                                           strategy: copyStrategy)
         let result = await collector.collect([rule], jobSucceeded: true)
         for warning in result.warnings {
-            FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
+            printToStandardError("warning: \(warning)\n")
         }
         for error in result.errors {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            printToStandardError("error: \(error)\n")
         }
         print("collected \(result.files) files, \(result.bytes) bytes")
         if !result.succeeded { throw ExitCode(1) }

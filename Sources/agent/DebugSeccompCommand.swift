@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import SandboxPolicy
 
 /// `agent debug seccomp PROFILE|default [--cap NAME ...]`: compiles a seccomp profile and
@@ -35,7 +37,7 @@ struct DebugSeccompCommand: AsyncParsableCommand {
         } catch let error as ExitCode {
             throw error
         } catch {
-            FileHandle.standardError.write(Data("agent: \(error)\n".utf8))
+            printToStandardError("agent: \(error)\n")
             throw ExitCode(125)
         }
     }
@@ -107,5 +109,5 @@ struct DebugSeccompCommand: AsyncParsableCommand {
         return seconds.count % 2 == 1 ? seconds[mid] : (seconds[mid - 1] + seconds[mid]) / 2
     }
 
-    private static func fmt(_ value: Double) -> String { String(format: "%.3f", value) }
+    private static func fmt(_ value: Double) -> String { fixedPoint(value, decimals: 3) }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Sandbox
 import SandboxPolicy
 
@@ -91,16 +93,16 @@ struct ExecCommand: AsyncParsableCommand {
         }
         do {
             let container = try await RunningContainer.start(c)
-            if verbose { FileHandle.standardError.write(Data("agent: id mapping: \(Self.name(container.idMapping))\n".utf8)) }
+            if verbose { printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n") }
             let result = await container.wait()
             if verbose {
                 let ms = Double(result.duration.components.attoseconds) / 1e15 + Double(result.duration.components.seconds) * 1000
-                FileHandle.standardError.write(Data("agent: container ran \(String(format: "%.2f", ms)) ms (clone to exit), \(result.status)\n".utf8))
+                printToStandardError("agent: container ran \(fixedPoint(ms, decimals: 2)) ms (clone to exit), \(result.status)\n")
             }
-            if result.timedOut { FileHandle.standardError.write(Data("agent: timed out after \(timeout ?? "")\n".utf8)) }
+            if result.timedOut { printToStandardError("agent: timed out after \(timeout ?? "")\n") }
             throw ExitCode(result.status.shellExitCode)
         } catch let e as SandboxError {
-            FileHandle.standardError.write(Data("agent: \(e)\n".utf8))
+            printToStandardError("agent: \(e)\n")
             if e.isExecFailure { throw ExitCode(e.errno == ENOENT ? 127 : 126) }
             throw ExitCode(125)
         }
@@ -115,8 +117,8 @@ struct ExecCommand: AsyncParsableCommand {
     }
 
     static func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("agent: \(message)\n".utf8))
-        Foundation.exit(125)
+        printToStandardError("agent: \(message)\n")
+        Glibc.exit(125)
     }
 
     func makeConfiguration() throws -> ContainerConfiguration {

@@ -1,6 +1,8 @@
 import AgentCore
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `agent queue`: inspect a queue directory.
 struct QueueCommand: AsyncParsableCommand {
@@ -25,8 +27,7 @@ struct QueueStatusCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: jobsDir, isDirectory: &isDir), isDir.boolValue else {
+        guard isDirectory(atPath: jobsDir) else {
             fail("\(jobsDir): no such directory", code: 2)
         }
         let report = QueueStatusReport(layout: QueueLayout(root: jobsDir))

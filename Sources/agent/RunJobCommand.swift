@@ -1,6 +1,8 @@
 import AgentCore
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `agent run-job JOB.json`: runs one job and writes its results folder.
 ///
@@ -62,10 +64,10 @@ struct RunJobCommand: AsyncParsableCommand {
         let outcome = await task.value
         watcher.cancel()
         if let message = outcome.message, outcome.exitCode == 2 || outcome.exitCode == 3 {
-            FileHandle.standardError.write(Data("agent: \(message)\n".utf8))
+            printToStandardError("agent: \(message)\n")
         }
         if let path = outcome.resultsPath, mode != .json {
-            FileHandle.standardError.write(Data("agent: results in \(path)\n".utf8))
+            printToStandardError("agent: results in \(path)\n")
         }
         throw ExitCode(outcome.exitCode)
     }

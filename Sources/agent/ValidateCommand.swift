@@ -1,6 +1,8 @@
 import AgentCore
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `agent validate JOB.json [--json]`: checks a job file without running anything.
 ///
@@ -25,7 +27,7 @@ struct ValidateCommand: AsyncParsableCommand {
             let spec = try JobParser.parse(fileAt: job)
             print(json ? Self.jsonSummary(spec) : Self.summary(spec, file: job))
         } catch let error as JobValidationError {
-            FileHandle.standardError.write(Data("agent: \(error)\n".utf8))
+            printToStandardError("agent: \(error)\n")
             if json {
                 var o = "{\"valid\":false,\"file\":\(Self.quoted(error.file ?? job))"
                 o += ",\"path\":\(Self.quoted(error.path)),\"message\":\(Self.quoted(error.message))}"
@@ -58,8 +60,5 @@ struct ValidateCommand: AsyncParsableCommand {
         return o
     }
 
-    static func quoted(_ s: String) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
-        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
-    }
+    static func quoted(_ s: String) -> String { jsonQuoted(s) }
 }

@@ -1,6 +1,8 @@
 import AgentCore
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `agent volume`: persistent named volumes for `type=volume` mounts. Never collected
 /// automatically. Exit codes: 0 ok, 1 refused (in use), 2 usage or invalid input, 3 other.
@@ -78,7 +80,7 @@ struct VolumeHold: AsyncParsableCommand {
     func run() async throws {
         try await storeCommand("volume hold") {
             let lease = try await VolumeStore(state: try state.open()).acquire(name: name, readOnly: false)
-            FileHandle.standardOutput.write(Data("held \(lease.hostPath)\n".utf8))
+            printToStandardOutput("held \(lease.hostPath)\n")
             try await Task.sleep(for: .seconds(1_000_000_000))
             lease.release()
         }

@@ -1,6 +1,8 @@
 import AgentCore
 import ArgumentParser
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Logging
 
 /// The job runner `agent watch` hands each claimed job to: the same runner as
@@ -121,6 +123,6 @@ struct WatchCommand: AsyncParsableCommand {
 
 /// Prints `agent: message` on stderr and exits with `code`.
 func fail(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(Data("agent: \(message)\n".utf8))
+    printToStandardError("agent: \(message)\n")
     exit(code)
 }

@@ -1,10 +1,12 @@
+import AgentSupport
 import Foundation
 import Testing
 @testable import AgentCore
 
 @Suite struct MountSpecParserTests {
-    func json(_ text: String) throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+    func json(_ text: String) throws -> [String: JSONValue] {
+        guard case .object(let o) = try JSONValue.parse(Array(text.utf8)) else { throw CancellationError() }
+        return o
     }
 
     @Test func cacheWithEveryOption() throws {
@@ -96,8 +98,8 @@ import Testing
         }
     }
 
-    @Test func nativeDictionariesParseLikeJSON() throws {
-        let native: [String: Any] = ["type": "cache", "target": "/c", "ro": true, "uid": 1000]
+    @Test func valuesBuiltInCodeParseLikeJSON() throws {
+        let native: [String: JSONValue] = ["type": .string("cache"), "target": .string("/c"), "ro": .bool(true), "uid": .unsigned(1000)]
         var c = MountSpec.Cache(target: "/c")
         c.readOnly = true
         c.uid = 1000

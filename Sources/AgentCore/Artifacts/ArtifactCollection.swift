@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -104,6 +105,6 @@ enum ArtifactByteCount {
             unit += 1
         }
         if unit == 0 { return "\(bytes) bytes" }
-        return value == value.rounded() ? "\(Int(value)) \(units[unit])" : String(format: "%.1f", value) + " " + units[unit]
+        return value == value.rounded() ? "\(Int(value)) \(units[unit])" : fixedPoint(value, decimals: 1) + " " + units[unit]
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,7 +41,12 @@ public struct ArtifactCollector: Sendable {
     /// is an error or warning in the result (a failed rule keeps no files).
     public func collect(_ rules: [ArtifactRule], jobSucceeded: Bool) async -> ArtifactCollection {
         await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
+            do {
+                try startDetachedThread {
+                    continuation.resume(returning: self.collectSynchronously(rules, jobSucceeded: jobSucceeded))
+                }
+            } catch {
+                // No thread to spare: do the work here rather than not at all.
                 continuation.resume(returning: self.collectSynchronously(rules, jobSucceeded: jobSucceeded))
             }
         }

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `results/artifacts/manifest.json`: every kept file with its size, mode and SHA-256.
 ///
@@ -33,7 +35,7 @@ public struct ArtifactManifest: Sendable, Equatable, Codable {
         public init(path: String, size: UInt64, mode: UInt32, sha256: String) {
             self.path = path
             self.size = size
-            self.mode = String(format: "%04o", mode & 0o7777)
+            self.mode = String(repeating: "0", count: max(0, 4 - String(mode & 0o7777, radix: 8).count)) + String(mode & 0o7777, radix: 8)
             self.sha256 = sha256
         }
 
@@ -66,8 +68,8 @@ public struct ArtifactManifest: Sendable, Equatable, Codable {
             for file in artifact.files {
                 guard let hash = file.sha256 else { continue }
                 if file.path.contains("\\") || file.path.contains("\n") {
-                    let escaped = file.path.replacingOccurrences(of: "\\", with: "\\\\")
-                        .replacingOccurrences(of: "\n", with: "\\n")
+                    let escaped = file.path.replacing("\\", with: "\\\\")
+                        .replacing("\n", with: "\\n")
                     out += "\\\(hash)  \(escaped)\n"
                 } else {
                     out += "\(hash)  \(file.path)\n"

@@ -1,5 +1,7 @@
 import CArchive
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Moving caches between machines: `agent cache export` / `agent cache import` with
 /// libarchive, so ephemeral agents can start warm.

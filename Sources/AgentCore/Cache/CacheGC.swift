@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// What to prune. Without `all`, `keepBytes` or `olderThan`, the default budget applies.
 public struct PruneOptions: Sendable, Equatable {

@@ -1,5 +1,7 @@
 import Crypto
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Turns cache ids and scopes into single, safe directory names.
 ///
@@ -20,13 +22,13 @@ public enum CacheKey {
                  UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
-                out += String(format: "%%%02X", byte)
+                out += "%" + hexDigits(byte, width: 2).uppercased()
             }
         }
         if out.isEmpty { out = "%" } // the empty id (never valid, but never a bad name either)
         if out.utf8.count <= maxVerbatim { return out }
         // `~` never appears in a verbatim name, so hashed names cannot collide with them.
-        let digest = SHA256.hash(data: Data(id.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: Data(id.utf8)).map { hexDigits($0, width: 2) }.joined()
         return String(out.prefix(100)) + "~" + digest
     }
 

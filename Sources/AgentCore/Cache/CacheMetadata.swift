@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `meta.json` of one cache, replaced atomically on every change.
 public struct CacheMetadata: Codable, Sendable, Equatable {

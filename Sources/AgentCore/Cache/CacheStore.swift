@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// The persistent cache store under the state folder (see `StateDirectory` for the layout).
 ///
@@ -171,7 +173,7 @@ public final class CacheLease: @unchecked Sendable {
     public let waited: Duration
 
     private let store: CacheStore
-    private let mutex = NSLock()
+    private let mutex = Lock()
     private var locks: [LockFile]
     private var ticket: LockedQueue.Ticket?
 

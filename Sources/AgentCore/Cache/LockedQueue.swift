@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// A fair, first-come first-served queue for `sharing=locked` caches, built from `flock`s
 /// so it survives nothing: every lock dies with its holder.
@@ -41,7 +43,7 @@ struct LockedQueue: Sendable {
         let fd = counter.descriptor
         var buf = [UInt8](repeating: 0, count: 32)
         let n = pread(fd, &buf, buf.count, 0)
-        let current = n > 0 ? UInt64(String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 : 0
+        let current = n > 0 ? UInt64(String(decoding: buf[0..<n], as: UTF8.self).trimmingWhitespaceAndNewlines()) ?? 0 : 0
         let next = String(current + 1)
         _ = ftruncate(fd, 0)
         _ = next.withCString { pwrite(fd, $0, strlen($0), 0) }

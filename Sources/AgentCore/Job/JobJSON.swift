@@ -1,10 +1,12 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
-/// A value from `JSONSerialization` together with its JSON path, with typed accessors that
+/// A parsed JSON value together with its JSON path, with typed accessors that
 /// throw a `JobValidationError` naming that path. The parser walks the document through these
 /// so that every error says where it is (`steps[0].timeout: expected ...`).
 struct JobJSONNode {
-    let value: Any
+    let value: JSONValue
     /// JSON path such as `steps[2].env.CC`; empty for the document itself.
     let path: String
     /// The job file as the user named it, for errors.
@@ -17,19 +19,30 @@ struct JobJSONNode {
     /// The JSON type name used in "expected X, got Y" messages.
     var typeName: String {
         switch value {
-        case is NSNull: return "null"
-        case is String: return "string"
-        case let n as NSNumber: return Self.isBool(n) ? "boolean" : "number"
-        case is [Any]: return "array"
-        case is [String: Any]: return "object"
-        default: return "unknown value"
+        case .null: return "null"
+        case .string: return "string"
+        case .bool: return "boolean"
+        case .unsigned, .signed, .double: return "number"
+        case .array: return "array"
+        case .object: return "object"
         }
     }
 
-    /// On Linux, JSONSerialization returns booleans as NSNumber with objCType "c"
-    /// (and numbers `is Bool` too), so the objCType is what tells them apart.
-    static func isBool(_ n: NSNumber) -> Bool {
-        String(cString: n.objCType) == "c"
+    /// The value when it is a string.
+    var stringValue: String? {
+        if case .string(let s) = value { return s }
+        return nil
+    }
+
+    /// The members when the value is an object.
+    var objectValue: [String: JSONValue]? {
+        if case .object(let o) = value { return o }
+        return nil
+    }
+
+    var isArray: Bool {
+        if case .array = value { return true }
+        return false
     }
 
     func typeError(_ expected: String) -> JobValidationError {
@@ -39,7 +52,7 @@ struct JobJSONNode {
     // MARK: typed accessors
 
     func string(_ expected: String = "a string") throws -> String {
-        guard let s = value as? String else { throw typeError(expected) }
+        guard let s = stringValue else { throw typeError(expected) }
         return s
     }
 
@@ -51,31 +64,33 @@ struct JobJSONNode {
     }
 
     func bool() throws -> Bool {
-        guard let n = value as? NSNumber, !(value is String), Self.isBool(n) else { throw typeError("true or false") }
-        return n.boolValue
+        guard case .bool(let b) = value else { throw typeError("true or false") }
+        return b
     }
 
     /// A whole number (JSON numbers with a fraction are refused).
     func integer(_ expected: String = "a whole number") throws -> Int64 {
-        guard let n = value as? NSNumber, !(value is String), !Self.isBool(n) else { throw typeError(expected) }
-        let d = n.doubleValue
-        guard d.rounded() == d, d.isFinite else { throw error("expected \(expected), got \(n)") }
-        let type = String(cString: n.objCType)
-        if type == "Q" {
-            // Above Int64.max: JSONSerialization keeps it as UInt64.
-            guard n.uint64Value <= UInt64(Int64.max) else { throw error("\(n) is too large") }
+        switch value {
+        case .signed(let n): return n
+        case .unsigned(let n):
+            guard n <= UInt64(Int64.max) else { throw error("\(n) is too large") }
+            return Int64(n)
+        case .double(let d):
+            // `2.0` is a whole number; `2.5` is not. Out-of-range integers also arrive here.
+            guard d.rounded() == d, d.isFinite else { throw error("expected \(expected), got \(d)") }
+            guard d >= -9.2e18, d <= 9.2e18 else { throw error("\(d) is too large") }
+            return Int64(d)
+        default: throw typeError(expected)
         }
-        guard d >= -9.2e18, d <= 9.2e18 else { throw error("\(n) is too large") }
-        return type == "d" ? Int64(d) : n.int64Value
     }
 
     func array(_ expected: String = "an array") throws -> [JobJSONNode] {
-        guard let a = value as? [Any] else { throw typeError(expected) }
+        guard case .array(let a) = value else { throw typeError(expected) }
         return a.enumerated().map { JobJSONNode(value: $0.element, path: "\(path)[\($0.offset)]", file: file) }
     }
 
     func object(_ expected: String = "an object") throws -> JobJSONObject {
-        guard let o = value as? [String: Any] else { throw typeError(expected) }
+        guard let o = objectValue else { throw typeError(expected) }
         return JobJSONObject(node: self, dictionary: o)
     }
 
@@ -94,7 +109,7 @@ struct JobJSONNode {
 /// A JSON object being validated: which keys are allowed, which are required.
 struct JobJSONObject {
     let node: JobJSONNode
-    let dictionary: [String: Any]
+    let dictionary: [String: JSONValue]
 
     var path: String { node.path }
     var keys: [String] { dictionary.keys.sorted() }
@@ -129,45 +144,15 @@ struct JobJSONObject {
     }
 }
 
-/// `"text"` with JSON escaping, for messages.
-func jsonQuoted(_ s: String) -> String { JSONText.quoted(s) }
-
 /// Minimal JSON text helpers shared by the job parser's messages and the JSON progress
 /// renderer, which writes its objects by hand so that `"type"` comes first and no
 /// intermediate dictionaries are built per log line.
 enum JSONText {
-    private static let hex: [Character] = Array("0123456789abcdef")
-
     /// Appends `s` escaped for use inside a JSON string literal (RFC 8259 §7).
-    static func appendEscaped(_ s: String, to out: inout String) {
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u00"
-                    out.append(hex[Int(scalar.value >> 4)])
-                    out.append(hex[Int(scalar.value & 0xF)])
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-    }
+    static func appendEscaped(_ s: String, to out: inout String) { appendJSONEscaped(s, to: &out) }
 
     /// `s` as a JSON string literal, quotes included.
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        appendEscaped(s, to: &out)
-        out += "\""
-        return out
-    }
+    static func quoted(_ s: String) -> String { jsonQuoted(s) }
 }
 
 /// "Did you mean" suggestions for misspelt keys and enum values, by edit distance.
@@ -181,8 +166,8 @@ enum DidYouMean {
         var best: (candidate: String, distance: Int)?
         for candidate in candidates {
             // A difference only in case or in `-` versus `_` is the likeliest typo of all.
-            let normalizedWord = lowered.replacingOccurrences(of: "-", with: "_")
-            let normalizedCandidate = candidate.lowercased().replacingOccurrences(of: "-", with: "_")
+            let normalizedWord = lowered.replacing("-", with: "_")
+            let normalizedCandidate = candidate.lowercased().replacing("-", with: "_")
             if normalizedWord == normalizedCandidate { return candidate }
             // A word cut short ("root" for "rootfs") is a typo too, however many letters are missing.
             if word.count >= 3, normalizedCandidate.hasPrefix(normalizedWord) { return candidate }

@@ -1,16 +1,18 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// The job-level settings around the steps: image, workspace, resources, cache scope, secrets.
 extension JobDocumentParser {
     func image(_ n: JobJSONNode) throws -> JobSpec.Image {
         let hint = "\"host\" or {\"rootfs\": \"PATH\"}"
-        if let s = n.value as? String {
+        if let s = n.stringValue {
             guard s == "host" else {
                 throw n.error("\(JSONText.quoted(s)) is not a supported image: use \(hint) (OCI images are not supported yet)")
             }
             return .host
         }
-        guard n.value is [String: Any] else { throw n.typeError(hint) }
+        guard n.objectValue != nil else { throw n.typeError(hint) }
         let obj = try n.object()
         try obj.checkKeys(allowed: ["rootfs"], required: ["rootfs"])
         let rootfsNode = obj["rootfs"]!
@@ -24,11 +26,11 @@ extension JobDocumentParser {
     func workspace(_ n: JobJSONNode) throws -> String {
         let p = try n.nonEmptyString("a path to the source folder")
         let resolved = resolve(p)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory) else {
+        var st = stat()
+        guard stat(resolved, &st) == 0 else {
             throw n.error("the folder \(JSONText.quoted(p)) (\(resolved)) does not exist")
         }
-        guard isDirectory.boolValue else {
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
             throw n.error("\(JSONText.quoted(p)) (\(resolved)) is not a folder")
         }
         // The canonical path (symlinks resolved), so that policy checks compare real locations.
@@ -60,7 +62,7 @@ extension JobDocumentParser {
     /// Bytes as a number, or a size string like `"512m"`.
     func size(_ n: JobJSONNode) throws -> UInt64 {
         let expected = "a size like \"512m\" or a number of bytes"
-        if n.value is String {
+        if n.stringValue != nil {
             let s = try n.string()
             guard let v = JobByteSize.parse(s) else { throw n.error(JobByteSize.malformedMessage(s)) }
             guard v > 0 else { throw n.error("must be greater than zero") }

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `steps[]`: build and test steps, their mounts and the test-only keys.
 extension JobDocumentParser {
@@ -64,13 +66,13 @@ extension JobDocumentParser {
     /// A string for `/bin/sh -c`, or a non-empty argv array of strings.
     func run(_ n: JobJSONNode) throws -> StepSpec.Run {
         let expected = "a command string or an array of strings"
-        if n.value is String {
+        if n.stringValue != nil {
             let s = try n.string()
-            guard !s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw n.error("the command must not be empty") }
+            guard !s.trimmingWhitespaceAndNewlines().isEmpty else { throw n.error("the command must not be empty") }
             guard !s.utf8.contains(0) else { throw n.error("must not contain a NUL byte") }
             return .shell(s)
         }
-        guard n.value is [Any] else { throw n.typeError(expected) }
+        guard n.isArray else { throw n.typeError(expected) }
         let items = try n.array()
         guard !items.isEmpty else { throw n.error("the argv array must not be empty") }
         var argv: [String] = []
@@ -87,7 +89,7 @@ extension JobDocumentParser {
     func user(_ n: JobJSONNode) throws -> (UInt32, UInt32) {
         let expected = "a uid like 1000 or \"1000:1000\""
         let maxID = Int64(UInt32.max) - 1  // (uid_t)-1 means "no change" to the kernel
-        if !(n.value is String) {
+        if n.stringValue == nil {
             let v = try n.integer(expected)
             guard (0...maxID).contains(v) else { throw n.error("uid \(v) is out of range 0...\(maxID)") }
             return (UInt32(v), UInt32(v))
@@ -106,9 +108,9 @@ extension JobDocumentParser {
         var out: [MountSpec] = []
         for item in try n.array("an array of mounts") {
             do {
-                if let s = item.value as? String {
+                if let s = item.stringValue {
                     out.append(try MountSpec.parse(buildKit: s, path: item.path))
-                } else if let o = item.value as? [String: Any] {
+                } else if let o = item.objectValue {
                     out.append(try MountSpec.parse(object: o, path: item.path))
                 } else {
                     throw item.typeError("a mount string like \"type=cache,target=/root/.cache\" or a mount object")

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Sandbox
 
 /// Reads and validates a job file (format version 1, see `ci/schema/job.schema.json`).
@@ -45,26 +47,26 @@ public enum JobParser {
             throw JobValidationError(file: name, path: "", message:
                 "the job file is \(st.st_size) bytes; the limit is \(maximumFileBytes) (is this a job file?)")
         }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason = (error as NSError).userInfo[NSUnderlyingErrorKey].map { "\($0)" } ?? ""
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0, let bytes = readToEnd(fd, limit: maximumFileBytes) else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { close(fd) }
             throw JobValidationError(file: name, path: "", message: "cannot read the job file: \(Self.readFailure(path, reason))")
         }
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL
-        let base = absolute.deletingLastPathComponent().path
+        close(fd)
+        let data = Data(bytes)
+        let base = path.lexicallyNormalizedPath(relativeTo: FileManager.default.currentDirectoryPath).deletingLastPathComponent
         return try parse(data: data, fileName: name, baseDirectory: base)
     }
 
     /// Parses a job from `data`. `fileName` names it in errors and gives the default id
     /// (its base name without `.json`); relative paths resolve against `baseDirectory`.
     public static func parse(data: Data, fileName: String, baseDirectory: String) throws -> JobSpec {
-        let json: Any
+        let json: JSONValue
         do {
-            json = try JSONSerialization.jsonObject(with: data, options: [])
+            json = try JSONValue.parse(data)
         } catch {
-            throw JobValidationError(file: fileName, path: "", message: "not valid JSON: \(syntaxMessage(error, data: data))")
+            throw JobValidationError(file: fileName, path: "", message: "not valid JSON: \(error)")
         }
         let base = URL(fileURLWithPath: baseDirectory).standardizedFileURL.path
         let root = JobJSONNode(value: json, path: "", file: fileName)
@@ -78,24 +80,6 @@ public enum JobParser {
         if (st.st_mode & S_IFMT) == S_IFDIR { return "it is a directory" }
         if access(path, R_OK) != 0 { return String(cString: strerror(errno)) }
         return fallback.isEmpty ? "unreadable" : fallback
-    }
-
-    /// JSONSerialization says "around character 57"; users want a line and column.
-    private static func syntaxMessage(_ error: Error, data: Data) -> String {
-        let debug = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
-            ?? "\(error)"
-        guard let range = debug.range(of: #"character (\d+)"#, options: .regularExpression),
-              let offset = Int(debug[range].dropFirst("character ".count)) else {
-            return debug
-        }
-        var line = 1, column = 1
-        for (i, b) in data.enumerated() {
-            if i >= offset { break }
-            if b == 0x0A { line += 1; column = 1 } else if b & 0xC0 != 0x80 { column += 1 }
-        }
-        let text = debug.replacingOccurrences(of: #" around character \d+"#, with: "", options: .regularExpression)
-            .trimmingCharacters(in: CharacterSet(charactersIn: ". "))
-        return "\(text) at line \(line), column \(column)"
     }
 }
 
@@ -148,7 +132,7 @@ struct JobDocumentParser {
 
     /// `job.json` → `job`; `dir/build.ci.json` → `build.ci`.
     static func defaultID(fileName: String) -> String {
-        let base = (fileName as NSString).lastPathComponent
+        let base = fileName.lastPathComponent
         return base.hasSuffix(".json") ? String(base.dropLast(5)) : base
     }
 

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 extension MountSpec {
     /// Parses a BuildKit `--mount` string as written in a Dockerfile
@@ -10,7 +12,7 @@ extension MountSpec {
     public static func parse(buildKit text: String, path: String) throws -> MountSpec {
         var options: [(key: String, value: RawValue)] = []
         for field in try splitCSV(text, path: path) {
-            let trimmed = field.trimmingCharacters(in: .whitespaces)
+            let trimmed = field.trimmingWhitespace()
             if trimmed.isEmpty { continue }
             if let eq = trimmed.firstIndex(of: "=") {
                 let key = trimmed[..<eq].lowercased()
@@ -24,18 +26,17 @@ extension MountSpec {
 
     /// Parses the JSON-object form of a mount (same keys as the string form; booleans as JSON
     /// booleans or strings, numbers as JSON numbers or strings, `mode` also as an octal string).
-    public static func parse(object: [String: Any], path: String) throws -> MountSpec {
+    package static func parse(object: [String: JSONValue], path: String) throws -> MountSpec {
         var options: [(key: String, value: RawValue)] = []
         // Sorted so the first reported problem does not depend on dictionary order.
         for key in object.keys.sorted() {
-            let value = object[key]!
-            if let b = value as? Bool, isJSONBool(value) {
-                options.append((key.lowercased(), .bool(b)))
-            } else if let n = value as? NSNumber {
-                options.append((key.lowercased(), .number(n)))
-            } else if let s = value as? String {
-                options.append((key.lowercased(), .string(s)))
-            } else {
+            switch object[key]! {
+            case .bool(let b): options.append((key.lowercased(), .bool(b)))
+            case .unsigned(let n): options.append((key.lowercased(), .number(Double(n), "\(n)")))
+            case .signed(let n): options.append((key.lowercased(), .number(Double(n), "\(n)")))
+            case .double(let d): options.append((key.lowercased(), .number(d, "\(d)")))
+            case .string(let s): options.append((key.lowercased(), .string(s)))
+            default:
                 throw JobValidationError(path: path, message: "mount option \"\(key)\" must be a string, number or boolean")
             }
         }
@@ -48,16 +49,6 @@ extension MountSpec {
         var fields = "type=tmpfs,target=\(parts.first ?? "")"
         if parts.count == 2 { fields += "," + parts[1] }
         return try parse(buildKit: fields, path: path)
-    }
-
-    /// JSONSerialization gives NSNumber for both booleans and numbers (and on Linux an NSNumber 1
-    /// casts to Bool); a JSON boolean is the one whose type code is `c`. Native Swift values
-    /// (a job built in code) are told apart by their type.
-    private static func isJSONBool(_ value: Any) -> Bool {
-        if let n = value as? NSNumber, type(of: value) is NSNumber.Type {
-            return String(cString: n.objCType) == "c"
-        }
-        return value is Bool
     }
 
     /// Splits one CSV record (RFC 4180 quoting), as Go's encoding/csv reads BuildKit's flag.
@@ -92,7 +83,8 @@ extension MountSpec {
 enum RawValue {
     case flag
     case bool(Bool)
-    case number(NSNumber)
+    /// A JSON number: its value and its text as the user wrote it (`755`, `1.5`).
+    case number(Double, String)
     case string(String)
 }
 
@@ -199,9 +191,9 @@ struct MountOptionParser {
             var size: UInt64?
             switch values["size"] {
             case nil: size = nil
-            case .number(let n)?:
-                guard n.int64Value > 0, n.doubleValue == Double(n.int64Value) else { throw error("invalid tmpfs size \(n)") }
-                size = UInt64(n.int64Value)
+            case .number(let n, let text)?:
+                guard n >= 1, n.rounded() == n, n < 9.2e18 else { throw error("invalid tmpfs size \(text)") }
+                size = UInt64(n)
             case .string(let s)?:
                 guard let v = ByteSize.parse(s) else { throw error("invalid tmpfs size \"\(s)\" (e.g. 65536, 64m, 1g)") }
                 size = v
@@ -247,7 +239,7 @@ struct MountOptionParser {
         switch values[key] {
         case nil: return nil
         case .string(let s)?: return s
-        case .number(let n)?: return n.stringValue
+        case .number(_, let text)?: return text
         case .flag?, .bool?: throw error("mount option \"\(key)\" needs a value")
         }
     }
@@ -263,7 +255,7 @@ struct MountOptionParser {
             case "false", "0": return false
             default: throw error("mount option \"\(key)\" must be true or false, not \"\(s)\"")
             }
-        case .number(let n)?: throw error("mount option \"\(key)\" must be true or false, not \(n)")
+        case .number(_, let text)?: throw error("mount option \"\(key)\" must be true or false, not \(text)")
         }
     }
 
@@ -274,7 +266,7 @@ struct MountOptionParser {
         switch values["mode"] {
         case nil: return nil
         case .string(let s)?: text = s.hasPrefix("0o") ? String(s.dropFirst(2)) : s
-        case .number(let n)?: text = n.stringValue
+        case .number(_, let t)?: text = t
         default: throw error("mount option \"mode\" needs an octal value such as 0755")
         }
         guard !text.isEmpty, let v = UInt32(text, radix: 8), v <= 0o7777 else {
@@ -293,7 +285,7 @@ struct MountOptionParser {
 /// Byte sizes as users write them: `65536`, `64k`, `64m`, `1g`, `10GB`, `1.5g`.
 public enum ByteSize {
     public static func parse(_ text: String) -> UInt64? {
-        var s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        var s = text.trimmingWhitespace().lowercased()
         if s.hasSuffix("ib") { s.removeLast(2) } else if s.hasSuffix("b") { s.removeLast() }
         var multiplier: Double = 1
         if let last = s.last, let m = ["k": 1024.0, "m": 1024.0 * 1024, "g": 1024.0 * 1024 * 1024,
@@ -313,7 +305,7 @@ public enum ByteSize {
         var v = Double(bytes)
         var i = 0
         while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
-        return i == 0 ? "\(bytes)B" : String(format: v < 10 ? "%.1f%@" : "%.0f%@", v, units[i])
+        return i == 0 ? "\(bytes)B" : fixedPoint(v, decimals: v < 10 ? 1 : 0) + units[i]
     }
 }
 

@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 import Glibc
 
 /// UTC timestamps as logs and progress write them: `2026-11-26T21:30:00.123Z`.

@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 import Glibc
 import Sandbox
 import Synchronization

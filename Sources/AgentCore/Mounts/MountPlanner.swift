@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Sandbox
 
 /// A step's mounts, ready for `ContainerConfiguration.mounts`, and what holds them.

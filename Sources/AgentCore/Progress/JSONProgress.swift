@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// `--progress json`: one JSON object per line, for a CI runner to consume.
 ///

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// `--progress plain`: BuildKit's plain output, one line per event, nothing redrawn.
@@ -87,8 +89,8 @@ public final class PlainProgress: ProgressRenderer {
 
     /// Multi-line shell scripts show as their first line followed by `...`.
     static func oneLine(_ command: String) -> String {
-        let trimmed = command.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = command.trimmingWhitespaceAndNewlines()
         guard let nl = trimmed.firstIndex(of: "\n") else { return trimmed }
-        return trimmed[..<nl].trimmingCharacters(in: .whitespaces) + " ..."
+        return trimmed[..<nl].trimmingWhitespace() + " ..."
     }
 }

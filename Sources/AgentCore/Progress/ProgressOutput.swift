@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 import Glibc
 import Synchronization
 
@@ -18,7 +19,6 @@ public struct FileDescriptorOutput: ProgressOutput {
     public let fd: Int32
 
     public init(fd: Int32) { self.fd = fd }
-    public init(_ handle: FileHandle) { self.fd = handle.fileDescriptor }
 
     public func write(_ text: String) {
         var text = text
@@ -89,11 +89,6 @@ public func makeRenderer(mode: ProgressMode, output: any ProgressOutput) -> any 
     case .tty: return TTYProgress(output: output)
     case .plain, .auto: return PlainProgress(output: output)
     }
-}
-
-/// Makes the renderer for `mode` writing to a file handle (usually `.standardError`).
-public func makeRenderer(mode: ProgressMode, output: FileHandle) -> any ProgressRenderer {
-    makeRenderer(mode: mode, output: FileDescriptorOutput(output))
 }
 
 /// Makes the renderer for `mode` writing to a file descriptor (2 for stderr).

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// `--progress tty`: a compact live view redrawn in place, for a person at a terminal.

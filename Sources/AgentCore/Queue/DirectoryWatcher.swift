@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,6 @@ final class DirectoryWatcher: @unchecked Sendable {
     private let continuation: AsyncStream<String>.Continuation
     private let inotifyFD: Int32
     private let stopPipe: (read: Int32, write: Int32)
-    private let thread: Thread?
 
     /// Watches each `path → tag`; throws naming the folder inotify refused.
     init(_ folders: [(path: String, tag: String)]) throws {
@@ -45,12 +45,14 @@ final class DirectoryWatcher: @unchecked Sendable {
             wdTags[wd] = folder.tag
         }
         let fd = inotifyFD, stopFD = fds[0], allTags = Array(Set(wdTags.values)), tagMap = wdTags
-        let t = Thread {
-            DirectoryWatcher.loop(inotifyFD: fd, stopFD: stopFD, tags: tagMap, allTags: allTags, continuation: cont)
+        do {
+            try startDetachedThread {
+                DirectoryWatcher.loop(inotifyFD: fd, stopFD: stopFD, tags: tagMap, allTags: allTags, continuation: cont)
+            }
+        } catch {
+            close(inotifyFD); close(fds[0]); close(fds[1])
+            throw QueueError.io(operation: "pthread_create", path: folders.first?.path ?? "", errno: error.errno)
         }
-        t.name = "agent-inotify"
-        thread = t
-        t.start()
     }
 
     private static func loop(inotifyFD: Int32, stopFD: Int32, tags: [Int32: String], allTags: [String],

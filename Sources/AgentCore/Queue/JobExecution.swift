@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -94,11 +95,10 @@ struct JobExecution: Sendable {
         let name = "\(id).json"
         guard let data = QueueFS.read(path) else { return "\(name): cannot be read" }
         do {
-            let object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-            return object is [String: Any] ? nil : "\(name): a job must be a JSON object"
+            if case .object = try JSONValue.parse(data) { return nil }
+            return "\(name): a job must be a JSON object"
         } catch {
-            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
-            return "\(name): not valid JSON" + (detail.map { ": \($0)" } ?? "")
+            return "\(name): not valid JSON: \(error)"
         }
     }
 }

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Who holds a running job: `running/<id>.lease`, rewritten at every heartbeat.
 public struct Lease: Codable, Sendable, Equatable {

@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,8 +77,8 @@ enum QueueFS {
     /// Writes `data` to `path` through a temporary sibling and a rename, so readers see the
     /// old content or the new, never a part.
     static func writeAtomically(_ data: Data, to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
+        let dir = path.deletingLastPathComponent
+        let base = path.lastPathComponent
         let tmp = dir + "/.\(base).tmp-\(randomToken())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
         if fd < 0 { throw QueueError.io(operation: "create", path: tmp, errno: errno) }
@@ -128,7 +129,7 @@ enum QueueFS {
     /// A random lower-case hex string (no dots: it ends work-folder names).
     static func randomToken(_ bytes: Int = 6) -> String {
         var g = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+        return (0..<bytes).map { _ in hexDigits(UInt8.random(in: 0...255, using: &g), width: 2) }.joined()
     }
 
     /// Seconds since the epoch of a file's mtime (or ctime), with nanoseconds.
@@ -163,7 +164,7 @@ public final class JobLock: @unchecked Sendable {
     let fd: Int32
     let device: UInt64
     let inode: UInt64
-    private let mutex = NSLock()
+    private let mutex = Lock()
     private var open_ = true
 
     private init(fd: Int32, device: UInt64, inode: UInt64) {

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// How `agent watch` runs a queue directory. Defaults match the CLI's.
 public struct WatchOptions: Sendable, Equatable {

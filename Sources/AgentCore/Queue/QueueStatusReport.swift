@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif

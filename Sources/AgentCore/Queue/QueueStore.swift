@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,7 +48,7 @@ public struct QueueStore: Sendable {
     /// Attempts used so far by a requeued job (0 for a new one).
     func previousAttempts(_ id: String) -> Int {
         guard let data = QueueFS.read(layout.attemptsFile(id), limit: 64),
-              let n = Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+              let n = Int(String(decoding: data, as: UTF8.self).trimmingWhitespaceAndNewlines())
         else { return 0 }
         return max(0, n)
     }

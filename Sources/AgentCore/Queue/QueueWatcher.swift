@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -197,7 +198,7 @@ public actor QueueWatcher {
 
 /// Counts shutdown requests; touched from signal handlers' threads.
 final class SignalCounter: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var value = 0
     func increment() { lock.lock(); value += 1; lock.unlock() }
     var count: Int { lock.lock(); defer { lock.unlock() }; return value }

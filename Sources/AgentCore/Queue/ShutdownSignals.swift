@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,7 +25,7 @@ public enum ShutdownSignals {
         signalPipeWriteFD = fds[1]
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         let readFD = fds[0]
-        let thread = Thread {
+        try? startDetachedThread {
             var byte: UInt8 = 0
             while true {
                 let n = Glibc.read(readFD, &byte, 1)
@@ -34,8 +35,6 @@ public enum ShutdownSignals {
             }
             continuation.finish()
         }
-        thread.name = "agent-signals"
-        thread.start()
         for sig in [SIGTERM, SIGINT] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { sig in

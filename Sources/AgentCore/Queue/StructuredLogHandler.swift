@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Logging
 
 /// A swift-log handler that writes one structured line per message to stderr:
@@ -20,7 +22,7 @@ public struct StructuredLogHandler: LogHandler {
     public init(label: String, format: Format, sink: (@Sendable (String) -> Void)? = nil) {
         self.label = label
         self.format = format
-        self.sink = sink ?? { line in FileHandle.standardError.write(Data(line.utf8)) }
+        self.sink = sink ?? { line in printToStandardError(line) }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -48,9 +50,9 @@ public struct StructuredLogHandler: LogHandler {
         case .json:
             var object: [String: String] = ["time": stamp, "level": level.rawValue, "message": message]
             for key in keys where object[key] == nil { object[key] = flatten(metadata[key]!) }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
-                ?? Data("{}".utf8)
-            return String(decoding: data, as: UTF8.self) + "\n"
+            // Keys sorted, as before, so lines are stable for tests and diffing.
+            let members = object.keys.sorted().map { jsonQuoted($0) + ":" + jsonQuoted(object[$0]!) }
+            return "{" + members.joined(separator: ",") + "}\n"
         }
     }
 
@@ -66,8 +68,8 @@ public struct StructuredLogHandler: LogHandler {
     /// Text values with spaces, quotes or `=` are quoted so a line splits unambiguously.
     private static func quoted(_ s: String) -> String {
         if !s.isEmpty && !s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) { return s }
-        let escaped = s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
+        let escaped = s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
+            .replacing("\n", with: "\\n")
         return "\"\(escaped)\""
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,8 +26,8 @@ public struct ReportFileError: Error, Sendable, Equatable, CustomStringConvertib
 /// fsync it, then rename it over the target.
 enum AtomicReportFile {
     static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
+        let dir = path.deletingLastPathComponent
+        let base = path.lastPathComponent
         let temp = (dir.isEmpty ? "." : dir) + "/.\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw ReportFileError(path: temp, operation: "create", errno: errno) }

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// What the runner knows about one finished (or skipped) step, for the job's JUnit suite.
 public struct JUnitStepResult: Sendable, Equatable {

@@ -43,7 +43,7 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
     var finishedSuites: [JUnitSuite] { slots.compactMap { $0 } }
 
     private var defaultSuiteName: String {
-        let base = (file as NSString).lastPathComponent
+        let base = file.lastPathComponent
         return base.hasSuffix(".xml") ? String(base.dropLast(4)) : base
     }
 

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// A JUnit report: the job's own suite (one test case per step) plus the suites of
 /// every collected test report. `JUnitWriter` turns it into `junit.xml`.

@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -134,7 +135,7 @@ public struct JUnitWriter: Sendable {
     /// `xs:decimal` with millisecond precision; never an exponent, NaN or a negative time.
     static func decimal(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds > 0 else { return "0.000" }
-        return String(format: "%.3f", min(seconds, 1e12))
+        return fixedPoint(min(seconds, 1e12), decimals: 3)
     }
 
     /// `yyyy-MM-ddTHH:mm:ss` in UTC (the schema forbids a zone designator).
@@ -143,8 +144,9 @@ public struct JUnitWriter: Sendable {
         var parts = tm()
         gmtime_r(&t, &parts)
         let year = min(max(Int(parts.tm_year) + 1900, 0), 9999)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d", year, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-                      Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let yyyy = String(repeating: "0", count: max(0, 4 - "\(year)".count)) + "\(year)"
+        return "\(yyyy)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
     }
 
     /// This machine's host name, or `localhost` (as the schema suggests) when unknown.

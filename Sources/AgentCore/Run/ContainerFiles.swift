@@ -1,5 +1,7 @@
 import CAgentSandbox
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Reads files out of a still-alive container (test reports) without ever leaving it.
 ///
@@ -33,9 +35,9 @@ enum ContainerFiles {
     private static func readFile(_ rootFD: Int32, _ path: String) -> Data? {
         let fd = agent_resolve_open_in_root(rootFD, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, Int(st.st_size) <= maxFileBytes else { return nil }
-        return try? handle.readToEnd() ?? Data()
+        return readToEnd(fd, limit: maxFileBytes).map { Data($0) }
     }
 }

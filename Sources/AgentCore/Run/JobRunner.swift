@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Sandbox
 import SandboxPolicy
 
@@ -234,8 +236,7 @@ public final class JobRunner: JobExecuting, Sendable {
     /// Policy checks that must fail before any step runs (exit 2).
     private func checkPolicy(_ job: JobSpec, file: String) throws {
         if case .rootfs(let path) = job.image {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            guard isDirectory(atPath: path) else {
                 throw JobValidationError(file: file, path: "image.rootfs", message: "root filesystem \"\(path)\" is not a directory")
             }
         }

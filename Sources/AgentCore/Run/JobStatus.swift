@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// The content of `status.json`: what a CI runner reads to learn how a job went.
 /// Keys are snake_case; times are ISO 8601 UTC with milliseconds.

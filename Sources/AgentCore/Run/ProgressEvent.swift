@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Sandbox
 
 /// State of one step in status.json and progress output.

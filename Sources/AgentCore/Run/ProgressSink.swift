@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Sandbox
 import Synchronization
 
@@ -28,30 +30,34 @@ final class ProgressSink: Sendable {
 
 /// `log.txt`: every step's lines, in order, each with a timestamp, the step and the stream.
 final class JobLog: Sendable {
-    private let handle = Mutex<FileHandle?>(nil)
+    /// The open log's descriptor; -1 once closed.
+    private let fd = Mutex<Int32>(-1)
 
     init(path: String) throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
-        guard let h = FileHandle(forWritingAtPath: path) else {
+        let opened = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard opened >= 0 else {
             throw ResultsFolder.Failure.io("cannot write \(path)", String(cString: strerror(errno)))
         }
-        handle.withLock { $0 = h }
+        fd.withLock { $0 = opened }
     }
 
     func append(step: String, stream: OutputChunk.Stream, line: String) {
-        let text = "\(LogTimestamp.format(Date())) [\(step)] \(stream.rawValue) \(line)\n"
-        handle.withLock { try? $0?.write(contentsOf: Data(text.utf8)) }
+        write("\(LogTimestamp.format(Date())) [\(step)] \(stream.rawValue) \(line)\n")
     }
 
     func note(_ text: String) {
-        let line = "\(LogTimestamp.format(Date())) [agent] \(text)\n"
-        handle.withLock { try? $0?.write(contentsOf: Data(line.utf8)) }
+        write("\(LogTimestamp.format(Date())) [agent] \(text)\n")
+    }
+
+    /// Whole lines under the lock, so concurrent steps' lines never interleave.
+    private func write(_ text: String) {
+        fd.withLock { if $0 >= 0 { writeAll($0, text.utf8) } }
     }
 
     func close() {
-        handle.withLock {
-            try? $0?.close()
-            $0 = nil
+        fd.withLock {
+            if $0 >= 0 { Glibc.close($0) }
+            $0 = -1
         }
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,7 +35,7 @@ public struct ResultsFolder: Sendable {
         do {
             try fm.createDirectory(atPath: parent, withIntermediateDirectories: true)
         } catch {
-            throw Failure.io("cannot create \(parent)", "\(error.localizedDescription)")
+            throw Failure.io("cannot create \(parent)", "\(error)")
         }
         let base = URL(fileURLWithPath: final).lastPathComponent
         var template = Array("\(parent)/.\(base).tmp-XXXXXX".utf8CString)

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import SandboxPolicy
 
 /// How `agent run-job` (and `agent watch`) run jobs; one value per agent process.

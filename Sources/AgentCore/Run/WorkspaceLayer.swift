@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Sandbox
 
 /// The per-job copy-on-write layer over the checked-out source.
@@ -126,14 +128,12 @@ public enum RootlessRemove {
 
     /// Overlay work directories are created mode 000; make everything we own deletable.
     private static func makeWritable(_ path: String) {
-        guard let e = FileManager.default.enumerator(atPath: path) else { return }
-        chmod(path, 0o700)
-        while let rel = e.nextObject() as? String {
-            var st = stat()
-            let p = path + "/" + rel
-            if lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() {
-                chmod(p, 0o700)
-            }
+        var st = stat()
+        // lstat: never follow a symlink out of the layer.
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else { return }
+        chmod(path, 0o700)  // before listing: a mode-000 directory cannot be read
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+            makeWritable(path + "/" + name)
         }
     }
 }

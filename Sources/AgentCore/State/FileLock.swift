@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// An open lock file, locked with `flock(2)`.
 ///
@@ -7,7 +9,7 @@ import Foundation
 /// opens in one process are independent, so the same rules hold between tasks of one agent.
 final class LockFile: @unchecked Sendable {
     let path: String
-    private let mutex = NSLock()
+    private let mutex = Lock()
     private var fd: Int32
 
     /// Opens (creating it, mode 0600) the lock file at `path`; refuses a symlink.
@@ -58,7 +60,8 @@ final class LockFile: @unchecked Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
                 state.setContinuation(cont)
-                let thread = Thread { [self] in
+                do {
+                    try startDetachedThread { [self] in
                     var rc: Int32
                     repeat { rc = flock(fd, exclusive ? LOCK_EX : LOCK_SH) } while rc != 0 && errno == EINTR
                     let err = errno
@@ -66,9 +69,10 @@ final class LockFile: @unchecked Sendable {
                         // Cancelled meanwhile: nobody wants the lock any more.
                         self.close()
                     }
+                    }
+                } catch {
+                    _ = state.finish(StateError(path: path, errno: (error as? ThreadStartError)?.errno ?? EAGAIN, message: "pthread_create"))
                 }
-                thread.name = "flock"
-                thread.start()
             }
         } onCancel: {
             _ = state.finish(CancellationError(), cancelled: true)
@@ -97,7 +101,7 @@ final class LockFile: @unchecked Sendable {
 
 /// Resolves a waiting continuation exactly once, from the flock thread or from cancellation.
 private final class WaitState: @unchecked Sendable {
-    private let mutex = NSLock()
+    private let mutex = Lock()
     private var continuation: CheckedContinuation<Void, Error>?
     private var done = false
     private var pending: Error??

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 import Sandbox
 
 /// Measuring and deleting trees that a container wrote, without following symlinks.

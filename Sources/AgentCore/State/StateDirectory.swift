@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// The agent's private state folder. No container ever sees it: only specific cache and
 /// volume data directories below it are bound into steps.
@@ -76,7 +78,7 @@ public struct StateDirectory: Sendable, Equatable {
             guard (st.st_mode & S_IFMT) == S_IFDIR else { throw StateError(path: path, message: "exists and is not a directory") }
             return
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = path.deletingLastPathComponent
         if !parent.isEmpty && parent != path && parent != "/" { try makeDirectory(parent, mode: 0o700) }
         if mkdir(path, mode) != 0 && errno != EEXIST {
             throw StateError(path: path, errno: errno, message: "cannot create directory")
@@ -84,8 +86,7 @@ public struct StateDirectory: Sendable, Equatable {
     }
 
     static func absolute(_ path: String) -> String {
-        if path.hasPrefix("/") { return (path as NSString).standardizingPath }
-        return ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path) as NSString).standardizingPath
+        path.lexicallyNormalizedPath(relativeTo: FileManager.default.currentDirectoryPath)
     }
 }
 

@@ -1,4 +1,6 @@
-import Foundation
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// Persistent named volumes (the `docker volume` idea) under the state folder's `volumes/`.
 /// Never garbage-collected automatically. Each user holds a shared `flock` on
