@@ -3,7 +3,7 @@
 //   CAgentSandbox  C shim that owns the child from clone to exec (raw syscalls only)
 //   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, agent policy
 //   Sandbox        container configuration and the async run API (Swift side of the shim)
-//   AgentCore      jobs, mounts, caches, secrets, reports, artifacts, queue
+//   AgentCore      jobs, mounts, caches, secrets, reports (JUnit read with libxml2), artifacts, queue
 //   agent          the thin CLI
 import PackageDescription
 
@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .target(name: "CAgentSandbox"),
         .target(
             name: "SandboxPolicy",
@@ -31,7 +32,7 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: [
-                "Sandbox", "SandboxPolicy", "CArchive", "CAgentSandbox",
+                "Sandbox", "SandboxPolicy", "CArchive", "CXML2", "CAgentSandbox",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
