@@ -4,7 +4,7 @@
 //   AgentSupport   text, path and thread helpers (the agent links FoundationEssentials only)
 //   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, agent policy
 //   Sandbox        container configuration and the async run API (Swift side of the shim)
-//   AgentCore      jobs, mounts, caches, secrets, reports, artifacts, queue
+//   AgentCore      jobs, mounts, caches, secrets, reports (JUnit read with libxml2), artifacts, queue
 //   agent          the thin CLI
 import PackageDescription
 
@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .target(name: "CAgentSandbox"),
         // Text, path and thread helpers every module shares (FoundationEssentials lacks them).
         .target(name: "AgentSupport"),
@@ -34,7 +35,7 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: [
-                "AgentSupport", "Sandbox", "SandboxPolicy", "CArchive", "CAgentSandbox",
+                "AgentSupport", "Sandbox", "SandboxPolicy", "CArchive", "CXML2", "CAgentSandbox",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-PKGS=(libseccomp-dev libcap-dev libarchive-dev pkg-config busybox-static uidmap util-linux)
+PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config busybox-static uidmap util-linux)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

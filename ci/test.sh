@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-PKGS=(libseccomp-dev libcap-dev libarchive-dev pkg-config bubblewrap busybox-static
+PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap busybox-static
       libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema)
 if [ "$(id -u)" = 0 ]; then
   missing=()

@@ -1,7 +1,6 @@
-import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
+import AgentSupport
+import FoundationEssentials
+import Glibc
 
 /// One collected test report: its suites, or (when it could not be read) a single suite
 /// with one `<error>` case naming the file and the problem.
@@ -19,6 +18,10 @@ public struct JUnitParsedReport: Sendable, Equatable {
 /// go-junit-report, ...): a root `<testsuites>` or a single `<testsuite>`, nested suites
 /// flattened, missing attributes defaulted, non-decimal times read leniently. Never
 /// throws: a bad file becomes an error case, so one broken report cannot hide the others.
+///
+/// The XML is read by libxml2's streaming reader (`JUnitXMLReader`); what the elements
+/// mean is `JUnitReaderState`. Only FoundationEssentials and Glibc are used here, so the
+/// agent does not pay for loading Foundation (or its XML module) at start-up.
 public enum JUnitParser {
     /// Files bigger than this are not parsed (they become an error case).
     public static let maxReportBytes = 64 * 1024 * 1024
@@ -26,51 +29,36 @@ public enum JUnitParser {
     /// Reads and parses the report at `path`; `displayName` names it in errors.
     public static func parse(contentsOf path: String, displayName: String? = nil) -> JUnitParsedReport {
         let name = displayName ?? path
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             return failed(file: name, problem: "cannot open: \(String(cString: strerror(errno)))")
         }
-        defer { try? handle.close() }
-        let data: Data
-        do {
-            data = try handle.read(upToCount: maxReportBytes + 1) ?? Data()
-        } catch {
-            return failed(file: name, problem: "cannot read: \(error.localizedDescription)")
-        }
-        guard data.count <= maxReportBytes else {
-            return failed(file: name, problem: "larger than \(maxReportBytes / (1024 * 1024)) MiB")
+        defer { close(fd) }
+        // One byte over the cap is enough to know the file is too big, without reading it all.
+        guard let data = readUpTo(fd, maxReportBytes + 1) else {
+            return failed(file: name, problem: "cannot read: \(String(cString: strerror(errno)))")
         }
         return parse(data: data, file: name)
     }
 
     /// Parses report bytes; `file` names the report in suites and errors.
     public static func parse(data: Data, file: String) -> JUnitParsedReport {
-        let parser = XMLParser(data: data)
-        parser.shouldResolveExternalEntities = false
-        parser.shouldProcessNamespaces = false
-        let delegate = JUnitParserDelegate(file: file)
-        parser.delegate = delegate
-        let ok = parser.parse()
-        if let problem = delegate.problem {
-            return failed(file: file, problem: problem)
+        guard data.count <= maxReportBytes else {
+            return failed(file: file, problem: "larger than \(maxReportBytes / (1024 * 1024)) MiB")
         }
-        // On Linux `parse()` can return true after an error: check every signal.
-        if !ok || delegate.error != nil || parser.parserError != nil {
-            let line = delegate.errorLine ?? parser.lineNumber
-            let column = delegate.errorColumn ?? parser.columnNumber
-            var reason = describe(delegate.error ?? parser.parserError)
-            if let unclosed = delegate.openElements.last, ((delegate.error ?? parser.parserError) as NSError?)?.code == 5 {
-                reason = "the document ends inside <\(unclosed)>"  // libxml2 calls a truncated file "extra content"
-            }
-            return failed(file: file, problem: "line \(line), column \(column): \(reason)")
-        }
-        guard delegate.sawRoot else {
+        // libxml2 calls nothing-but-white-space "Start tag expected" with a position; a report
+        // that is empty is easier to recognise as such.
+        guard data.contains(where: { !isXMLSpace($0) }) else {
             return failed(file: file, problem: "empty document")
         }
-        if let unclosed = delegate.openElements.last {
-            return failed(file: file, problem: "line \(parser.lineNumber), column \(parser.columnNumber): "
-                + "the document ends inside <\(unclosed)>")
+        var state = JUnitReaderState(file: file)
+        if let problem = JUnitXMLReader.read(data, into: &state) {
+            return failed(file: file, problem: problem)
         }
-        return JUnitParsedReport(file: file, suites: delegate.finishedSuites, problem: nil)
+        guard state.sawRoot else {
+            return failed(file: file, problem: "empty document")
+        }
+        return JUnitParsedReport(file: file, suites: state.finishedSuites, problem: nil)
     }
 
     /// The suite that stands in for an unusable report: one `<error>` case naming the file.
@@ -82,30 +70,11 @@ public enum JUnitParser {
         return JUnitParsedReport(file: file, suites: [suite], problem: message)
     }
 
-    private static func describe(_ error: Error?) -> String {
-        guard let error else { return "not well-formed XML" }
-        let ns = error as NSError
-        guard ns.domain == XMLParser.errorDomain else { return ns.localizedDescription }
-        return (libxml2Messages[ns.code] ?? "not well-formed XML") + " (XML error \(ns.code))"
-    }
-
-    /// The libxml2 error codes (`xmlParserErrors`) FoundationXML passes through, for the
-    /// mistakes truncated or hand-written reports usually have; the rest say "not well-formed".
-    private static let libxml2Messages: [Int: String] = [
-        4: "the document is empty", 5: "extra content after the root element",
-        9: "invalid character (not UTF-8 or not allowed in XML)", 23: "entity reference without ';'",
-        26: "undeclared entity", 38: "'<' inside an attribute value", 39: "attribute value not started",
-        40: "attribute value not finished", 41: "attribute without a value", 42: "attribute given twice",
-        45: "comment not finished", 63: "CDATA section not finished", 65: "space required",
-        68: "name required", 73: "'>' expected", 76: "mismatched end tag", 77: "the document ends inside a tag",
-        85: "elements not balanced",
-    ]
-
     /// `time` attributes as tools write them: `1.5`, `1,5`, `1,234.5`, missing, or junk
     /// (junk, negative and non-finite values count as 0).
     static func seconds(_ text: String?) -> Double {
-        guard var s = text?.trimmingCharacters(in: .whitespaces), !s.isEmpty else { return 0 }
-        if s.contains(".") { s.removeAll { $0 == "," } } else { s = s.replacingOccurrences(of: ",", with: ".") }
+        guard var s = text?.trimmingWhitespace(), !s.isEmpty else { return 0 }
+        if s.contains(".") { s.removeAll { $0 == "," } } else { s = String(s.map { $0 == "," ? "." : $0 }) }
         if s.hasSuffix("s") { s.removeLast() }  // "0.5s"
         guard let v = Double(s), v.isFinite, v >= 0 else { return 0 }
         return v
@@ -113,15 +82,44 @@ public enum JUnitParser {
 
     /// ISO 8601 timestamps with or without zone and fraction; a missing zone means UTC.
     static func timestamp(_ text: String?) -> Date? {
-        guard let s = text?.trimmingCharacters(in: .whitespaces), s.count >= 19 else { return nil }
-        let withZone = ISO8601DateFormatter()
-        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
-            withZone.formatOptions = options
-            if let d = withZone.date(from: s) { return d }
+        guard let s = text?.trimmingWhitespace(), s.count >= 19 else { return nil }
+        for style in [withFraction, withoutFraction] {
+            if let d = try? style.parse(s) { return d }
         }
-        // No zone: read the first 19 characters as UTC.
-        withZone.formatOptions = [.withInternetDateTime]
-        return withZone.date(from: String(s.prefix(19)) + "Z")
+        // No zone (or something after the seconds we do not read): the first 19 characters as UTC.
+        return try? withoutFraction.parse(String(s.prefix(19)) + "Z")
+    }
+
+    // `Date.ISO8601FormatStyle` is FoundationEssentials' ISO 8601 reader (the old
+    // ISO8601DateFormatter is Foundation only); its defaults are the internet date-time
+    // form `2026-11-26T21:30:00Z` with a zone, and GMT.
+    private static let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    private static let withoutFraction = Date.ISO8601FormatStyle()
+
+    /// Reads at most `limit` bytes (fewer at end of file). Nil on a read error (errno set).
+    private static func readUpTo(_ fd: Int32, _ limit: Int) -> Data? {
+        var st = stat()
+        // Size the buffer from the file's size when known; grow as reading shows more.
+        let expected = fstat(fd, &st) == 0 && st.st_size > 0 ? min(Int(st.st_size), limit) : 64 * 1024
+        var data = Data(capacity: expected)
+        let chunkSize = 256 * 1024
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 1)
+        defer { chunk.deallocate() }
+        while data.count < limit {
+            let n = read(fd, chunk.baseAddress, min(chunkSize, limit - data.count))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { break }
+            data.append(chunk.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n)
+        }
+        return data
+    }
+
+    /// The four characters XML counts as white space.
+    private static func isXMLSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
     }
 }
 

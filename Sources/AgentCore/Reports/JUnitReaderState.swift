@@ -1,10 +1,11 @@
-import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
+import AgentSupport
+import FoundationEssentials
 
-/// The SAX side of `JUnitParser`. Used by one parse on one thread, then read.
-final class JUnitParserDelegate: NSObject, XMLParserDelegate {
+/// The JUnit side of `JUnitParser`: what the report means, fed one node at a time by
+/// `JUnitXMLReader` (which owns the libxml2 plumbing). Kept free of libxml2 types so the
+/// JUnit rules (defaults, flattening, one result per case, capture limits) read on their own.
+/// Used by one parse on one thread, then read.
+struct JUnitReaderState {
     /// Text kept per element while parsing; the writer clips further.
     static let maxCaptureBytes = 4 * 1024 * 1024
 
@@ -16,19 +17,17 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
 
     private let file: String
     private(set) var sawRoot = false
-    /// Set when the document is XML but not JUnit (e.g. the wrong root element).
+    /// Set when the document is XML but not JUnit (e.g. the wrong root element); the reader
+    /// stops as soon as it is set.
     private(set) var problem: String?
-    private(set) var error: Error?
-    private(set) var errorLine: Int?
-    private(set) var errorColumn: Int?
 
     /// Suites in document (opening) order; nil while still open.
     private var slots: [JUnitSuite?] = []
     private var open: [(slot: Int, suite: JUnitSuite, hasChildren: Bool)] = []
     private var currentCase: JUnitTestCase?
     private var caseProblems: [(kind: String, problem: JUnitProblem)] = []
-    /// Names of the elements open right now: libxml2 through FoundationXML on Linux
-    /// reports no error for a document that just stops, so the parser checks this is empty.
+    /// Names of the elements open right now. libxml2 reports a truncated document itself;
+    /// this is the backstop if a document ever ends cleanly with elements still open.
     private(set) var openElements: [String] = []
     private var capture = Capture.none
     private var text = ""
@@ -42,23 +41,30 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
     /// The parsed suites; containers that only held other suites are left out.
     var finishedSuites: [JUnitSuite] { slots.compactMap { $0 } }
 
+    /// Whether text nodes matter right now: the reader skips copying text nobody keeps.
+    var isCapturing: Bool {
+        if case .none = capture { return false }
+        return true
+    }
+
+    /// The file name without folders and `.xml`: the suite name when a report gives none.
     private var defaultSuiteName: String {
         let base = file.lastPathComponent
         return base.hasSuffix(".xml") ? String(base.dropLast(4)) : base
     }
 
-    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                qualifiedName qName: String?, attributes: [String: String] = [:]) {
-        openElements.append(elementName)
+    /// An element starts. `name` is the qualified name as written (`ns:testsuite` stays
+    /// that, so a namespaced root is reported as such rather than silently accepted).
+    mutating func startElement(_ name: String, attributes: [String: String]) {
+        openElements.append(name)
         if !sawRoot {
             sawRoot = true
-            guard elementName == "testsuites" || elementName == "testsuite" else {
-                problem = "root element is <\(elementName)>, expected <testsuites> or <testsuite>"
-                parser.abortParsing()
+            guard name == "testsuites" || name == "testsuite" else {
+                problem = Self.wrongRoot(name)
                 return
             }
         }
-        switch elementName {
+        switch name {
         case "testsuite":
             if !open.isEmpty { open[open.count - 1].hasChildren = true }
             let suite = JUnitSuite(name: attributes["name"] ?? defaultSuiteName, package: attributes["package"],
@@ -67,8 +73,8 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
             slots.append(nil)
             open.append((slots.count - 1, suite, false))
         case "property" where currentCase == nil && !open.isEmpty:
-            if let name = attributes["name"] {
-                open[open.count - 1].suite.properties.append(JUnitProperty(name: name, value: attributes["value"] ?? ""))
+            if let propertyName = attributes["name"] {
+                open[open.count - 1].suite.properties.append(JUnitProperty(name: propertyName, value: attributes["value"] ?? ""))
             }
         case "testcase":
             if open.isEmpty {
@@ -83,7 +89,7 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
             caseProblems = []
         case "failure", "error", "skipped":
             guard currentCase != nil else { break }
-            startCapture(.problem(kind: elementName, message: attributes["message"], type: attributes["type"]))
+            startCapture(.problem(kind: name, message: attributes["message"], type: attributes["type"]))
         case "system-out":
             startCapture(currentCase != nil ? .caseOut : .suiteOut)
         case "system-err":
@@ -93,10 +99,16 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
         }
     }
 
-    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?,
-                qualifiedName qName: String?) {
+    /// The message for a document whose root is not JUnit (also used when libxml2 stopped
+    /// before the reader got to deliver the root).
+    static func wrongRoot(_ name: String) -> String {
+        "root element is <\(name)>, expected <testsuites> or <testsuite>"
+    }
+
+    /// An element ends (the reader calls this right after `startElement` for `<x/>`).
+    mutating func endElement(_ name: String) {
         _ = openElements.popLast()
-        switch elementName {
+        switch name {
         case "testsuite":
             guard let last = open.popLast() else { return }
             // A suite that only wrapped other suites adds nothing but an empty entry.
@@ -104,66 +116,62 @@ final class JUnitParserDelegate: NSObject, XMLParserDelegate {
         case "testcase":
             finishCase()
         case "failure", "error", "skipped":
-            guard case .problem(let kind, let message, let type) = capture, kind == elementName else { return }
+            guard case .problem(let kind, let message, let type) = capture, kind == name else { return }
             caseProblems.append((kind, JUnitProblem(message: message, type: type ?? kind, text: takeText())))
         case "system-out", "system-err":
             let body = takeText()
             guard !open.isEmpty, !body.isEmpty else { return }
-            let isOut = elementName == "system-out"
             var part = body
             if let c = currentCase { part = "--- \(c.classname).\(c.name) ---\n" + body }
             if !part.hasSuffix("\n") { part += "\n" }
-            if isOut { open[open.count - 1].suite.systemOut += part } else { open[open.count - 1].suite.systemErr += part }
+            if name == "system-out" { open[open.count - 1].suite.systemOut += part } else { open[open.count - 1].suite.systemErr += part }
         default:
             break
         }
     }
 
-    func parser(_ parser: XMLParser, foundCharacters string: String) {
-        append(string)
-    }
-
-    func parser(_ parser: XMLParser, foundCDATA CDATABlock: Data) {
-        append(String(decoding: CDATABlock, as: UTF8.self))
-    }
-
-    func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
-        if errorLine == nil {
-            error = parseError
-            errorLine = parser.lineNumber
-            errorColumn = parser.columnNumber
+    /// Text, CDATA or whitespace inside the element being captured, as UTF-8 (libxml2 has
+    /// already decoded the document's encoding). Past `maxCaptureBytes` only the count is
+    /// kept. libxml2 hands over a whole text node at once (up to its 10 MB node limit), so
+    /// a node that does not fit is cut at a character boundary rather than dropped whole,
+    /// and nothing after a cut is kept (the marker then sits where the text stops).
+    mutating func appendText(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard isCapturing, !bytes.isEmpty else { return }
+        let room = droppedBytes > 0 ? 0 : Self.maxCaptureBytes - textBytes
+        if bytes.count <= room {
+            text += String(decoding: bytes, as: UTF8.self)
+            textBytes += bytes.count
+            return
         }
+        var keep = max(room, 0)
+        while keep > 0, bytes[keep] & 0xC0 == 0x80 { keep -= 1 }  // not inside a UTF-8 sequence
+        if keep > 0 {
+            text += String(decoding: UnsafeBufferPointer(rebasing: bytes[..<keep]), as: UTF8.self)
+            textBytes += keep
+        }
+        droppedBytes += bytes.count - keep
     }
 
-    private func startCapture(_ c: Capture) {
+    private mutating func startCapture(_ c: Capture) {
         capture = c
         text = ""
         textBytes = 0
         droppedBytes = 0
     }
 
-    private func append(_ s: String) {
-        if case .none = capture { return }
-        let n = s.utf8.count
-        if textBytes + n > Self.maxCaptureBytes {
-            droppedBytes += n
-        } else {
-            text += s
-            textBytes += n
-        }
-    }
-
-    private func takeText() -> String {
+    private mutating func takeText() -> String {
         var result = text
         if droppedBytes > 0 { result += "\n[... \(droppedBytes) bytes cut ...]" }
         capture = .none
         text = ""
+        textBytes = 0
+        droppedBytes = 0
         return result
     }
 
     /// The schema allows one failure, error or skipped per case: an error wins over a
     /// failure, a failure over skipped; the other problems' texts are kept in its text.
-    private func finishCase() {
+    private mutating func finishCase() {
         guard var testCase = currentCase, !open.isEmpty else { return }
         let primaryKind = ["error", "failure", "skipped"].first { k in caseProblems.contains { $0.kind == k } }
         if let primaryKind, let index = caseProblems.firstIndex(where: { $0.kind == primaryKind }) {
