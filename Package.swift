@@ -8,6 +8,12 @@
 //   agent          the thin CLI
 import PackageDescription
 
+// libxml2 keeps its headers under /usr/include/libxml2 (Debian's libxml2-dev). The path is
+// given by hand because the CXML2 module no longer asks pkg-config, whose `--libs` would
+// link the library that CLazyLibs loads on first use instead.
+let libxml2Include = ["-I/usr/include/libxml2"]
+let libxml2ImportFlags = ["-Xcc", "-I/usr/include/libxml2"]
+
 let package = Package(
     name: "agent",
     platforms: [.macOS(.v14)],
@@ -22,8 +28,10 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
-        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
-        .systemLibrary(name: "CXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        // Headers only: libarchive and libxml2 are loaded on first use by CLazyLibs, not linked.
+        .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CXML2", providers: [.apt(["libxml2-dev"])]),
+        .target(name: "CLazyLibs", cSettings: [.unsafeFlags(libxml2Include)], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CAgentSandbox"),
         // Text, path and thread helpers every module shares (FoundationEssentials lacks them).
         .target(name: "AgentSupport"),
@@ -35,10 +43,11 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: [
-                "AgentSupport", "Sandbox", "SandboxPolicy", "CArchive", "CXML2", "CAgentSandbox",
+                "AgentSupport", "Sandbox", "SandboxPolicy", "CArchive", "CXML2", "CLazyLibs", "CAgentSandbox",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.unsafeFlags(libxml2ImportFlags)]
         ),
         .executableTarget(
             name: "agent",
@@ -50,7 +59,8 @@ let package = Package(
         ),
         .testTarget(name: "AgentSupportTests", dependencies: ["AgentSupport"]),
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentSupport"]),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentSupport"],
+                    swiftSettings: [.unsafeFlags(libxml2ImportFlags)]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxPolicy"]),
         // Runs the built `agent` binary as an unprivileged user (see ci/test.sh).
         .testTarget(name: "IntegrationTests", dependencies: []),
