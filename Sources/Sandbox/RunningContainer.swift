@@ -4,8 +4,8 @@ import SandboxPolicy
 
 /// A started container. Obtain one with `RunningContainer.start(_:)`.
 ///
-/// The container's init (PID 1 inside) is a child of the library's spawner thread; a
-/// per-container supervisor thread streams output, reaps the init and enforces timeouts.
+/// The container's init (PID 1 inside) is cloned by a per-container supervisor thread,
+/// which also streams output, reaps the init and enforces timeouts.
 public final class RunningContainer: Sendable {
     let core: ContainerCore
 
@@ -56,12 +56,33 @@ public final class RunningContainer: Sendable {
         let ids = try IDMapPlan.forCurrentUser(c)
         let plan = try SetupPlan(configuration: c, agentBinary: Self.agentBinaryPath())
         return try await withCheckedThrowingContinuation { cont in
-            let thread = Thread {
+            let rc = Self.detachedThread {
                 Launcher(configuration: c, ids: ids, plan: plan, bpf: bpf).run(cont)
             }
-            thread.name = "agent-container"
-            thread.start()
+            if rc != 0 { cont.resume(throwing: SandboxError(stage: "thread", errno: rc)) }
         }
+    }
+
+    /// Runs `body` on a new detached pthread: the container's supervisor thread, which also
+    /// clones the init (its parent thread for PR_SET_PDEATHSIG) and reaps it before ending.
+    /// Returns pthread_create's error number (0: started).
+    static func detachedThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
+        final class Box: Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = pthread_create(&thread, &attr, { raw in
+            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, box)
+        if rc != 0 { Unmanaged<Box>.fromOpaque(box).release() }
+        return rc
     }
 
     static func agentBinaryPath() -> String? {
