@@ -66,7 +66,10 @@ static long sb_exec(const struct agent_sandbox_plan *p) {
     return saw_eacces ? -EACCES : first;
 }
 
-/// The command: runs in a vfork-style child of init, so init learns when exec happened.
+/// The command: runs in a vfork child of init (CLONE_VM | CLONE_VFORK, as posix_spawn does),
+/// so init learns when exec happened and no copy of init's memory (the agent's) is made
+/// only to be thrown away by the execve. Init is suspended until then; the child runs on
+/// its own stack, writes nothing of init's but that stack, and makes raw system calls only.
 __attribute__((noreturn)) static void sb_command(const struct agent_sandbox_plan *p) {
     long r = SB0(SYS_setsid);  // no TIOCSTI into the agent's terminal
     if (r < 0) sb_fail(AGENT_STAGE_SETSID, -1, r);
@@ -122,6 +125,12 @@ __attribute__((noreturn)) static void sb_command(const struct agent_sandbox_plan
     sb_fail(AGENT_STAGE_EXEC, -1, r);
 }
 
+/// The command child's stack until its execve. Untouched in the agent (bss); each init has
+/// its own copy-on-write copy, and only one command child ever runs on it.
+static char sb_command_stack[64 * 1024] __attribute__((aligned(64)));
+
+static int sb_command_entry(void *arg) { sb_command((const struct agent_sandbox_plan *)arg); }
+
 static void sb_write_all(int fd, const void *buf, size_t len) {
     long r;
     do { r = SB3(SYS_write, fd, buf, len); } while (r == -EINTR);
@@ -144,9 +153,11 @@ void sb_run_init(const struct agent_sandbox_plan *p) {
     long sfd = SB4(SYS_signalfd4, -1, &watch, 8, SFD_CLOEXEC);
     if (sfd < 0) sb_fail(AGENT_STAGE_SIGNALS, -1, sfd);
 
-    long cmd = SB5(SYS_clone, CLONE_VFORK | SIGCHLD, 0, 0, 0, 0);
-    if (cmd == 0) sb_command(p);
-    if (cmd < 0) sb_fail(AGENT_STAGE_FORK, -1, cmd);
+    // glibc's clone() starts the child on the given stack and only makes the system call
+    // (no lock, no malloc). It returns once the command has exec'd or exited.
+    long cmd = clone(sb_command_entry, sb_command_stack + sizeof sb_command_stack,
+                     CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)p);
+    if (cmd < 0) sb_fail(AGENT_STAGE_FORK, -1, errno);
     // The command has exec'd (or failed and reported it): our copies of the error pipe
     // and stdio go, so the parent sees EOF once the container's processes are done.
     SB1(SYS_close, 3);

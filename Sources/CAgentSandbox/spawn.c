@@ -1,8 +1,9 @@
-// The parent-side spawner and the first steps of the child.
+// The parent-side spawn and the first steps of the child.
 //
-// Why a dedicated thread: PR_SET_PDEATHSIG fires when the *thread* that created the
-// child exits, not the process. Swift's cooperative pool threads come and go, so every
-// clone happens on one long-lived pthread owned by this library.
+// PR_SET_PDEATHSIG fires when the *thread* that created the child exits, not the process.
+// Swift's cooperative pool threads come and go, so the clone happens on the container's
+// own supervisor thread (see Launcher.swift), which reaps the init before it ends: the
+// init dies with that thread, hence with the agent, and never before it was reaped.
 #include "sys.h"
 
 #include <pthread.h>
@@ -62,7 +63,7 @@ static void sb_arrange_fds(const struct agent_sandbox_plan *p) {
 /// The child's entry: the container's init from here on.
 __attribute__((noreturn)) static void sb_child(const struct agent_sandbox_plan *p) {
     sb_error_fd = p->error_fd;
-    // Die with the spawner thread; the PID namespace goes with us.
+    // Die with the supervisor thread (the agent); the PID namespace goes with us.
     SB2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
     SB2(SYS_prctl, PR_SET_NAME, "init");
     for (int k = 0; k < 2; k++)
@@ -92,73 +93,26 @@ static long sb_clone(const struct agent_sandbox_plan *p, uint64_t flags, int *pi
     return r;
 }
 
-static pthread_mutex_t sb_lock = PTHREAD_MUTEX_INITIALIZER;      /* one request at a time */
-static pthread_mutex_t sb_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sb_cv = PTHREAD_COND_INITIALIZER;
-static pthread_once_t sb_once = PTHREAD_ONCE_INIT;
-static int sb_thread_error = 0;
-static const struct agent_sandbox_plan *sb_req = NULL;
-static int sb_done = 0;
-static long sb_res = 0;
-static int sb_res_pidfd = -1;
-static uint64_t sb_res_flags = 0;
-
-static void *sb_spawner(void *arg) {
-    (void)arg;
-    pthread_setname_np(pthread_self(), "agent-spawner");
-    pthread_mutex_lock(&sb_mu);
-    for (;;) {
-        while (sb_req == NULL) pthread_cond_wait(&sb_cv, &sb_mu);
-        const struct agent_sandbox_plan *p = sb_req;
-        int pidfd = -1;
-        uint64_t flags = p->clone_flags;
-        long r = sb_clone(p, flags, &pidfd);
-        if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
-            flags &= ~(uint64_t)CLONE_NEWCGROUP;
-            r = sb_clone(p, flags, &pidfd);
-        }
-        sb_res = r;
-        sb_res_pidfd = pidfd;
-        sb_res_flags = flags;
-        sb_req = NULL;
-        sb_done = 1;
-        pthread_cond_broadcast(&sb_cv);
-    }
-    return NULL;
-}
-
-static void sb_start_spawner(void) {
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    // Block every signal in the spawner so the child starts with nothing pending
-    // from a handler and the Swift runtime's signal use never lands here.
+int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pidfd, uint64_t *used_flags) {
+    if (plan->version != AGENT_SANDBOX_PLAN_VERSION) return -EINVAL;
+    // Every signal blocked across the clone, so the child starts with nothing pending from
+    // a handler and the Swift runtime's signal use never lands in it (the init then sets
+    // its own mask and dispositions).
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    sb_thread_error = pthread_create(&t, &attr, sb_spawner, NULL);
+    int fd = -1;
+    uint64_t flags = plan->clone_flags;
+    long r = sb_clone(plan, flags, &fd);
+    if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
+        flags &= ~(uint64_t)CLONE_NEWCGROUP;
+        r = sb_clone(plan, flags, &fd);
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-}
-
-int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pidfd, uint64_t *used_flags) {
-    if (plan->version != AGENT_SANDBOX_PLAN_VERSION) return -EINVAL;
-    pthread_once(&sb_once, sb_start_spawner);
-    if (sb_thread_error) return -sb_thread_error;
-    pthread_mutex_lock(&sb_lock);
-    pthread_mutex_lock(&sb_mu);
-    sb_done = 0;
-    sb_req = plan;
-    pthread_cond_broadcast(&sb_cv);
-    while (!sb_done) pthread_cond_wait(&sb_cv, &sb_mu);
-    long r = sb_res;
-    *pidfd = sb_res_pidfd;
-    *used_flags = sb_res_flags;
-    pthread_mutex_unlock(&sb_mu);
-    pthread_mutex_unlock(&sb_lock);
     if (r < 0) return (int)r;
     *pid = (int)r;
+    *pidfd = fd;
+    *used_flags = flags;
     return 0;
 }
 

@@ -72,7 +72,7 @@ public struct ContainerConfiguration: Sendable, Equatable {
     /// Where compiled BPF programs are kept between processes (compiling Docker's profile
     /// takes ~35 ms; a cache hit ~50 µs). Default `$XDG_CACHE_HOME/agent/seccomp`, else
     /// `~/.cache/agent/seccomp`; nil keeps the cache in memory only.
-    public var seccompCacheDirectory: String? = SeccompCache.defaultDirectory(environment: ProcessInfo.processInfo.environment)
+    public var seccompCacheDirectory: String? = SeccompCache.defaultDirectory()
     /// Wall-clock limit; on expiry SIGTERM to the command, SIGKILL to the container after `killGracePeriod`.
     public var timeout: Duration? = nil
     public var killGracePeriod: Duration = .seconds(10)

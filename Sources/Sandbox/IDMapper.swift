@@ -81,6 +81,11 @@ struct IDMapPlan: Sendable, Equatable {
     /// Reads the host facts and resolves.
     static func forCurrentUser(_ c: ContainerConfiguration) throws -> IDMapPlan {
         let uid = getuid()
+        if c.idMapping == .single && uid != 0 {
+            // Single mapping never looks at the user's name, ranges or the helpers.
+            return try resolve(requested: .single, uid: c.uid, gid: c.gid, hostUID: uid, userName: nil,
+                               subuid: nil, subgid: nil, helpersExist: false)
+        }
         var name: String? = nil
         if let pw = getpwuid(uid) { name = String(cString: pw.pointee.pw_name) }
         let helpers = access(newuidmap, X_OK) == 0 && access(newgidmap, X_OK) == 0

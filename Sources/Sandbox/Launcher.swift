@@ -3,8 +3,8 @@ import AgentSupport
 import FoundationEssentials
 import Glibc
 
-/// Starts one container on its supervisor thread: pipes, plan, clone (through the shim's
-/// spawner thread), id maps, the sync byte, then the error pipe, which reads EOF once the
+/// Starts one container on its supervisor thread: pipes, plan, clone (from this thread, which
+/// outlives the init), id maps, the sync byte, then the error pipe, which reads EOF once the
 /// command has exec'd or one failure record naming the stage.
 struct Launcher {
     var configuration: ContainerConfiguration
@@ -19,10 +19,22 @@ struct Launcher {
 
     /// arg_start, arg_end, env_start, env_end of this process (fields 48-51 of /proc/self/stat).
     static let argumentAreas: (UInt, UInt, UInt, UInt)? = {
-        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-              let paren = stat.lastIndex(of: ")") else { return nil }
-        let f = stat[stat.index(after: paren)...].split(separator: " ")
-        guard f.count > 48, let a = UInt(f[45]), let b = UInt(f[46]), let c = UInt(f[47]), let d = UInt(f[48]),
+        // Read into a buffer and split by hand: this runs on every container start.
+        let fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var stat = [UInt8](repeating: 0, count: 4096)
+        var count = 0
+        while count < stat.count {
+            let n = stat.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            count += n
+        }
+        guard let paren = stat[0..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let f = stat[(paren + 1)..<count].split(separator: UInt8(ascii: " "))
+        func number(_ i: Int) -> UInt? { UInt(String(decoding: f[i], as: UTF8.self)) }
+        guard f.count > 48, let a = number(45), let b = number(46), let c = number(47), let d = number(48),
               a < b, c < d else { return nil }
         return (a, b, c, d)
     }()
@@ -110,6 +122,10 @@ struct Launcher {
             var one: UInt8 = 1
             _ = write(sync.write, &one, 1)
             close(sync.write); toClose.removeAll { $0 == sync.write }
+            // Built while the child sets up its root, rather than after: nothing in it depends
+            // on the outcome, and a failure below just drops it (it owns only its eventfd).
+            let core = ContainerCore(configuration: c, pid: pid, pidfd: pidfd, releaseFD: release.write,
+                                     idMapping: ids.reported, started: started)
 
             var record = agent_sandbox_failure()
             let size = MemoryLayout<agent_sandbox_failure>.size
@@ -125,8 +141,6 @@ struct Launcher {
                 abandon()
                 throw ShimFailure.error(stage: record.stage, op: record.op, errno: record.err, ops: plan.ops, configuration: c)
             }
-            let core = ContainerCore(configuration: c, pid: pid, pidfd: pidfd, releaseFD: release.write,
-                                     idMapping: ids.reported, started: started)
             withExtendedLifetime(arena) {}
             cont.resume(returning: RunningContainer(core: core))
             core.supervise(stdoutFD: outRead, stderrFD: errRead, statusFD: status.read)

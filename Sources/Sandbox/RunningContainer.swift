@@ -6,8 +6,8 @@ import SandboxPolicy
 
 /// A started container. Obtain one with `RunningContainer.start(_:)`.
 ///
-/// The container's init (PID 1 inside) is a child of the library's spawner thread; a
-/// per-container supervisor thread streams output, reaps the init and enforces timeouts.
+/// The container's init (PID 1 inside) is cloned by a per-container supervisor thread,
+/// which also streams output, reaps the init and enforces timeouts.
 public final class RunningContainer: Sendable {
     let core: ContainerCore
 
@@ -58,6 +58,8 @@ public final class RunningContainer: Sendable {
         let ids = try IDMapPlan.forCurrentUser(c)
         let plan = try SetupPlan(configuration: c, agentBinary: Self.agentBinaryPath())
         return try await withCheckedThrowingContinuation { cont in
+            // The supervisor thread: it clones the init (its parent thread for
+            // PR_SET_PDEATHSIG) and reaps it before ending.
             do {
                 try startDetachedThread {
                     Launcher(configuration: c, ids: ids, plan: plan, bpf: bpf).run(cont)

@@ -108,7 +108,8 @@ final class ContainerCore: Sendable {
         var deadline: UInt64? = configuration.timeout.map { startNanos + Self.nanos($0) }
         var killAt: UInt64? = nil
         let pidfd = state.withLock { $0.pidfd }
-        var buf = [UInt8](repeating: 0, count: 65536)
+        // Only captured output is read here (an `.inherit` container has no pipes).
+        var buf = [UInt8](repeating: 0, count: out >= 0 || err >= 0 ? 65536 : 0)
 
         func sendTerm(grace: Duration) {
             signalInit(SIGTERM)

@@ -36,15 +36,37 @@ public final class SeccompCache: Sendable {
         return nil
     }
 
-    private let host: SeccompHost
-    /// In memory the key is the text itself: hashing it for a dictionary costs less than a
-    /// SHA-256, and the host is fixed per cache. The SHA-256 key is only for files.
-    private struct MemoryKey: Hashable {
-        var profileText: String
-        var mask: UInt64
+    /// `defaultDirectory(environment:)` for this process, reading only the two variables
+    /// (no copy of the whole environment into a dictionary).
+    public static func defaultDirectory() -> String? {
+        func variable(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+        if let xdg = variable("XDG_CACHE_HOME"), xdg.hasPrefix("/") { return xdg + "/agent/seccomp" }
+        if let home = variable("HOME"), home.hasPrefix("/") { return home + "/.cache/agent/seccomp" }
+        return nil
     }
 
-    private let state = Mutex<(programs: [MemoryKey: SeccompProgram], statistics: Statistics)>(([:], Statistics()))
+    private let host: SeccompHost
+    /// In memory the key is the text itself (the host is fixed per cache); the SHA-256 key is
+    /// only for files. A process uses a handful of profiles, so a list searched in order does:
+    /// comparing texts is cheap (immediate when they share storage, as every use of one
+    /// profile does) where a dictionary would hash the whole text on each lookup.
+    private struct MemoryEntry {
+        var profileText: String
+        var mask: UInt64
+        var program: SeccompProgram
+    }
+
+    private let state = Mutex<(programs: [MemoryEntry], statistics: Statistics)>(([], Statistics()))
+
+    private static func remember(_ program: SeccompProgram, profileText: String, mask: UInt64,
+                                 in programs: inout [MemoryEntry]) {
+        let entry = MemoryEntry(profileText: profileText, mask: mask, program: program)
+        if let i = programs.firstIndex(where: { $0.mask == mask && $0.profileText == profileText }) {
+            programs[i] = entry
+        } else {
+            programs.append(entry)
+        }
+    }
 
     /// A cache of its own (tests and `agent debug seccomp` use one to start cold).
     public init(host: SeccompHost = .current) {
@@ -60,9 +82,11 @@ public final class SeccompCache: Sendable {
     /// from `cacheDirectory` (when given), else compiled and stored in both.
     public func program(profileText: String, capabilities: CapabilitySet,
                         cacheDirectory: String? = nil) throws -> SeccompProgram {
-        let memoryKey = MemoryKey(profileText: profileText, mask: capabilities.mask)
+        let mask = capabilities.mask
         if let hit = state.withLock({ s -> SeccompProgram? in
-            guard let p = s.programs[memoryKey] else { return nil }
+            guard let p = s.programs.first(where: { $0.mask == mask && $0.profileText == profileText })?.program else {
+                return nil
+            }
             s.statistics.memoryHits += 1
             return p
         }) {
@@ -73,7 +97,7 @@ public final class SeccompCache: Sendable {
             switch SeccompDiskCache.load(directory: cacheDirectory, key: key) {
             case .hit(let program):
                 state.withLock {
-                    $0.programs[memoryKey] = program
+                    Self.remember(program, profileText: profileText, mask: mask, in: &$0.programs)
                     $0.statistics.diskHits += 1
                 }
                 return program
@@ -89,7 +113,7 @@ public final class SeccompCache: Sendable {
         let program = try SeccompCompiler.compile(profile, capabilities: capabilities, host: host)
         let wrote = cacheDirectory.map { SeccompDiskCache.store(program, directory: $0, key: key) } ?? false
         state.withLock {
-            $0.programs[memoryKey] = program
+            Self.remember(program, profileText: profileText, mask: mask, in: &$0.programs)
             $0.statistics.compiles += 1
             if wrote { $0.statistics.diskWrites += 1 }
         }
@@ -100,9 +124,15 @@ public final class SeccompCache: Sendable {
     func cacheKey(profileText: String, capabilities: CapabilitySet) -> String {
         var hasher = SHA256()
         let header = "agent-seccomp-v1\0\(host.architecture)\0\(host.kernelRelease)\0\(host.libseccompVersion)\0\(String(capabilities.mask, radix: 16))\0"
-        hasher.update(data: Data(header.utf8))
-        hasher.update(data: Data(profileText.utf8))
+        Self.update(&hasher, header)
+        Self.update(&hasher, profileText)
         return SeccompDiskCache.hex(hasher.finalize())
+    }
+
+    /// Hashes the text's UTF-8 in place (no copy into a `Data`).
+    private static func update(_ hasher: inout SHA256, _ text: String) {
+        var text = text
+        text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
     }
 }
 
@@ -123,6 +153,44 @@ enum SeccompDiskCache {
         var skippedNames: [String]
         var sha256: String
         var length: Int
+
+        init(architectures: [String], skippedNames: [String], sha256: String, length: Int) {
+            self.architectures = architectures
+            self.skippedNames = skippedNames
+            self.sha256 = sha256
+            self.length = length
+        }
+
+        /// The fast path of `load`; see `MetadataScanner`.
+        init?(line: ArraySlice<UInt8>) {
+            var s = MetadataScanner(bytes: line, i: line.startIndex)
+            var architectures: [String]?, skippedNames: [String]?, sha256: String?, length: Int?
+            guard s.take("{") else { return nil }
+            repeat {
+                guard let key = s.string(), s.take(":") else { return nil }
+                // Each key once, each value well-formed; else JSONDecoder decides.
+                switch key {
+                case "architectures" where architectures == nil:
+                    guard let v = s.strings() else { return nil }
+                    architectures = v
+                case "skippedNames" where skippedNames == nil:
+                    guard let v = s.strings() else { return nil }
+                    skippedNames = v
+                case "sha256" where sha256 == nil:
+                    guard let v = s.string() else { return nil }
+                    sha256 = v
+                case "length" where length == nil:
+                    guard let v = s.integer() else { return nil }
+                    length = v
+                default:
+                    return nil
+                }
+            } while s.take(",")
+            guard s.take("}") else { return nil }
+            s.skipSpace()
+            guard s.i == line.endIndex, let architectures, let skippedNames, let sha256, let length else { return nil }
+            self.init(architectures: architectures, skippedNames: skippedNames, sha256: sha256, length: length)
+        }
     }
 
     static func path(directory: String, key: String) -> String { "\(directory)/\(key).bpf" }
@@ -138,28 +206,44 @@ enum SeccompDiskCache {
               info.st_mode & 0o022 == 0 else {
             return .corrupt
         }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        // One read of the whole file (fstat gave its size); a file that grew since is read on.
+        let limit = 16 << 20
+        var data = [UInt8](repeating: 0, count: min(max(Int(info.st_size), 0), limit) + 1)
+        var count = 0
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count == data.count {
+                if count > limit { return .corrupt }
+                data += [UInt8](repeating: 0, count: count)
+            }
+            let n = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 { return .corrupt }
             if n == 0 { break }
-            data.append(contentsOf: buffer[0..<n])
-            if data.count > 16 << 20 { return .corrupt }
+            count += n
         }
-        let magicBytes = Data(magic.utf8)
-        guard data.starts(with: magicBytes),
-              let newline = data[magicBytes.count...].firstIndex(of: UInt8(ascii: "\n")),
-              let meta = try? JSONDecoder().decode(Metadata.self, from: data[magicBytes.count..<newline]) else {
+        if count > limit { return .corrupt }
+        let magicBytes = Array(magic.utf8)
+        guard count >= magicBytes.count, data[0..<magicBytes.count].elementsEqual(magicBytes),
+              let newline = data[magicBytes.count..<count].firstIndex(of: UInt8(ascii: "\n")) else {
             return .corrupt
         }
-        let bytes = [UInt8](data[(newline + 1)...])
+        let line = data[magicBytes.count..<newline]
+        guard let meta = Metadata(line: line)
+                ?? (try? JSONDecoder().decode(Metadata.self, from: Data(line))) else {
+            return .corrupt
+        }
+        let bytes = Array(data[(newline + 1)..<count])
         guard bytes.count == meta.length, bytes.count > 0, bytes.count % 8 == 0,
-              hex(SHA256.hash(data: bytes)) == meta.sha256 else {
+              sha256Hex(bytes) == meta.sha256 else {
             return .corrupt
         }
         return .hit(SeccompProgram(bytes: bytes, architectures: meta.architectures, skippedNames: meta.skippedNames))
+    }
+
+    static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var hasher = SHA256()
+        bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return hex(hasher.finalize())
     }
 
     /// Writes to a temporary file in the same directory and renames it into place, so a
@@ -195,6 +279,59 @@ enum SeccompDiskCache {
             return false
         }
         return true
+    }
+
+    /// Reads the metadata line without JSONDecoder when it has the shape `store` writes: one
+    /// object holding exactly the four keys (in any order), ASCII strings without escapes and
+    /// a plain integer. Anything else returns nil and is left to JSONDecoder.
+    private struct MetadataScanner {
+        let bytes: ArraySlice<UInt8>
+        var i: Int
+
+        mutating func skipSpace() {
+            while i < bytes.endIndex, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0d { i += 1 }
+        }
+
+        mutating func take(_ c: Unicode.Scalar) -> Bool {
+            skipSpace()
+            guard i < bytes.endIndex, bytes[i] == UInt8(ascii: c) else { return false }
+            i += 1
+            return true
+        }
+
+        mutating func string() -> String? {
+            guard take("\"") else { return nil }
+            let start = i
+            while i < bytes.endIndex, bytes[i] != UInt8(ascii: "\"") {
+                // Escapes, control characters and non-ASCII: JSONDecoder's business.
+                guard bytes[i] >= 0x20, bytes[i] < 0x80, bytes[i] != UInt8(ascii: "\\") else { return nil }
+                i += 1
+            }
+            guard i < bytes.endIndex else { return nil }
+            i += 1
+            return String(decoding: bytes[start..<(i - 1)], as: UTF8.self)
+        }
+
+        mutating func strings() -> [String]? {
+            guard take("[") else { return nil }
+            var out: [String] = []
+            if take("]") { return out }
+            repeat {
+                guard let s = string() else { return nil }
+                out.append(s)
+            } while take(",")
+            return take("]") ? out : nil
+        }
+
+        mutating func integer() -> Int? {
+            skipSpace()
+            let start = i
+            while i < bytes.endIndex, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") { i += 1 }
+            // No sign, fraction, exponent or leading zero: those go to JSONDecoder.
+            guard i > start, i - start == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
+            if i < bytes.endIndex, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[i]) { return nil }
+            return Int(String(decoding: bytes[start..<i], as: UTF8.self))
+        }
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {

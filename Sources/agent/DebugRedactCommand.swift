@@ -1,3 +1,4 @@
+import AgentSupport
 import AgentCore
 import ArgumentParser
 #if canImport(Glibc)
@@ -29,12 +30,12 @@ struct DebugRedactCommand: ParsableCommand {
                 job: JobSpec(id: "debug-redact", steps: [], baseDirectory: "/"), cliSecrets: [flag],
                 environment: [:], cwd: currentDirectory(), maxBytes: 64 << 20)
             guard let contents = store.value(for: "secrets-file") else {
-                FileHandleOutput.standardError("agent: --secrets-file \"\(secretsFile)\": no such file\n")
+                printToStandardError("agent: --secrets-file \"\(secretsFile)\": no such file\n")
                 throw ExitCode(2)
             }
             secrets = contents.split(separator: UInt8(ascii: "\n")).enumerated().map { (id: "line \($0.offset + 1)", value: Array($0.element)) }
         } catch let error as SecretError {
-            FileHandleOutput.standardError("agent: \(error)\n")
+            printToStandardError("agent: \(error)\n")
             throw ExitCode(error.exitCode)
         }
         var redactor = Redactor(SecretMatcher(secrets: secrets))
@@ -46,7 +47,7 @@ struct DebugRedactCommand: ParsableCommand {
             }, emit: writeAll)
             if got < 0 {
                 if errno == EINTR { continue }
-                FileHandleOutput.standardError("agent: reading stdin: \(String(cString: strerror(errno)))\n")
+                printToStandardError("agent: reading stdin: \(String(cString: strerror(errno)))\n")
                 throw ExitCode(3)
             }
             if got == 0 { break }
@@ -60,7 +61,7 @@ struct DebugRedactCommand: ParsableCommand {
             let wrote = write(1, bytes.baseAddress! + offset, bytes.count - offset)
             if wrote < 0 {
                 if errno == EINTR { continue }
-                FileHandleOutput.standardError("agent: writing stdout: \(String(cString: strerror(errno)))\n")
+                printToStandardError("agent: writing stdout: \(String(cString: strerror(errno)))\n")
                 throw ExitCode(3)
             }
             offset += wrote
@@ -71,13 +72,5 @@ struct DebugRedactCommand: ParsableCommand {
         guard let cwd = getcwd(nil, 0) else { return "/" }
         defer { free(cwd) }
         return String(cString: cwd)
-    }
-}
-
-/// Writes diagnostics without Foundation.
-private enum FileHandleOutput {
-    static func standardError(_ text: String) {
-        var text = text
-        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 }

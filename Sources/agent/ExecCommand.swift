@@ -74,13 +74,18 @@ struct ExecCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
     var command: [String] = []
 
+    /// The configuration `validate()` built, so `run()` does not build it again (nor read a
+    /// `--seccomp` file twice). Written by `validate()` and read by `run()`, one after the
+    /// other on the task that parses and runs the command.
+    nonisolated(unsafe) private static var validated: ContainerConfiguration?
+
     mutating func validate() throws {
         if command.first == "--" { command.removeFirst() }
         guard let first = command.first else { throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]") }
         // Passthrough capture also swallows a mistyped option; never run it as a command.
         if first.hasPrefix("-") { throw ValidationError("unknown option '\(first)' (the command goes after --)") }
         do {
-            _ = try makeConfiguration()
+            Self.validated = try makeConfiguration()
         } catch let e as ExecParsing.InvalidValue {
             throw ValidationError(e.description)
         }
@@ -88,7 +93,9 @@ struct ExecCommand: AsyncParsableCommand {
 
     func run() async throws {
         let c: ContainerConfiguration
-        do { c = try makeConfiguration() } catch {
+        do {
+            if let v = Self.validated { c = v } else { c = try makeConfiguration() }
+        } catch {
             Self.fail("\(error)")
         }
         do {
@@ -100,11 +107,13 @@ struct ExecCommand: AsyncParsableCommand {
                 printToStandardError("agent: container ran \(fixedPoint(ms, decimals: 2)) ms (clone to exit), \(result.status)\n")
             }
             if result.timedOut { printToStandardError("agent: timed out after \(timeout ?? "")\n") }
-            throw ExitCode(result.status.shellExitCode)
+            // Exits here rather than throwing ExitCode: the parser would first build a usage
+            // text for it that nobody reads.
+            Self.exit(result.status.shellExitCode)
         } catch let e as SandboxError {
             printToStandardError("agent: \(e)\n")
-            if e.isExecFailure { throw ExitCode(e.errno == ENOENT ? 127 : 126) }
-            throw ExitCode(125)
+            if e.isExecFailure { Self.exit(e.errno == ENOENT ? 127 : 126) }
+            Self.exit(125)
         }
     }
 
@@ -118,7 +127,14 @@ struct ExecCommand: AsyncParsableCommand {
 
     static func fail(_ message: String) -> Never {
         printToStandardError("agent: \(message)\n")
-        Glibc.exit(125)
+        exit(125)
+    }
+
+    /// Ends the process: C stdio flushed, then `_exit` (the container is over; exit(3)'s
+    /// handlers and library destructors have nothing left to do for it).
+    static func exit(_ code: Int32) -> Never {
+        fflush(nil)
+        _exit(code)
     }
 
     func makeConfiguration() throws -> ContainerConfiguration {

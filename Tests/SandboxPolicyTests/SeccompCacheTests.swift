@@ -112,6 +112,53 @@ import Testing
         #expect(SeccompCache.defaultDirectory(environment: [:]) == nil)
     }
 
+    @Test func defaultDirectoryOfThisProcess() {
+        #expect(SeccompCache.defaultDirectory() == SeccompCache.defaultDirectory(environment: ProcessInfo.processInfo.environment))
+    }
+
+    /// `load` reads the metadata line itself when it has the shape `store` writes and leaves
+    /// any other JSON to JSONDecoder: both must accept the same files and reject the same.
+    @Test(arguments: [
+        ("reordered", true), ("spaced", true), ("escaped", true), ("extraKey", true),
+        ("wrongLength", false), ("wrongDigest", false), ("notJSON", false), ("missingKey", false),
+    ])
+    func metadataLineVariants(variant: String, loads: Bool) throws {
+        let dir = try TestFiles.scratch("meta")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let writer = SeccompCache()
+        let compiled = try writer.program(profileText: DefaultProfile.text, capabilities: .dockerDefault, cacheDirectory: dir)
+        let file = dir + "/" + writer.cacheKey(profileText: DefaultProfile.text, capabilities: .dockerDefault) + ".bpf"
+        let contents = try Data(contentsOf: URL(fileURLWithPath: file))
+        let magic = Data("agent-seccomp-bpf 1\n".utf8)
+        let newline = try #require(contents[magic.count...].firstIndex(of: UInt8(ascii: "\n")))
+        let digest = String(decoding: contents[magic.count..<newline], as: UTF8.self)
+            .split(separator: "\"sha256\":\"")[1].prefix(64)
+        let archs = compiled.architectures.map { "\"\($0)\"" }.joined(separator: ",")
+        let skipped = compiled.skippedNames.map { "\"\($0)\"" }.joined(separator: ",")
+        let n = compiled.bytes.count
+        let line: String
+        switch variant {
+        case "reordered": line = #"{"length":\#(n),"skippedNames":[\#(skipped)],"sha256":"\#(digest)","architectures":[\#(archs)]}"#
+        case "spaced": line = "{ \"sha256\" : \"\(digest)\" ,\t\"length\": \(n), \"architectures\": [ \(archs) ], \"skippedNames\": [ \(skipped) ] }\r"
+        case "escaped": line = #"{"sha\u0032\u00356":"\#(digest)","length":\#(n),"architectures":[\#(archs)],"skippedNames":[\#(skipped)],"x":"a\/b"}"#
+        case "extraKey": line = #"{"sha256":"\#(digest)","length":\#(n),"architectures":[\#(archs)],"skippedNames":[\#(skipped)],"note":[1,{"a":null}]}"#
+        case "wrongLength": line = #"{"sha256":"\#(digest)","length":\#(n - 8),"architectures":[\#(archs)],"skippedNames":[\#(skipped)]}"#
+        case "wrongDigest": line = #"{"sha256":"\#(String(repeating: "0", count: 64))","length":\#(n),"architectures":[\#(archs)],"skippedNames":[\#(skipped)]}"#
+        case "notJSON": line = #"{"sha256":"\#(digest)","length":\#(n),"architectures":[\#(archs)],"skippedNames":[\#(skipped)]"#
+        default: line = #"{"sha256":"\#(digest)","length":\#(n),"architectures":[\#(archs)]}"#
+        }
+        var rewritten = magic
+        rewritten.append(Data(line.utf8))
+        rewritten.append(contents[newline...])
+        try rewritten.write(to: URL(fileURLWithPath: file))
+
+        let reader = SeccompCache()
+        let loaded = try reader.program(profileText: DefaultProfile.text, capabilities: .dockerDefault, cacheDirectory: dir)
+        #expect(loaded == compiled)
+        #expect(reader.statistics.diskHits == (loads ? 1 : 0))
+        #expect(reader.statistics.diskRejected == (loads ? 0 : 1))
+    }
+
     @Test func cacheKeyCoversHostAndCapabilities() {
         let host = SeccompHost(architecture: "x86_64", kernelRelease: "6.1.0", libseccompVersion: "2.5.4")
         let base = SeccompCache(host: host).cacheKey(profileText: "{}", capabilities: .empty)

@@ -146,8 +146,9 @@ enum agent_sandbox_stage {
     AGENT_STAGE_DUMPABLE,
 };
 
-/// Clones the container's init from the library's dedicated spawner thread (so
-/// PR_SET_PDEATHSIG is tied to a thread that lives as long as the process).
+/// Clones the container's init from the calling thread, with every signal blocked across
+/// the clone. PR_SET_PDEATHSIG ties the init to the calling thread, so call it from a thread
+/// that outlives the init (the container's supervisor thread, which reaps it).
 /// On success returns 0 and sets `*pid` and `*pidfd`; else returns -errno.
 /// `*used_flags` receives the clone flags that worked (CLONE_NEWCGROUP is dropped
 /// where the kernel refuses it).
