@@ -1,0 +1,21 @@
+import Foundation
+import Testing
+
+/// Every `agent exec`/`run-job` is a new process, so what the binary loads at start is part
+/// of its speed (README, Development). libarchive and libxml2 (and their ten dependencies)
+/// must stay lazily loaded: a direct call that bypasses the CLazyLibs trampolines would make
+/// the linker record them as needed again, silently.
+@Test func binaryDoesNotLinkTheLazilyLoadedLibraries() throws {
+    let readelf = Process()
+    readelf.executableURL = URL(fileURLWithPath: "/usr/bin/readelf")
+    readelf.arguments = ["--dynamic", Harness.agentBinary]
+    let out = Pipe()
+    readelf.standardOutput = out
+    try readelf.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    readelf.waitUntilExit()
+    let needed = text.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+    #expect(needed.contains { $0.contains("libseccomp") }, "readelf output unexpected: \(text)")
+    #expect(!needed.contains { $0.contains("libarchive") || $0.contains("libxml2") || $0.contains("libicu") },
+            "linked at start: \(needed.joined(separator: "; "))")
+}
