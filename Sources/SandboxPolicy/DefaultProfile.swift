@@ -8,14 +8,14 @@ public enum DefaultProfile {
     /// The text of `policies/seccomp-default.json`.
     public static let text = #"""
 {
-  "comment": "The agent's default seccomp profile (Docker's format). Deny by default with EPERM; allow ordinary system calls; no namespaces, mounts, keys, bpf, ptrace, module loading, netlink, raw or packet sockets. The agent policy can add netlink (allowNetlink) and raw sockets (allowRawSockets); see policies/README.md.",
+  "comment": "The agent's default seccomp profile (Docker's format). Deny by default with EPERM; allow ordinary system calls; no namespaces, mounts, keys, bpf, ptrace, module loading, netlink, raw or packet sockets. Native system call ABI only: 32-bit compat calls (x86 int 0x80, x32, arm on aarch64) are killed with SIGSYS, which removes the compat attack surface and two thirds of the filter; point the policy's seccompProfile at a profile with subArchitectures (e.g. Docker's) to run 32-bit programs. The agent policy can add netlink (allowNetlink) and raw sockets (allowRawSockets); see policies/README.md.",
   "defaultAction": "SCMP_ACT_ERRNO",
   "defaultErrnoRet": 1,
   "archMap": [
-    {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
-    {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
+    {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": []},
+    {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": []},
     {"architecture": "SCMP_ARCH_PPC64LE", "subArchitectures": []},
-    {"architecture": "SCMP_ARCH_S390X", "subArchitectures": ["SCMP_ARCH_S390"]},
+    {"architecture": "SCMP_ARCH_S390X", "subArchitectures": []},
     {"architecture": "SCMP_ARCH_RISCV64", "subArchitectures": []}
   ],
   "syscalls": [

@@ -15,6 +15,15 @@ import Testing
 
     private var profile: SeccompProfile { get throws { try SeccompProfile(json: DefaultProfile.text) } }
 
+    /// Native ABI only: no compat sub-architecture in the filter (see policies/README.md),
+    /// which also keeps the program small enough to load quickly at every container start.
+    @Test func coversOnlyTheNativeSystemCallABI() throws {
+        let p = try profile
+        #expect(p.archMap.allSatisfy { $0.subArchitectures.isEmpty })
+        let bytes = try #require(try SeccompPolicy.projectDefault.compile(capabilities: .dockerDefault))
+        #expect(bytes.count / 8 < 500, "\(bytes.count / 8) BPF instructions")
+    }
+
     @Test func deniesByDefaultWithEPERM() throws {
         let p = try profile
         #expect(p.defaultAction == .errno)

@@ -44,7 +44,10 @@ bwrap=(bwrap --unshare-all --die-with-parent --ro-bind "$work/rootfs" / --proc /
 # subordinate ranges; `single` writes one mapping line itself, as bwrap does.
 single=("${agent[@]:0:2}" --id-map single "${agent[@]:2}")
 # `agent --version` is the floor: the Swift process start-up without any container.
-cmds=("agent|${agent[*]}" "bwrap|${bwrap[*]}" "agent-single|${single[*]}" "agent-noop|$work/agent --version")
+# `/bin/true` alone is the harness floor: setpriv+env (as root) and process creation, which
+# every other line pays too; the net ratio subtracts it.
+cmds=("agent|${agent[*]}" "bwrap|${bwrap[*]}" "agent-single|${single[*]}" "agent-noop|$work/agent --version"
+      "floor|/bin/true")
 for c in "${cmds[@]}"; do
   "${as_user[@]}" ${c#*|} || { echo "failed: ${c#*|}" >&2; exit 1; }
 done
@@ -84,6 +87,10 @@ for name, ts in times.items():
 base = statistics.median(times["bwrap"])
 print(f"agent/bwrap ratio: {statistics.median(times['agent']) / base:.2f}x (id-map auto)")
 print(f"agent-single/bwrap ratio: {statistics.median(times['agent-single']) / base:.2f}x (id-map single)")
+floor = statistics.median(times["floor"])
+for name in ("agent", "agent-single", "agent-noop"):
+    net = (statistics.median(times[name]) - floor) / (base - floor)
+    print(f"{name}/bwrap net of the {floor:.2f} ms floor: {net:.2f}x")
 PY
 # The container alone (clone to exit, measured inside the agent) without the Swift process
 # start-up (dynamic loading, argument parsing), which dominates the end-to-end number.

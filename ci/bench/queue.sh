@@ -17,8 +17,10 @@ SAMPLES=${LATENCY_SAMPLES:-100}
 command -v python3 >/dev/null || { echo "queue.sh needs python3" >&2; exit 2; }
 
 if [ -z "${AGENT_BIN:-}" ]; then
-  swift build -c release --product agent 2>&1 | tail -n 1
-  AGENT_BIN="$(swift build -c release --show-bin-path)/agent"
+  # The same static-runtime release build as the other benchmarks (.build/bench-static).
+  build=(swift build -c release --static-swift-stdlib --build-path .build/bench-static)
+  "${build[@]}" 2>&1 | tail -n 1
+  AGENT_BIN="$("${build[@]}" --show-bin-path)/agent"
 fi
 work=$(mktemp -d /tmp/agent-bench-queue.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+/// The default profile allows the native system-call ABI only (policies/README.md): a
+/// 32-bit `int 0x80` call from a 64-bit process is killed with SIGSYS, while the same
+/// program runs when seccomp is off. The program is assembled here with gcc (no libc, so
+/// no 32-bit libraries are needed) and its folder bind-mounted at the rootfs's /tmp.
+@Suite struct SeccompCompatABITests {
+    static let source = """
+        .globl _start
+        _start:
+            mov $20, %eax        /* i386 getpid */
+            int $0x80
+            test %eax, %eax
+            jle 1f
+            xor %edi, %edi       /* the compat call returned a pid: exit 0 */
+            jmp 2f
+        1:  mov $3, %edi         /* it returned an error: exit 3 */
+        2:  mov $60, %eax        /* x86_64 exit */
+            syscall
+
+        """
+
+    /// Assembles the probe; nil when this host cannot (not x86_64, or no gcc).
+    static func probe() throws -> String? {
+        #if arch(x86_64)
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gcc") else { return nil }
+        let dir = try Harness.scratch("compat")
+        try Harness.write(source, to: dir + "/probe.S")
+        let gcc = Process()
+        gcc.executableURL = URL(fileURLWithPath: "/usr/bin/gcc")
+        gcc.arguments = ["-nostdlib", "-static", "-o", dir + "/probe", dir + "/probe.S"]
+        try gcc.run()
+        gcc.waitUntilExit()
+        guard gcc.terminationStatus == 0 else { return nil }
+        chmod(dir + "/probe", 0o755)
+        return dir + "/probe"
+        #else
+        return nil
+        #endif
+    }
+
+    @Test func compatSystemCallIsKilledByTheDefaultProfile() async throws {
+        guard let probe = try Self.probe() else { return }  // not x86_64, or no gcc: nothing to probe
+        let folder = (probe as NSString).deletingLastPathComponent
+        let base = ["--rootfs", Harness.busyboxRootfs, "--bind", "\(folder):/tmp:ro"]
+        let open = try await Harness.exec(base + ["--seccomp", "unconfined"], ["/tmp/probe"])
+        #expect(open.status == 0, "without seccomp the int 0x80 getpid works: \(open.stderr)")
+        let filtered = try await Harness.exec(base, ["/tmp/probe"])
+        #expect(filtered.status == 128 + SIGSYS, "expected death by SIGSYS, got \(filtered.status): \(filtered.stderr)")
+    }
+}
