@@ -207,3 +207,39 @@ import Testing
         #expect(Harness.user.uid != 0)
     }
 }
+
+/// A killed agent cannot clean up; the next run on the same state folder removes the
+/// workspace layer it left (its lock is free), and never the layer of a running job.
+@Suite struct StaleWorkspaceLayerTests {
+    @Test func layerOfAKilledAgentIsRemovedByTheNextRun() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "killed", "steps": [{"name": "long", "run": "echo $((6*7))-ready; sleep 1000"}]}
+        """)
+        let p = Harness.process(["run-job", f.job, "--output", f.results, "--state-dir", f.state, "--progress", "plain"])
+        let errPipe = Pipe()
+        p.standardError = errPipe
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        var seen = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !seen.contains("42-ready") {
+            let chunk = errPipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(seen.contains("42-ready"))
+        kill(p.processIdentifier, SIGKILL)  // setpriv execs the agent: same pid
+        p.waitUntilExit()
+        let jobs = f.state + "/jobs"
+        let left = try FileManager.default.contentsOfDirectory(atPath: jobs)
+        #expect(left.count == 1, "the killed run's layer: \(left)")
+
+        try Harness.write(#"{"version": 1, "id": "next", "steps": [{"name": "s", "run": "true"}]}"#, to: f.dir + "/next.json")
+        let r = try await Harness.run(["run-job", f.dir + "/next.json", "--output", f.dir + "/next-results",
+                                       "--state-dir", f.state, "--progress", "plain"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: jobs).isEmpty)
+        let log = try String(contentsOfFile: f.dir + "/next-results/log.txt", encoding: .utf8)
+        #expect(log.contains("the workspace layer of an agent that is gone") && log.contains(left[0]))
+    }
+}

@@ -63,6 +63,8 @@ public final class JobRunner: JobExecuting, Sendable {
         } catch {
             return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "\(error)")
         }
+        // Layers left by an agent that was killed (their lock is free) go first.
+        let stale = await WorkspaceLayer.removeStale(stateDirectory: options.stateDirectory)
         do {
             workspace = try WorkspaceLayer(stateDirectory: options.stateDirectory, jobID: job.id, source: job.workspace)
         } catch {
@@ -83,6 +85,7 @@ public final class JobRunner: JobExecuting, Sendable {
             await workspace.remove()
             return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "\(error)")
         }
+        for dir in stale { jobLog.note("removed \(dir): the workspace layer of an agent that is gone") }
 
         var status = JobStatus(jobID: job.id, state: .running, exitCode: 0, startedAt: LogTimestamp.format(startedAt))
         status.steps = job.steps.enumerated().map { i, s in

@@ -10,6 +10,10 @@ import Sandbox
 /// directory (under the agent's state folder, never visible to a container) collects
 /// every write, so step 2 sees what step 1 built and the source is never modified.
 /// Where overlayfs is not possible the layer falls back to a private copy of the source.
+///
+/// The layer holds an `flock` on its `lock` file for its whole life, so a layer whose lock
+/// is free belongs to an agent that died (SIGKILL, power loss) and `removeStale` may
+/// delete it.
 public final class WorkspaceLayer: @unchecked Sendable {
     public enum Mode: String, Sendable { case overlay, copy }
 
@@ -19,6 +23,8 @@ public final class WorkspaceLayer: @unchecked Sendable {
     public let source: String
     public private(set) var mode: Mode
     private var testLayers = 0
+    /// The open `lock` file, flocked while the layer is in use; -1 once removed.
+    private var lockFD: Int32 = -1
 
     public var upper: String { root + "/upper" }
     var work: String { root + "/work" }
@@ -34,6 +40,14 @@ public final class WorkspaceLayer: @unchecked Sendable {
             throw SandboxError(stage: "workspace layer", errno: errno, detail: jobs)
         }
         root = String(cString: template)
+        // Locked before anything else is put in: a sweeper that sees no lock file leaves a
+        // young layer alone (see `removeStale`).
+        lockFD = open(root + "/lock", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            if lockFD >= 0 { close(lockFD) }
+            throw SandboxError(stage: "workspace layer lock", errno: e, detail: root)
+        }
         for d in ["upper", "work"] {
             try fm.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: false)
         }
@@ -99,6 +113,43 @@ public final class WorkspaceLayer: @unchecked Sendable {
     /// by the agent directly; `removeInsideUserNamespace` handles those.
     public func remove() async {
         await RootlessRemove.remove(root)
+        if lockFD >= 0 { close(lockFD) }
+        lockFD = -1
+    }
+
+    deinit {
+        if lockFD >= 0 { close(lockFD) }
+    }
+
+    /// A layer without a lock file this old is a leftover of an agent from before layers
+    /// had locks (or one killed between creating the folder and its lock).
+    static let unlockedLayerAge: Double = 3600
+
+    /// Deletes the layers under `stateDirectory/jobs` whose agent is gone: their lock is
+    /// free. Layers of running jobs (this process's or another agent's sharing the state
+    /// folder) are locked and left alone. Returns the folders it removed.
+    @discardableResult
+    public static func removeStale(stateDirectory: String) async -> [String] {
+        let jobs = stateDirectory + "/jobs"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: jobs) else { return [] }
+        var removed: [String] = []
+        for name in names.sorted() {
+            let dir = jobs + "/" + name
+            var st = stat()
+            guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else { continue }
+            let fd = open(dir + "/lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+            if fd < 0 {
+                guard errno == ENOENT, Double(time(nil) - st.st_mtim.tv_sec) > unlockedLayerAge else { continue }
+            } else if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                close(fd)  // in use
+                continue
+            }
+            // Ours now (lock held until the tree is gone): no other sweeper removes it twice.
+            await RootlessRemove.remove(dir)
+            if fd >= 0 { close(fd) }
+            if lstat(dir, &st) != 0 { removed.append(dir) }
+        }
+        return removed
     }
 }
 
