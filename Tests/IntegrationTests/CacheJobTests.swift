@@ -127,18 +127,8 @@ import Testing
         let s = try Shared()
         _ = try s.job("hold", oneStep("hold", "echo holding; sleep 1000", mounts: #""type=cache,target=/cache,id=held,sharing=locked""#))
         _ = try s.job("next", oneStep("next", "echo got-it", mounts: #""type=cache,target=/cache,id=held,sharing=locked""#))
-        let p = Harness.process(["run-job", s.dir + "/hold.json", "--output", s.dir + "/results-hold", "--state-dir", s.state, "--progress", "plain"])
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        var seen = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && !seen.contains(" holding") {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
+        let (p, _) = try Harness.start(["run-job", s.dir + "/hold.json", "--output", s.dir + "/results-hold",
+                                        "--state-dir", s.state, "--progress", "plain"], until: " holding")
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let next = try await s.run("next")

@@ -99,20 +99,10 @@ import Testing
           {"name": "next", "run": "true"}
         ]}
         """)
-        let p = Harness.process(["run-job", f.job, "--output", f.results, "--state-dir", f.state, "--progress", "plain", "--grace", "2"])
-        let errPipe = Pipe()
-        p.standardError = errPipe
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        // Wait until the step has printed, then SIGTERM the agent (setpriv execs it: same pid).
-        let deadline = Date().addingTimeInterval(30)
-        var seen = ""
-        // The header shows the command text; only the output line has "42-ready".
-        while Date() < deadline && !seen.contains("42-ready") {
-            let chunk = errPipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
+        // Wait until the step has printed, then SIGTERM the agent. The header shows the
+        // command text; only the output line has "42-ready".
+        let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
+                                           "--progress", "plain", "--grace", "2"], until: "42-ready")
         #expect(seen.contains("42-ready"))
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
@@ -215,20 +205,10 @@ import Testing
         let f = try JobFixture("""
         {"version": 1, "id": "killed", "steps": [{"name": "long", "run": "echo $((6*7))-ready; sleep 1000"}]}
         """)
-        let p = Harness.process(["run-job", f.job, "--output", f.results, "--state-dir", f.state, "--progress", "plain"])
-        let errPipe = Pipe()
-        p.standardError = errPipe
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        var seen = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && !seen.contains("42-ready") {
-            let chunk = errPipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
+        let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
+                                           "--progress", "plain"], until: "42-ready")
         #expect(seen.contains("42-ready"))
-        kill(p.processIdentifier, SIGKILL)  // setpriv execs the agent: same pid
+        kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let jobs = f.state + "/jobs"
         let left = try FileManager.default.contentsOfDirectory(atPath: jobs)

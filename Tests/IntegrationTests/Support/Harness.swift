@@ -103,6 +103,25 @@ enum Harness {
         return p
     }
 
+    /// Starts `agent args...` as the test user and returns once `marker` has appeared on its
+    /// stderr (or it closed stderr, or 30 s passed), with the stderr seen so far. setpriv
+    /// execs the agent, so the process's pid is the agent's (for `kill`).
+    static func start(_ args: [String], until marker: String) throws -> (process: Process, stderr: String) {
+        let p = process(args)
+        let errPipe = Pipe()
+        p.standardError = errPipe
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        var seen = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !seen.contains(marker) {
+            let chunk = errPipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        return (p, seen)
+    }
+
     /// Runs `agent args...` as the test user and collects its output.
     static func run(
         _ args: [String], environment: [String: String] = [:], cwd: String? = nil, stdin: String? = nil
