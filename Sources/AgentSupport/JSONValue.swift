@@ -39,6 +39,7 @@ package enum JSONValue: Sendable, Equatable {
     }
 }
 
+/// For types that embed a JSON document in their own Codable form (`AgentPolicy`).
 extension JSONValue: Decodable {
     private struct AnyKey: CodingKey {
         var stringValue: String

@@ -27,19 +27,25 @@ package func printToStandardOutput(_ text: String) {
     writeAll(STDOUT_FILENO, Array(text.utf8))
 }
 
-/// Reads `fd` to its end; nil if a read fails or the data would exceed `limit` bytes.
-package func readToEnd(_ fd: Int32, limit: Int = .max) -> [UInt8]? {
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n > 0 {
-            guard out.count + n <= limit else { return nil }
-            out += chunk[0..<n]
-        } else if n == 0 {
-            return out
-        } else if errno != EINTR {
+/// Reads `fd` until its end or until `limit` bytes, whichever comes first; nil if a read
+/// fails (errno set). To learn that a file is too big without reading all of it, ask for
+/// one byte more than allowed. The buffer is sized from `fstat`, so a regular file is
+/// read with one `read` (and one more that sees its end).
+package func readUpTo(_ fd: Int32, limit: Int) -> [UInt8]? {
+    var st = stat()
+    let size = fstat(fd, &st) == 0 && st.st_size > 0 ? Int(st.st_size) : 64 * 1024
+    var buffer = [UInt8](repeating: 0, count: max(1, min(size + 1, limit)))
+    var count = 0
+    while count < limit {
+        if count == buffer.count { buffer += repeatElement(0, count: min(buffer.count, limit - count)) }
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+        if n < 0 {
+            if errno == EINTR { continue }
             return nil
         }
+        if n == 0 { break }
+        count += n
     }
+    buffer.removeLast(buffer.count - count)
+    return buffer
 }

@@ -23,16 +23,8 @@ struct Launcher {
         let fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var stat = [UInt8](repeating: 0, count: 4096)
-        var count = 0
-        while count < stat.count {
-            let n = stat.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            count += n
-        }
-        guard let paren = stat[0..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let f = stat[(paren + 1)..<count].split(separator: UInt8(ascii: " "))
+        guard let stat = readUpTo(fd, limit: 4096), let paren = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let f = stat[(paren + 1)...].split(separator: UInt8(ascii: " "))
         func number(_ i: Int) -> UInt? { UInt(String(decoding: f[i], as: UTF8.self)) }
         guard f.count > 48, let a = number(45), let b = number(46), let c = number(47), let d = number(48),
               a < b, c < d else { return nil }

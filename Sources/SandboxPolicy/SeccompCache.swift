@@ -148,7 +148,7 @@ enum SeccompDiskCache {
 
     private static let magic = "agent-seccomp-bpf 1\n"
 
-    private struct Metadata: Codable {
+    private struct Metadata: Encodable {
         var architectures: [String]
         var skippedNames: [String]
         var sha256: String
@@ -161,35 +161,25 @@ enum SeccompDiskCache {
             self.length = length
         }
 
-        /// The fast path of `load`; see `MetadataScanner`.
+        /// Reads the metadata line with the agent's strict JSON reader (JSONDecoder costs a
+        /// few hundred microseconds on this hot path). Unknown keys are ignored; a missing
+        /// or mistyped one makes the file corrupt.
         init?(line: ArraySlice<UInt8>) {
-            var s = MetadataScanner(bytes: line, i: line.startIndex)
-            var architectures: [String]?, skippedNames: [String]?, sha256: String?, length: Int?
-            guard s.take("{") else { return nil }
-            repeat {
-                guard let key = s.string(), s.take(":") else { return nil }
-                // Each key once, each value well-formed; else JSONDecoder decides.
-                switch key {
-                case "architectures" where architectures == nil:
-                    guard let v = s.strings() else { return nil }
-                    architectures = v
-                case "skippedNames" where skippedNames == nil:
-                    guard let v = s.strings() else { return nil }
-                    skippedNames = v
-                case "sha256" where sha256 == nil:
-                    guard let v = s.string() else { return nil }
-                    sha256 = v
-                case "length" where length == nil:
-                    guard let v = s.integer() else { return nil }
-                    length = v
-                default:
-                    return nil
+            func strings(_ value: JSONValue?) -> [String]? {
+                guard case .array(let items)? = value else { return nil }
+                var out: [String] = []
+                for item in items {
+                    guard case .string(let s) = item else { return nil }
+                    out.append(s)
                 }
-            } while s.take(",")
-            guard s.take("}") else { return nil }
-            s.skipSpace()
-            guard s.i == line.endIndex, let architectures, let skippedNames, let sha256, let length else { return nil }
-            self.init(architectures: architectures, skippedNames: skippedNames, sha256: sha256, length: length)
+                return out
+            }
+            guard case .object(let fields)? = try? JSONReader.parse(line),
+                  let architectures = strings(fields["architectures"]),
+                  let skippedNames = strings(fields["skippedNames"]),
+                  case .string(let sha256)? = fields["sha256"],
+                  case .unsigned(let length)? = fields["length"], length <= UInt64(Int.max) else { return nil }
+            self.init(architectures: architectures, skippedNames: skippedNames, sha256: sha256, length: Int(length))
         }
     }
 
@@ -206,33 +196,18 @@ enum SeccompDiskCache {
               info.st_mode & 0o022 == 0 else {
             return .corrupt
         }
-        // One read of the whole file (fstat gave its size); a file that grew since is read on.
         let limit = 16 << 20
-        var data = [UInt8](repeating: 0, count: min(max(Int(info.st_size), 0), limit) + 1)
-        var count = 0
-        while true {
-            if count == data.count {
-                if count > limit { return .corrupt }
-                data += [UInt8](repeating: 0, count: count)
-            }
-            let n = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return .corrupt }
-            if n == 0 { break }
-            count += n
-        }
-        if count > limit { return .corrupt }
+        guard let data = readUpTo(fd, limit: limit + 1), data.count <= limit else { return .corrupt }
         let magicBytes = Array(magic.utf8)
-        guard count >= magicBytes.count, data[0..<magicBytes.count].elementsEqual(magicBytes),
-              let newline = data[magicBytes.count..<count].firstIndex(of: UInt8(ascii: "\n")) else {
+        guard data.starts(with: magicBytes),
+              let newline = data[magicBytes.count...].firstIndex(of: UInt8(ascii: "\n")) else {
             return .corrupt
         }
         let line = data[magicBytes.count..<newline]
-        guard let meta = Metadata(line: line)
-                ?? (try? JSONDecoder().decode(Metadata.self, from: Data(line))) else {
+        guard let meta = Metadata(line: line) else {
             return .corrupt
         }
-        let bytes = Array(data[(newline + 1)..<count])
+        let bytes = Array(data[(newline + 1)...])
         guard bytes.count == meta.length, bytes.count > 0, bytes.count % 8 == 0,
               sha256Hex(bytes) == meta.sha256 else {
             return .corrupt
@@ -252,7 +227,7 @@ enum SeccompDiskCache {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                  attributes: [.posixPermissions: 0o700])
         let meta = Metadata(architectures: program.architectures, skippedNames: program.skippedNames,
-                            sha256: hex(SHA256.hash(data: program.bytes)), length: program.bytes.count)
+                            sha256: sha256Hex(program.bytes), length: program.bytes.count)
         guard let metaJSON = try? JSONEncoder().encode(meta) else { return false }
         var contents = Data(magic.utf8)
         contents.append(metaJSON)
@@ -263,75 +238,13 @@ enum SeccompDiskCache {
         let temporary = "\(directory)/.\(key).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return false }
-        let written = contents.withUnsafeBytes { raw -> Bool in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
-        }
+        let written = writeAll(fd, contents)
         let closed = close(fd) == 0
         guard written, closed, rename(temporary, final) == 0 else {
             unlink(temporary)
             return false
         }
         return true
-    }
-
-    /// Reads the metadata line without JSONDecoder when it has the shape `store` writes: one
-    /// object holding exactly the four keys (in any order), ASCII strings without escapes and
-    /// a plain integer. Anything else returns nil and is left to JSONDecoder.
-    private struct MetadataScanner {
-        let bytes: ArraySlice<UInt8>
-        var i: Int
-
-        mutating func skipSpace() {
-            while i < bytes.endIndex, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0d { i += 1 }
-        }
-
-        mutating func take(_ c: Unicode.Scalar) -> Bool {
-            skipSpace()
-            guard i < bytes.endIndex, bytes[i] == UInt8(ascii: c) else { return false }
-            i += 1
-            return true
-        }
-
-        mutating func string() -> String? {
-            guard take("\"") else { return nil }
-            let start = i
-            while i < bytes.endIndex, bytes[i] != UInt8(ascii: "\"") {
-                // Escapes, control characters and non-ASCII: JSONDecoder's business.
-                guard bytes[i] >= 0x20, bytes[i] < 0x80, bytes[i] != UInt8(ascii: "\\") else { return nil }
-                i += 1
-            }
-            guard i < bytes.endIndex else { return nil }
-            i += 1
-            return String(decoding: bytes[start..<(i - 1)], as: UTF8.self)
-        }
-
-        mutating func strings() -> [String]? {
-            guard take("[") else { return nil }
-            var out: [String] = []
-            if take("]") { return out }
-            repeat {
-                guard let s = string() else { return nil }
-                out.append(s)
-            } while take(",")
-            return take("]") ? out : nil
-        }
-
-        mutating func integer() -> Int? {
-            skipSpace()
-            let start = i
-            while i < bytes.endIndex, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") { i += 1 }
-            // No sign, fraction, exponent or leading zero: those go to JSONDecoder.
-            guard i > start, i - start == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
-            if i < bytes.endIndex, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[i]) { return nil }
-            return Int(String(decoding: bytes[start..<i], as: UTF8.self))
-        }
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {

@@ -116,8 +116,8 @@ import Testing
         #expect(SeccompCache.defaultDirectory() == SeccompCache.defaultDirectory(environment: ProcessInfo.processInfo.environment))
     }
 
-    /// `load` reads the metadata line itself when it has the shape `store` writes and leaves
-    /// any other JSON to JSONDecoder: both must accept the same files and reject the same.
+    /// `load` accepts any well-formed metadata line (key order, spacing, escapes, extra keys)
+    /// and rejects one that does not describe the program that follows.
     @Test(arguments: [
         ("reordered", true), ("spaced", true), ("escaped", true), ("extraKey", true),
         ("wrongLength", false), ("wrongDigest", false), ("notJSON", false), ("missingKey", false),

@@ -1,3 +1,5 @@
+import AgentSupport
+
 /// Durations as the job format writes them: a whole number with a unit, units in
 /// descending order and each at most once: `500ms`, `90s`, `30m`, `2h`, `1h30m`, `1m30s500ms`.
 public enum JobDuration {
@@ -10,11 +12,11 @@ public enum JobDuration {
         public var description: String {
             switch self {
             case .malformed(let s):
-                return "\(JSONText.quoted(s)) is not a duration: use whole numbers with units h, m, s or ms, like \"90s\", \"30m\", \"1h30m\" or \"500ms\""
+                return "\(jsonQuoted(s)) is not a duration: use whole numbers with units h, m, s or ms, like \"90s\", \"30m\", \"1h30m\" or \"500ms\""
             case .notPositive(let s):
-                return "duration \(JSONText.quoted(s)) must be greater than zero"
+                return "duration \(jsonQuoted(s)) must be greater than zero"
             case .tooLong(let s):
-                return "duration \(JSONText.quoted(s)) is too long (the limit is \(maximumHours)h)"
+                return "duration \(jsonQuoted(s)) is too long (the limit is \(maximumHours)h)"
             }
         }
     }
@@ -114,6 +116,6 @@ public enum JobByteSize {
 
     /// The message for a string that is not a size.
     static func malformedMessage(_ text: String) -> String {
-        "\(JSONText.quoted(text)) is not a size: use bytes or a number with k, m, g or t, like \"512m\" or \"2g\""
+        "\(jsonQuoted(text)) is not a size: use bytes or a number with k, m, g or t, like \"512m\" or \"2g\""
     }
 }

@@ -144,17 +144,6 @@ struct JobJSONObject {
     }
 }
 
-/// Minimal JSON text helpers shared by the job parser's messages and the JSON progress
-/// renderer, which writes its objects by hand so that `"type"` comes first and no
-/// intermediate dictionaries are built per log line.
-enum JSONText {
-    /// Appends `s` escaped for use inside a JSON string literal (RFC 8259 §7).
-    static func appendEscaped(_ s: String, to out: inout String) { appendJSONEscaped(s, to: &out) }
-
-    /// `s` as a JSON string literal, quotes included.
-    static func quoted(_ s: String) -> String { jsonQuoted(s) }
-}
-
 /// "Did you mean" suggestions for misspelt keys and enum values, by edit distance.
 enum DidYouMean {
     /// Returns the candidate closest to `word` when it is close enough to be a plausible typo:

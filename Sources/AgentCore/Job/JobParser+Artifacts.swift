@@ -1,3 +1,5 @@
+import AgentSupport
+
 /// Job-level `artifacts[]`: named sets of workspace globs collected after the steps.
 extension JobDocumentParser {
     func artifacts(_ n: JobJSONNode) throws -> [ArtifactRule] {
@@ -9,10 +11,10 @@ extension JobDocumentParser {
             let nameNode = obj["name"]!
             let name = try nameNode.string()
             guard JobParser.isValidName(name) else {
-                throw nameNode.error("\(JSONText.quoted(name)) is not a valid artifact name: \(JobParser.nameRule)")
+                throw nameNode.error("\(jsonQuoted(name)) is not a valid artifact name: \(JobParser.nameRule)")
             }
             if let first = seen[name] {
-                throw nameNode.error("duplicate artifact name \(JSONText.quoted(name)) (also artifacts[\(first)])")
+                throw nameNode.error("duplicate artifact name \(jsonQuoted(name)) (also artifacts[\(first)])")
             }
             seen[name] = i
             let pathsNode = obj["paths"]!
@@ -32,10 +34,10 @@ extension JobDocumentParser {
         try n.array("an array of globs relative to the workspace").map { item in
             let s = try item.nonEmptyString("a glob relative to the workspace, like \"dist/**\"")
             guard !s.hasPrefix("/") else {
-                throw item.error("\(JSONText.quoted(s)) is absolute: artifact globs are relative to the workspace")
+                throw item.error("\(jsonQuoted(s)) is absolute: artifact globs are relative to the workspace")
             }
             guard !s.split(separator: "/").contains("..") else {
-                throw item.error("\(JSONText.quoted(s)) leaves the workspace: \"..\" components are not allowed")
+                throw item.error("\(jsonQuoted(s)) leaves the workspace: \"..\" components are not allowed")
             }
             guard !s.utf8.contains(0) else { throw item.error("must not contain a NUL byte") }
             return s

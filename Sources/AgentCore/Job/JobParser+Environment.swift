@@ -8,7 +8,7 @@ extension JobDocumentParser {
         let hint = "\"host\" or {\"rootfs\": \"PATH\"}"
         if let s = n.stringValue {
             guard s == "host" else {
-                throw n.error("\(JSONText.quoted(s)) is not a supported image: use \(hint) (OCI images are not supported yet)")
+                throw n.error("\(jsonQuoted(s)) is not a supported image: use \(hint) (OCI images are not supported yet)")
             }
             return .host
         }
@@ -28,14 +28,14 @@ extension JobDocumentParser {
         let resolved = resolve(p)
         var st = stat()
         guard stat(resolved, &st) == 0 else {
-            throw n.error("the folder \(JSONText.quoted(p)) (\(resolved)) does not exist")
+            throw n.error("the folder \(jsonQuoted(p)) (\(resolved)) does not exist")
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw n.error("\(JSONText.quoted(p)) (\(resolved)) is not a folder")
+            throw n.error("\(jsonQuoted(p)) (\(resolved)) is not a folder")
         }
         // The canonical path (symlinks resolved), so that policy checks compare real locations.
         guard let real = realpath(resolved, nil) else {
-            throw n.error("cannot resolve \(JSONText.quoted(p)) (\(resolved)): \(String(cString: strerror(errno)))")
+            throw n.error("cannot resolve \(jsonQuoted(p)) (\(resolved)): \(String(cString: strerror(errno)))")
         }
         defer { free(real) }
         return String(cString: real)
@@ -80,7 +80,7 @@ extension JobDocumentParser {
         let scopeNode = obj["scope"]!
         let scope = try scopeNode.string()
         guard JobParser.isValidName(scope) else {
-            throw scopeNode.error("\(JSONText.quoted(scope)) is not a valid cache scope: \(JobParser.nameRule)")
+            throw scopeNode.error("\(jsonQuoted(scope)) is not a valid cache scope: \(JobParser.nameRule)")
         }
         return scope
     }
@@ -91,7 +91,7 @@ extension JobDocumentParser {
         var out: [String: SecretSpec] = [:]
         for (id, node) in obj.members {
             guard JobParser.isValidName(id) else {
-                throw node.error("\(JSONText.quoted(id)) is not a valid secret id: \(JobParser.nameRule)")
+                throw node.error("\(jsonQuoted(id)) is not a valid secret id: \(JobParser.nameRule)")
             }
             let s = try node.object("an object like {\"file\": \"PATH\"} or {\"env\": \"NAME\"}")
             try s.checkKeys(allowed: ["file", "env", "required"])
@@ -105,7 +105,7 @@ extension JobDocumentParser {
             if let e = s["env"] {
                 let name = try e.string("the name of an environment variable of the agent")
                 guard JobParser.isValidEnvName(name) else {
-                    throw e.error("\(JSONText.quoted(name)) is not a valid environment variable name")
+                    throw e.error("\(jsonQuoted(name)) is not a valid environment variable name")
                 }
                 spec.source = .env(name)
             }

@@ -19,7 +19,7 @@ extension JobDocumentParser {
             let step = try self.step(item)
             if let first = seen[step.name] {
                 throw JobValidationError(file: file, path: "\(item.path).name",
-                                         message: "duplicate step name \(JSONText.quoted(step.name)) (also steps[\(first)])")
+                                         message: "duplicate step name \(jsonQuoted(step.name)) (also steps[\(first)])")
             }
             seen[step.name] = i
             out.append(step)
@@ -35,7 +35,7 @@ extension JobDocumentParser {
         let allowed = kind == .test ? Self.buildStepKeys + Self.testOnlyKeys : Self.buildStepKeys
         try obj.checkKeys(allowed: allowed, required: ["name", "run"]) { key in
             guard Self.testOnlyKeys.contains(key) else { return nil }
-            return "\(JSONText.quoted(key)) is only allowed on test steps (add \"type\": \"test\")"
+            return "\(jsonQuoted(key)) is only allowed on test steps (add \"type\": \"test\")"
         }
 
         let nameNode = obj["name"]!
@@ -98,7 +98,7 @@ extension JobDocumentParser {
         let parts = s.split(separator: ":", omittingEmptySubsequences: false)
         let ids = parts.map { p in p.allSatisfy { $0.isASCII && $0.isNumber } ? UInt32(p) : nil }
         guard (1...2).contains(parts.count), ids.allSatisfy({ $0 != nil && Int64($0!) <= maxID }) else {
-            throw n.error("\(JSONText.quoted(s)) is not a user: use numeric ids, \"uid\" or \"uid:gid\" (names are not looked up)")
+            throw n.error("\(jsonQuoted(s)) is not a user: use numeric ids, \"uid\" or \"uid:gid\" (names are not looked up)")
         }
         return (ids[0]!, ids.count == 2 ? ids[1]! : ids[0]!)
     }
@@ -127,7 +127,7 @@ extension JobDocumentParser {
         try n.array("an array of report globs").map { item in
             let s = try item.nonEmptyString("a glob like \"build/test-results/**/*.xml\"")
             guard !s.split(separator: "/").contains("..") else {
-                throw item.error("\(JSONText.quoted(s)) must not contain \"..\" components")
+                throw item.error("\(jsonQuoted(s)) must not contain \"..\" components")
             }
             return s
         }
@@ -153,19 +153,19 @@ extension JobDocumentParser {
                         size = bytes
                     case ("mode", let v?):
                         guard let m = UInt32(v, radix: 8), m <= 0o7777 else {
-                            throw item.error("tmpfs option mode: \(JSONText.quoted(v)) is not an octal mode like 1777")
+                            throw item.error("tmpfs option mode: \(jsonQuoted(v)) is not an octal mode like 1777")
                         }
                         mode = m
                     default:
-                        var message = "unknown tmpfs option \(JSONText.quoted(String(option))): use size=N or mode=OCTAL"
+                        var message = "unknown tmpfs option \(jsonQuoted(String(option))): use size=N or mode=OCTAL"
                         if let k = kv.first, let guess = DidYouMean.suggestion(for: String(k), among: ["size", "mode"]), kv.count == 2 {
-                            message += " (did you mean \(JSONText.quoted(guess))?)"
+                            message += " (did you mean \(jsonQuoted(guess))?)"
                         }
                         throw item.error(message)
                     }
                 }
             }
-            guard targets.insert(target).inserted else { throw item.error("tmpfs \(JSONText.quoted(target)) is listed twice") }
+            guard targets.insert(target).inserted else { throw item.error("tmpfs \(jsonQuoted(target)) is listed twice") }
             return .tmpfs(target: target, size: size, mode: mode)
         }
     }

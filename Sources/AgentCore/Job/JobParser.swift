@@ -48,7 +48,8 @@ public enum JobParser {
                 "the job file is \(st.st_size) bytes; the limit is \(maximumFileBytes) (is this a job file?)")
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0, let bytes = readToEnd(fd, limit: maximumFileBytes) else {
+        // The size check above covers regular files; this one anything else (a FIFO, /dev/zero).
+        guard fd >= 0, let bytes = readUpTo(fd, limit: maximumFileBytes + 1), bytes.count <= maximumFileBytes else {
             let reason = String(cString: strerror(errno))
             if fd >= 0 { close(fd) }
             throw JobValidationError(file: name, path: "", message: "cannot read the job file: \(Self.readFailure(path, reason))")
@@ -103,13 +104,13 @@ struct JobDocumentParser {
         if let idNode = obj["id"] {
             id = try idNode.string()
             guard JobParser.isValidName(id) else {
-                throw idNode.error("\(JSONText.quoted(id)) is not a valid job id: \(JobParser.nameRule)")
+                throw idNode.error("\(jsonQuoted(id)) is not a valid job id: \(JobParser.nameRule)")
             }
         } else {
             id = Self.defaultID(fileName: file)
             guard JobParser.isValidName(id) else {
                 throw JobValidationError(file: file, path: "", message:
-                    "the job id defaults to the file name, and \(JSONText.quoted(id)) is not a valid job id: \(JobParser.nameRule); set \"id\"")
+                    "the job id defaults to the file name, and \(jsonQuoted(id)) is not a valid job id: \(JobParser.nameRule); set \"id\"")
             }
         }
 
@@ -145,11 +146,11 @@ struct JobDocumentParser {
 
     /// One of `allowed`, with a suggestion for near misses.
     func enumValue(_ n: JobJSONNode, _ allowed: [String]) throws -> String {
-        let list = allowed.map { JSONText.quoted($0) }.joined(separator: ", ")
+        let list = allowed.map { jsonQuoted($0) }.joined(separator: ", ")
         let s = try n.string("one of \(list)")
         guard allowed.contains(s) else {
-            var message = "\(JSONText.quoted(s)) is not one of \(list)"
-            if let guess = DidYouMean.suggestion(for: s, among: allowed) { message += " (did you mean \(JSONText.quoted(guess))?)" }
+            var message = "\(jsonQuoted(s)) is not one of \(list)"
+            if let guess = DidYouMean.suggestion(for: s, among: allowed) { message += " (did you mean \(jsonQuoted(guess))?)" }
             throw n.error(message)
         }
         return s
@@ -165,7 +166,7 @@ struct JobDocumentParser {
         var out: [String: String] = [:]
         for (key, value) in obj.members {
             guard JobParser.isValidEnvName(key) else {
-                throw value.error("\(JSONText.quoted(key)) is not a valid environment variable name: use A-Z a-z 0-9 _, not starting with a digit")
+                throw value.error("\(jsonQuoted(key)) is not a valid environment variable name: use A-Z a-z 0-9 _, not starting with a digit")
             }
             let s = try value.string("a string (quote numbers and booleans)")
             guard !s.utf8.contains(0) else { throw value.error("must not contain a NUL byte") }
@@ -176,8 +177,8 @@ struct JobDocumentParser {
 
     /// An absolute container path without `..` components (e.g. a workdir or tmpfs target).
     func containerPath(_ n: JobJSONNode, _ s: String) throws -> String {
-        guard s.hasPrefix("/") else { throw n.error("\(JSONText.quoted(s)) must be an absolute path inside the container") }
-        guard !s.split(separator: "/").contains("..") else { throw n.error("\(JSONText.quoted(s)) must not contain \"..\" components") }
+        guard s.hasPrefix("/") else { throw n.error("\(jsonQuoted(s)) must be an absolute path inside the container") }
+        guard !s.split(separator: "/").contains("..") else { throw n.error("\(jsonQuoted(s)) must not contain \"..\" components") }
         guard !s.utf8.contains(0) else { throw n.error("must not contain a NUL byte") }
         return s
     }

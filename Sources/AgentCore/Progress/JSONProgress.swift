@@ -84,7 +84,7 @@ struct JSONLine {
     mutating func add(_ k: String, _ v: String) {
         key(k)
         text += "\""
-        JSONText.appendEscaped(v, to: &text)
+        appendJSONEscaped(v, to: &text)
         text += "\""
     }
 

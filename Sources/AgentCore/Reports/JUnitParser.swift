@@ -35,10 +35,10 @@ public enum JUnitParser {
         }
         defer { close(fd) }
         // One byte over the cap is enough to know the file is too big, without reading it all.
-        guard let data = readUpTo(fd, maxReportBytes + 1) else {
+        guard let bytes = readUpTo(fd, limit: maxReportBytes + 1) else {
             return failed(file: name, problem: "cannot read: \(String(cString: strerror(errno)))")
         }
-        return parse(data: data, file: name)
+        return parse(data: Data(bytes), file: name)
     }
 
     /// Parses report bytes; `file` names the report in suites and errors.
@@ -97,26 +97,6 @@ public enum JUnitParser {
     private static let withoutFraction = Date.ISO8601FormatStyle()
 
     /// Reads at most `limit` bytes (fewer at end of file). Nil on a read error (errno set).
-    private static func readUpTo(_ fd: Int32, _ limit: Int) -> Data? {
-        var st = stat()
-        // Size the buffer from the file's size when known; grow as reading shows more.
-        let expected = fstat(fd, &st) == 0 && st.st_size > 0 ? min(Int(st.st_size), limit) : 64 * 1024
-        var data = Data(capacity: expected)
-        let chunkSize = 256 * 1024
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 1)
-        defer { chunk.deallocate() }
-        while data.count < limit {
-            let n = read(fd, chunk.baseAddress, min(chunkSize, limit - data.count))
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if n == 0 { break }
-            data.append(chunk.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n)
-        }
-        return data
-    }
-
     /// The four characters XML counts as white space.
     private static func isXMLSpace(_ byte: UInt8) -> Bool {
         byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D

@@ -38,6 +38,6 @@ enum ContainerFiles {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, Int(st.st_size) <= maxFileBytes else { return nil }
-        return readToEnd(fd, limit: maxFileBytes).map { Data($0) }
+        return readUpTo(fd, limit: maxFileBytes).map { Data($0) }
     }
 }

@@ -1,3 +1,5 @@
+import AgentSupport
+
 /// Why a secret could not be set up. Every case names the secret id (or the `--secret`
 /// flag text) and the place that was looked at, never the value. Exit code 2 (bad input):
 /// a job with a broken secret fails before any step runs.
@@ -51,6 +53,6 @@ extension SecretError {
     /// Quotes user text for an error message the way the rest of the agent does (`"npm"`),
     /// escaping quotes and control characters so a message stays on one line.
     static func quote(_ text: String) -> String {
-        JSONText.quoted(text)
+        jsonQuoted(text)
     }
 }
