@@ -17,7 +17,7 @@ struct FakeExecutor: JobExecuting {
     let log: RunLog
     let agent: String
 
-    func execute(jobFile: String, outputDirectory: String) async -> Int32 {
+    func execute(jobFile: String, outputDirectory: String) async -> JobOutcome {
         let id = ((jobFile as NSString).lastPathComponent as NSString).deletingPathExtension
         await log.record(id, agent)
         let object = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: jobFile)))) as? [String: Any] ?? [:]
@@ -26,13 +26,15 @@ struct FakeExecutor: JobExecuting {
         if let ms = object["sleepMs"] as? Int {
             do { try await Task.sleep(for: .milliseconds(ms)) } catch { code = 130; state = "cancelled" }
         }
-        if object["noResults"] as? Bool == true { return code }
+        if object["noResults"] as? Bool == true {
+            return JobOutcome(exitCode: code, state: .error, resultsPath: nil, message: object["message"] as? String)
+        }
         let tmp = outputDirectory + ".tmp"
         try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         let status = #"{"id":"\#(id)","state":"\#(state)","agent":"\#(agent)"}"#
         try? status.write(toFile: tmp + "/status.json", atomically: true, encoding: .utf8)
         rename(tmp, outputDirectory)
-        return code
+        return JobOutcome(exitCode: code, state: code == 0 ? .succeeded : .failed, resultsPath: outputDirectory, message: nil)
     }
 }
 

@@ -42,10 +42,11 @@ import Testing
         try QueueTest.enqueue(root, "broken", "{ this is not json", age: 30)
         try QueueTest.enqueue(root, "array", "[1, 2]", age: 20)
         try QueueTest.enqueue(root, "rejected", #"{"exit": 2, "noResults": true}"#, age: 10)
+        try QueueTest.enqueue(root, "broke", #"{"exit": 3, "noResults": true, "message": "workspace layer lock: EAGAIN"}"#, age: 5)
         try QueueTest.enqueue(root, "fine", "{}")
         let layout = QueueLayout(root: root)
-        try await QueueTest.waitUntil("all four handled") {
-            QueueTest.entries(layout.failed).count == 3 && QueueTest.entries(layout.done) == ["fine"]
+        try await QueueTest.waitUntil("all five handled") {
+            QueueTest.entries(layout.failed).count == 4 && QueueTest.entries(layout.done) == ["fine"]
         }
         w.requestShutdown()
         _ = try await t.value
@@ -57,6 +58,10 @@ import Testing
         let rejected = QueueTest.status(layout.failed + "/rejected")
         #expect(rejected["state"] as? String == "error")
         #expect(rejected["exitCode"] as? Int == 2)
+        // An agent error without results keeps the runner's message, which names the stage.
+        let broke = QueueTest.status(layout.failed + "/broke")
+        #expect(broke["reason"] as? String == "agent error")
+        #expect(broke["message"] as? String == "workspace layer lock: EAGAIN")
         #expect(await log.count(of: "broken") == 0, "a file that is not JSON never reaches the runner")
         #expect(FileManager.default.fileExists(atPath: layout.failed + "/broken/job.json"))
     }

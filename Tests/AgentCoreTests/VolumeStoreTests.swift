@@ -42,7 +42,11 @@ import Testing
     @Test func cachesAreGCdButVolumesAreNot() async throws {
         let t = try TempState()
         try await VolumeStore(state: t.state).acquire(name: "keep", readOnly: false).release()
-        try await CacheStore(state: t.state).acquire(cache("c"), scope: "default").release()
+        // A cache with data: an empty folder takes no blocks on tmpfs, and an empty cache
+        // is within any budget, so GC would rightly keep it.
+        let lease = try await CacheStore(state: t.state).acquire(cache("c"), scope: "default")
+        try t.write("cached", lease.hostPath + "/file")
+        lease.release()
         let r = try await CacheGC.run(state: t.state, budgetBytes: 0)
         #expect(r.removed.map(\.id) == ["c"])
         #expect(VolumeStore(state: t.state).list().map(\.name) == ["keep"])

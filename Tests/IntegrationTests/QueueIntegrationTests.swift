@@ -13,7 +13,7 @@ import Testing
         let ids = (0..<200).map { String(format: "j%03d", $0) }
         for id in ids { try q.enqueue(id, q.appendingJob(id)) }
         try await QueueIT.waitUntil("200 results", timeout: .seconds(900)) { q.entries("done").count + q.entries("failed").count >= 200 }
-        #expect(q.entries("failed").isEmpty, "failed: \(q.entries("failed")) \(q.agentLogs())")
+        #expect(q.entries("failed").isEmpty, "failed: \(q.entries("failed").map { ($0, q.status("failed/\($0)")) }) \(q.agentLogs())")
         #expect(q.entries("done") == ids)
         let lines = q.sharedLog()
         for id in ids { #expect(lines.filter { $0 == id }.count == 1, "\(id) ran \(lines.filter { $0 == id }.count) times") }

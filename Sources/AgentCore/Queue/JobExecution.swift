@@ -47,7 +47,8 @@ struct JobExecution: Sendable {
             }
             let work = try store.makeWorkDirectory(id: job.id, token: job.token)
             let result = work + "/result"
-            let code = await executor.execute(jobFile: jobFile, outputDirectory: result)
+            let outcome = await executor.execute(jobFile: jobFile, outputDirectory: result)
+            let code = outcome.exitCode
             if code == 130, Task.isCancelled, await cancelledForShutdown() {
                 QueueFS.removeTree(work)
                 // A run cut short by a shutdown is not the job's fault: same attempt again.
@@ -56,7 +57,7 @@ struct JobExecution: Sendable {
                 logger.info("requeued for shutdown")
                 return .requeued
             }
-            if !QueueFS.isDirectory(result) { try writeFallbackStatus(result, code: code) }
+            if !QueueFS.isDirectory(result) { try writeFallbackStatus(result, code: code, message: outcome.message) }
             let record = QueueRecord(id: job.id, agent: store.agentID, host: store.host, attempt: job.attempt,
                                      claimed: job.claimed, finished: Date(), exitCode: code, outcome: "")
             let path = try store.finish(id: job.id, lock: job.lock, jobFile: jobFile, result: result, record: record,
@@ -71,8 +72,8 @@ struct JobExecution: Sendable {
     }
 
     /// The runner wrote no results folder (it should, even for an invalid job): write a
-    /// status.json that says what its exit code means.
-    private func writeFallbackStatus(_ result: String, code: Int32) throws {
+    /// status.json with the runner's message, or else what its exit code means.
+    private func writeFallbackStatus(_ result: String, code: Int32, message runnerMessage: String?) throws {
         if mkdir(result, 0o755) != 0 && errno != EEXIST {
             throw QueueError.io(operation: "mkdir", path: result, errno: errno)
         }
@@ -84,7 +85,7 @@ struct JobExecution: Sendable {
         case 130: (state, reason, message) = (.cancelled, "cancelled", "cancelled")
         default: (state, reason, message) = (.error, "agent error", "the runner failed with exit code \(code) and wrote no results")
         }
-        let doc = QueueStatusDocument(id: job.id, state: state, reason: reason, message: message, exitCode: code,
+        let doc = QueueStatusDocument(id: job.id, state: state, reason: reason, message: runnerMessage ?? message, exitCode: code,
                                       finished: Date())
         try QueueFS.writeAtomically(QueueJSON.encode(doc), to: result + "/status.json")
     }

@@ -17,8 +17,8 @@ public final class JobRunner: JobExecuting, Sendable {
         self.makeRenderer = renderer
     }
 
-    public func execute(jobFile: String, outputDirectory: String) async -> Int32 {
-        await run(jobFile: jobFile, outputDirectory: outputDirectory).exitCode
+    public func execute(jobFile: String, outputDirectory: String) async -> JobOutcome {
+        await run(jobFile: jobFile, outputDirectory: outputDirectory)
     }
 
     /// Runs the job at `jobFile`. `outputDirectory` defaults to `./results/<job-id>`.

@@ -45,8 +45,9 @@ public protocol ProgressRenderer: Sendable {
 /// consumed by `agent run-job` and the queue (`agent watch`).
 public protocol JobExecuting: Sendable {
     /// Runs the job at `jobFile` and writes its results folder at `outputDirectory`
-    /// (which must not exist; it appears complete or not at all). Returns the run-job exit
-    /// code: 0 succeeded, 1 failed, 2 invalid job, 3 agent error, 130 cancelled.
+    /// (which must not exist; it appears complete or not at all). Returns the outcome, whose
+    /// exit code is run-job's: 0 succeeded, 1 failed, 2 invalid job, 3 agent error, 130
+    /// cancelled; when no results folder could be written, its message says why.
     /// Cancelling the calling task cancels the job; its results are still written.
-    func execute(jobFile: String, outputDirectory: String) async -> Int32
+    func execute(jobFile: String, outputDirectory: String) async -> JobOutcome
 }

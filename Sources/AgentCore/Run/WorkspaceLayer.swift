@@ -40,23 +40,24 @@ public final class WorkspaceLayer: @unchecked Sendable {
             throw SandboxError(stage: "workspace layer", errno: errno, detail: jobs)
         }
         root = String(cString: template)
-        // Locked before anything else is put in: a sweeper that sees no lock file leaves a
-        // young layer alone (see `removeStale`).
-        lockFD = open(root + "/lock", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+        // The lock file is created and flocked under a temporary name, then renamed into
+        // place, so a sweeper (another job's `removeStale`) never finds `lock` unlocked.
+        // Opening `lock` and then flocking it left a window in which the sweeper took the
+        // lock first and deleted the new layer.
+        lockFD = open(root + "/lock.new", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0, rename(root + "/lock.new", root + "/lock") == 0 else {
             let e = errno
             if lockFD >= 0 { close(lockFD) }
-            throw SandboxError(stage: "workspace layer lock", errno: e, detail: root)
+            lockFD = -1
+            throw SandboxError(stage: "workspace layer lock", errno: e, detail: root + "/lock")
         }
-        for d in ["upper", "work"] {
-            try fm.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: false)
+        // deinit does not run for an init that throws, so the lock is closed here.
+        for d in ["upper", "work"] + (source == nil ? ["empty"] : []) where mkdir(root + "/" + d, 0o755) != 0 {
+            let e = errno
+            close(lockFD)
+            throw SandboxError(stage: "workspace layer", errno: e, detail: root + "/" + d)
         }
-        if let source {
-            self.source = source
-        } else {
-            self.source = root + "/empty"
-            try fm.createDirectory(atPath: self.source, withIntermediateDirectories: false)
-        }
+        self.source = source ?? root + "/empty"
         mode = .overlay
     }
 
@@ -122,7 +123,7 @@ public final class WorkspaceLayer: @unchecked Sendable {
     }
 
     /// A layer without a lock file this old is a leftover of an agent from before layers
-    /// had locks (or one killed between creating the folder and its lock).
+    /// had locks (or one killed between creating the folder and renaming its lock in place).
     static let unlockedLayerAge: Double = 3600
 
     /// Deletes the layers under `stateDirectory/jobs` whose agent is gone: their lock is

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+@testable import AgentCore
+
+/// The stale-layer sweep: layers in use are locked and kept, layers whose owner is gone are
+/// removed, and a sweep running while another job creates its layer never takes it.
+@Suite struct WorkspaceLayerTests {
+    @Test func aLiveLayerIsKeptAndAnAbandonedOneRemoved() async throws {
+        let t = try TempState()
+        var live: WorkspaceLayer? = try WorkspaceLayer(stateDirectory: t.state.root, jobID: "live", source: nil)
+        let abandoned = try WorkspaceLayer(stateDirectory: t.state.root, jobID: "gone", source: nil).root
+        // The second layer's object is gone: its flock went with its descriptor.
+        #expect(await WorkspaceLayer.removeStale(stateDirectory: t.state.root) == [abandoned])
+        let path = try #require(live?.root)
+        #expect(FileManager.default.fileExists(atPath: path + "/upper"))
+        live = nil
+        #expect(await WorkspaceLayer.removeStale(stateDirectory: t.state.root) == [path])
+    }
+
+    @Test func aSweepNeverTakesALayerBeingCreated() async throws {
+        let t = try TempState()
+        let root = t.state.root
+        let creator = Task.detached {
+            var failures: [String] = []
+            for i in 0..<300 {
+                do {
+                    let layer = try WorkspaceLayer(stateDirectory: root, jobID: "j\(i)", source: nil)
+                    if !FileManager.default.fileExists(atPath: layer.root + "/upper") { failures.append("\(i): upper vanished") }
+                    await layer.remove()
+                } catch {
+                    failures.append("\(i): \(error)")
+                }
+            }
+            return failures
+        }
+        let sweeper = Task.detached {
+            var removed: [String] = []
+            while !Task.isCancelled { removed += await WorkspaceLayer.removeStale(stateDirectory: root) }
+            return removed
+        }
+        let failures = await creator.value
+        sweeper.cancel()
+        #expect(failures.isEmpty)
+        #expect(await sweeper.value.isEmpty, "the sweep removed a layer that was in use")
+    }
+}
