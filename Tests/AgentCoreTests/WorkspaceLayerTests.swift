@@ -22,7 +22,7 @@ import Testing
         let root = t.state.root
         let creator = Task.detached {
             var failures: [String] = []
-            for i in 0..<300 {
+            for i in 0..<1000 {
                 do {
                     let layer = try WorkspaceLayer(stateDirectory: root, jobID: "j\(i)", source: nil)
                     if !FileManager.default.fileExists(atPath: layer.root + "/upper") { failures.append("\(i): upper vanished") }

@@ -141,8 +141,8 @@ public final class WorkspaceLayer: @unchecked Sendable {
             let fd = open(dir + "/lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)
             if fd < 0 {
                 guard errno == ENOENT, Double(time(nil) - st.st_mtim.tv_sec) > unlockedLayerAge else { continue }
-            } else if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-                close(fd)  // in use
+            } else if flock(fd, LOCK_EX | LOCK_NB) != 0 || !isStillTheLockFile(fd, path: dir + "/lock") {
+                close(fd)  // in use, or its owner removed it between our open and flock
                 continue
             }
             // Ours now (lock held until the tree is gone): no other sweeper removes it twice.
@@ -151,6 +151,14 @@ public final class WorkspaceLayer: @unchecked Sendable {
             if lstat(dir, &st) != 0 { removed.append(dir) }
         }
         return removed
+    }
+
+    /// Whether `fd` is still the file at `path`. A layer's owner unlinks its lock (with the
+    /// tree) before closing it, so a sweeper that opened the lock just before the unlink
+    /// gets the flock of a file no longer in the layer, once the owner closes it.
+    private static func isStillTheLockFile(_ fd: Int32, path: String) -> Bool {
+        var open = stat(), named = stat()
+        return fstat(fd, &open) == 0 && lstat(path, &named) == 0 && open.st_dev == named.st_dev && open.st_ino == named.st_ino
     }
 }
 
