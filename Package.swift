@@ -59,7 +59,7 @@ let package = Package(
         ),
         .testTarget(name: "AgentSupportTests", dependencies: ["AgentSupport"]),
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentSupport"],
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentSupport", "SandboxPolicy"],
                     swiftSettings: [.unsafeFlags(libxml2ImportFlags)]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxPolicy"]),
         // Runs the built `agent` binary as an unprivileged user (see ci/test.sh).

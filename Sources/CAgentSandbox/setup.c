@@ -14,10 +14,15 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define STAGING "/tmp"
 #define NEWROOT "/tmp/root"
 #define FILES "/tmp/files"
+#define ROOT_UPPER "/tmp/root-upper"
+#define ROOT_WORK "/tmp/root-work"
+/// More layers than any image has (Docker's limit is 127); bounds the child's stack array.
+#define MAX_LAYERS 128
 
 static int sb_openat2(int dirfd, const char *path, uint64_t resolve) {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC, .mode = 0, .resolve = resolve };
@@ -74,13 +79,86 @@ static long sb_attach(int tree, int target) {
     return SB5(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 }
 
+/// Opens a host path for mounting (O_PATH). A trusted path (the host's /usr, the agent's
+/// own state) is opened as is. An admitted one is opened without following any symlink,
+/// and must still be the inode the parent checked: -ESTALE if it was swapped since.
+static long sb_open_host(const char *path, const struct agent_sandbox_identity *id) {
+    if (!id->verify) return SB4(SYS_openat, AT_FDCWD, path, O_PATH | O_CLOEXEC, 0);
+    long fd = sb_openat2(AT_FDCWD, path, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0) return fd;
+    struct statx st;
+    long r = SB5(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_INO, &st);
+    if (r >= 0 && (makedev(st.stx_dev_major, st.stx_dev_minor) != id->dev || st.stx_ino != id->ino)) r = -ESTALE;
+    if (r < 0) { SB1(SYS_close, fd); return r; }
+    return fd;
+}
+
+/// Appends "/proc/self/fd/N" (and a ':' before it unless first) to `buf` at `*len`.
+static int sb_append_fd(char *buf, size_t cap, size_t *len, int fd) {
+    char one[32];
+    sb_fd_path(one, fd);
+    size_t n = sb_strlen(one), need = n + (*len ? 1 : 0) + 1;
+    if (*len + need > cap) return -ENAMETOOLONG;
+    if (*len) buf[(*len)++] = ':';
+    for (size_t k = 0; k < n; k++) buf[(*len)++] = one[k];
+    buf[*len] = 0;
+    return 0;
+}
+
+/// Creates an overlay from layers given as opened descriptors: overlayfs is told
+/// /proc/self/fd/N, never a host path, so no name (':', ',', '\\', newline) can change
+/// the options. `extra` holds flag options (userxattr). Returns the detached mount or -errno.
+static long sb_make_overlay(const struct agent_sandbox_plan *p, const struct agent_sandbox_layer *layers,
+                            size_t n_layers, const char *const *keys, const char *const *values, size_t n_keys,
+                            unsigned attrs) {
+    if (n_layers > MAX_LAYERS) return -E2BIG;
+    int fds[MAX_LAYERS];
+    size_t opened = 0;
+    long r = 0;
+    char *lower = p->scratch;
+    size_t lower_len = 0;
+    char upper[32] = {0}, work[32] = {0};
+    lower[0] = 0;
+    for (; opened < n_layers; opened++) {
+        long fd = sb_open_host(layers[opened].path, &layers[opened].id);
+        if (fd < 0) { r = fd; break; }
+        fds[opened] = (int)fd;
+        if (layers[opened].role == AGENT_SANDBOX_LAYER_UPPER) sb_fd_path(upper, (int)fd);
+        else if (layers[opened].role == AGENT_SANDBOX_LAYER_WORK) sb_fd_path(work, (int)fd);
+        else if ((r = sb_append_fd(lower, p->scratch_len, &lower_len, (int)fd)) < 0) { opened++; break; }
+    }
+    long fs = r < 0 ? r : SB2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+    if (fs >= 0) {
+        r = SB5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir", lower, 0);
+        if (r >= 0 && upper[0]) r = SB5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "upperdir", upper, 0);
+        if (r >= 0 && work[0]) r = SB5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "workdir", work, 0);
+        for (size_t k = 0; r >= 0 && k < n_keys; k++) {
+            long c = values[k] ? SB5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, keys[k], values[k], 0)
+                               : SB5(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, keys[k], 0, 0);
+            // userxattr is an optimisation older kernels lack; everything else must apply.
+            if (c < 0 && values[k]) r = c;
+        }
+        if (r >= 0) r = SB5(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+        if (r >= 0) r = SB3(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs);
+        SB1(SYS_close, fs);
+    } else {
+        r = fs;
+    }
+    // The layers stay referenced by the overlay; the descriptors are no longer needed.
+    for (size_t k = 0; k < opened; k++) SB1(SYS_close, fds[k]);
+    return r;
+}
+
 /// Opens the host sources of binds and overlays as detached mounts while the host is visible.
 static void sb_open_sources(const struct agent_sandbox_plan *p) {
     for (size_t i = 0; i < p->n_ops; i++) {
         const struct agent_sandbox_op *op = &p->ops[i];
         p->op_fds[i] = -1;
         if (op->kind == AGENT_SANDBOX_OP_BIND) {
-            long fd = SB3(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+            long src = sb_open_host(op->source, &op->source_id);
+            if (src < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, src);
+            long fd = SB3(SYS_open_tree, src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+            SB1(SYS_close, src);
             if (fd < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, fd);
             if (op->flags & AGENT_SANDBOX_F_RDONLY) {
                 long r = sb_set_readonly((int)fd, 1);
@@ -88,20 +166,9 @@ static void sb_open_sources(const struct agent_sandbox_plan *p) {
             }
             p->op_fds[i] = (int)fd;
         } else if (op->kind == AGENT_SANDBOX_OP_OVERLAY) {
-            long fs = SB2(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
-            if (fs < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, fs);
-            for (size_t k = 0; k < op->n_keys; k++) {
-                long r = op->values[k]
-                    ? SB5(SYS_fsconfig, fs, FSCONFIG_SET_STRING, op->keys[k], op->values[k], 0)
-                    : SB5(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, op->keys[k], 0, 0);
-                // userxattr is an optimisation older kernels lack; everything else must apply.
-                if (r < 0 && op->values[k]) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, r);
-            }
-            long r = SB5(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
-            if (r < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, r);
-            long m = SB3(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+            long m = sb_make_overlay(p, op->layers, op->n_layers, op->keys, op->values, op->n_keys,
+                                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
             if (m < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, m);
-            SB1(SYS_close, fs);
             p->op_fds[i] = (int)m;
         }
     }
@@ -257,9 +324,11 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
 
     sb_open_sources(p);
     int devnull = sb_open_devnull();
+    // The rootfs folder is opened now, while its path is visible (it may live under the
+    // host's /tmp, which the staging tmpfs hides next).
     long rootsrc = -1;
     if (p->rootfs_dir) {
-        rootsrc = SB3(SYS_open_tree, AT_FDCWD, p->rootfs_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        rootsrc = sb_open_host(p->rootfs_dir, &p->rootfs_id);
         if (rootsrc < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, rootsrc);
     }
 
@@ -270,8 +339,27 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
     if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, FILES, 0700);
     if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
     if (rootsrc >= 0) {
-        r = SB5(SYS_move_mount, rootsrc, "", AT_FDCWD, NEWROOT, MOVE_MOUNT_F_EMPTY_PATH);
+        // The folder is the read-only lower layer; the upper lives on the staging tmpfs, so
+        // the mount points it lacks (dev, proc, workspace, ...) and any write go there and
+        // nothing is ever written into the folder itself.
+        r = SB3(SYS_mkdirat, AT_FDCWD, ROOT_UPPER, 0755);
+        if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, ROOT_WORK, 0700);
+        if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
+        static const char *const flag_keys[] = { "userxattr" };
+        static const char *const flag_values[] = { 0 };
+        struct agent_sandbox_layer layers[3] = {
+            { .role = AGENT_SANDBOX_LAYER_LOWER, .path = 0 },
+            { .role = AGENT_SANDBOX_LAYER_UPPER, .path = ROOT_UPPER },
+            { .role = AGENT_SANDBOX_LAYER_WORK, .path = ROOT_WORK },
+        };
+        // The lower layer is the descriptor opened above: give overlayfs its fd path.
+        char lower_path[32];
+        layers[0].path = sb_fd_path(lower_path, (int)rootsrc);
+        long ovl = sb_make_overlay(p, layers, 3, flag_keys, flag_values, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
         SB1(SYS_close, rootsrc);
+        if (ovl < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, ovl);
+        r = SB5(SYS_move_mount, ovl, "", AT_FDCWD, NEWROOT, MOVE_MOUNT_F_EMPTY_PATH);
+        SB1(SYS_close, ovl);
     } else {
         r = SB5(SYS_mount, "tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
     }

@@ -12,8 +12,10 @@ public struct ContainerConfiguration: Sendable, Equatable {
     public enum RootFilesystem: Sendable, Equatable {
         /// Read-only binds of the host's `/usr`, `/bin`, `/sbin`, `/lib*`, `/etc` on a fresh tmpfs root.
         case host
-        /// A directory tree (busybox, debootstrap, an unpacked image).
-        case directory(String)
+        /// A directory tree (busybox, debootstrap, an unpacked image): the read-only lower
+        /// layer of an overlay whose upper layer is private to the container, so the folder
+        /// itself is never written to (with `readOnlyRoot` false, writes are discarded).
+        case directory(HostPath)
     }
 
     /// The container's network.
@@ -95,13 +97,14 @@ public struct ContainerConfiguration: Sendable, Equatable {
 public struct Mount: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// Bind a host path (file or directory). Read-only remounts keep locked nosuid/nodev/noexec.
-        case bind(source: String, readOnly: Bool)
+        case bind(source: HostPath, readOnly: Bool)
         /// A fresh tmpfs; `size` in bytes (nil: kernel default), `mode` of its root.
         case tmpfs(size: UInt64?, mode: UInt32)
         /// overlayfs mounted inside the user namespace: read-only `lower` layers (host paths,
         /// top first), writable `upper` and its `work` directory (host paths on one filesystem).
         /// With `upper` and `work` empty the overlay is read-only (it then needs two lowers).
-        case overlay(lower: [String], upper: String, work: String)
+        /// Every layer reaches overlayfs as an opened descriptor, never as a path in its options.
+        case overlay(lower: [HostPath], upper: HostPath, work: HostPath)
         /// A file holding `contents` (e.g. a secret) on a tmpfs private to this container,
         /// bound read-only at `target`; it never touches disk. `uid`/`gid` are ids inside.
         case file(contents: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32)
@@ -116,12 +119,64 @@ public struct Mount: Sendable, Equatable {
     }
 
     public static func bind(_ source: String, _ target: String, readOnly: Bool = true) -> Mount {
+        Mount(target: target, kind: .bind(source: HostPath(source), readOnly: readOnly))
+    }
+
+    public static func bind(_ source: HostPath, _ target: String, readOnly: Bool = true) -> Mount {
         Mount(target: target, kind: .bind(source: source, readOnly: readOnly))
     }
 
     public static func tmpfs(_ target: String, size: UInt64? = nil, mode: UInt32 = 0o1777) -> Mount {
         Mount(target: target, kind: .tmpfs(size: size, mode: mode))
     }
+}
+
+/// The identity of a file: what `fstat` says of an opened descriptor.
+public struct FileIdentity: Sendable, Equatable, Hashable {
+    public var device: UInt64
+    public var inode: UInt64
+
+    public init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+
+    /// The identity of what `fd` refers to, or nil if `fstat` fails.
+    public init?(descriptor fd: Int32) {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+}
+
+/// A host path the container mounts. A plain path (the host's `/usr`, the agent's own state)
+/// is trusted and opened as written. One with an `identity` was admitted by descriptor: the
+/// shim opens it without following any symlink and mounts it only if it is still that
+/// inode, so a path swapped between admission and a later step is refused, never mounted.
+public struct HostPath: Sendable, Equatable, ExpressibleByStringLiteral, CustomStringConvertible {
+    public var path: String
+    public var identity: FileIdentity?
+
+    public init(_ path: String, identity: FileIdentity? = nil) {
+        self.path = path
+        self.identity = identity
+    }
+
+    public init(stringLiteral value: String) {
+        self.init(value)
+    }
+
+    /// The path and identity of an opened descriptor (its canonical path, as the kernel
+    /// reports it in `/proc/self/fd`), or nil if either cannot be read.
+    public init?(descriptor fd: Int32) {
+        guard let identity = FileIdentity(descriptor: fd) else { return nil }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/fd/\(fd)", &buf, buf.count - 1)
+        guard n > 0, buf[0] == CChar(UInt8(ascii: "/")) else { return nil }
+        self.init(String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self), identity: identity)
+    }
+
+    public var description: String { path }
 }
 
 /// A resource limit applied with `setrlimit` in the child (cgroups are not delegated on

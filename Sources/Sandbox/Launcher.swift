@@ -74,7 +74,10 @@ struct Launcher {
             arena.plan.status_fd = status.write
             arena.plan.release_fd = release.read
             arena.plan.stdio = (stdio[0], stdio[1], stdio[2])
-            if case .directory(let dir) = c.rootfs { arena.plan.rootfs_dir = UnsafePointer(arena.string(dir)) }
+            if case .directory(let dir) = c.rootfs {
+                arena.plan.rootfs_dir = UnsafePointer(arena.string(dir.path))
+                arena.plan.rootfs_id = PlanArena.identity(dir.identity)
+            }
             arena.plan.readonly_root = c.readOnlyRoot ? 1 : 0
             arena.plan.hostname = UnsafePointer(arena.string(c.hostname))
             arena.plan.loopback = c.network == .none ? 1 : 0

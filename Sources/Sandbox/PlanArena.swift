@@ -70,6 +70,16 @@ final class PlanArena {
                 c.contents = UnsafePointer(bytes(op.contents))
                 c.contents_len = op.contents.count
             }
+            c.source_id = Self.identity(op.sourceID)
+            if !op.layers.isEmpty {
+                let layers = array(op.layers.count, of: agent_sandbox_layer.self)
+                for (k, l) in op.layers.enumerated() {
+                    layers[k] = agent_sandbox_layer(role: l.role.rawValue, path: UnsafePointer(string(l.path.path)),
+                                                    id: Self.identity(l.path.identity))
+                }
+                c.layers = UnsafePointer(layers)
+                c.n_layers = op.layers.count
+            }
             c.mode = op.mode
             c.uid = op.uid
             c.gid = op.gid
@@ -81,6 +91,12 @@ final class PlanArena {
         plan.op_fds = array(ops.count, of: Int32.self)
     }
 
+
+    /// The identity a path must still have in the child (verify = 0: a trusted path).
+    static func identity(_ id: FileIdentity?) -> agent_sandbox_identity {
+        guard let id else { return agent_sandbox_identity() }
+        return agent_sandbox_identity(verify: 1, dev: id.device, ino: id.inode)
+    }
 
     /// The value handed to the spawner; stays valid while the arena lives.
     func planPointer() -> UnsafeMutablePointer<agent_sandbox_plan> {

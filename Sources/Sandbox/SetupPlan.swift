@@ -6,6 +6,7 @@ import Glibc
 /// `SetupPlan` lists them in order; `PlanArena` turns them into C structs.
 struct SetupOp: Sendable, Equatable {
     enum Kind: Int32, Sendable { case mkdir = 1, symlink, bind, mount, overlay, file, mask, readonly }
+    enum LayerRole: Int32, Sendable { case lower = 1, upper, work }
 
     static let readOnly: UInt32 = 0x1
     static let file: UInt32 = 0x2
@@ -21,6 +22,10 @@ struct SetupOp: Sendable, Equatable {
     var data: String? = nil
     var options: [(key: String, value: String?)] = []
     var contents: [UInt8] = []
+    /// bind: the identity the source must still have (admitted paths).
+    var sourceID: FileIdentity? = nil
+    /// overlay: the layers, lower ones first (top first), then upper and work.
+    var layers: [(role: LayerRole, path: HostPath)] = []
     var mode: UInt32 = 0
     var uid: UInt32 = 0
     var gid: UInt32 = 0
@@ -42,7 +47,9 @@ struct SetupOp: Sendable, Equatable {
     static func == (a: SetupOp, b: SetupOp) -> Bool {
         a.kind == b.kind && a.flags == b.flags && a.source == b.source && a.target == b.target
             && a.data == b.data && a.options.map { "\($0.key)=\($0.value ?? "")" } == b.options.map { "\($0.key)=\($0.value ?? "")" }
-            && a.contents == b.contents && a.mode == b.mode && a.uid == b.uid && a.gid == b.gid
+            && a.contents == b.contents && a.sourceID == b.sourceID
+            && a.layers.map { "\($0.role.rawValue)=\($0.path.path)" } == b.layers.map { "\($0.role.rawValue)=\($0.path.path)" }
+            && a.mode == b.mode && a.uid == b.uid && a.gid == b.gid
             && a.mountFlags == b.mountFlags
     }
 }
@@ -152,25 +159,24 @@ struct SetupPlan: Sendable, Equatable {
         guard !t.isEmpty else { throw SandboxError(stage: "mount /", detail: "(cannot mount over the container's root)") }
         switch m.kind {
         case .bind(let source, let ro):
-            guard source.hasPrefix("/") else {
+            guard source.path.hasPrefix("/") else {
                 throw SandboxError(stage: "mount \(m.target)", detail: "(bind source \(source) must be an absolute path)")
             }
             // A source that is not a directory (or does not exist yet: the shim reports that
             // at its stage) is bound onto a file target.
             var st = stat()
             var flags: UInt32 = ro ? SetupOp.readOnly : 0
-            if stat(source, &st) == 0 && (st.st_mode & S_IFMT) != S_IFDIR { flags |= SetupOp.file }
-            return SetupOp(kind: .bind, flags: flags, source: source, target: t)
+            if stat(source.path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFDIR { flags |= SetupOp.file }
+            return SetupOp(kind: .bind, flags: flags, source: source.path, target: t, sourceID: source.identity)
         case .tmpfs(let size, let mode):
             var data = "mode=" + String(mode, radix: 8)
             if let size { data += ",size=\(size)" }
             return SetupOp(kind: .mount, source: "tmpfs", target: t, data: data, mountFlags: MountFlag.nosuid | MountFlag.nodev)
         case .overlay(let lower, let upper, let work):
-            var options: [(key: String, value: String?)] = [("lowerdir", lower.joined(separator: ":"))]
+            var layers: [(role: SetupOp.LayerRole, path: HostPath)] = lower.map { (.lower, $0) }
             // No upper layer: overlayfs mounts the (two or more) lowers read-only.
-            if !upper.isEmpty { options += [("upperdir", upper), ("workdir", work)] }
-            options.append(("userxattr", nil))
-            return SetupOp(kind: .overlay, target: t, options: options)
+            if !upper.path.isEmpty { layers += [(.upper, upper), (.work, work)] }
+            return SetupOp(kind: .overlay, target: t, options: [("userxattr", nil)], layers: layers)
         case .file(let contents, let mode, let uid, let gid):
             return SetupOp(kind: .file, flags: SetupOp.file, target: t, contents: contents, mode: mode, uid: uid, gid: gid)
         }

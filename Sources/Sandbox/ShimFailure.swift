@@ -14,13 +14,18 @@ enum ShimFailure {
         case AGENT_STAGE_HOSTNAME.rawValue: return SandboxError(stage: "sethostname", errno: err, detail: c.hostname)
         case AGENT_STAGE_PRIVATE.rawValue: return SandboxError(stage: "mount --make-rprivate /", errno: err)
         case AGENT_STAGE_OP_SOURCE.rawValue:
+            // ESTALE comes from the shim's identity check: the admitted folder was replaced.
+            let changed = err == ESTALE ? ", which changed after the job was admitted" : ""
             let what = opAt?.kind == .overlay
-                ? "(overlay " + (opAt?.options.map { "\($0.key)=\($0.value ?? "")" }.joined(separator: ",") ?? "") + ")"
-                : "(bind source \(opAt?.source ?? "?"))"
+                ? "(overlay of " + (opAt?.layers.map { "\($0.role) \($0.path.path)" }.joined(separator: ", ") ?? "") + changed + ")"
+                : "(bind source \(opAt?.source ?? "?")\(changed))"
             return SandboxError(stage: opAt?.label ?? "mount source", errno: err, detail: what)
         case AGENT_STAGE_STAGING.rawValue: return SandboxError(stage: "staging tmpfs", errno: err)
         case AGENT_STAGE_ROOTFS.rawValue:
-            if case .directory(let dir) = c.rootfs { return SandboxError(stage: "rootfs", errno: err, detail: "(directory \(dir))") }
+            if case .directory(let dir) = c.rootfs {
+                let changed = err == ESTALE ? ", which changed after the job was admitted" : ""
+                return SandboxError(stage: "rootfs", errno: err, detail: "(overlay over directory \(dir.path)\(changed))")
+            }
             return SandboxError(stage: "rootfs", errno: err)
         case AGENT_STAGE_OP.rawValue:
             let why = err == ELOOP ? "(the target path contains a symlink)" : nil

@@ -40,6 +40,12 @@ public struct AgentPolicy: Sendable, Equatable {
     public var allowHostNetwork = false
     /// Absolute host path prefixes steps may bind (besides the job's own workspace).
     public var allowedBindSources: [String] = []
+    /// Absolute host folders beneath which a job's `workspace` may be (besides the job
+    /// file's own folder).
+    public var workspaceRoots: [String] = []
+    /// Absolute host folders beneath which a job's `image.rootfs` may be (besides the job
+    /// file's own folder).
+    public var rootfsRoots: [String] = []
     /// Whether the default profile allows netlink sockets.
     public var allowNetlink = false
     /// Whether the default profile allows raw IP and packet sockets.

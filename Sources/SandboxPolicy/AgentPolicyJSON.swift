@@ -8,6 +8,7 @@ import Glibc
 extension AgentPolicy {
     static let knownKeys: Set<String> = [
         "comment", "capabilities", "seccompProfile", "allowHostNetwork", "allowedBindSources",
+        "workspaceRoots", "rootfsRoots",
         "allowNetlink", "allowRawSockets", "artifactBudgetBytes", "cache", "maxSecretBytes",
     ]
 
@@ -61,6 +62,8 @@ extension AgentPolicy {
             }
             allowedBindSources = sources
         }
+        workspaceRoots = try Self.roots(root, "workspaceRoots", file: file) ?? workspaceRoots
+        rootfsRoots = try Self.roots(root, "rootfsRoots", file: file) ?? rootfsRoots
         allowNetlink = try root.bool("allowNetlink") ?? allowNetlink
         allowRawSockets = try root.bool("allowRawSockets") ?? allowRawSockets
         artifactBudgetBytes = try root.unsigned("artifactBudgetBytes") ?? artifactBudgetBytes
@@ -77,12 +80,23 @@ extension AgentPolicy {
         maxSecretBytes = try root.unsigned("maxSecretBytes") ?? maxSecretBytes
     }
 
+    /// A list of absolute folders without `..` (`workspaceRoots`, `rootfsRoots`).
+    private static func roots(_ reader: JSONObjectReader, _ key: String, file: String) throws -> [String]? {
+        guard let paths = try reader.strings(key) else { return nil }
+        for (i, path) in paths.enumerated() where AgentPolicy.components(path) == nil {
+            throw PolicyError(file: file, key: "\(key)[\(i)]", problem: "\"\(path)\" is not an absolute path without \"..\"")
+        }
+        return paths
+    }
+
     /// The policy as JSON, in the same shape as `policies/policy.json`.
     public var jsonText: String {
         var fields: [String: JSONValue] = [
             "capabilities": .array(capabilities.names.map(JSONValue.string)),
             "allowHostNetwork": .bool(allowHostNetwork),
             "allowedBindSources": .array(allowedBindSources.map(JSONValue.string)),
+            "workspaceRoots": .array(workspaceRoots.map(JSONValue.string)),
+            "rootfsRoots": .array(rootfsRoots.map(JSONValue.string)),
             "allowNetlink": .bool(allowNetlink),
             "allowRawSockets": .bool(allowRawSockets),
             "artifactBudgetBytes": .unsigned(artifactBudgetBytes),

@@ -17,6 +17,8 @@ public enum DefaultPolicy {
   "seccompProfile": "default",
   "allowHostNetwork": false,
   "allowedBindSources": [],
+  "workspaceRoots": [],
+  "rootfsRoots": [],
   "allowNetlink": false,
   "allowRawSockets": false,
   "artifactBudgetBytes": 1073741824,

@@ -16,6 +16,10 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Allow running as root; container root still maps to an unprivileged range.")
     var allowRoot = false
 
+    @Option(name: .customLong("workspace-root"),
+            help: "A folder beneath which jobs' \"workspace\" may be, besides the policy's workspaceRoots. Repeatable.")
+    var workspaceRoots: [String] = []
+
     func loadPolicy() throws -> AgentPolicy {
         let env = ProcessInfo.processInfo.environment
         if let path = policy ?? env["AGENT_POLICY"] {
@@ -38,6 +42,8 @@ struct CommonOptions: ParsableArguments {
         o.secretFlags = secretFlags
         o.force = force
         o.allowRoot = allowRoot
+        let cwd = FileManager.default.currentDirectoryPath
+        o.workspaceRoots = workspaceRoots.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 }
         o.killGrace = .milliseconds(Int64(grace * 1000))
         return o
     }

@@ -139,9 +139,8 @@ struct ExecCommand: AsyncParsableCommand {
 
     func makeConfiguration() throws -> ContainerConfiguration {
         var c = ContainerConfiguration(command: command.first == "--" ? Array(command.dropFirst()) : command)
-        c.rootfs = rootfs == "host" ? .host : .directory(rootfs)
-        if case .directory(let d) = c.rootfs, !d.hasPrefix("/") {
-            c.rootfs = .directory(FileManager.default.currentDirectoryPath + "/" + d)
+        if rootfs != "host" {
+            c.rootfs = .directory(HostPath(rootfs.hasPrefix("/") ? rootfs : FileManager.default.currentDirectoryPath + "/" + rootfs))
         }
         c.readOnlyRoot = !rwRootfs
         // Mounts apply in command-line order; fall back to binds-then-tmpfs if the raw

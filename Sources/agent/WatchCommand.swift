@@ -8,9 +8,11 @@ import Logging
 /// The job runner `agent watch` hands each claimed job to: the same runner as
 /// `agent run-job`, without progress output, writing a results folder (status.json with
 /// the reason) even for an invalid job so the queue can file it under failed/.
-func makeWatchExecutor(common: CommonOptions, secrets: [String], grace: Double) throws -> any JobExecuting {
+func makeWatchExecutor(common: CommonOptions, secrets: [String], grace: Double, jobsDirectory: String) throws -> any JobExecuting {
     var options = try common.runnerOptions(secretFlags: secrets, force: false, grace: grace)
     options.writeResultsForInvalidJobs = true
+    // The queue folder (other jobs' files and results) is never reachable by a job.
+    options.queueDirectory = jobsDirectory.hasPrefix("/") ? jobsDirectory : options.workingDirectory + "/" + jobsDirectory
     return JobRunner(options: options)
 }
 
@@ -91,7 +93,7 @@ struct WatchCommand: AsyncParsableCommand {
         try refuseRoot(common.allowRoot)
         let executor: any JobExecuting
         do {
-            executor = try makeWatchExecutor(common: common, secrets: secrets, grace: stepGrace)
+            executor = try makeWatchExecutor(common: common, secrets: secrets, grace: stepGrace, jobsDirectory: jobsDir)
         } catch {
             fail("\(error)", code: 2)
         }

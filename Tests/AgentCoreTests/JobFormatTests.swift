@@ -101,7 +101,7 @@ import Testing
         let spec = try JobParser.parse(fileAt: Self.examples + "/hello.json")
         #expect(spec.steps.count == 3)
         #expect(spec.steps.last?.when == .always)
-        #expect(spec.workspace == Self.examples + "/hello-src")
+        #expect(spec.workspace == "hello-src")
     }
 
     @Test(.enabled(if: JobFormatTests.pythonJSONSchema, "python3 module jsonschema is missing (CI installs nothing from PyPI): schema check skipped"))

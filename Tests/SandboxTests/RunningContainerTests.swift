@@ -56,7 +56,7 @@ import Testing
         }
         try "from lower".write(toFile: base + "/lower/a", atomically: false, encoding: .utf8)
         var cfg = Self.config("cat /ov/a; echo new > /ov/b")
-        cfg.mounts = [Mount(target: "/ov", kind: .overlay(lower: [base + "/lower"], upper: base + "/upper", work: base + "/work"))]
+        cfg.mounts = [Mount(target: "/ov", kind: .overlay(lower: [HostPath(base + "/lower")], upper: HostPath(base + "/upper"), work: HostPath(base + "/work")))]
         let c = try await RunningContainer.start(cfg)
         let (out, err) = await Self.collect(c)
         let r = await c.wait()

@@ -16,29 +16,14 @@ extension JobDocumentParser {
         let obj = try n.object()
         try obj.checkKeys(allowed: ["rootfs"], required: ["rootfs"])
         let rootfsNode = obj["rootfs"]!
-        let p = try rootfsNode.nonEmptyString("a path to a root filesystem folder")
-        // Existence is checked when the job runs: the rootfs may be prepared after validation.
-        return .rootfs(resolve(p))
+        // Kept as written: the admission step opens it beneath what the operator granted.
+        return .rootfs(try rootfsNode.nonEmptyString("a path to a root filesystem folder"))
     }
 
-    /// The source folder: must exist and be a directory when the job is read; returned with
-    /// symlinks resolved.
+    /// The source folder, as written. Nothing is looked up here: a job's paths touch the
+    /// file system only in the admission step, beneath what the operator granted.
     func workspace(_ n: JobJSONNode) throws -> String {
-        let p = try n.nonEmptyString("a path to the source folder")
-        let resolved = resolve(p)
-        var st = stat()
-        guard stat(resolved, &st) == 0 else {
-            throw n.error("the folder \(jsonQuoted(p)) (\(resolved)) does not exist")
-        }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw n.error("\(jsonQuoted(p)) (\(resolved)) is not a folder")
-        }
-        // The canonical path (symlinks resolved), so that policy checks compare real locations.
-        guard let real = realpath(resolved, nil) else {
-            throw n.error("cannot resolve \(jsonQuoted(p)) (\(resolved)): \(String(cString: strerror(errno)))")
-        }
-        defer { free(real) }
-        return String(cString: real)
+        try n.nonEmptyString("a path to the source folder")
     }
 
     func resources(_ n: JobJSONNode) throws -> JobSpec.Resources {

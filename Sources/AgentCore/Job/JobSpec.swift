@@ -9,7 +9,8 @@ public struct JobSpec: Sendable, Equatable {
     /// `[A-Za-z0-9._-]{1,128}`; defaults to the job file's base name.
     public var id: String
     public var image: Image = .host
-    /// Absolute host path of the checked-out source (resolved against the job file's folder), if any.
+    /// The checked-out source as the job wrote it (relative to the job file's folder, or
+    /// absolute). A request: `Admission` opens it beneath a granted root.
     public var workspace: String?
     public var env: [String: String] = [:]
     public var network: ContainerConfiguration.Network = .none
@@ -32,7 +33,7 @@ public struct JobSpec: Sendable, Equatable {
 
     public enum Image: Sendable, Equatable {
         case host
-        /// Absolute host path of a root filesystem directory.
+        /// A root filesystem folder as the job wrote it (a request, like `workspace`).
         case rootfs(String)
     }
 

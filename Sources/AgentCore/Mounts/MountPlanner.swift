@@ -36,18 +36,14 @@ public struct MountPlanner: Sendable {
     }
 
     /// Acquires what `step` mounts and returns the plan. Caches use `job.cacheScope`; a locked
-    /// cache that must wait calls `onWait` with a message for progress output first. Binds are
-    /// checked again (as in `validate`) with the state folder, the agent's home and binary protected.
-    /// `workspaceHostPath` is the runner's per-job copy of the workspace, if it made one; binds
-    /// under it are allowed, read-write too. On error nothing stays held.
-    public func plan(step: StepSpec, stepIndex: Int? = nil, job: JobSpec, allowedBindSources: [String],
-                     workspaceHostPath: String?,
+    /// cache that must wait calls `onWait` with a message for progress output first. Bind
+    /// sources come from `binds`, the admitted descriptors (`Admission`), never from the
+    /// job's strings. On error nothing stays held.
+    public func plan(step: StepSpec, stepIndex: Int, job: JobSpec, binds: [MountIndex: AdmittedPath],
                      onWait: @escaping @Sendable (String) -> Void = { _ in }) async throws -> MountPlan {
         var plan = MountPlan()
-        let index = stepIndex ?? job.steps.firstIndex(of: step) ?? 0
         do {
             for (i, spec) in step.mounts.enumerated() {
-                let path = "steps[\(index)].mounts[\(i)]"
                 switch spec {
                 case .cache(let c):
                     let lease = try await cacheStore.acquire(c, scope: job.cacheScope, onWait: onWait)
@@ -60,11 +56,12 @@ public struct MountPlanner: Sendable {
                     let lease = try await volumeStore.acquire(name: name, readOnly: ro)
                     plan.volumeLeases.append(lease)
                     plan.mounts.append(.bind(lease.hostPath, target, readOnly: ro))
-                case .bind(let source, let target, let rw):
-                    let host = try Self.checkBind(source: source, readWrite: rw, path: path, job: job,
-                                                  allowed: allowedBindSources, workspaceCopy: workspaceHostPath,
-                                                  protected: [state.root], containing: protectedPaths())
-                    plan.mounts.append(.bind(host, target, readOnly: !rw))
+                case .bind(_, let target, let rw):
+                    guard let source = binds[MountIndex(step: stepIndex, mount: i)] else {
+                        // Admission opens every bind; a missing one is a runner defect.
+                        throw JobValidationError(path: "steps[\(stepIndex)].mounts[\(i)]", message: "bind source was not admitted")
+                    }
+                    plan.mounts.append(.bind(source.host, target, readOnly: !rw))
                 case .tmpfs(let target, let size, let mode):
                     plan.mounts.append(.tmpfs(target, size: size, mode: mode))
                 }
@@ -81,67 +78,10 @@ public struct MountPlanner: Sendable {
         return plan
     }
 
-    /// Paths no bind source may contain: the state folder, the agent's home and its binary.
-    /// (A source below the home is fine, e.g. a workspace in it; the home itself is not.)
-    public func protectedPaths() -> [String] {
-        var paths = [state.root]
-        if let home = ProcessInfo.processInfo.environment["HOME"], home.hasPrefix("/"), home != "/" { paths.append(home) }
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { paths.append(exe) }
-        return paths
-    }
-
-    /// Checks every bind source of the job against the policy before any step runs. Sources
-    /// resolve against the job's folder, then `realpath` (so `..` and symlinks cannot lead
-    /// out) and must lie under an allowed prefix or the job's workspace. No source may be, contain
-    /// or lie below a `protectedPaths` entry (e.g. the state folder) even then. Throws a
-    /// `JobValidationError` naming the step and mount.
-    public static func validate(job: JobSpec, allowedBindSources: [String], protectedPaths: [String] = []) throws {
-        for (si, step) in job.steps.enumerated() {
-            for (mi, spec) in step.mounts.enumerated() {
-                guard case .bind(let source, _, let rw) = spec else { continue }
-                _ = try checkBind(source: source, readWrite: rw, path: "steps[\(si)].mounts[\(mi)]", job: job,
-                                  allowed: allowedBindSources, workspaceCopy: nil, protected: protectedPaths, containing: protectedPaths)
-            }
-        }
-    }
-
-    /// Resolves and checks one bind source; returns the host path to bind.
-    static func checkBind(source: String, readWrite: Bool, path: String, job: JobSpec, allowed: [String],
-                          workspaceCopy: String?, protected: [String], containing: [String]) throws -> String {
-        let joined = source.hasPrefix("/") ? source : job.baseDirectory + "/" + source
-        guard let real = realPath(joined) else {
-            throw JobValidationError(path: path, message: "bind source \"\(source)\" does not exist")
-        }
-        let workspace = job.workspace.flatMap(realPath)
-        let copy = workspaceCopy.flatMap(realPath)
-        let prefixes = allowed.compactMap(realPath)
-        let inWorkspace = workspace.map { isUnder(real, $0) } ?? false
-        let inCopy = copy.map { isUnder(real, $0) } ?? false
-        guard inWorkspace || inCopy || prefixes.contains(where: { isUnder(real, $0) }) else {
-            throw JobValidationError(path: path, message: "bind source \"\(source)\" is outside the policy's allowed bind sources")
-        }
-        for p in protected.compactMap(realPath) where isUnder(real, p) {
-            throw JobValidationError(path: path, message: "bind source \"\(source)\" would expose the agent's own files (\(p))")
-        }
-        for p in containing.compactMap(realPath) where isUnder(p, real) {
-            throw JobValidationError(path: path, message: "bind source \"\(source)\" would expose the agent's own files (\(p))")
-        }
-        if readWrite && inWorkspace && !inCopy && !prefixes.contains(where: { isUnder(real, $0) }) {
-            // The runner promises never to modify the job's source; /workspace is its writable view.
-            throw JobValidationError(path: path, message: "bind source \"\(source)\" is in the job's source folder and cannot be bound rw (write to /workspace instead)")
-        }
-        return real
-    }
-
+    /// `realpath(3)` of an agent-owned path (the cache store's folders), or nil.
     static func realPath(_ path: String) -> String? {
         guard let r = realpath(path, nil) else { return nil }
         defer { free(r) }
         return String(cString: r)
-    }
-
-    /// Whether `path` is `prefix` or below it (component-wise, so /data2 is not under /data).
-    static func isUnder(_ path: String, _ prefix: String) -> Bool {
-        if prefix == "/" { return true }
-        return path == prefix || path.hasPrefix(prefix.hasSuffix("/") ? prefix : prefix + "/")
     }
 }

@@ -49,11 +49,10 @@ extension JobRunner {
     /// Caches, volumes, binds and tmpfs from the step's `mounts` (the cache store may make
     /// the step wait for a `locked` cache; the wait shows in progress), and secrets as files
     /// on a tmpfs private to the container or as env.
-    func planMounts(step: StepSpec, index: Int, job: JobSpec, secrets: JobSecrets, progress: ProgressSink) async throws -> StepMountPlan {
+    func planMounts(step: StepSpec, index: Int, job: AdmittedJob, secrets: JobSecrets, progress: ProgressSink) async throws -> StepMountPlan {
         let planner = MountPlanner(state: StateDirectory(root: options.stateDirectory))
         let planned = try await planner.plan(
-            step: step, stepIndex: index, job: job, allowedBindSources: options.policy.allowedBindSources,
-            workspaceHostPath: nil,
+            step: step, stepIndex: index, job: job.spec, binds: job.binds,
             onWait: { reason in progress.send(.stepWaiting(index: index, reason: reason)) })
         var out = StepMountPlan(mounts: planned.mounts, caches: planned.caches, plan: planned)
         for secret in planned.secrets {

@@ -33,8 +33,9 @@ public final class JobRunner: JobExecuting, Sendable {
         }
         let output = outputDirectory ?? (options.workingDirectory + "/results/" + job.id)
         let secrets: JobSecrets
+        let admitted: AdmittedJob
         do {
-            try checkPolicy(job, file: jobFile)
+            admitted = try Admission.admit(job, file: jobFile, grant: grant())
             let flags = try options.secretFlags.map { try SecretSourceFlag(parsing: $0) }
             secrets = JobSecrets(try SecretStore.resolve(
                 job: job, cliSecrets: flags, environment: options.environment,
@@ -66,7 +67,7 @@ public final class JobRunner: JobExecuting, Sendable {
         // Layers left by an agent that was killed (their lock is free) go first.
         let stale = await WorkspaceLayer.removeStale(stateDirectory: options.stateDirectory)
         do {
-            workspace = try WorkspaceLayer(stateDirectory: options.stateDirectory, jobID: job.id, source: job.workspace)
+            workspace = try WorkspaceLayer(stateDirectory: options.stateDirectory, jobID: job.id, source: admitted.workspace)
         } catch {
             results.discard()
             return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "cannot create the job's workspace layer: \(error)")
@@ -138,10 +139,10 @@ public final class JobRunner: JobExecuting, Sendable {
 
             var run: StepRun
             do {
-                let plan = try await planMounts(step: step, index: i, job: job, secrets: secrets, progress: progress)
+                let plan = try await planMounts(step: step, index: i, job: admitted, secrets: secrets, progress: progress)
                 defer { plan.release() }
                 status.steps[i].caches = plan.caches
-                let executor = StepExecutor(job: job, index: i, step: step, options: options, seccomp: seccomp,
+                let executor = StepExecutor(job: job, rootfs: admitted.rootfs?.host, index: i, step: step, options: options, seccomp: seccomp,
                                             workspace: workspace, secrets: secrets, progress: progress,
                                             jobLog: jobLog, results: results)
                 run = await executor.run(timeout: stepTimeout, jobDeadlineBound: boundByJob,
@@ -236,19 +237,12 @@ public final class JobRunner: JobExecuting, Sendable {
         return ok && !base.isEmpty ? String(base.prefix(128)) : "invalid-job"
     }
 
-    /// Policy checks that must fail before any step runs (exit 2).
-    private func checkPolicy(_ job: JobSpec, file: String) throws {
-        if case .rootfs(let path) = job.image {
-            guard isDirectory(atPath: path) else {
-                throw JobValidationError(file: file, path: "image.rootfs", message: "root filesystem \"\(path)\" is not a directory")
-            }
-        }
-        if job.network == .host && !options.policy.allowHostNetwork {
-            throw JobValidationError(file: file, path: "network", message: "\"host\" network is not allowed by the agent policy")
-        }
-        let planner = MountPlanner(state: StateDirectory(root: options.stateDirectory))
-        try MountPlanner.validate(job: job, allowedBindSources: options.policy.allowedBindSources,
-                                  protectedPaths: planner.protectedPaths())
+    /// What the operator grants this runner's jobs: the policy, `--workspace-root`, and the
+    /// agent's own folders (home, state, binary, queue), which no job may reach.
+    func grant() -> OperatorGrant {
+        OperatorGrant(policy: options.policy, workspaceRoots: options.workspaceRoots,
+                      protected: ProtectedPaths.current(stateDirectory: options.stateDirectory,
+                                                        queueDirectory: options.queueDirectory))
     }
 
     func encode(_ status: JobStatus, secrets: JobSecrets) throws -> Data {

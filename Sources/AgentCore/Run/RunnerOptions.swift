@@ -26,6 +26,10 @@ public struct RunnerOptions: Sendable {
     public var writeResultsForInvalidJobs: Bool = false
     /// Running as root was explicitly allowed (`--allow-root`).
     public var allowRoot: Bool = false
+    /// `--workspace-root` folders: granted to jobs' `workspace` besides the policy's roots.
+    public var workspaceRoots: [String] = []
+    /// The queue folder under `agent watch`: never reachable by a job.
+    public var queueDirectory: String?
 
     public init(stateDirectory: String, policy: AgentPolicy, environment: [String: String], workingDirectory: String) {
         self.stateDirectory = stateDirectory

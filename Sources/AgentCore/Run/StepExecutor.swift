@@ -24,6 +24,8 @@ struct StepRun: Sendable {
 /// test steps collects JUnit reports from inside the container before it goes away.
 struct StepExecutor {
     let job: JobSpec
+    /// The admitted root filesystem folder of `"image": {"rootfs": ...}`.
+    let rootfs: HostPath?
     let index: Int
     let step: StepSpec
     let options: RunnerOptions
@@ -67,7 +69,7 @@ struct StepExecutor {
         var c = ContainerConfiguration(command: step.run.argv)
         switch job.image {
         case .host: c.rootfs = .host
-        case .rootfs(let path): c.rootfs = .directory(path)
+        case .rootfs(let path): c.rootfs = .directory(rootfs ?? HostPath(path))
         }
         c.readOnlyRoot = true
         c.mounts = mounts

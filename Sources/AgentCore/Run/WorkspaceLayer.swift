@@ -19,8 +19,11 @@ public final class WorkspaceLayer: @unchecked Sendable {
 
     /// `<state>/jobs/<job-id>-<random>`
     public let root: String
-    /// The checked-out source (or an empty directory when the job has none).
-    public let source: String
+    /// The checked-out source, admitted by descriptor (or an empty directory of the layer's
+    /// own when the job has none).
+    public let source: HostPath
+    /// Keeps the admitted source open (and its inode alive) while the layer exists.
+    private let admitted: AdmittedPath?
     public private(set) var mode: Mode
     private var testLayers = 0
     /// The open `lock` file, flocked while the layer is in use; -1 once removed.
@@ -31,7 +34,7 @@ public final class WorkspaceLayer: @unchecked Sendable {
     var copy: String { root + "/copy" }
 
     /// Creates the layer's directories under `stateDirectory/jobs`.
-    public init(stateDirectory: String, jobID: String, source: String?) throws {
+    public init(stateDirectory: String, jobID: String, source: AdmittedPath?) throws {
         let fm = FileManager.default
         let jobs = stateDirectory + "/jobs"
         try fm.createDirectory(atPath: jobs, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -57,15 +60,18 @@ public final class WorkspaceLayer: @unchecked Sendable {
             close(lockFD)
             throw SandboxError(stage: "workspace layer", errno: e, detail: root + "/" + d)
         }
-        self.source = source ?? root + "/empty"
+        self.source = source?.host ?? HostPath(root + "/empty")
+        admitted = source
         mode = .overlay
     }
 
-    /// Switches to copy mode (overlayfs refused): copies the source into the layer once.
+    /// Switches to copy mode (overlayfs refused): copies the source into the layer once,
+    /// through the admitted descriptor (`/proc/self/fd/N/.`), never by its path again.
     public func fallBackToCopy() throws {
         guard mode == .overlay else { return }
         try? FileManager.default.removeItem(atPath: copy)
-        try FileManager.default.copyItem(atPath: source, toPath: copy)
+        let from = admitted.map { "/proc/self/fd/\($0.descriptor)/." } ?? source.path
+        try FileManager.default.copyItem(atPath: from, toPath: copy)
         mode = .copy
     }
 
@@ -73,7 +79,7 @@ public final class WorkspaceLayer: @unchecked Sendable {
     public func buildMount(target: String = "/workspace") -> Mount {
         switch mode {
         case .overlay:
-            return Mount(target: target, kind: .overlay(lower: [source], upper: upper, work: work))
+            return Mount(target: target, kind: .overlay(lower: [source], upper: HostPath(upper), work: HostPath(work)))
         case .copy:
             return .bind(copy, target, readOnly: false)
         }
@@ -89,10 +95,10 @@ public final class WorkspaceLayer: @unchecked Sendable {
                 let dir = root + "/test-\(testLayers)"
                 try FileManager.default.createDirectory(atPath: dir + "/upper", withIntermediateDirectories: true)
                 try FileManager.default.createDirectory(atPath: dir + "/work", withIntermediateDirectories: true)
-                return Mount(target: target, kind: .overlay(lower: [upper, source], upper: dir + "/upper", work: dir + "/work"))
+                return Mount(target: target, kind: .overlay(lower: [HostPath(upper), source], upper: HostPath(dir + "/upper"), work: HostPath(dir + "/work")))
             }
             // Two lower layers and no upper: overlayfs mounts it read-only.
-            return Mount(target: target, kind: .overlay(lower: [upper, source], upper: "", work: ""))
+            return Mount(target: target, kind: .overlay(lower: [HostPath(upper), source], upper: "", work: ""))
         case .copy:
             if throwaway {
                 testLayers += 1

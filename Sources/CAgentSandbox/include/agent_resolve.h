@@ -8,4 +8,9 @@
 /// (RESOLVE_IN_ROOT) and refusing magic links. Returns an fd, or -1 with errno set.
 int agent_resolve_open_in_root(int rootfd, const char *path, int flags);
 
+/// openat2(dirfd, path, flags|O_CLOEXEC) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS:
+/// `..`, an absolute path or a symlink that would lead out of `dirfd` fails with EXDEV.
+/// How a job's host paths are opened beneath the folder they were granted.
+int agent_resolve_open_beneath(int dirfd, const char *path, int flags);
+
 #endif

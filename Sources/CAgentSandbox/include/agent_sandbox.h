@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /// Version of the plan layout, so Swift and C can never silently disagree.
-#define AGENT_SANDBOX_PLAN_VERSION 1
+#define AGENT_SANDBOX_PLAN_VERSION 2
 
 /// Kinds of set-up operations, applied in order inside the new root.
 enum agent_sandbox_op_kind {
@@ -20,11 +20,15 @@ enum agent_sandbox_op_kind {
     AGENT_SANDBOX_OP_MKDIR = 1,
     /// Create symlink `target` whose contents are `data`.
     AGENT_SANDBOX_OP_SYMLINK = 2,
-    /// Bind host path `source` (opened before the host is hidden) at `target`.
+    /// Bind host path `source` (opened before the host is hidden) at `target`; with
+    /// `source_id.verify` the path is opened without following any symlink and must be
+    /// the admitted inode.
     AGENT_SANDBOX_OP_BIND = 3,
     /// A new kernel filesystem: type `source`, options `data`, flags `mount_flags`.
     AGENT_SANDBOX_OP_MOUNT = 4,
-    /// overlayfs created before the host is hidden, options in `keys`/`values`.
+    /// overlayfs created before the host is hidden: layers in `layers` (each opened, and
+    /// checked when `verify`, then named to overlayfs as /proc/self/fd/N, so no host path
+    /// ever reaches the mount options), flags in `keys`/`values`.
     AGENT_SANDBOX_OP_OVERLAY = 5,
     /// A file with `contents` on the private staging tmpfs, bound read-only at `target`.
     AGENT_SANDBOX_OP_FILE = 6,
@@ -40,6 +44,30 @@ enum agent_sandbox_op_kind {
 #define AGENT_SANDBOX_F_NOSYMLINKS 0x4u  /* resolve the target without any symlink (kernel fs) */
 #define AGENT_SANDBOX_F_NOCREATE 0x8u    /* do not create a missing target */
 
+/// Which inode a host path must be when the child opens it: the parent admitted it by
+/// descriptor and recorded its identity (a job's workspace, rootfs or bind source). The
+/// child, after unsharing, opens the same canonical path with RESOLVE_NO_SYMLINKS and
+/// refuses anything else (ESTALE), so a path swapped after admission is never mounted.
+struct agent_sandbox_identity {
+    int32_t verify;   /* 0: a trusted path, opened as is */
+    uint64_t dev;     /* st_dev */
+    uint64_t ino;     /* st_ino */
+};
+
+/// Roles of overlay layers.
+enum agent_sandbox_layer_role {
+    AGENT_SANDBOX_LAYER_LOWER = 1,
+    AGENT_SANDBOX_LAYER_UPPER = 2,
+    AGENT_SANDBOX_LAYER_WORK = 3,
+};
+
+/// One overlay layer: a host directory, top lower layer first.
+struct agent_sandbox_layer {
+    int32_t role;
+    const char *path;
+    struct agent_sandbox_identity id;
+};
+
 /// One set-up operation. Targets are relative to the new root ("proc/sys", never "/...").
 struct agent_sandbox_op {
     int32_t kind;
@@ -53,6 +81,11 @@ struct agent_sandbox_op {
     size_t n_keys;
     const uint8_t *contents;
     size_t contents_len;
+    /// bind: the identity `source` must have.
+    struct agent_sandbox_identity source_id;
+    /// overlay: its layers.
+    const struct agent_sandbox_layer *layers;
+    size_t n_layers;
     uint32_t mode;
     uint32_t uid;
     uint32_t gid;
@@ -75,7 +108,11 @@ struct agent_sandbox_plan {
     int32_t status_fd;         /* write: the command's raw wait status */
     int32_t release_fd;        /* read: EOF lets a kept-alive init exit */
     int32_t stdio[3];          /* become 0, 1, 2 */
-    const char *rootfs_dir;    /* NULL: a fresh tmpfs root (host rootfs binds come as ops) */
+    /* NULL: a fresh tmpfs root (host rootfs binds come as ops). Else the lower layer of an
+       overlay whose upper is on the container's private staging tmpfs: nothing is ever
+       written into the folder (mount points it lacks are made in the upper layer). */
+    const char *rootfs_dir;
+    struct agent_sandbox_identity rootfs_id;
     int32_t readonly_root;     /* remount / read-only after set-up */
     const char *hostname;
     int32_t loopback;          /* bring up lo (new network namespace) */

@@ -1,0 +1,99 @@
+import AgentSupport
+import FoundationEssentials
+import Glibc
+import Sandbox
+import SandboxPolicy
+
+/// What the operator grants the jobs of this agent: the policy, the command-line flags and
+/// the queue settings. Trusted; the job file is not.
+public struct OperatorGrant: Sendable {
+    public var policy: AgentPolicy
+    /// `--workspace-root` flags, in addition to the policy's `workspaceRoots`.
+    public var workspaceRoots: [String] = []
+    /// The agent's own folders, which no job may reach.
+    public var protected: ProtectedPaths
+
+    public init(policy: AgentPolicy, workspaceRoots: [String] = [], protected: ProtectedPaths) {
+        self.policy = policy
+        self.workspaceRoots = workspaceRoots
+        self.protected = protected
+    }
+}
+
+/// Where one mount of one step is in the job (`steps[step].mounts[mount]`).
+public struct MountIndex: Hashable, Sendable {
+    public var step: Int
+    public var mount: Int
+    public init(step: Int, mount: Int) {
+        self.step = step
+        self.mount = mount
+    }
+}
+
+/// A job as the operator granted it: the parsed spec plus every host path it names, opened
+/// once beneath its granted root and held by descriptor. The runner executes only this.
+public struct AdmittedJob: Sendable {
+    public let spec: JobSpec
+    /// The job file as the operator named it (for messages).
+    public let file: String
+    /// The checked-out source, or nil for an empty workspace.
+    public let workspace: AdmittedPath?
+    /// The root filesystem folder of `"image": {"rootfs": ...}`.
+    public let rootfs: AdmittedPath?
+    /// Every bind source, by step and mount.
+    public let binds: [MountIndex: AdmittedPath]
+}
+
+/// The one step between the job parser and the runner (used by `run-job` and `watch`):
+/// each job key that names something outside the container is a request, granted here from
+/// the operator's side or refused (exit 2) before anything runs, naming the JSON path, the
+/// value and the policy key or flag that would allow it.
+public enum Admission {
+    public static func admit(_ job: JobSpec, file: String, grant: OperatorGrant) throws -> AdmittedJob {
+        let policy = grant.policy
+        if job.network == .host && !policy.allowHostNetwork {
+            throw JobValidationError(file: file, path: "network",
+                                     message: "\"host\" is not allowed by the agent policy (allowHostNetwork: false)")
+        }
+        var rootfs: AdmittedPath?
+        if case .rootfs(let path) = job.image {
+            let g = PathGrant(base: job.baseDirectory, roots: policy.rootfsRoots, rootsKey: "rootfsRoots",
+                              howToGrant: "rootfsRoots in the agent policy")
+            rootfs = try HostPathGate.open(path, grant: g, protected: grant.protected, kind: .directory,
+                                           file: file, jsonPath: "image.rootfs")
+        }
+        var workspace: AdmittedPath?
+        if let path = job.workspace {
+            let g = PathGrant(base: job.baseDirectory, roots: policy.workspaceRoots + grant.workspaceRoots,
+                              rootsKey: "workspaceRoots", howToGrant: "workspaceRoots in the agent policy, or --workspace-root")
+            workspace = try HostPathGate.open(path, grant: g, protected: grant.protected, kind: .directory,
+                                              file: file, jsonPath: "workspace")
+        }
+        let binds = try admitBinds(job, file: file, workspace: workspace, grant: grant)
+        return AdmittedJob(spec: job, file: file, workspace: workspace, rootfs: rootfs, binds: binds)
+    }
+
+    /// Bind sources: beneath the job's folder, the policy's `allowedBindSources`, or the
+    /// job's workspace (read-only there: the source is never modified; write to /workspace).
+    static func admitBinds(_ job: JobSpec, file: String, workspace: AdmittedPath?,
+                           grant: OperatorGrant) throws -> [MountIndex: AdmittedPath] {
+        var out: [MountIndex: AdmittedPath] = [:]
+        let roots = grant.policy.allowedBindSources + (workspace.map { [$0.host.path] } ?? [])
+        let g = PathGrant(base: job.baseDirectory, roots: roots, rootsKey: "allowedBindSources",
+                          howToGrant: "allowedBindSources in the agent policy, or a path in the job's workspace")
+        for (si, step) in job.steps.enumerated() {
+            for (mi, spec) in step.mounts.enumerated() {
+                guard case .bind(let source, _, let rw) = spec else { continue }
+                let jsonPath = "steps[\(si)].mounts[\(mi)].source"
+                let opened = try HostPathGate.open(source, grant: g, protected: grant.protected, kind: .directoryOrFile,
+                                                   file: file, jsonPath: jsonPath)
+                if rw, let workspace, workspace.contains(opened) {
+                    throw JobValidationError(file: file, path: jsonPath, message:
+                        "\(jsonQuoted(source)) is in the job's source folder and cannot be bound rw (write to /workspace instead)")
+                }
+                out[MountIndex(step: si, mount: mi)] = opened
+            }
+        }
+        return out
+    }
+}
