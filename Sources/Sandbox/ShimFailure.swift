@@ -24,7 +24,7 @@ enum ShimFailure {
         case AGENT_STAGE_ROOTFS.rawValue:
             if case .directory(let dir) = c.rootfs {
                 let changed = err == ESTALE ? ", which changed after the job was admitted" : ""
-                return SandboxError(stage: "rootfs", errno: err, detail: "(overlay over directory \(dir.path)\(changed))")
+                return SandboxError(stage: "rootfs", errno: err, detail: "(directory \(dir.path)\(changed))")
             }
             return SandboxError(stage: "rootfs", errno: err)
         case AGENT_STAGE_OP.rawValue:
