@@ -16,12 +16,10 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Allow running as root; container root still maps to an unprivileged range.")
     var allowRoot = false
 
+    /// The agent policy, resolved as every command does (`AgentPolicy.resolve`: this
+    /// `--policy`, else `$AGENT_POLICY`, else the built-in policy).
     func loadPolicy() throws -> AgentPolicy {
-        let env = ProcessInfo.processInfo.environment
-        if let path = policy ?? env["AGENT_POLICY"] {
-            return try AgentPolicy.load(path: path)
-        }
-        return .default
+        try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment).policy
     }
 
     func stateDirectory() throws -> String {
