@@ -36,6 +36,9 @@ install -m 0755 "$(swift build --show-bin-path)/agent" "$TEST_ROOT/bin/agent"
 cp -r "$repo/../shared/fixtures/." "$TEST_ROOT/fixtures/" 2>/dev/null || true
 cp -r "$repo/ci/examples" "$TEST_ROOT/fixtures/examples"
 cp -r "$repo/policies" "$TEST_ROOT/fixtures/policies"
+# Agent policies the integration tests pass to `agent exec --policy` (exec obeys the policy:
+# --seccomp unconfined, another profile, --network host need a policy that allows them).
+cp -r "$repo/ci/test-policies" "$TEST_ROOT/fixtures/test-policies"
 ci/make-busybox-rootfs.sh "$TEST_ROOT/fixtures/busybox-rootfs"
 chmod -R a+rX "$TEST_ROOT"
 

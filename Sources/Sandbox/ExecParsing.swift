@@ -105,18 +105,4 @@ public enum ExecParsing {
         }
         return (u, u)
     }
-
-    /// Docker's defaults, minus `--cap-drop` (ALL or names), plus `--cap-add`.
-    public static func capabilities(drop: [String], add: [String]) throws -> CapabilitySet {
-        var mask = CapabilitySet.dockerDefault.mask
-        for d in drop {
-            if d.uppercased() == "ALL" { mask = 0; continue }
-            mask &= ~(try CapabilitySet(names: [d]).mask)
-        }
-        for a in add {
-            if a.uppercased() == "ALL" { mask = try CapabilitySet(names: ["ALL"]).mask; continue }
-            mask |= try CapabilitySet(names: [a]).mask
-        }
-        return CapabilitySet(mask: mask)
-    }
 }

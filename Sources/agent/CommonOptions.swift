@@ -20,12 +20,10 @@ struct CommonOptions: ParsableArguments {
             help: "A folder beneath which jobs' \"workspace\" may be, besides the policy's workspaceRoots. Repeatable.")
     var workspaceRoots: [String] = []
 
+    /// The agent policy, resolved as every command does (`AgentPolicy.resolve`: this
+    /// `--policy`, else `$AGENT_POLICY`, else the built-in policy).
     func loadPolicy() throws -> AgentPolicy {
-        let env = ProcessInfo.processInfo.environment
-        if let path = policy ?? env["AGENT_POLICY"] {
-            return try AgentPolicy.load(path: path)
-        }
-        return .default
+        try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment).policy
     }
 
     func stateDirectory() throws -> String {

@@ -7,16 +7,22 @@ import SandboxPolicy
 
 /// `agent exec`: one ad-hoc sandboxed command, like `bwrap` or `docker run`.
 ///
+/// The agent policy (`--policy FILE`, else `$AGENT_POLICY`, else the built-in one, resolved
+/// as for `run-job`) is the ceiling: the container starts from the policy's capabilities and
+/// seccomp profile, and `--cap-add`, `--network host` and `--seccomp` may only narrow it
+/// (see `ExecPolicyGate`).
+///
 /// Exit status: the command's (128 + signal when killed); 125 when the agent fails
-/// (set-up failure, refused as root) with `agent: <message>` on stderr; 127/126 when the
-/// command is not found / not executable, as Docker does; 64 for a bad flag (usage error).
+/// (set-up failure, refused as root, a bad policy, a flag the policy refuses) with
+/// `agent: <message>` on stderr; 127/126 when the command is not found / not executable,
+/// as Docker does; 64 for a bad flag (usage error).
 struct ExecCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec",
         abstract: "Run one command in a rootless container.",
         discussion: """
-            Exit status: the command's (128+N if killed by signal N); 125 for an agent error; \
-            126/127 if the command is not executable / not found; 64 for a bad flag or value.
+            Exit status: the command's (128+N if killed by signal N); 125 for an agent error \
+            or a flag the agent policy refuses; 126/127 if the command is not executable / not found; 64 for a bad flag or value.
             """
     )
 
@@ -32,16 +38,19 @@ struct ExecCommand: AsyncParsableCommand {
     @Option(name: .customLong("tmpfs"), help: "tmpfs DST[:size=64m[,mode=1777]]. Repeatable.")
     var tmpfs: [String] = []
 
-    @Option(help: "Network: none (loopback only) or host.")
+    @Option(help: "Agent policy file (default: $AGENT_POLICY, else the built-in policy).")
+    var policy: String?
+
+    @Option(help: "Network: none (loopback only) or host (if the policy allows it).")
     var network: String = "none"
 
-    @Option(help: "Seccomp profile: a Docker-format JSON file, 'default' or 'unconfined'.")
+    @Option(help: "Seccomp profile: 'default' (the policy's), or 'unconfined' / a Docker-format JSON file if the policy allows it.")
     var seccomp: String = "default"
 
     @Option(name: .customLong("cap-drop"), help: "Drop a capability, or ALL. Repeatable.")
     var capDrop: [String] = []
 
-    @Option(name: .customLong("cap-add"), help: "Add a capability. Repeatable.")
+    @Option(name: .customLong("cap-add"), help: "Add back a capability the policy allows. Repeatable.")
     var capAdd: [String] = []
 
     @Option(name: .customLong("env"), help: "Set K=V in the command's environment. Repeatable.")
@@ -77,7 +86,7 @@ struct ExecCommand: AsyncParsableCommand {
     /// The configuration `validate()` built, so `run()` does not build it again (nor read a
     /// `--seccomp` file twice). Written by `validate()` and read by `run()`, one after the
     /// other on the task that parses and runs the command.
-    nonisolated(unsafe) private static var validated: ContainerConfiguration?
+    nonisolated(unsafe) private static var validated: (configuration: ContainerConfiguration, policy: AgentPolicy)?
 
     mutating func validate() throws {
         if command.first == "--" { command.removeFirst() }
@@ -88,18 +97,28 @@ struct ExecCommand: AsyncParsableCommand {
             Self.validated = try makeConfiguration()
         } catch let e as ExecParsing.InvalidValue {
             throw ValidationError(e.description)
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            // A policy that does not load, or a flag it refuses: an agent error (125), not
+            // a usage error, and nothing has started yet.
+            Self.fail("\(error)")
         }
     }
 
     func run() async throws {
         let c: ContainerConfiguration
+        let policy: AgentPolicy
         do {
-            if let v = Self.validated { c = v } else { c = try makeConfiguration() }
+            (c, policy) = try Self.validated ?? makeConfiguration()
         } catch {
             Self.fail("\(error)")
         }
         do {
-            let container = try await RunningContainer.start(c)
+            // The gate already refused `--network host` unless the policy allows it; the
+            // sandbox checks again so no path around the gate can open the host network.
+            let allowHostNetwork = policy.allowHostNetwork
+            let container = try await RunningContainer.start(c, hostNetworkAllowed: { allowHostNetwork })
             if verbose { printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n") }
             let result = await container.wait()
             if verbose {
@@ -137,7 +156,13 @@ struct ExecCommand: AsyncParsableCommand {
         _exit(code)
     }
 
-    func makeConfiguration() throws -> ContainerConfiguration {
+    /// The container this command line asks for, within the agent policy, and that policy.
+    /// Throws `ExecParsing.InvalidValue`/`ValidationError` for a bad flag value,
+    /// `PolicyError` for a policy that does not load, `ExecPolicyGate.Refusal` for a flag
+    /// the policy does not allow.
+    func makeConfiguration() throws -> (configuration: ContainerConfiguration, policy: AgentPolicy) {
+        let resolved = try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment)
+        let gate = ExecPolicyGate(policy: resolved.policy, source: resolved.source)
         var c = ContainerConfiguration(command: command.first == "--" ? Array(command.dropFirst()) : command)
         if rootfs != "host" {
             c.rootfs = .directory(HostPath(rootfs.hasPrefix("/") ? rootfs : FileManager.default.currentDirectoryPath + "/" + rootfs))
@@ -155,20 +180,9 @@ struct ExecCommand: AsyncParsableCommand {
             for b in binds { c.mounts.append(try ExecParsing.bind(b)) }
             for t in tmpfs { c.mounts.append(try ExecParsing.tmpfs(t)) }
         }
-        guard let net = ContainerConfiguration.Network(rawValue: network) else {
-            throw ValidationError("--network must be none or host, not '\(network)'")
-        }
-        c.network = net
-        switch seccomp {
-        case "unconfined": c.seccomp = .unconfined
-        case "default": c.seccomp = .projectDefault
-        default:
-            guard let text = try? String(contentsOfFile: seccomp, encoding: .utf8) else {
-                throw ValidationError("--seccomp: cannot read profile file \(seccomp)")
-            }
-            c.seccomp = .profile(json: text)
-        }
-        c.capabilities = try ExecParsing.capabilities(drop: capDrop, add: capAdd)
+        c.network = try gate.network(network)
+        c.seccomp = try gate.seccomp(seccomp)
+        c.capabilities = try gate.capabilities(drop: capDrop, add: capAdd)
         for e in env {
             guard let eq = e.firstIndex(of: "="), eq != e.startIndex else {
                 throw ValidationError("--env must be K=V, not '\(e)'")
@@ -192,6 +206,6 @@ struct ExecCommand: AsyncParsableCommand {
         c.allowRoot = allowRoot
         c.stdin = interactive ? .inherit : .null
         c.output = .inherit
-        return c
+        return (c, resolved.policy)
     }
 }

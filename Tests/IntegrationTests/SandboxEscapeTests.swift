@@ -66,7 +66,7 @@ import Testing
         try Harness.write("keep", to: dir + "/victim")
         let root = try SandboxFixture.rootfsCopy()
         try FileManager.default.createSymbolicLink(atPath: root + "/dev/null", withDestinationPath: dir + "/victim")
-        let r = try await Harness.exec(["--rootfs", root, "--seccomp", "unconfined"],
+        let r = try await Harness.exec(["--rootfs", root] + SandboxFixture.unconfined,
                                        ["sh", "-c", "echo pwned > /dev/null; stat -c %t:%T /dev/null /proc/keys"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout == "1:3\n1:3\n")
@@ -75,7 +75,7 @@ import Testing
         let root2 = try SandboxFixture.rootfsCopy()
         try FileManager.default.removeItem(atPath: root2 + "/dev")
         try FileManager.default.createSymbolicLink(atPath: root2 + "/dev", withDestinationPath: dir)
-        let r2 = try await Harness.exec(["--rootfs", root2, "--seccomp", "unconfined"], ["true"])
+        let r2 = try await Harness.exec(["--rootfs", root2] + SandboxFixture.unconfined, ["true"])
         #expect(r2.status == 125)
         #expect(r2.stderr.contains("failed at mount /dev"), "\(r2.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["victim"])
@@ -87,7 +87,7 @@ import Testing
         let src = try Harness.scratch("src")
         let root = try SandboxFixture.rootfsCopy()
         try FileManager.default.createSymbolicLink(atPath: root + "/mnt", withDestinationPath: host)
-        let r = try await Harness.exec(["--rootfs", root, "--seccomp", "unconfined", "--bind", "\(src):/mnt/x"], ["true"])
+        let r = try await Harness.exec(["--rootfs", root] + SandboxFixture.unconfined + ["--bind", "\(src):/mnt/x"], ["true"])
         #expect(r.status == 125)
         #expect(r.stderr.contains("failed at mount /mnt/x (the target path contains a symlink)"), "\(r.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: host).isEmpty)

@@ -49,7 +49,7 @@ import Testing
 
     @Test func forbiddenOperationsFailWithoutSeccomp() async throws {
         // Capabilities and the user namespace alone already refuse these.
-        let got = try await Self.forbidden(["--seccomp", "unconfined"])
+        let got = try await Self.forbidden(SandboxFixture.unconfined)
         let expected = [
             "mount": "EPERM", "umount": "EPERM", "setns": "EPERM", "ptrace-init": "EPERM", "reboot": "EPERM",
             "swapon": "EPERM", "mknod-char": "EPERM",
@@ -75,7 +75,8 @@ import Testing
     /// Needs `SeccompPolicy.compile` (the policy work); passes trivially until it is merged.
     @Test func dockerProfileBlocksUnshareAndRunsPrograms() async throws {
         guard try await SandboxFixture.seccompAvailable() else { return }
-        let opts = ["--rootfs", "host", "--tmpfs", "/tmp", "--seccomp", Harness.dockerSeccompProfile]
+        // Docker's profile as the policy's, which exec applies by default.
+        let opts = ["--rootfs", "host", "--tmpfs", "/tmp", "--policy", Harness.testPolicy("docker-seccomp")]
         let unshare = try await Harness.exec(opts, ["/usr/bin/unshare", "-U", "true"])
         #expect(unshare.status != 0)
         let ok = try await Harness.exec(opts, ["/bin/sh", "-c",
@@ -166,7 +167,8 @@ import Testing
         let none = try await Harness.exec(SandboxFixture.host, ["/usr/bin/python3", "-c", probe])
         #expect(none.stdout == "ECONNREFUSED\n", "\(none.stdout) \(none.stderr)")
         // The same probe with the host network reaches the listener: the test itself works.
-        let host = try await Harness.exec(SandboxFixture.host + ["--network", "host"], ["/usr/bin/python3", "-c", probe])
+        let host = try await Harness.exec(["--rootfs", "host", "--policy", Harness.testPolicy("host-network"), "--seccomp", "unconfined",
+                                           "--network", "host"], ["/usr/bin/python3", "-c", probe])
         #expect(host.stdout == "connected\n", "\(host.stdout) \(host.stderr)")
         let lo = try await Harness.exec(SandboxFixture.host, ["/bin/cat", "/sys/class/net/lo/operstate", "/sys/class/net/lo/flags"])
         #expect(lo.stdout.hasSuffix("0x9\n") || lo.stdout.contains("up"), "loopback is not up: \(lo.stdout)")

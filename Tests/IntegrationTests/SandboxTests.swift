@@ -3,10 +3,12 @@ import Testing
 
 /// Helpers shared by the sandbox integration tests.
 enum SandboxFixture {
-    /// Options for a busybox container without the seccomp filter (until the policy lands,
-    /// compiling a profile is not implemented; tests that need it use `seccompAvailable`).
-    static var busybox: [String] { ["--rootfs", Harness.busyboxRootfs, "--seccomp", "unconfined"] }
-    static var host: [String] { ["--rootfs", "host", "--seccomp", "unconfined"] }
+    /// Options for a busybox or host-rootfs container without the seccomp filter: the
+    /// policy `unconfined.json` makes that the default, so the tests see the other layers
+    /// alone (tests of the filter pass no policy and get the built-in one).
+    static var busybox: [String] { ["--rootfs", Harness.busyboxRootfs] + unconfined }
+    static var host: [String] { ["--rootfs", "host"] + unconfined }
+    static var unconfined: [String] { ["--policy", Harness.testPolicy("unconfined"), "--seccomp", "unconfined"] }
 
     /// True once `SeccompPolicy.compile` works (the policy work is merged).
     static func seccompAvailable() async throws -> Bool {
@@ -157,7 +159,7 @@ enum SandboxFixture {
         let clock = ContinuousClock()
         let started = clock.now
         // The host rootfs has /bin -> usr/bin, a symlink a mount target may not pass through.
-        let r = try await Harness.exec(["--rootfs", "host", "--seccomp", "unconfined"] + options, ["/bin/sleep", "30", marker])
+        let r = try await Harness.exec(SandboxFixture.host + options, ["/bin/sleep", "30", marker])
         // Bounded, not a speed test: a failure must come back, never hang.
         #expect(clock.now - started < .seconds(20))
         #expect(r.status == 125)
@@ -170,7 +172,7 @@ enum SandboxFixture {
         guard Harness.isRoot else { return }  // only meaningful when the tests run as root (CI)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Harness.agentBinary)
-        p.arguments = ["exec", "--seccomp", "unconfined", "--", "true"]
+        p.arguments = ["exec"] + SandboxFixture.unconfined + ["--", "true"]
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice

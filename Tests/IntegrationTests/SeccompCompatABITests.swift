@@ -44,9 +44,22 @@ import Testing
         guard let probe = try Self.probe() else { return }  // not x86_64, or no gcc: nothing to probe
         let folder = (probe as NSString).deletingLastPathComponent
         let base = ["--rootfs", Harness.busyboxRootfs, "--bind", "\(folder):/tmp:ro"]
-        let open = try await Harness.exec(base + ["--seccomp", "unconfined"], ["/tmp/probe"])
+        let open = try await Harness.exec(base + SandboxFixture.unconfined, ["/tmp/probe"])
         #expect(open.status == 0, "without seccomp the int 0x80 getpid works: \(open.stderr)")
         let filtered = try await Harness.exec(base, ["/tmp/probe"])
         #expect(filtered.status == 128 + SIGSYS, "expected death by SIGSYS, got \(filtered.status): \(filtered.stderr)")
+    }
+
+    /// exec's default filter is the policy's profile, not the project's: Docker's profile
+    /// allows the x86 ABI, so under a policy naming it the same probe runs, with no flag.
+    @Test func execAppliesThePolicysProfileByDefault() async throws {
+        guard let probe = try Self.probe() else { return }  // not x86_64, or no gcc: nothing to probe
+        let folder = (probe as NSString).deletingLastPathComponent
+        let base = ["--rootfs", Harness.busyboxRootfs, "--bind", "\(folder):/tmp:ro"]
+        let docker = try await Harness.exec(base + ["--policy", Harness.testPolicy("docker-seccomp")], ["/tmp/probe"])
+        #expect(docker.status == 0, "Docker's profile allows int 0x80 getpid: \(docker.status) \(docker.stderr)")
+        // The same policy through $AGENT_POLICY (the resolution run-job uses).
+        let env = try await Harness.exec(base, ["/tmp/probe"], environment: ["AGENT_POLICY": Harness.testPolicy("docker-seccomp")])
+        #expect(env.status == 0, "\(env.status) \(env.stderr)")
     }
 }

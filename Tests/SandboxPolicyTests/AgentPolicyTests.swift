@@ -97,6 +97,22 @@ import Testing
         #expect(builtIn.source == "built-in" && builtIn.policy == .default)
     }
 
+    /// The one resolver the CLI uses (run-job, watch and exec): a flag wins without the
+    /// environment's file being read at all; a broken file is an error, never a fallback.
+    @Test func resolutionNeverFallsBackPastABrokenFile() throws {
+        let flag = try write(#"{"allowHostNetwork": true}"#)
+        let fromFlag = try AgentPolicy.resolve(commandLine: flag, environment: ["AGENT_POLICY": "/nonexistent/env.json"])
+        #expect(fromFlag.source == flag && fromFlag.policy.allowHostNetwork)
+        #expect(throws: PolicyError.self) {
+            try AgentPolicy.resolve(commandLine: nil, environment: ["AGENT_POLICY": "/nonexistent/env.json"])
+        }
+        #expect(throws: PolicyError.self) {
+            try AgentPolicy.resolve(commandLine: "/nonexistent/flag.json", environment: [:])
+        }
+        // An empty value means "not set" (e.g. `AGENT_POLICY=` in a unit file).
+        #expect(try AgentPolicy.resolve(commandLine: nil, environment: ["AGENT_POLICY": ""]).source == "built-in")
+    }
+
     @Test func seccompPolicyFollowsTheSettings() throws {
         var policy = AgentPolicy()
         #expect(try policy.seccompPolicy() == .projectDefault)

@@ -1,5 +1,6 @@
 import Testing
 @testable import Sandbox
+import SandboxPolicy
 
 /// Pure logic of the sandbox: the set-up plan, id-mapping choice and `agent exec` parsing.
 @Suite struct SetupPlanTests {
@@ -141,7 +142,8 @@ import Testing
     }
 
     @Test func capDropAllWithoutNames() throws {
-        #expect(try ExecParsing.capabilities(drop: ["ALL"], add: []) == .empty)
-        #expect(try ExecParsing.capabilities(drop: [], add: []) == .dockerDefault)
+        let gate = ExecPolicyGate(policy: .default, source: "built-in")
+        #expect(try gate.capabilities(drop: ["ALL"], add: []) == .empty)
+        #expect(try gate.capabilities(drop: [], add: []) == .dockerDefault)
     }
 }

@@ -37,6 +37,11 @@ enum Harness {
     static var dockerSeccompProfile: String { fixtures + "/seccomp/docker-default.json" }
     static var junitSchema: String { fixtures + "/junit/JUnit.xsd" }
 
+    /// An agent policy from `ci/test-policies` (copied by ci/test.sh), for `--policy`:
+    /// `agent exec` obeys the policy, so `--seccomp unconfined`, another profile, the host
+    /// network or an extra capability need a policy that allows them.
+    static func testPolicy(_ name: String) -> String { fixtures + "/test-policies/\(name).json" }
+
     static var isRoot: Bool { getuid() == 0 }
 
     /// The user the agent runs as: the test user when we are root, else ourselves.
