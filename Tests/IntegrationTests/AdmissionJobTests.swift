@@ -47,19 +47,33 @@ import Testing
         // The state folder, reached through a symlink in the job's folder.
         let h = try JobFixture(spyJob(#""workspace": "state-link","#))
         try FileManager.default.createDirectory(atPath: h.state + "/caches/trusted", withIntermediateDirectories: true)
-        try Self.marker.write(toFile: h.state + "/caches/trusted/planted", atomically: false, encoding: .utf8)
+        try Harness.write(Self.marker, to: h.state + "/caches/trusted/planted")
+        Self.chown(h.state)
         symlink(h.state, h.dir + "/state-link")
         let r3 = try await h.run()
         #expect(r3.status == 2, "\(r3.stderr)")
         #expect(!r3.stdout.contains(Self.marker) && !r3.stderr.contains(Self.marker))
     }
 
+    /// `chown -R` to the test user.
+    static func chown(_ path: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/chown")
+        p.arguments = ["-R", "\(Harness.user.uid):\(Harness.user.gid)", path]
+        try? p.run()
+        p.waitUntilExit()
+    }
+
     @Test func workspaceOutsideTheJobFolderNeedsAGrant() async throws {
-        let outside = try Harness.scratch("outside")
+        // A folder of its own to grant: /tmp itself holds the fixtures' state folders.
+        let outside = try Harness.scratch("grant") + "/checkout"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        Self.chown(outside)
         try Harness.write(Self.marker, to: outside + "/secret.txt")
         let f = try JobFixture(spyJob(#""workspace": "\#(outside)","#))
         expectRefused(f, try await f.run(), path: "workspace", key: "workspaceRoots")
-        let up = try JobFixture(spyJob(#""workspace": "../\#((outside as NSString).lastPathComponent)","#))
+        let relative = "../" + outside.split(separator: "/").suffix(2).joined(separator: "/")
+        let up = try JobFixture(spyJob(#""workspace": "\#(relative)","#))
         expectRefused(up, try await up.run(), path: "workspace", key: "leaves the job file's folder")
         // The operator grants the parent: the same job now runs and sees the file.
         let ok = try JobFixture(#"{"version": 1, "id": "ok", "workspace": "\#(outside)", "steps": [{"name": "cat", "run": "cat /workspace/secret.txt"}]}"#)
@@ -81,7 +95,7 @@ import Testing
     @Test func theStateFolderIsNeverARootfs() async throws {
         let f = try JobFixture(spyJob(#""image": {"rootfs": "state"},"#))
         try FileManager.default.createDirectory(atPath: f.state, withIntermediateDirectories: true)
-        chown(f.state, Harness.user.uid, Harness.user.gid)
+        Self.chown(f.state)
         let r = try await f.run()
         expectRefused(f, r, path: "image.rootfs", key: "the agent's state folder")
         let g = try JobFixture(spyJob(#""image": {"rootfs": "/"},"#))
@@ -111,16 +125,18 @@ import Testing
         try Harness.write(Self.marker, to: outside + "/planted")
         let f = try JobFixture(#"""
         {"version": 1, "id": "swap", "steps": [
-          {"name": "first", "run": "cat /data/f; sleep 3", "mounts": ["type=bind,source=data,target=/data"]},
+          {"name": "first", "run": "cat /data/f; echo swap-now; sleep 2", "mounts": ["type=bind,source=data,target=/data"]},
           {"name": "second", "run": "cat /data/f /data/planted", "mounts": ["type=bind,source=data,target=/data"]}
         ]}
         """#, files: ["data/f": "original"])
-        async let run = f.run()
-        // While step 1 runs, swap the admitted folder for a symlink to another folder.
-        try await Task.sleep(for: .milliseconds(1500))
+        // Step 1 says when it runs; the folder is swapped for a symlink while it sleeps.
+        let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
+                                           "--progress", "plain"], until: "swap-now")
+        #expect(seen.contains("swap-now"), "\(seen)")
         try FileManager.default.moveItem(atPath: f.dir + "/data", toPath: f.dir + "/data.orig")
         symlink(outside, f.dir + "/data")
-        let r = try await run
+        p.waitUntilExit()
+        let r = Harness.Result(status: p.terminationStatus, stdout: "", stderr: seen, stdoutBytes: Data())
         #expect(r.status == 1, "\(r.stderr)")
         #expect(try f.read("logs/01-first.log").contains("original"))
         let states = try f.stepStates()
@@ -140,7 +156,7 @@ import Testing
         chown.arguments = ["-R", "\(Harness.user.uid):\(Harness.user.gid)", q]
         try chown.run(); chown.waitUntilExit()
         rename(q + "/.hostile.json", q + "/incoming/hostile.json")
-        let (p, _) = try Harness.start(["watch", q, "--rescan-interval", "200ms", "--state-dir", q + "-state"], until: "started")
+        let (p, _) = try Harness.start(["watch", q, "--rescan-interval", "200ms", "--state-dir", q + "-state"], until: "watching")
         defer { p.terminate(); p.waitUntilExit() }
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline && !FileManager.default.fileExists(atPath: q + "/failed/hostile/status.json") {
