@@ -112,7 +112,14 @@ extension JobRunner {
     func writeJUnit(job: JobSpec, startedAt: Date, steps: [JUnitStepResult], reports: [JUnitParsedReport],
                     secrets: JobSecrets, results: ResultsFolder) throws {
         let report = JUnitReport.forJob(id: job.id, steps: steps, reports: reports, timestamp: startedAt)
-        let xml = JUnitWriter(timestamp: startedAt).render(report)
+        var writer = JUnitWriter(timestamp: startedAt)
+        // The model's strings (decoded report text, step names, messages, output lines) are
+        // redacted before the writer clips and escapes them: escaping `&` or cutting a long
+        // text could otherwise turn a secret into a form the matcher cannot see.
+        if !secrets.matcher.isEmpty { writer.redact = { secrets.redact($0) } }
+        let xml = writer.render(report)
+        // A second pass over the document changes nothing unless a secret survived (only
+        // possible if it is the format's own markup); masking it then beats writing it.
         try results.write(Data(secrets.redact(xml).utf8), to: "junit.xml")
     }
 
