@@ -251,11 +251,15 @@ public final class JobRunner: JobExecuting, Sendable {
                                   protectedPaths: planner.protectedPaths())
     }
 
+    /// status.json: the model's strings are redacted first, then encoded, so a secret with
+    /// `"`, `\\`, a control character or non-ASCII text never reaches the matcher only in its
+    /// JSON-escaped form.
     func encode(_ status: JobStatus, secrets: JobSecrets) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let raw = try enc.encode(status)
-        // Redact the document as a whole: every string in it came from a step or an error.
+        let raw = try enc.encode(status.redacted(by: secrets.redact))
+        // A second pass over the text changes nothing unless a secret survived (only if it
+        // is the format's own syntax, or escaping spelled one); masking it beats writing it.
         return Data(secrets.redact(String(decoding: raw, as: UTF8.self)).utf8)
     }
 }
