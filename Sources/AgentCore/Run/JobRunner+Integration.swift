@@ -33,6 +33,16 @@ struct SecretArtifactScanner: ArtifactScanner {
         let ids = Set(leaks.map(\.secretID)).sorted().map { "\"\($0)\"" }.joined(separator: ", ")
         return .reject("artifact file \(path) contains the value of secret \(ids)")
     }
+
+    /// A name (path, rule name or symlink target) holding a secret or an encoded form of
+    /// one is refused, naming the secret ids; `shown` has the secret masked.
+    func checkName(_ name: String) -> ArtifactNameRejection? {
+        let leaks = scanner.scan(bytes: Array(name.utf8), path: name)
+        guard !leaks.isEmpty else { return nil }
+        let ids = leaks.map { SecretError.quote($0.secretID) }.joined(separator: ", ")
+        return ArtifactNameRejection(shown: scanner.matcher.redact(name),
+                                     reason: leaks.count == 1 ? "contains secret \(ids)" : "contains secrets \(ids)")
+    }
 }
 
 /// The mounts one step gets besides `/workspace`, `/tmp` and HOME.
