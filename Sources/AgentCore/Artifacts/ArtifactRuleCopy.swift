@@ -77,9 +77,9 @@ struct RuleCopy {
         if let r = scanner.checkName(manifestPath) {
             return .refusedName(rule: rule, path: r.shown, what: "name", reason: r.reason)
         }
+        // The path itself passed above, so it is shown as it is.
         if case .symlink(let target) = kind, let r = scanner.checkName(target) {
-            let shown = scanner.checkName(manifestPath)?.shown ?? manifestPath
-            return .refusedName(rule: rule, path: shown, what: "symlink target", reason: r.reason)
+            return .refusedName(rule: rule, path: manifestPath, what: "symlink target", reason: r.reason)
         }
         return nil
     }

@@ -256,7 +256,7 @@ public final class JobRunner: JobExecuting, Sendable {
     }
 
     /// status.json: the model's strings are redacted first, then encoded, so a secret with
-    /// `"`, `\\`, a control character or non-ASCII text never reaches the matcher only in its
+    /// `"`, `\`, a control character or non-ASCII text never reaches the matcher only in its
     /// JSON-escaped form.
     func encode(_ status: JobStatus, secrets: JobSecrets) throws -> Data {
         let enc = JSONEncoder()
