@@ -18,6 +18,9 @@ public enum ArtifactError: Error, Sendable, Equatable, CustomStringConvertible {
     case io(rule: String, path: String, operation: String, errno: Int32)
     /// The artifact scanner (e.g. leaked-secret detection) refused a file; it was removed.
     case rejected(rule: String, path: String, reason: String)
+    /// A file's path or a symlink's target (`what`: `name`, `symlink target`) holds a
+    /// secret; nothing of it was written. `path` shows the secret as `***`.
+    case refusedName(rule: String, path: String, what: String, reason: String)
 
     public var description: String {
         switch self {
@@ -34,6 +37,8 @@ public enum ArtifactError: Error, Sendable, Equatable, CustomStringConvertible {
             return "artifact \"\(rule)\": \(path): \(operation) failed: \(String(cString: strerror(err)))"
         case .rejected(let rule, let path, let reason):
             return "artifact \"\(rule)\": \(path) was not kept: \(reason)"
+        case .refusedName(let rule, let path, let what, let reason):
+            return "artifact \"\(rule)\": \(path) was not kept: its \(what) \(reason)"
         }
     }
 }
@@ -54,6 +59,30 @@ public protocol ArtifactScanner: Sendable {
     /// is open for reading on the copy (read it with `pread` or from offset 0; the
     /// collector closes it). A thrown error counts as `.reject` with its description.
     func scan(artifact: String, path: String, fileDescriptor: Int32) throws -> ArtifactScanVerdict
+
+    /// Checks a name the collector is about to write: a path relative to
+    /// `results/artifacts/` (every component at once, so a value spanning a `/` is seen too),
+    /// a rule name or a symlink's target. Called before anything of the file is created, so
+    /// a refused name never reaches the artifacts tree, `manifest.json` or `SHA256SUMS`.
+    func checkName(_ name: String) -> ArtifactNameRejection?
+}
+
+extension ArtifactScanner {
+    /// Scanners that look at contents only accept every name.
+    public func checkName(_ name: String) -> ArtifactNameRejection? { nil }
+}
+
+/// Why a name must not be written (it holds a secret), without the secret itself.
+public struct ArtifactNameRejection: Sendable, Equatable {
+    /// The name with the offending part replaced by `***`, for messages.
+    public var shown: String
+    /// E.g. `it contains secret "npm"`.
+    public var reason: String
+
+    public init(shown: String, reason: String) {
+        self.shown = shown
+        self.reason = reason
+    }
 }
 
 /// The outcome of collecting a job's artifacts, for status.json and the job's result.

@@ -86,6 +86,11 @@ public struct ArtifactCollector: Sendable {
                 result.errors.append(.invalidName(rule: rule.name, reason: problem))
                 continue
             }
+            // The rule name is the first component of every path written for it.
+            if let refusal = scanner?.checkName(rule.name) {
+                result.errors.append(.invalidName(rule: refusal.shown, reason: "it " + refusal.reason))
+                continue
+            }
             seen.insert(rule.name)
             collect(rule, rootfd: rootfd, outfd: outfd, copier: copier, into: &result)
         }

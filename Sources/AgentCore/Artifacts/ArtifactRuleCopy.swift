@@ -48,6 +48,11 @@ struct RuleCopy {
             let name = candidate.path.last!
             let display = candidate.joinedPath
             let manifestPath = rule + "/" + display
+            // Names are checked before any folder or file of the candidate is created.
+            if let refusal = refusal(manifestPath, candidate.kind) {
+                errors.append(refusal)
+                continue
+            }
             let dst = try targetFolder(parent, rulefd: rulefd, display: manifestPath)
             switch candidate.kind {
             case .symlink(let target):
@@ -63,6 +68,20 @@ struct RuleCopy {
             }
         }
         return files
+    }
+
+    /// Why a candidate must not be written because its path, or its target for a symlink,
+    /// holds a secret; nil when the scanner accepts both.
+    private func refusal(_ manifestPath: String, _ kind: ArtifactCandidate.Kind) -> ArtifactError? {
+        guard let scanner else { return nil }
+        if let r = scanner.checkName(manifestPath) {
+            return .refusedName(rule: rule, path: r.shown, what: "name", reason: r.reason)
+        }
+        // The path itself passed above, so it is shown as it is.
+        if case .symlink(let target) = kind, let r = scanner.checkName(target) {
+            return .refusedName(rule: rule, path: manifestPath, what: "symlink target", reason: r.reason)
+        }
+        return nil
     }
 
     private mutating func copyFile(_ name: String, from src: Int32, to dst: Int32, mode: UInt32,

@@ -15,6 +15,12 @@ import Glibc
 /// - `<testsuites>` may carry no attributes, so the totals go into a leading comment
 ///   (and `JUnitReport.summary` for machines).
 /// Text is sanitized and escaped by `XMLText`; long texts are clipped with a marker.
+///
+/// With `redact` set, the report is redacted before anything else touches its text, so
+/// clipping works on redacted text and escaping never produces a form of a secret the
+/// matcher does not know. Each field is redacted once more after clipping, sanitizing and
+/// whitespace collapsing (still before escaping), in case those steps turned text into
+/// a secret (`a\tb` collapsed to `a b`).
 public struct JUnitWriter: Sendable {
     /// Size limits (UTF-8 bytes) for text that comes from build output or foreign reports.
     public var maxProblemTextBytes = 64 * 1024
@@ -24,6 +30,8 @@ public struct JUnitWriter: Sendable {
     public var timestamp: Date
     /// Used for suites without a host name; defaults to this machine's name.
     public var hostname: String
+    /// Replaces secrets in a string (the job's matcher); nil writes the text as it is.
+    public var redact: (@Sendable (String) -> String)?
 
     public init(timestamp: Date = Date(), hostname: String? = nil) {
         self.timestamp = timestamp
@@ -32,6 +40,7 @@ public struct JUnitWriter: Sendable {
 
     /// The document as UTF-8 text.
     public func render(_ report: JUnitReport) -> String {
+        let report = redact.map { report.redacted(by: $0) } ?? report
         let summary = report.summary
         var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         xml += "<!-- tests=\(summary.tests) failures=\(summary.failures) errors=\(summary.errors)"
@@ -73,8 +82,8 @@ public struct JUnitWriter: Sendable {
         for testCase in suite.testCases {
             render(testCase, suiteName: name, into: &xml)
         }
-        xml += "    <system-out>\(XMLText.escapeText(XMLText.clip(suite.systemOut, maxBytes: maxSystemOutBytes)))</system-out>\n"
-        xml += "    <system-err>\(XMLText.escapeText(XMLText.clip(suite.systemErr, maxBytes: maxSystemOutBytes)))</system-err>\n"
+        xml += "    <system-out>\(XMLText.escapeText(prepare(suite.systemOut, maxBytes: maxSystemOutBytes)))</system-out>\n"
+        xml += "    <system-err>\(XMLText.escapeText(prepare(suite.systemErr, maxBytes: maxSystemOutBytes)))</system-err>\n"
         xml += "  </testsuite>\n"
     }
 
@@ -109,11 +118,22 @@ public struct JUnitWriter: Sendable {
     }
 
     private func body(_ text: String) -> String {
-        XMLText.escapeText(XMLText.clip(text, maxBytes: maxProblemTextBytes))
+        XMLText.escapeText(prepare(text, maxBytes: maxProblemTextBytes))
     }
 
     private func attribute(_ text: String) -> String {
-        XMLText.escapeAttribute(XMLText.clip(text, maxBytes: maxAttributeBytes))
+        XMLText.escapeAttribute(prepare(text, maxBytes: maxAttributeBytes))
+    }
+
+    /// Clipped and sanitized text of an (already redacted) field, redacted again: the
+    /// clip marker and the control pictures are new text next to old text.
+    private func prepare(_ text: String, maxBytes: Int) -> String {
+        again(XMLText.sanitize(XMLText.clip(text, maxBytes: maxBytes)))
+    }
+
+    /// The second redaction pass, on text that is about to be escaped.
+    private func again(_ text: String) -> String {
+        redact.map { $0(text) } ?? text
     }
 
     /// An `xs:token` value: the schema collapses whitespace, so we do it ourselves (what a
@@ -124,9 +144,9 @@ public struct JUnitWriter: Sendable {
     }
 
     private func collapse(_ text: String) -> String {
-        XMLText.sanitize(XMLText.clip(text, maxBytes: maxAttributeBytes))
+        again(XMLText.sanitize(XMLText.clip(text, maxBytes: maxAttributeBytes))
             .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
-            .joined(separator: " ")
+            .joined(separator: " "))
     }
 
     /// `xs:int`: counts never exceed Int32 in practice, but clamp rather than emit an invalid value.

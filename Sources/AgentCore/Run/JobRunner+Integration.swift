@@ -33,6 +33,16 @@ struct SecretArtifactScanner: ArtifactScanner {
         let ids = Set(leaks.map(\.secretID)).sorted().map { "\"\($0)\"" }.joined(separator: ", ")
         return .reject("artifact file \(path) contains the value of secret \(ids)")
     }
+
+    /// A name (path, rule name or symlink target) holding a secret or an encoded form of
+    /// one is refused, naming the secret ids; `shown` has the secret masked.
+    func checkName(_ name: String) -> ArtifactNameRejection? {
+        let leaks = scanner.scan(bytes: Array(name.utf8), path: name)
+        guard !leaks.isEmpty else { return nil }
+        let ids = leaks.map { SecretError.quote($0.secretID) }.joined(separator: ", ")
+        return ArtifactNameRejection(shown: scanner.matcher.redact(name),
+                                     reason: leaks.count == 1 ? "contains secret \(ids)" : "contains secrets \(ids)")
+    }
 }
 
 /// The mounts one step gets besides `/workspace`, `/tmp` and HOME.
@@ -111,7 +121,14 @@ extension JobRunner {
     func writeJUnit(job: JobSpec, startedAt: Date, steps: [JUnitStepResult], reports: [JUnitParsedReport],
                     secrets: JobSecrets, results: ResultsFolder) throws {
         let report = JUnitReport.forJob(id: job.id, steps: steps, reports: reports, timestamp: startedAt)
-        let xml = JUnitWriter(timestamp: startedAt).render(report)
+        var writer = JUnitWriter(timestamp: startedAt)
+        // The model's strings (decoded report text, step names, messages, output lines) are
+        // redacted before the writer clips and escapes them: escaping `&` or cutting a long
+        // text could otherwise turn a secret into a form the matcher cannot see.
+        if !secrets.matcher.isEmpty { writer.redact = { secrets.redact($0) } }
+        let xml = writer.render(report)
+        // A second pass over the document changes nothing unless a secret survived (only
+        // possible if it is the format's own markup); masking it then beats writing it.
         try results.write(Data(secrets.redact(xml).utf8), to: "junit.xml")
     }
 

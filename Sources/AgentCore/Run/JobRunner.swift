@@ -70,17 +70,19 @@ public final class JobRunner: JobExecuting, Sendable {
             workspace = try WorkspaceLayer(stateDirectory: options.stateDirectory, jobID: job.id, source: admitted.workspace)
         } catch {
             results.discard()
-            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: "cannot create the job's workspace layer: \(error)")
+            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil,
+                              message: secrets.redact("cannot create the job's workspace layer: \(error)"))
         }
 
-        let progress = ProgressSink(renderer: makeRenderer())
+        let redact: @Sendable (String) -> String = { secrets.redact($0) }
+        let progress = ProgressSink(renderer: makeRenderer(), redact: redact)
         for w in secrets.warnings { progress.warning(w) }
         if job.resources.memory != nil {
             progress.warning("resources.memory cannot be enforced on this host (cgroups are not delegated to the agent); only rlimits apply")
         }
         let jobLog: JobLog
         do {
-            jobLog = try JobLog(path: results.workingPath + "/log.txt")
+            jobLog = try JobLog(path: results.workingPath + "/log.txt", redact: redact)
         } catch {
             results.discard()
             await workspace.remove()
@@ -91,7 +93,8 @@ public final class JobRunner: JobExecuting, Sendable {
         var status = JobStatus(jobID: job.id, state: .running, exitCode: 0, startedAt: LogTimestamp.format(startedAt))
         status.steps = job.steps.enumerated().map { i, s in
             var st = StepStatus(index: i + 1, name: s.name, type: s.type.rawValue, state: .pending, allowFailure: s.allowFailure)
-            st.log = StepExecutor.logName(index: i, step: s.name)
+            // The log's file name is built from the redacted name, as StepExecutor does.
+            st.log = StepExecutor.logName(index: i, step: secrets.redact(s.name))
             return st
         }
         progress.send(.jobStarted(jobID: job.id, stepCount: job.steps.count, time: startedAt))
@@ -204,10 +207,11 @@ public final class JobRunner: JobExecuting, Sendable {
         }
         await workspace.remove()
         await afterJob(job: job)
+        // The queue writes these messages into its own status files: redacted like the rest.
         if let commitError {
-            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: commitError)
+            return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: secrets.redact(commitError))
         }
-        let message = state == .error ? status.steps.first { $0.state == .error }?.reason : nil
+        let message = state == .error ? status.steps.first { $0.state == .error }?.reason.map(redact) : nil
         return JobOutcome(exitCode: status.exitCode, state: state, resultsPath: results.finalPath, message: message)
     }
 
@@ -245,11 +249,15 @@ public final class JobRunner: JobExecuting, Sendable {
                                                         queueDirectory: options.queueDirectory))
     }
 
+    /// status.json: the model's strings are redacted first, then encoded, so a secret with
+    /// `"`, `\`, a control character or non-ASCII text never reaches the matcher only in its
+    /// JSON-escaped form.
     func encode(_ status: JobStatus, secrets: JobSecrets) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let raw = try enc.encode(status)
-        // Redact the document as a whole: every string in it came from a step or an error.
+        let raw = try enc.encode(status.redacted(by: secrets.redact))
+        // A second pass over the text changes nothing unless a secret survived (only if it
+        // is the format's own syntax, or escaping spelled one); masking it beats writing it.
         return Data(secrets.redact(String(decoding: raw, as: UTF8.self)).utf8)
     }
 }

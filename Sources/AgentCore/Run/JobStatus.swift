@@ -84,6 +84,43 @@ public struct ArtifactSummary: Codable, Sendable, Equatable {
     }
 }
 
+extension JobStatus {
+    /// The status with every free-text string passed through `redact`: the job id, warnings,
+    /// the error, and per step the name, type, log path, reason, caches and artifact errors.
+    /// status.json is redacted this way before it is encoded, so JSON escaping can never
+    /// hide a secret from the matcher (states, times and counts are not text anyone chose).
+    public func redacted(by redact: (String) -> String) -> JobStatus {
+        var out = self
+        out.jobID = redact(jobID)
+        out.idMapping = idMapping.map(redact)
+        out.warnings = warnings.map(redact)
+        out.error = error.map(redact)
+        out.steps = steps.map { $0.redacted(by: redact) }
+        out.artifacts?.errors = artifacts?.errors.map(redact) ?? []
+        return out
+    }
+}
+
+extension StepStatus {
+    /// The step with its name, type, log path, reason and caches passed through `redact`.
+    public func redacted(by redact: (String) -> String) -> StepStatus {
+        var out = self
+        out.name = redact(name)
+        out.type = redact(type)
+        out.log = log.map(redact)
+        out.reason = reason.map(redact)
+        out.caches = caches.map { use in
+            var c = use
+            c.id = redact(use.id)
+            c.scope = redact(use.scope)
+            c.sharing = redact(use.sharing)
+            c.target = redact(use.target)
+            return c
+        }
+        return out
+    }
+}
+
 extension Duration {
     /// Seconds as a Double (for status.json and progress).
     public var seconds: Double {

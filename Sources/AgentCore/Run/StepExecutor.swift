@@ -111,10 +111,11 @@ struct StepExecutor {
         let started = ContinuousClock.now
         let log: StepLogWriter
         do {
-            log = try StepLogWriter(directory: results.workingPath + "/logs", index: index, stepName: step.name,
+            // The file name is built from the redacted step name (status.json names it so too).
+            log = try StepLogWriter(directory: results.workingPath + "/logs", index: index, stepName: secrets.redact(step.name),
                                     capBytes: options.logCapBytes)
         } catch {
-            return StepRun(state: .error, duration: .zero, reason: "cannot write the step log: \(error)", lastLines: [])
+            return StepRun(state: .error, duration: .zero, reason: secrets.redact("cannot write the step log: \(error)"), lastLines: [])
         }
         let mounts: [Mount]
         do {
@@ -223,7 +224,8 @@ struct StepExecutor {
                                                patterns: step.reports, base: "/workspace")
             return (files.map { JUnitParser.parse(data: $0.data, file: $0.path) }, files.count, nil)
         } catch {
-            return ([], 0, "could not read reports: \(error)")
+            // The error may name a file the test created: redacted like its output.
+            return ([], 0, secrets.redact("could not read reports: \(error)"))
         }
     }
 
