@@ -125,14 +125,14 @@ import Testing
         try Harness.write(Self.marker, to: outside + "/planted")
         let f = try JobFixture(#"""
         {"version": 1, "id": "swap", "steps": [
-          {"name": "first", "run": "cat /data/f; echo swap-now; sleep 2", "mounts": ["type=bind,source=data,target=/data"]},
+          {"name": "first", "run": "cat /data/f; echo swap-$((1+1))-now; sleep 2", "mounts": ["type=bind,source=data,target=/data"]},
           {"name": "second", "run": "cat /data/f /data/planted", "mounts": ["type=bind,source=data,target=/data"]}
         ]}
         """#, files: ["data/f": "original"])
         // Step 1 says when it runs; the folder is swapped for a symlink while it sleeps.
         let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
-                                           "--progress", "plain"], until: "swap-now")
-        #expect(seen.contains("swap-now"), "\(seen)")
+                                           "--progress", "plain"], until: "swap-2-now")
+        #expect(seen.contains("swap-2-now"), "\(seen)")
         try FileManager.default.moveItem(atPath: f.dir + "/data", toPath: f.dir + "/data.orig")
         symlink(outside, f.dir + "/data")
         p.waitUntilExit()
