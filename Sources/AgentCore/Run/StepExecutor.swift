@@ -109,7 +109,7 @@ struct StepExecutor {
         let started = ContinuousClock.now
         let log: StepLogWriter
         do {
-            log = try StepLogWriter(directory: results.workingPath + "/logs", index: index, stepName: step.name,
+            log = try StepLogWriter(directory: results.directoryPath + "/logs", index: index, stepName: step.name,
                                     capBytes: options.logCapBytes)
         } catch {
             return StepRun(state: .error, duration: .zero, reason: "cannot write the step log: \(error)", lastLines: [])
