@@ -58,7 +58,14 @@ let package = Package(
                 "AgentCore", "AgentSupport", "Sandbox", "SandboxPolicy", "CAgentSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The release binary carries the Swift runtime (no libswiftCore.so & co. to find
+            // and relocate at every start: the fast build is the default one). Debug builds
+            // stay dynamic, which links faster. Unlike `swift build --static-swift-stdlib`, the
+            // flag alone does not bring the static FoundationEssentials' own archives, which
+            // the toolchain's static-stdlib-args.lnk does not list: they are named here.
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"],
+                                          .when(configuration: .release))]
         ),
         .testTarget(name: "AgentSupportTests", dependencies: ["AgentSupport"]),
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
