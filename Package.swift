@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // The agent: a rootless CI build agent. Small targets, one job each:
 //   CAgentSandbox  C shim that owns the child from clone to exec (raw syscalls only)
+//   CAgentSys      wrappers for the agent process: renameat2, prctl (Glibc lacks them)
 //   AgentSupport   text, path and thread helpers (the agent links FoundationEssentials only)
 //   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, agent policy
 //   Sandbox        container configuration and the async run API (Swift side of the shim)
@@ -33,6 +34,8 @@ let package = Package(
         .systemLibrary(name: "CXML2", providers: [.apt(["libxml2-dev"])]),
         .target(name: "CLazyLibs", cSettings: [.unsafeFlags(libxml2Include)], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CAgentSandbox"),
+        // renameat2 and prctl wrappers for the agent process itself (not the child).
+        .target(name: "CAgentSys"),
         // Text, path and thread helpers every module shares (FoundationEssentials lacks them).
         .target(name: "AgentSupport"),
         .target(
@@ -43,7 +46,7 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: [
-                "AgentSupport", "Sandbox", "SandboxPolicy", "CArchive", "CXML2", "CLazyLibs", "CAgentSandbox",
+                "AgentSupport", "Sandbox", "SandboxPolicy", "CArchive", "CXML2", "CLazyLibs", "CAgentSandbox", "CAgentSys",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -52,10 +55,17 @@ let package = Package(
         .executableTarget(
             name: "agent",
             dependencies: [
-                "AgentCore", "AgentSupport", "Sandbox", "SandboxPolicy",
+                "AgentCore", "AgentSupport", "Sandbox", "SandboxPolicy", "CAgentSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The release binary carries the Swift runtime (no libswiftCore.so & co. to find
+            // and relocate at every start: the fast build is the default one). Debug builds
+            // stay dynamic, which links faster. Unlike `swift build --static-swift-stdlib`, the
+            // flag alone does not bring the static FoundationEssentials' own archives, which
+            // the toolchain's static-stdlib-args.lnk does not list: they are named here.
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"],
+                                          .when(configuration: .release))]
         ),
         .testTarget(name: "AgentSupportTests", dependencies: ["AgentSupport"]),
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),

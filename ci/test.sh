@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap busybox-static
+      golang-github-containers-common
       libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema)
 if [ "$(id -u)" = 0 ]; then
   missing=()

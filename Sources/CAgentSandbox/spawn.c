@@ -93,6 +93,24 @@ static long sb_clone(const struct agent_sandbox_plan *p, uint64_t flags, int *pi
     return r;
 }
 
+// The agent makes itself non-dumpable at start (Agent.swift), and a clone copies that
+// flag into the child's mm. A non-dumpable child's /proc/<pid>/{uid_map,gid_map,setgroups}
+// are owned by root, so the agent could not write its maps. The flag is therefore lifted
+// around the clone only: set 1, clone (the child starts dumpable, as it always did, until
+// sb_run_init clears it), set back. The lock keeps a concurrent spawn from restoring 0
+// between another's set and clone. A process that was dumpable to begin with is untouched.
+static pthread_mutex_t sb_dumpable_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long sb_clone_dumpable(const struct agent_sandbox_plan *p, uint64_t flags, int *pidfd) {
+    pthread_mutex_lock(&sb_dumpable_lock);
+    int was = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    if (was == 0) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    long r = sb_clone(p, flags, pidfd);
+    if (was == 0) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    pthread_mutex_unlock(&sb_dumpable_lock);
+    return r;
+}
+
 int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pidfd, uint64_t *used_flags) {
     if (plan->version != AGENT_SANDBOX_PLAN_VERSION) return -EINVAL;
     // Every signal blocked across the clone, so the child starts with nothing pending from
@@ -103,10 +121,10 @@ int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pi
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int fd = -1;
     uint64_t flags = plan->clone_flags;
-    long r = sb_clone(plan, flags, &fd);
+    long r = sb_clone_dumpable(plan, flags, &fd);
     if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
         flags &= ~(uint64_t)CLONE_NEWCGROUP;
-        r = sb_clone(plan, flags, &fd);
+        r = sb_clone_dumpable(plan, flags, &fd);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r < 0) return (int)r;

@@ -30,19 +30,64 @@ public final class SeccompCache: Sendable {
     /// Where an agent keeps compiled programs between processes unless told otherwise:
     /// `$XDG_CACHE_HOME/agent/seccomp`, else `$HOME/.cache/agent/seccomp`; `nil` without
     /// either. Each `agent exec` is a new process, so only a disk cache saves the compile.
+    /// This is the preferred folder only; `defaultDirectory()` falls back when it is not writable.
     public static func defaultDirectory(environment: [String: String]) -> String? {
         if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return xdg + "/agent/seccomp" }
         if let home = environment["HOME"], home.hasPrefix("/") { return home + "/.cache/agent/seccomp" }
         return nil
     }
 
-    /// `defaultDirectory(environment:)` for this process, reading only the two variables
-    /// (no copy of the whole environment into a dictionary).
+    /// The cache folder for this process: `defaultDirectory(environment:)` when it (or the
+    /// nearest folder above it that exists) is writable, else the private fallback
+    /// (`fallbackDirectory`), else `nil` (compile at every start). Reads only the variables
+    /// it needs (no copy of the whole environment into a dictionary).
     public static func defaultDirectory() -> String? {
         func variable(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-        if let xdg = variable("XDG_CACHE_HOME"), xdg.hasPrefix("/") { return xdg + "/agent/seccomp" }
-        if let home = variable("HOME"), home.hasPrefix("/") { return home + "/.cache/agent/seccomp" }
-        return nil
+        var preferred: String?
+        if let xdg = variable("XDG_CACHE_HOME"), xdg.hasPrefix("/") {
+            preferred = xdg + "/agent/seccomp"
+        } else if let home = variable("HOME"), home.hasPrefix("/") {
+            preferred = home + "/.cache/agent/seccomp"
+        }
+        if let preferred, isWritable(preferred) { return preferred }
+        return prepareFallback(fallbackDirectory(runtimeDirectory: variable("XDG_RUNTIME_DIR"), uid: geteuid()))
+    }
+
+    /// The fallback for an unwritable HOME: `$XDG_RUNTIME_DIR/agent-seccomp` (a per-user
+    /// tmpfs) when set, else `/tmp/agent-seccomp-<uid>`.
+    public static func fallbackDirectory(runtimeDirectory: String?, uid: uid_t) -> String {
+        if let run = runtimeDirectory, run.hasPrefix("/"), run.count > 1 { return run + "/agent-seccomp" }
+        return "/tmp/agent-seccomp-\(uid)"
+    }
+
+    /// Creates `path` with mode 0700 if missing and returns it only if it is then a real
+    /// folder (lstat: not a symlink) owned by this user with mode exactly 0700. In /tmp
+    /// anyone may create that name first: a folder someone else made, or a symlink, is
+    /// refused (`nil`), never used or changed. The name is the last component only; its
+    /// parent is /tmp or the runtime folder, which the user cannot be tricked through.
+    public static func prepareFallback(_ path: String) -> String? {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { return nil }
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(),
+              info.st_mode & 0o777 == 0o700 else {
+            return nil
+        }
+        return path
+    }
+
+    /// Whether `path`, or the nearest folder above it that exists (where `store` would
+    /// create it), is writable and searchable by this process.
+    static func isWritable(_ path: String) -> Bool {
+        var candidate = path
+        while true {
+            var info = stat()
+            if stat(candidate, &info) == 0 {
+                return info.st_mode & S_IFMT == S_IFDIR && access(candidate, W_OK | X_OK) == 0
+            }
+            guard errno == ENOENT || errno == ENOTDIR, let slash = candidate.lastIndex(of: "/") else { return false }
+            if slash == candidate.startIndex { return access("/", W_OK | X_OK) == 0 }
+            candidate = String(candidate[..<slash])
+        }
     }
 
     private let host: SeccompHost

@@ -24,7 +24,7 @@ extension SeccompProfile {
         }
         let fail: @Sendable (String, String) -> any Error = { SeccompError.at($0, $1) }
         let root = try JSONObjectReader(document, path: "", fail: fail)
-        try root.rejectUnknownKeys(["defaultAction", "defaultErrnoRet", "architectures", "archMap",
+        try root.rejectUnknownKeys(["defaultAction", "defaultErrnoRet", "defaultErrno", "architectures", "archMap",
                                     "syscalls", "flags", "listenerPath", "listenerMetadata", "comment"])
         if let listener = try root.string("listenerPath"), !listener.isEmpty {
             throw SeccompError.at("listenerPath", "seccomp notify listeners are not supported")
@@ -40,7 +40,7 @@ extension SeccompProfile {
             throw SeccompError.at("defaultAction", "missing (required)")
         }
         let defaultAction = try Self.action(defaultName, path: "defaultAction")
-        let defaultErrnoRet = try root.unsigned("defaultErrnoRet", max: 0xFFFF).map(UInt32.init)
+        let defaultErrnoRet = try Self.returnCode(root, number: "defaultErrnoRet", name: "defaultErrno")
 
         let architectures = try root.strings("architectures") ?? []
         for (i, arch) in architectures.enumerated() {
@@ -75,7 +75,8 @@ extension SeccompProfile {
     private static func rule(_ value: JSONValue, path: String,
                              fail: @escaping @Sendable (String, String) -> any Error) throws -> Rule {
         let entry = try JSONObjectReader(value, path: path, fail: fail)
-        try entry.rejectUnknownKeys(["names", "name", "action", "errnoRet", "args", "includes", "excludes", "comment"])
+        try entry.rejectUnknownKeys(["names", "name", "action", "errnoRet", "errno", "args", "includes", "excludes",
+                                     "comment"])
         let names = try entry.strings("names")
         let legacyName = try entry.string("name")
         if names != nil && legacyName != nil {
@@ -92,9 +93,10 @@ extension SeccompProfile {
             throw SeccompError.at(entry.childPath("action"), "missing (required)")
         }
         let action = try Self.action(actionName, path: entry.childPath("action"))
-        let errnoRet = try entry.unsigned("errnoRet", max: 0xFFFF).map(UInt32.init)
+        let errnoRet = try returnCode(entry, number: "errnoRet", name: "errno")
         if errnoRet != nil && !action.takesReturnCode {
-            throw SeccompError.at(entry.childPath("errnoRet"), "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take errnoRet, not \(actionName)")
+            let key = try entry.unsigned("errnoRet") != nil ? "errnoRet" : "errno"
+            throw SeccompError.at(entry.childPath(key), "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take \(key), not \(actionName)")
         }
         var args: [Argument] = []
         for (k, item) in (try entry.array("args") ?? []).enumerated() {
@@ -119,6 +121,19 @@ extension SeccompProfile {
                     includes: try filter(entry.object("includes")),
                     excludes: try filter(entry.object("excludes")),
                     comment: try entry.string("comment"))
+    }
+
+    /// A return code given as a number (`errnoRet`, Docker) or as an errno name (`errno`,
+    /// containers-common, e.g. "ENOSYS"). The number wins when both are given, as in
+    /// containers-common where `errnoRet` is the older, explicit form. An unknown name is an
+    /// error naming the key.
+    private static func returnCode(_ reader: JSONObjectReader, number: String, name: String) throws -> UInt32? {
+        let numeric = try reader.unsigned(number, max: 0xFFFF).map(UInt32.init)
+        guard let text = try reader.string(name) else { return numeric }
+        guard let value = ErrnoNames.number(text) else {
+            throw SeccompError.at(reader.childPath(name), "\(text) is not an errno name (expected EPERM, ENOSYS and the like)")
+        }
+        return numeric ?? UInt32(value)
     }
 
     private static func filter(_ reader: JSONObjectReader?) throws -> Filter {

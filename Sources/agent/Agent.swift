@@ -1,5 +1,10 @@
 import ArgumentParser
 import AgentCore
+import AgentSupport
+import CAgentSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `agent`: a rootless CI build agent. Each subcommand lives in its own file.
 @main
@@ -20,6 +25,28 @@ struct Agent: AsyncParsableCommand {
             DebugCommand.self,
         ]
     )
+
+    /// Every command first makes the agent non-dumpable and its core-file limit 0: the
+    /// agent holds secrets (job secrets, redaction tables) that must never reach a core
+    /// file, and a non-dumpable process's /proc files (`environ`, `mem`, `fd`) are owned
+    /// by root, out of reach of other processes of the same user. Children inherit both
+    /// (the container's init and commands: execve makes them dumpable again, a command
+    /// needs no secrets of the agent's). Then the usual ArgumentParser entry point.
+    static func main() async {
+        if agent_disable_core_dumps() != 0 {
+            printToStandardError("agent: warning: cannot disable core dumps: \(String(cString: strerror(errno)))\n")
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Hidden helpers for benchmarks and debugging; each subcommand lives in its own file.

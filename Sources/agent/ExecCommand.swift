@@ -119,7 +119,10 @@ struct ExecCommand: AsyncParsableCommand {
             // sandbox checks again so no path around the gate can open the host network.
             let allowHostNetwork = policy.allowHostNetwork
             let container = try await RunningContainer.start(c, hostNetworkAllowed: { allowHostNetwork })
-            if verbose { printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n") }
+            if verbose {
+                printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n")
+                printToStandardError("agent: seccomp: \(Self.seccompSource(SeccompCache.shared.statistics)) (cache folder: \(c.seccompCacheDirectory ?? "none"))\n")
+            }
             let result = await container.wait()
             if verbose {
                 let ms = Double(result.duration.components.attoseconds) / 1e15 + Double(result.duration.components.seconds) * 1000
@@ -134,6 +137,13 @@ struct ExecCommand: AsyncParsableCommand {
             if e.isExecFailure { Self.exit(e.errno == ENOENT ? 127 : 126) }
             Self.exit(125)
         }
+    }
+
+    /// How this process got its seccomp program, for `--verbose` (and the cache tests).
+    static func seccompSource(_ s: SeccompCache.Statistics) -> String {
+        if s.diskHits > 0 { return "program from the disk cache" }
+        if s.compiles > 0 { return "compiled" + (s.diskWrites > 0 ? ", stored in the disk cache" : ", not stored") }
+        return "none"
     }
 
     static func name(_ m: ContainerConfiguration.IDMapping) -> String {

@@ -17,8 +17,8 @@ SAMPLES=${LATENCY_SAMPLES:-100}
 command -v python3 >/dev/null || { echo "queue.sh needs python3" >&2; exit 2; }
 
 if [ -z "${AGENT_BIN:-}" ]; then
-  # The same static-runtime release build as the other benchmarks (.build/bench-static).
-  build=(swift build -c release --static-swift-stdlib --build-path .build/bench-static)
+  # The same release build (static Swift runtime, see Package.swift) as the other benchmarks.
+  build=(swift build -c release)
   "${build[@]}" 2>&1 | tail -n 1
   AGENT_BIN="$("${build[@]}" --show-bin-path)/agent"
 fi

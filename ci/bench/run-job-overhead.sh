@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-100}
 
-build=(swift build -c release --static-swift-stdlib --build-path .build/bench-static)
+build=(swift build -c release)
 "${build[@]}" 2>&1 | tail -n 1
 work=$(mktemp -d /tmp/agent-bench-runjob.XXXXXX)
 trap 'rm -rf "$work"' EXIT

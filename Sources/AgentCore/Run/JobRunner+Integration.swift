@@ -103,7 +103,7 @@ extension JobRunner {
             _ = await container.wait()
             defer { container.release() }
             let collector = ArtifactCollector(
-                workspace: "/proc/\(container.pid)/root/workspace", outputDirectory: results.workingPath + "/artifacts",
+                workspace: "/proc/\(container.pid)/root/workspace", outputDirectory: results.directoryPath + "/artifacts",
                 budget: options.policy.artifactBudgetBytes, scanner: secrets.scanner)
             let result = await collector.collect(rules, jobSucceeded: succeeded)
             for w in result.warnings { progress.warning("artifacts: " + secrets.redact(w)) }

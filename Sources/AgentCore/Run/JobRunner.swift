@@ -31,7 +31,6 @@ public final class JobRunner: JobExecuting, Sendable {
         } catch {
             return invalid(message: "\(error)", jobID: fallbackID(jobFile), output: outputDirectory, startedAt: startedAt)
         }
-        let output = outputDirectory ?? (options.workingDirectory + "/results/" + job.id)
         let secrets: JobSecrets
         let admitted: AdmittedJob
         do {
@@ -41,7 +40,7 @@ public final class JobRunner: JobExecuting, Sendable {
                 job: job, cliSecrets: flags, environment: options.environment,
                 cwd: options.workingDirectory, maxBytes: Int(options.policy.maxSecretBytes)))
         } catch {
-            return invalid(message: "\(error)", jobID: job.id, output: output, startedAt: startedAt)
+            return invalid(message: "\(error)", jobID: job.id, output: outputDirectory, startedAt: startedAt)
         }
 
         let seccomp: SeccompPolicy
@@ -55,9 +54,9 @@ public final class JobRunner: JobExecuting, Sendable {
         let results: ResultsFolder
         let workspace: WorkspaceLayer
         do {
-            results = try ResultsFolder.create(at: output, force: options.force)
+            results = try makeResultsFolder(outputDirectory, jobID: job.id)
         } catch let e as ResultsFolder.Failure {
-            if case .notEmpty = e {
+            if e.isUsageError {
                 return JobOutcome(exitCode: 2, state: .error, resultsPath: nil, message: e.description)
             }
             return JobOutcome(exitCode: 3, state: .error, resultsPath: nil, message: e.description)
@@ -82,7 +81,7 @@ public final class JobRunner: JobExecuting, Sendable {
         }
         let jobLog: JobLog
         do {
-            jobLog = try JobLog(path: results.workingPath + "/log.txt", redact: redact)
+            jobLog = try JobLog(path: results.directoryPath + "/log.txt", redact: redact)
         } catch {
             results.discard()
             await workspace.remove()
@@ -224,7 +223,7 @@ public final class JobRunner: JobExecuting, Sendable {
         var status = JobStatus(jobID: jobID, state: .error, exitCode: 2, startedAt: LogTimestamp.format(startedAt))
         status.error = message
         status.finishedAt = LogTimestamp.format(Date())
-        if let folder = try? ResultsFolder.create(at: path, force: options.force) {
+        if let folder = try? makeResultsFolder(output, jobID: jobID) {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             if let data = try? enc.encode(status), (try? folder.write(data, to: "status.json")) != nil, (try? folder.commit()) != nil {
@@ -233,6 +232,14 @@ public final class JobRunner: JobExecuting, Sendable {
             folder.discard()
         }
         return JobOutcome(exitCode: 2, state: .error, resultsPath: nil, message: message)
+    }
+
+    /// `--output` (or the queue's folder) is the operator's path: symlinks above its last
+    /// component are followed. The default `./results/<job-id>` is not: a `results` symlink
+    /// in the working directory (which a job's checkout could plant) is refused.
+    private func makeResultsFolder(_ output: String?, jobID: String) throws -> ResultsFolder {
+        if let output { return try ResultsFolder.create(at: output, force: options.force) }
+        return try ResultsFolder.create(under: options.workingDirectory, relative: "results/" + jobID, force: options.force)
     }
 
     private func fallbackID(_ file: String) -> String {

@@ -112,7 +112,7 @@ struct StepExecutor {
         let log: StepLogWriter
         do {
             // The file name is built from the redacted step name (status.json names it so too).
-            log = try StepLogWriter(directory: results.workingPath + "/logs", index: index, stepName: secrets.redact(step.name),
+            log = try StepLogWriter(directory: results.directoryPath + "/logs", index: index, stepName: secrets.redact(step.name),
                                     capBytes: options.logCapBytes)
         } catch {
             return StepRun(state: .error, duration: .zero, reason: secrets.redact("cannot write the step log: \(error)"), lastLines: [])

@@ -1,0 +1,26 @@
+// CAgentSys: the few Linux calls Swift's Glibc module does not export (variadic `prctl`,
+// `renameat2` behind _GNU_SOURCE). Each is a one-line wrapper; nothing else belongs here.
+#ifndef AGENT_SYS_H
+#define AGENT_SYS_H
+
+/// renameat2(2) flags, as in <linux/fs.h>.
+#define AGENT_RENAME_NOREPLACE (1u << 0)
+#define AGENT_RENAME_EXCHANGE (1u << 1)
+
+/// O_PATH (glibc defines it only with _GNU_SOURCE, which Swift's Glibc module lacks).
+extern const int agent_o_path;
+
+/// renameat2(2) through the raw system call (no glibc version dependency).
+/// Returns 0, or -1 with errno set.
+int agent_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+/// Makes the calling process non-dumpable (PR_SET_DUMPABLE 0: no core file, and its /proc
+/// files owned by root so other processes of the same user cannot read its memory or
+/// environment) and sets RLIMIT_CORE to 0 (soft and hard). Returns 0, or -1 with errno set
+/// from the first call that failed.
+int agent_disable_core_dumps(void);
+
+/// PR_GET_DUMPABLE: 1 if the process is dumpable, 0 if not, -1 with errno on error.
+int agent_get_dumpable(void);
+
+#endif
