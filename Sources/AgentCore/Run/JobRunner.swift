@@ -27,7 +27,7 @@ public final class JobRunner: JobExecuting, Sendable {
         // 1. Everything that can be wrong with the input is found before anything runs.
         let job: JobSpec
         do {
-            job = try JobParser.parse(fileAt: jobFile, displayName: jobFile)
+            job = try ScopeGrant.apply(options.cacheScope, to: JobParser.parse(fileAt: jobFile, displayName: jobFile), file: jobFile)
         } catch {
             return invalid(message: "\(error)", jobID: fallbackID(jobFile), output: outputDirectory, startedAt: startedAt)
         }
