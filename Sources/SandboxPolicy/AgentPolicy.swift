@@ -55,8 +55,37 @@ public struct AgentPolicy: Sendable, Equatable {
     public var cache = CacheLimits()
     /// Largest secret a job may mount (default 500 KiB).
     public var maxSecretBytes: UInt64 = 500 * 1024
+    /// Secret values the operator provides to jobs, by id (`"secrets"` in the policy file).
+    /// A job only names the ids it uses; it never says where a value comes from.
+    public var secrets: [String: Secret] = [:]
 
     public init() {}
+
+    /// One operator-provided secret of the policy: where its value is read from and, when
+    /// `scopes` is set, the only cache scopes whose jobs get it (a deploy token for trusted
+    /// jobs only, say, while forks run in scope `forks`).
+    public struct Secret: Sendable, Equatable {
+        /// Where the value comes from, on the agent's side.
+        public enum Source: Sendable, Equatable {
+            /// A file; a relative path in the policy file resolves against its folder when loaded.
+            case file(String)
+            /// A variable of the agent's own environment.
+            case env(String)
+        }
+        public var source: Source
+        /// The cache scopes whose jobs get this secret; nil: every scope.
+        public var scopes: [String]?
+
+        public init(source: Source, scopes: [String]? = nil) {
+            self.source = source
+            self.scopes = scopes
+        }
+
+        /// Whether a job running in cache scope `scope` may get this secret.
+        public func isProvided(toScope scope: String) -> Bool {
+            scopes.map { $0.contains(scope) } ?? true
+        }
+    }
 
     /// The built-in policy (`policies/policy.json`, embedded in the binary).
     public static let `default`: AgentPolicy = {

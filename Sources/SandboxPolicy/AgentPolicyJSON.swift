@@ -9,7 +9,7 @@ extension AgentPolicy {
     static let knownKeys: Set<String> = [
         "comment", "capabilities", "seccompProfile", "allowHostNetwork", "allowedBindSources",
         "workspaceRoots", "rootfsRoots",
-        "allowNetlink", "allowRawSockets", "artifactBudgetBytes", "cache", "maxSecretBytes",
+        "allowNetlink", "allowRawSockets", "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets",
     ]
 
     /// Parses policy JSON; `file` names the source in errors, `baseDirectory` anchors a
@@ -78,6 +78,64 @@ extension AgentPolicy {
             }
         }
         maxSecretBytes = try root.unsigned("maxSecretBytes") ?? maxSecretBytes
+        if let reader = try root.object("secrets") {
+            secrets = try Self.secrets(reader, file: file, baseDirectory: baseDirectory)
+        }
+    }
+
+    /// `"secrets": {"ID": {"file": PATH} | {"env": NAME}, optionally "scopes": [SCOPE, ...]}`.
+    private static func secrets(_ reader: JSONObjectReader, file: String, baseDirectory: String?) throws -> [String: Secret] {
+        var out: [String: Secret] = [:]
+        for id in reader.fields.keys.sorted() {
+            let key = reader.childPath(id)
+            guard Self.isValidName(id) else {
+                throw PolicyError(file: file, key: key, problem: "\"\(id)\" is not a valid secret id (1 to 128 characters from A-Z a-z 0-9 . _ -)")
+            }
+            guard let entry = try reader.object(id) else {
+                throw PolicyError(file: file, key: key, problem: "expected an object like {\"file\": \"PATH\"} or {\"env\": \"NAME\"}")
+            }
+            try entry.rejectUnknownKeys(["file", "env", "scopes"])
+            let source: Secret.Source
+            switch (try entry.string("file"), try entry.string("env")) {
+            case (let path?, nil):
+                guard !path.isEmpty else { throw PolicyError(file: file, key: key + ".file", problem: "empty (expected a path)") }
+                source = .file(Self.resolve(path, against: baseDirectory))
+            case (nil, let name?):
+                guard Self.isValidEnvName(name) else {
+                    throw PolicyError(file: file, key: key + ".env", problem: "\"\(name)\" is not a valid environment variable name")
+                }
+                source = .env(name)
+            case (.some, .some):
+                throw PolicyError(file: file, key: key, problem: "give either \"file\" or \"env\", not both")
+            case (nil, nil):
+                throw PolicyError(file: file, key: key, problem: "needs \"file\" or \"env\" (where the value comes from)")
+            }
+            let scopes = try entry.strings("scopes")
+            for (i, scope) in (scopes ?? []).enumerated() where !Self.isValidName(scope) {
+                throw PolicyError(file: file, key: "\(key).scopes[\(i)]", problem: "\"\(scope)\" is not a valid cache scope")
+            }
+            out[id] = Secret(source: source, scopes: scopes)
+        }
+        return out
+    }
+
+    /// Secret ids and cache scopes: the job format's `[A-Za-z0-9._-]{1,128}`, not `.` or `..`.
+    static func isValidName(_ s: String) -> Bool {
+        (1...128).contains(s.utf8.count) && s != "." && s != ".."
+            && s.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
+            }
+    }
+
+    static func isValidEnvName(_ s: String) -> Bool {
+        guard let first = s.utf8.first, !(first >= 0x30 && first <= 0x39) else { return false }
+        return s.utf8.allSatisfy { b in (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F }
+    }
+
+    /// A relative path in the policy file means relative to the policy file's folder.
+    static func resolve(_ path: String, against baseDirectory: String?) -> String {
+        guard !path.hasPrefix("/"), let baseDirectory else { return path }
+        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: baseDirectory, isDirectory: true)).standardizedFileURL.path
     }
 
     /// A list of absolute folders without `..` (`workspaceRoots`, `rootfsRoots`).
@@ -102,6 +160,14 @@ extension AgentPolicy {
             "artifactBudgetBytes": .unsigned(artifactBudgetBytes),
             "maxSecretBytes": .unsigned(maxSecretBytes),
         ]
+        fields["secrets"] = .object(secrets.mapValues { secret in
+            var entry: [String: JSONValue] = switch secret.source {
+            case .file(let path): ["file": .string(path)]
+            case .env(let name): ["env": .string(name)]
+            }
+            if let scopes = secret.scopes { entry["scopes"] = .array(scopes.map(JSONValue.string)) }
+            return .object(entry)
+        })
         fields["seccompProfile"] = switch seccompProfile {
         case .projectDefault: .string("default")
         case .unconfined: .string("unconfined")

@@ -26,7 +26,8 @@ public enum DefaultPolicy {
     "keepBytes": 10000000000,
     "keepPercentOfDisk": 20
   },
-  "maxSecretBytes": 512000
+  "maxSecretBytes": 512000,
+  "secrets": {}
 }
 
 """#

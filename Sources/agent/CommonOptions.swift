@@ -20,6 +20,17 @@ struct CommonOptions: ParsableArguments {
             help: "A folder beneath which jobs' \"workspace\" may be, besides the policy's workspaceRoots. Repeatable.")
     var workspaceRoots: [String] = []
 
+    // The scope is the operator's: a job file (from the repository under test) may only
+    // repeat it in "cache.scope". Run fork jobs with a scope of their own.
+    @Option(help: "Cache scope of the jobs: their caches, volumes and scope-limited policy secrets. A job's \"cache.scope\" must equal it.")
+    var cacheScope: String = ScopeGrant.defaultScope
+
+    func validate() throws {
+        guard ScopeGrant.isValidScope(cacheScope) else {
+            throw ValidationError("--cache-scope \"\(cacheScope)\" is not a valid scope: use [A-Za-z0-9][A-Za-z0-9._-]*, at most 128 characters")
+        }
+    }
+
     /// The agent policy, resolved as every command does (`AgentPolicy.resolve`: this
     /// `--policy`, else `$AGENT_POLICY`, else the built-in policy).
     func loadPolicy() throws -> AgentPolicy {
@@ -38,6 +49,7 @@ struct CommonOptions: ParsableArguments {
             environment: ProcessInfo.processInfo.environment,
             workingDirectory: FileManager.default.currentDirectoryPath)
         o.secretFlags = secretFlags
+        o.cacheScope = cacheScope
         o.force = force
         o.allowRoot = allowRoot
         let cwd = FileManager.default.currentDirectoryPath

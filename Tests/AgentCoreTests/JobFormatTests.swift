@@ -128,6 +128,8 @@ import Testing
             {"version": 1, "env": {"1X": "y"}, "steps": [step]},
             {"version": 1, "artifacts": [{"name": "d", "paths": ["../x"]}], "steps": [step]},
             {"version": 1, "secrets": {"t": {"file": "a", "env": "B"}}, "steps": [step]},
+            {"version": 1, "secrets": {"t": {"file": "a"}}, "steps": [step]},
+            {"version": 1, "secrets": {"t": {"env": "HOME"}}, "steps": [step]},
             {"version": 1, "image": "ubuntu", "steps": [step]},
         ]
         for doc in refused:
@@ -153,6 +155,8 @@ import Testing
             #"{"version": 1, "env": {"1X": "y"}, "steps": [\#(step)]}"#,
             #"{"version": 1, "artifacts": [{"name": "d", "paths": ["../x"]}], "steps": [\#(step)]}"#,
             #"{"version": 1, "secrets": {"t": {"file": "a", "env": "B"}}, "steps": [\#(step)]}"#,
+            #"{"version": 1, "secrets": {"t": {"file": "a"}}, "steps": [\#(step)]}"#,
+            #"{"version": 1, "secrets": {"t": {"env": "HOME"}}, "steps": [\#(step)]}"#,
             #"{"version": 1, "image": "ubuntu", "steps": [\#(step)]}"#,
         ]
         for doc in refused {

@@ -93,7 +93,7 @@ import Testing
         #expect(plan.secrets.map(\.id) == ["tok"])
         #expect(plan.caches == [CacheUse(id: "pip", scope: "main", sharing: "locked", new: true, waitSeconds: 0,
                                          target: "/root/.cache", readOnly: false)])
-        #expect(plan.mounts[1].kind == .bind(source: HostPath(VolumeStore(state: f.t.state).dataPath("data")), readOnly: true))
+        #expect(plan.mounts[1].kind == .bind(source: HostPath(VolumeStore(state: f.t.state).dataPath("data", scope: "main")), readOnly: true))
         // Binds carry the admitted identity, so the shim mounts only that very folder.
         guard case .bind(let source, true) = plan.mounts[2].kind else { Issue.record("not a read-only bind"); return }
         #expect(source.path == f.root + "/allowed/data" && source.identity != nil)

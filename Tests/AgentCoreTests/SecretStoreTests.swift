@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 @testable import AgentCore
+import SandboxPolicy
 
-/// Resolving a job's secrets: precedence, fallbacks, limits and the errors for missing ones.
+/// Resolving a job's secrets: operator sources only (flags, policy), precedence, scopes, limits and the errors.
 @Suite struct SecretStoreTests {
     /// A scratch folder for secret files; removed by `cleanUp()`.
     final class Scratch {
@@ -35,34 +36,119 @@ import Testing
 
     func string(_ bytes: [UInt8]?) -> String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
 
-    @Test func jobFileAndEnvSources() throws {
+    // MARK: hostile jobs: a job names ids, never where values come from
+
+    /// An id the job names, and one a step mounts, that match a variable of the agent's
+    /// environment and a file beside the job, with no operator source: not provided.
+    /// BuildKit's fallback (variable, else file named like the id) must not apply.
+    @Test func unprovidedIDNeverFallsBackToTheAgentEnvironmentOrTheJobFolder() throws {
+        let dir = try Scratch()
+        _ = try dir.write("id_rsa", "private-key-beside-the-job")
+        let environment = ["HOME": "/home/agent", "AGENT_TEST_TOKEN": "agent-own-token"]
+        let hostile = job(dir.path, secrets: ["HOME": SecretSpec(), "id_rsa": SecretSpec()],
+                          mounts: [mount("AGENT_TEST_TOKEN"), mount("id_rsa")])
+        let store = try SecretStore.resolve(job: hostile, cliSecrets: [], environment: environment, cwd: dir.path)
+        #expect(store.isEmpty, "\(store)")
+        #expect(store.value(for: "HOME") == nil && store.value(for: "AGENT_TEST_TOKEN") == nil && store.value(for: "id_rsa") == nil)
+        #expect(store.warnings.isEmpty)
+    }
+
+    @Test func requiredUnprovidedIDIsAnErrorNamingItAndWhereSourcesComeFrom() throws {
+        let dir = try Scratch()
+        _ = try dir.write("npm", "file-beside-the-job")
+        for required in [job(dir.path, mounts: [mount("npm", required: true)]),
+                         job(dir.path, secrets: ["npm": SecretSpec(required: true)])] {
+            let error = #expect(throws: SecretError.self) {
+                try SecretStore.resolve(job: required, cliSecrets: [], environment: ["npm": "agent-env-value"], cwd: dir.path)
+            }
+            #expect(error?.secretID == "npm")
+            #expect(error?.exitCode == 2)
+            let message = error?.description ?? ""
+            #expect(message.hasPrefix(#"secret "npm" is required but not provided: "#), "\(message)")
+            #expect(message.contains("--secret id=npm,src=FILE"), "\(message)")
+            #expect(message.contains(#""secrets" in the agent policy"#), "\(message)")
+            #expect(!message.contains("agent-env-value") && !message.contains("file-beside-the-job"))
+        }
+    }
+
+    // MARK: operator sources
+
+    @Test func policyFileAndEnvSources() throws {
         let dir = try Scratch()
         let file = try dir.write("npm.txt", "npm-token-value\n")
+        let policy: [String: AgentPolicy.Secret] = ["npm": .init(source: .file(file)), "token": .init(source: .env("CI_TOKEN"))]
         let store = try SecretStore.resolve(
-            job: job(dir.path, secrets: ["npm": SecretSpec(source: .file(file)), "token": SecretSpec(source: .env("CI_TOKEN"))]),
-            cliSecrets: [], environment: ["CI_TOKEN": "ci-token-value"], cwd: "/")
+            job: job(dir.path, secrets: ["npm": SecretSpec(), "token": SecretSpec()]),
+            cliSecrets: [], policySecrets: policy, environment: ["CI_TOKEN": "ci-token-value"], cwd: "/")
         #expect(string(store.value(for: "npm")) == "npm-token-value\n")
         #expect(string(store.value(for: "token")) == "ci-token-value")
         #expect(store.ids == ["npm", "token"])
         #expect(store.warnings.isEmpty)
     }
 
-    @Test func relativeJobFileResolvesAgainstTheJobFolder() throws {
-        let dir = try Scratch()
-        _ = try dir.write("rel.txt", "relative-value")
-        let store = try SecretStore.resolve(job: job(dir.path, secrets: ["r": SecretSpec(source: .file("rel.txt"))]),
-                                            cliSecrets: [], environment: [:], cwd: "/")
-        #expect(string(store.value(for: "r")) == "relative-value")
+    @Test func policySecretsTheJobDoesNotNameAreNotRead() throws {
+        let policy: [String: AgentPolicy.Secret] = ["unused": .init(source: .env("UNUSED"))]
+        let store = try SecretStore.resolve(job: job("/"), cliSecrets: [], policySecrets: policy,
+                                            environment: ["UNUSED": "unused-value"], cwd: "/")
+        #expect(store.isEmpty)
     }
 
-    @Test func cliFlagOverridesTheJob() throws {
+    @Test func scopeLimitedPolicySecretIsProvidedOnlyInItsScopes() throws {
+        let policy: [String: AgentPolicy.Secret] = ["deploy": .init(source: .env("DEPLOY_TOKEN"), scopes: ["default", "release"])]
+        let env = ["DEPLOY_TOKEN": "deploy-token-value"]
+        var trusted = job("/", mounts: [mount("deploy", required: true)])
+        trusted.cacheScope = "release"
+        let inScope = try SecretStore.resolve(job: trusted, cliSecrets: [], policySecrets: policy, environment: env, cwd: "/")
+        #expect(string(inScope.value(for: "deploy")) == "deploy-token-value")
+
+        var fork = trusted
+        fork.cacheScope = "forks"
+        let error = #expect(throws: SecretError.self) {
+            try SecretStore.resolve(job: fork, cliSecrets: [], policySecrets: policy, environment: env, cwd: "/")
+        }
+        #expect(error?.secretID == "deploy")
+        #expect(error?.description.contains(#"not provided for scope "forks""#) == true, "\(error?.description ?? "")")
+        #expect(error?.description.contains(#"secrets.deploy is limited to scopes "default", "release""#) == true)
+
+        var optional = job("/", mounts: [mount("deploy")])
+        optional.cacheScope = "forks"
+        let skipped = try SecretStore.resolve(job: optional, cliSecrets: [], policySecrets: policy, environment: env, cwd: "/")
+        #expect(skipped.value(for: "deploy") == nil)
+        #expect(skipped.warnings.count == 1 && skipped.warnings[0].contains(#"not provided for scope "forks""#))
+        #expect(!skipped.warnings[0].contains("deploy-token-value"))
+    }
+
+    @Test func relativePolicyFileWasResolvedAgainstThePolicyFolderWhenLoaded() throws {
         let dir = try Scratch()
-        let file = try dir.write("job.txt", "from-the-job-file")
+        _ = try dir.write("npm.txt", "policy-relative-value")
+        let policyFile = try dir.write("policy.json", #"{"secrets": {"npm": {"file": "npm.txt"}}}"#)
+        let policy = try AgentPolicy.load(path: policyFile)
+        #expect(policy.secrets["npm"] == .init(source: .file(dir.path + "/npm.txt")))
+        let store = try SecretStore.resolve(job: job("/elsewhere", mounts: [mount("npm")]), cliSecrets: [],
+                                            policySecrets: policy.secrets, environment: [:], cwd: "/")
+        #expect(string(store.value(for: "npm")) == "policy-relative-value")
+    }
+
+    @Test func cliFlagOverridesThePolicy() throws {
+        let dir = try Scratch()
+        let file = try dir.write("policy.txt", "from-the-policy")
         let store = try SecretStore.resolve(
-            job: job(dir.path, secrets: ["npm": SecretSpec(source: .file(file))]),
+            job: job(dir.path, secrets: ["npm": SecretSpec()]),
             cliSecrets: [try SecretSourceFlag(parsing: "id=npm,env=NPM_FROM_CLI")],
+            policySecrets: ["npm": .init(source: .file(file))],
             environment: ["NPM_FROM_CLI": "from-the-command-line"], cwd: "/")
         #expect(string(store.value(for: "npm")) == "from-the-command-line")
+    }
+
+    @Test func cliFlagOverridesAScopeLimit() throws {
+        // The operator's flag is explicit for this run: it wins whatever the policy limits.
+        var fork = job("/", mounts: [mount("deploy", required: true)])
+        fork.cacheScope = "forks"
+        let store = try SecretStore.resolve(
+            job: fork, cliSecrets: [try SecretSourceFlag(parsing: "id=deploy,env=FLAG")],
+            policySecrets: ["deploy": .init(source: .env("POLICY"), scopes: ["default"])],
+            environment: ["FLAG": "flag-value-123", "POLICY": "policy-value-123"], cwd: "/")
+        #expect(string(store.value(for: "deploy")) == "flag-value-123")
     }
 
     @Test func laterFlagForTheSameIDWins() throws {
@@ -80,7 +166,8 @@ import Testing
         #expect(string(store.value(for: "c")) == "cli-file-value")
     }
 
-    @Test func automaticPrefersTheEnvironmentThenTheFile() throws {
+    /// `--secret id=x` alone is the operator's own flag: BuildKit's meaning stays.
+    @Test func automaticFlagPrefersTheEnvironmentThenTheFile() throws {
         let dir = try Scratch()
         _ = try dir.write("auto", "auto-file-value")
         let flag = try SecretSourceFlag(parsing: "id=auto")
@@ -88,12 +175,6 @@ import Testing
         #expect(string(fromEnv.value(for: "auto")) == "auto-env-value")
         let fromFile = try SecretStore.resolve(job: job("/"), cliSecrets: [flag], environment: [:], cwd: dir.path)
         #expect(string(fromFile.value(for: "auto")) == "auto-file-value")
-    }
-
-    @Test func mountedSecretWithoutSourceFallsBackToEnvironment() throws {
-        let store = try SecretStore.resolve(job: job("/", mounts: [mount("GH")]), cliSecrets: [],
-                                            environment: ["GH": "github-token"], cwd: "/")
-        #expect(string(store.value(for: "GH")) == "github-token")
     }
 
     @Test func optionalSecretWithoutValueIsLeftOut() throws {
@@ -113,27 +194,6 @@ import Testing
         #expect(store.warnings[0].contains(#"file "/nonexistent/opt.txt""#))
     }
 
-    @Test func missingRequiredNamesTheIDAndEveryPlace() throws {
-        let dir = try Scratch()
-        for required in [job(dir.path, mounts: [mount("npm", required: true)]),
-                         job(dir.path, secrets: ["npm": SecretSpec(source: nil, required: true)])] {
-            let error = #expect(throws: SecretError.self) {
-                try SecretStore.resolve(job: required, cliSecrets: [], environment: [:], cwd: "/")
-            }
-            #expect(error?.secretID == "npm")
-            #expect(error?.exitCode == 2)
-            let message = error?.description ?? ""
-            #expect(message.hasPrefix(#"secret "npm": no source: "#), "\(message)")
-            #expect(message.contains("no --secret flag"))
-            #expect(message.contains(#"environment variable "npm" is not set"#))
-            #expect(message.contains(#"file "\#(dir.path)/npm" does not exist"#))
-        }
-        let error = #expect(throws: SecretError.self) {
-            try SecretStore.resolve(job: job(dir.path, mounts: [mount("npm", required: true)]), cliSecrets: [], environment: [:], cwd: "/")
-        }
-        #expect(error?.description.contains(#"not in the job's "secrets""#) == true)
-    }
-
     @Test func requiredWithMissingConfiguredSourceNamesTheSource() throws {
         let error = #expect(throws: SecretError.self) {
             try SecretStore.resolve(job: job("/", mounts: [mount("npm", required: true)]),
@@ -145,10 +205,10 @@ import Testing
         #expect(message.contains(#"file "/nonexistent/npm.txt" does not exist (from --secret "id=npm,src=/nonexistent/npm.txt")"#), "\(message)")
 
         let envError = #expect(throws: SecretError.self) {
-            try SecretStore.resolve(job: job("/", secrets: ["t": SecretSpec(source: .env("CI_TOKEN"), required: true)]),
-                                    cliSecrets: [], environment: [:], cwd: "/")
+            try SecretStore.resolve(job: job("/", secrets: ["t": SecretSpec(required: true)]), cliSecrets: [],
+                                    policySecrets: ["t": .init(source: .env("CI_TOKEN"))], environment: [:], cwd: "/")
         }
-        #expect(envError?.description.contains(#"environment variable "CI_TOKEN" is not set (from the job's "secrets")"#) == true,
+        #expect(envError?.description.contains(#"environment variable "CI_TOKEN" is not set (from the agent policy's secrets.t)"#) == true,
                 "\(envError?.description ?? "")")
     }
 
@@ -157,38 +217,38 @@ import Testing
         let limit = SecretStore.defaultMaxBytes
         let big = try dir.write("big", String(repeating: "x", count: limit + 1))
         let error = #expect(throws: SecretError.self) {
-            try SecretStore.resolve(job: job(dir.path, secrets: ["big": SecretSpec(source: .file(big))]),
-                                    cliSecrets: [], environment: [:], cwd: "/")
+            try SecretStore.resolve(job: job(dir.path, secrets: ["big": SecretSpec()]),
+                                    cliSecrets: [], policySecrets: ["big": .init(source: .file(big))], environment: [:], cwd: "/")
         }
-        #expect(error == .tooLarge(id: "big", source: "file \(SecretError.quote(big)) (from the job's \"secrets\")",
+        #expect(error == .tooLarge(id: "big", source: "file \(SecretError.quote(big)) (from the agent policy's secrets.big)",
                                    bytes: limit + 1, limit: limit))
         #expect(error?.description.contains("\(limit + 1) bytes") == true)
 
         let atLimit = try dir.write("ok", String(repeating: "y", count: limit))
-        let store = try SecretStore.resolve(job: job(dir.path, secrets: ["ok": SecretSpec(source: .file(atLimit))]),
-                                            cliSecrets: [], environment: [:], cwd: "/")
+        let store = try SecretStore.resolve(job: job(dir.path, secrets: ["ok": SecretSpec()]), cliSecrets: [],
+                                            policySecrets: ["ok": .init(source: .file(atLimit))], environment: [:], cwd: "/")
         #expect(store.value(for: "ok")?.count == limit)
 
         #expect(throws: SecretError.self) {
-            try SecretStore.resolve(job: job("/", secrets: ["e": SecretSpec(source: .env("BIG"))]), cliSecrets: [],
-                                    environment: ["BIG": String(repeating: "z", count: 11)], cwd: "/", maxBytes: 10)
+            try SecretStore.resolve(job: job("/", secrets: ["e": SecretSpec()]), cliSecrets: [],
+                                    policySecrets: ["e": .init(source: .env("BIG"))], environment: ["BIG": String(repeating: "z", count: 11)], cwd: "/", maxBytes: 10)
         }
     }
 
     @Test func directoryIsUnreadable() throws {
         let dir = try Scratch()
         let error = #expect(throws: SecretError.self) {
-            try SecretStore.resolve(job: job("/", secrets: ["d": SecretSpec(source: .file(dir.path))]), cliSecrets: [],
-                                    environment: [:], cwd: "/")
+            try SecretStore.resolve(job: job("/", secrets: ["d": SecretSpec()]), cliSecrets: [],
+                                    policySecrets: ["d": .init(source: .file(dir.path))], environment: [:], cwd: "/")
         }
         #expect(error?.description.contains("directory") == true)
     }
 
     @Test func shortValuesWarnWithoutTheValue() throws {
         let store = try SecretStore.resolve(
-            job: job("/", secrets: ["pin": SecretSpec(source: .env("PIN")), "empty": SecretSpec(source: .env("EMPTY")),
-                                    "long": SecretSpec(source: .env("LONG"))]),
-            cliSecrets: [], environment: ["PIN": "4711\n", "EMPTY": "", "LONG": "long-enough"], cwd: "/")
+            job: job("/", secrets: ["pin": SecretSpec(), "empty": SecretSpec(), "long": SecretSpec()]), cliSecrets: [],
+            policySecrets: ["pin": .init(source: .env("PIN")), "empty": .init(source: .env("EMPTY")), "long": .init(source: .env("LONG"))],
+            environment: ["PIN": "4711\n", "EMPTY": "", "LONG": "long-enough"], cwd: "/")
         #expect(store.warnings.count == 2)
         #expect(store.warnings.contains { $0.contains(#"secret "pin""#) && $0.contains("shorter than 6 bytes") })
         #expect(store.warnings.contains { $0.contains(#"secret "empty" is empty"#) })

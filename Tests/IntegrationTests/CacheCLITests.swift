@@ -65,11 +65,28 @@ import Testing
         let holder = try await hold(["volume", "hold", "--state-dir", state, "data"])
         let rm = try await Harness.run(["volume", "rm", "--state-dir", state, "data"])
         #expect(rm.status == 1)
-        #expect(rm.stderr.contains("volume \"data\" is in use"))
+        #expect(rm.stderr.contains("volume \"data\" (scope \"default\") is in use"), "\(rm.stderr)")
         stop(holder)
         #expect(try await Harness.run(["volume", "rm", "--state-dir", state, "data"]).status == 0)
         let ls = try await Harness.run(["volume", "ls", "--state-dir", state])
         #expect(!ls.stdout.contains("data"))
+    }
+
+    /// Volumes live in cache scopes; `--scope` picks one (default `default`).
+    @Test func volumeCommandsTakeAScope() async throws {
+        let state = try Harness.scratch("volume-scope")
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        #expect(try await Harness.run(["volume", "create", "--state-dir", state, "--scope", "forks", "deps"]).status == 0)
+        #expect(try await Harness.run(["volume", "create", "--state-dir", state, "tools"]).status == 0)
+        let forks = try await Harness.run(["volume", "ls", "--state-dir", state, "--scope", "forks"])
+        #expect(forks.status == 0 && forks.stdout.contains("forks\tdeps") && !forks.stdout.contains("tools"), "\(forks.stdout)")
+        let trusted = try await Harness.run(["volume", "ls", "--state-dir", state, "--scope", "default"])
+        #expect(trusted.stdout.contains("default\ttools") && !trusted.stdout.contains("deps"), "\(trusted.stdout)")
+        let wrongScope = try await Harness.run(["volume", "rm", "--state-dir", state, "deps"])
+        #expect(wrongScope.status == 2 && wrongScope.stderr.contains(#"no volume "deps" in scope "default""#), "\(wrongScope.stderr)")
+        #expect(try await Harness.run(["volume", "rm", "--state-dir", state, "--scope", "forks", "deps"]).status == 0)
+        let pruned = try await Harness.run(["volume", "prune", "--state-dir", state, "--scope", "default"])
+        #expect(pruned.stdout.contains("removed default/tools"), "\(pruned.stdout)")
     }
 
     @Test func badInputExitsTwo() async throws {
@@ -77,6 +94,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: state) }
         let cases: [[String]] = [
             ["volume", "create", "--state-dir", state, "../x"],
+            ["volume", "create", "--state-dir", state, "--scope", "../x", "ok"],
+            ["volume", "ls", "--state-dir", state, "--scope", "a/b"],
             ["cache", "prune", "--state-dir", state, "--keep-bytes", "lots"],
             ["cache", "prune", "--state-dir", state, "--older-than", "soon"],
             ["cache", "export", "--state-dir", state, "nope", "-o", state + "/x.tar"],

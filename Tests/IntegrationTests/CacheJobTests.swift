@@ -55,12 +55,44 @@ import Testing
         _ = try s.job("b", oneStep("b", "test ! -e /cache/file && echo isolated", mounts: #""type=cache,target=/cache,id=c2""#, scope: "forks"))
         _ = try s.job("c", oneStep("c", "cat /cache/file; touch /cache/x 2>&1 || true", mounts: #""type=cache,target=/cache,id=c2,ro""#))
         #expect(try await s.run("a").status == 0)
-        #expect(try await s.run("b").status == 0)
+        // The job's own "cache.scope" only repeats the operator's grant.
+        #expect(try await s.run("b", ["--cache-scope", "forks"]).status == 0)
         #expect(try s.log("b").contains("out isolated"))
         #expect(try await s.run("c").status == 0)
         let c = try s.log("c")
         #expect(c.contains("out trusted"))
         #expect(c.contains("Read-only file system"))
+    }
+
+    /// Review 2.1 item 5: a fork's job asking for the trusted scope is refused, and what a
+    /// job granted `forks` caches is not what a `default` job sees.
+    @Test func theOperatorGrantsTheScopeAndAForkCannotPoisonDefault() async throws {
+        let s = try Shared()
+        _ = try s.job("poison", oneStep("poison", "echo poisoned > /cache/file", mounts: #""type=cache,target=/cache,id=c3""#, scope: "default"))
+        let refused = try await s.run("poison", ["--cache-scope", "forks"])
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains(#"cache.scope: "default" is not this job's cache scope ("forks", set by --cache-scope)"#), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.dir + "/results-poison"))
+
+        _ = try s.job("fork", oneStep("fork", "echo poisoned > /cache/file; echo planted > /vol/file",
+                                      mounts: #""type=cache,target=/cache,id=c3", "type=volume,source=deps,target=/vol""#))
+        _ = try s.job("trusted", oneStep("trusted", "test ! -e /cache/file && test ! -e /vol/file && echo clean",
+                                         mounts: #""type=cache,target=/cache,id=c3", "type=volume,source=deps,target=/vol""#))
+        let fork = try await s.run("fork", ["--cache-scope", "forks"])
+        #expect(fork.status == 0, "\(fork.stderr)")
+        let trusted = try await s.run("trusted")
+        #expect(trusted.status == 0, "\(trusted.stderr)")
+        #expect(try s.log("trusted").contains("out clean"))
+
+        let forks = try await Harness.run(["volume", "ls", "--state-dir", s.state, "--scope", "forks"])
+        #expect(forks.status == 0 && forks.stdout.contains("forks\tdeps"), "\(forks.stdout) \(forks.stderr)")
+        let all = try await Harness.run(["volume", "ls", "--state-dir", s.state, "--json"])
+        let listed = (try JSONSerialization.jsonObject(with: all.stdoutBytes) as? [[String: Any]]) ?? []
+        #expect(listed.map { "\($0["scope"] ?? "")/\($0["name"] ?? "")" } == ["default/deps", "forks/deps"], "\(all.stdout)")
+        let caches = try await Harness.run(["cache", "ls", "--state-dir", s.state, "--scope", "default"])
+        #expect(caches.stdout.contains("c3"), "\(caches.stdout)")
+        let bad = try await Harness.run(["run-job", s.dir + "/trusted.json", "--state-dir", s.state, "--cache-scope", "../x"])
+        #expect(bad.status != 0 && bad.stderr.contains("--cache-scope"), "\(bad.stderr)")
     }
 
     @Test func lockedCacheSerializesConcurrentJobs() async throws {

@@ -21,12 +21,12 @@ import Testing
 
     @Test func secretFileOnlyWhereMountedWithMode0400() async throws {
         let f = try JobFixture("""
-        {"version": 1, "id": "sfile", "secrets": {"npm": {"file": "npm.txt"}}, "steps": [
+        {"version": 1, "id": "sfile", "secrets": {"npm": {"required": true}}, "steps": [
           {"name": "uses", "run": "stat -c '%a %u' /run/secrets/npm; wc -c < /run/secrets/npm", "mounts": ["type=secret,id=npm"]},
           {"name": "other", "run": "test ! -e /run/secrets/npm && echo absent"}
         ]}
         """, files: ["npm.txt": Self.secret])
-        let r = try await f.run()
+        let r = try await f.run(["--secret", "id=npm,src=" + f.dir + "/npm.txt"])
         #expect(r.status == 0, "\(r.stderr)")
         let log = try f.read("logs/01-uses.log")
         #expect(log.contains("out 400 0"))
@@ -76,11 +76,11 @@ import Testing
 
     @Test func multiLineSecretIsRedactedLineByLine() async throws {
         let f = try JobFixture("""
-        {"version": 1, "id": "smulti", "secrets": {"key": {"file": "key.pem"}}, "steps": [
+        {"version": 1, "id": "smulti", "secrets": {"key": {"required": true}}, "steps": [
           {"name": "show", "run": "cat /run/secrets/key", "mounts": ["type=secret,id=key"]}
         ]}
         """, files: ["key.pem": "-----BEGIN KEY-----\nAAAAline-one-secret\nBBBBline-two-secret\n-----END KEY-----\n"])
-        let r = try await f.run()
+        let r = try await f.run(["--secret", "id=key,src=" + f.dir + "/key.pem"])
         #expect(r.status == 0, "\(r.stderr)")
         let log = try f.read("logs/01-show.log")
         #expect(!log.contains("line-one-secret"))
@@ -102,12 +102,12 @@ import Testing
 
     @Test func secretCopiedIntoAnArtifactIsReportedWithoutTheValue() async throws {
         let f = try JobFixture("""
-        {"version": 1, "id": "sleak", "workspace": "src", "secrets": {"npm": {"file": "npm.txt"}}, "steps": [
+        {"version": 1, "id": "sleak", "workspace": "src", "secrets": {"npm": {"required": true}}, "steps": [
           {"name": "leak", "run": "mkdir -p dist && cp /run/secrets/npm dist/oops.txt && echo fine > dist/ok.txt", "mounts": ["type=secret,id=npm"]}
         ],
         "artifacts": [{"name": "dist", "paths": ["dist/*"]}]}
         """, files: ["npm.txt": Self.secret, "src/README": "x\n"])
-        let r = try await f.run()
+        let r = try await f.run(["--secret", "id=npm,src=" + f.dir + "/npm.txt"])
         #expect(r.status == 1, "\(r.stderr)")
         let status = try String(contentsOfFile: f.results + "/status.json", encoding: .utf8)
         #expect(status.contains("oops.txt"))

@@ -21,6 +21,33 @@ import Testing
         #expect(policy.artifactBudgetBytes == 1 << 30)
         #expect(policy.cache == .init(keepBytes: 10_000_000_000, keepPercentOfDisk: 20))
         #expect(policy.maxSecretBytes == 500 * 1024)
+        #expect(policy.secrets.isEmpty)
+    }
+
+    @Test func secretsAreOperatorSourcesWithOptionalScopes() throws {
+        let path = try write("""
+        {"secrets": {"npm": {"file": "secrets/npm.txt"}, "abs": {"file": "/etc/agent/abs.txt"},
+                     "deploy": {"env": "DEPLOY_TOKEN", "scopes": ["default"]}}}
+        """)
+        let policy = try AgentPolicy.load(path: path)
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        #expect(policy.secrets["npm"] == .init(source: .file(dir + "/secrets/npm.txt")))
+        #expect(policy.secrets["abs"] == .init(source: .file("/etc/agent/abs.txt")))
+        #expect(policy.secrets["deploy"] == .init(source: .env("DEPLOY_TOKEN"), scopes: ["default"]))
+        #expect(policy.secrets["deploy"]!.isProvided(toScope: "default"))
+        #expect(!policy.secrets["deploy"]!.isProvided(toScope: "forks"))
+        #expect(policy.secrets["npm"]!.isProvided(toScope: "forks"))
+    }
+
+    @Test func secretErrorsNameTheKey() throws {
+        #expect(try loadError(#"{"secrets": {"a": {"file": "x", "env": "Y"}}}"#)?.key == "secrets.a")
+        #expect(try loadError(#"{"secrets": {"a": {}}}"#)?.key == "secrets.a")
+        #expect(try loadError(#"{"secrets": {"a": {"src": "x"}}}"#)?.key == "secrets.a.src")
+        #expect(try loadError(#"{"secrets": {"a": {"env": "1X"}}}"#)?.key == "secrets.a.env")
+        #expect(try loadError(#"{"secrets": {"a": {"file": ""}}}"#)?.key == "secrets.a.file")
+        #expect(try loadError(#"{"secrets": {"a": {"env": "X", "scopes": ["ok", "a/b"]}}}"#)?.key == "secrets.a.scopes[1]")
+        #expect(try loadError(#"{"secrets": {"a b": {"env": "X"}}}"#)?.key == "secrets.a b")
+        #expect(try loadError(#"{"secrets": {"a": "X"}}"#)?.key == "secrets.a")
     }
 
     @Test func loadsEveryKey() throws {
@@ -157,6 +184,7 @@ import Testing
         var policy = AgentPolicy()
         policy.allowedBindSources = ["/srv"]
         policy.cache.keepPercentOfDisk = 12.5
+        policy.secrets = ["npm": .init(source: .file("/etc/npm")), "d": .init(source: .env("D"), scopes: ["default"])]
         let data = try JSONEncoder().encode(policy)
         #expect(try JSONDecoder().decode(AgentPolicy.self, from: data) == policy)
         #expect(try JSONDecoder().decode(AgentPolicy.self, from: Data(AgentPolicy.default.jsonText.utf8)) == .default)

@@ -58,7 +58,8 @@ extension JobDocumentParser {
         return UInt64(v)
     }
 
-    /// `{"scope": NAME}` → the scope.
+    /// `{"scope": NAME}` → the scope the job asks for. Not used as the scope: the operator
+    /// grants one (`--cache-scope`), and `ScopeGrant` refuses a job asking for another.
     func cache(_ n: JobJSONNode) throws -> String {
         let obj = try n.object("an object like {\"scope\": \"NAME\"}")
         try obj.checkKeys(allowed: ["scope"], required: ["scope"])
@@ -70,7 +71,9 @@ extension JobDocumentParser {
         return scope
     }
 
-    /// `{"id": {"file": P} | {"env": NAME}, "required": bool}` per secret id.
+    /// `{"ID": {"required": bool}}`: the secret ids the job uses. A `file` or `env` key is
+    /// refused with its own message: the job file is untrusted (a fork can write it), and
+    /// letting it pick a source would let it read any file or variable of the agent.
     func secrets(_ n: JobJSONNode) throws -> [String: SecretSpec] {
         let obj = try n.object("an object of secrets by id")
         var out: [String: SecretSpec] = [:]
@@ -78,22 +81,15 @@ extension JobDocumentParser {
             guard JobParser.isValidName(id) else {
                 throw node.error("\(jsonQuoted(id)) is not a valid secret id: \(JobParser.nameRule)")
             }
-            let s = try node.object("an object like {\"file\": \"PATH\"} or {\"env\": \"NAME\"}")
-            try s.checkKeys(allowed: ["file", "env", "required"])
-            var spec = SecretSpec(source: nil)
-            if s["file"] != nil, s["env"] != nil {
-                throw s.error("give either \"file\" or \"env\", not both")
+            let s = try node.object("an object like {\"required\": true}")
+            for key in ["file", "env"] {
+                guard let source = s[key] else { continue }
+                let flag = key == "file" ? "src=FILE" : "env=VAR"
+                throw source.error("a job cannot choose where a secret comes from; the operator provides it "
+                    + "(--secret id=\(id),\(flag) on run-job/watch, or \"secrets\" in the agent policy)")
             }
-            if let f = s["file"] {
-                spec.source = .file(resolve(try f.nonEmptyString("a path to the secret file")))
-            }
-            if let e = s["env"] {
-                let name = try e.string("the name of an environment variable of the agent")
-                guard JobParser.isValidEnvName(name) else {
-                    throw e.error("\(jsonQuoted(name)) is not a valid environment variable name")
-                }
-                spec.source = .env(name)
-            }
+            try s.checkKeys(allowed: ["required"])
+            var spec = SecretSpec()
             if let r = s["required"] { spec.required = try r.bool() }
             out[id] = spec
         }

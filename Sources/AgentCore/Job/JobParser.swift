@@ -123,7 +123,7 @@ struct JobDocumentParser {
         }
         if let n = obj["timeout"] { spec.timeout = try duration(n) }
         if let n = obj["resources"] { spec.resources = try resources(n) }
-        if let n = obj["cache"] { spec.cacheScope = try cache(n) }
+        if let n = obj["cache"] { spec.requestedCacheScope = try cache(n) }
         if let n = obj["secrets"] { spec.secrets = try secrets(n) }
         if let n = obj["artifacts"] { spec.artifacts = try artifacts(n) }
         spec.steps = try steps(obj["steps"]!)

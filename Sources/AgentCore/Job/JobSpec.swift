@@ -16,9 +16,14 @@ public struct JobSpec: Sendable, Equatable {
     public var network: ContainerConfiguration.Network = .none
     public var timeout: Duration = .seconds(3600)
     public var resources: Resources = Resources()
-    /// Cache scope (namespace for cache mounts); `default` unless given.
+    /// Cache scope (namespace for cache mounts and volumes). The operator grants it
+    /// (`--cache-scope`, default `default`); the runner sets it with `ScopeGrant` after
+    /// checking `requestedCacheScope`. The parser leaves it at `default`.
     public var cacheScope: String = "default"
-    /// Secret sources by id.
+    /// The job file's `cache.scope`, if it has one. Untrusted: it is only ever compared
+    /// with the granted scope (`ScopeGrant.grantedCacheScope`), never used as a scope.
+    public var requestedCacheScope: String?
+    /// The secret ids the job uses, by id. Values come from the operator only.
     public var secrets: [String: SecretSpec] = [:]
     public var artifacts: [ArtifactRule] = []
     public var steps: [StepSpec]
@@ -105,18 +110,12 @@ public struct StepSpec: Sendable, Equatable {
     }
 }
 
-/// Where a secret's value comes from on the agent's side.
+/// A secret a job says it uses. Deliberately no source: the job file is untrusted, so
+/// where the value comes from is the operator's choice (`--secret`, the policy's `secrets`).
 public struct SecretSpec: Sendable, Equatable {
-    public enum Source: Sendable, Equatable {
-        /// A file (absolute, resolved against the job file's folder).
-        case file(String)
-        /// A variable of the agent's own environment.
-        case env(String)
-    }
-    public var source: Source?
+    /// The job fails before any step runs when no operator source provides a value.
     public var required: Bool = false
-    public init(source: Source?, required: Bool = false) {
-        self.source = source
+    public init(required: Bool = false) {
         self.required = required
     }
 }

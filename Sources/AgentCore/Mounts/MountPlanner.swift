@@ -35,7 +35,7 @@ public struct MountPlanner: Sendable {
         self.state = state
     }
 
-    /// Acquires what `step` mounts and returns the plan. Caches use `job.cacheScope`; a locked
+    /// Acquires what `step` mounts and returns the plan. Caches and volumes use `job.cacheScope`; a locked
     /// cache that must wait calls `onWait` with a message for progress output first. Bind
     /// sources come from `binds`, the admitted descriptors (`Admission`), never from the
     /// job's strings. On error nothing stays held.
@@ -53,7 +53,7 @@ public struct MountPlanner: Sendable {
                 case .secret(let s):
                     plan.secrets.append(s)
                 case .volume(let name, let target, let ro):
-                    let lease = try await volumeStore.acquire(name: name, readOnly: ro)
+                    let lease = try await volumeStore.acquire(name: name, scope: job.cacheScope, readOnly: ro)
                     plan.volumeLeases.append(lease)
                     plan.mounts.append(.bind(lease.hostPath, target, readOnly: ro))
                 case .bind(_, let target, let rw):

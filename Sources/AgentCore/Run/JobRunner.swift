@@ -27,7 +27,7 @@ public final class JobRunner: JobExecuting, Sendable {
         // 1. Everything that can be wrong with the input is found before anything runs.
         let job: JobSpec
         do {
-            job = try JobParser.parse(fileAt: jobFile, displayName: jobFile)
+            job = try ScopeGrant.apply(options.cacheScope, to: JobParser.parse(fileAt: jobFile, displayName: jobFile), file: jobFile)
         } catch {
             return invalid(message: "\(error)", jobID: fallbackID(jobFile), output: outputDirectory, startedAt: startedAt)
         }
@@ -37,7 +37,7 @@ public final class JobRunner: JobExecuting, Sendable {
             admitted = try Admission.admit(job, file: jobFile, grant: grant())
             let flags = try options.secretFlags.map { try SecretSourceFlag(parsing: $0) }
             secrets = JobSecrets(try SecretStore.resolve(
-                job: job, cliSecrets: flags, environment: options.environment,
+                job: job, cliSecrets: flags, policySecrets: options.policy.secrets, environment: options.environment,
                 cwd: options.workingDirectory, maxBytes: Int(options.policy.maxSecretBytes)))
         } catch {
             return invalid(message: "\(error)", jobID: job.id, output: outputDirectory, startedAt: startedAt)

@@ -10,6 +10,10 @@ public struct RunnerOptions: Sendable {
     public var policy: AgentPolicy
     /// `--secret` flags in BuildKit syntax (`id=x,src=file` / `id=x,env=VAR`).
     public var secretFlags: [String] = []
+    /// The cache scope every job of this process runs in (`--cache-scope`): its caches,
+    /// volumes and scope-limited policy secrets. The operator's grant; a job's own
+    /// `cache.scope` may only repeat it (`ScopeGrant`).
+    public var cacheScope: String = ScopeGrant.defaultScope
     /// The agent's own environment: where `env` secret sources are read from. Nothing of
     /// it reaches a container unless the job names it.
     public var environment: [String: String]

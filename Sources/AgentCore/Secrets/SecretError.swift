@@ -6,9 +6,10 @@ import AgentSupport
 public enum SecretError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A `--secret` flag that does not follow BuildKit's syntax.
     case invalidFlag(flag: String, reason: String)
-    /// A required secret with no value anywhere; `searched` lists each place looked at,
-    /// in order (e.g. `environment variable "npm" is not set`).
-    case noSource(id: String, searched: [String])
+    /// A required secret that no operator source provides (no `--secret` flag, no policy
+    /// entry, or a policy entry limited to other scopes); `reason` says which and where
+    /// sources come from.
+    case notProvided(id: String, reason: String)
     /// A required secret whose configured source does not exist. `detail` names the source,
     /// where it was configured and what is wrong:
     /// `file "/p/npm" does not exist (from --secret "id=npm,src=npm")`.
@@ -26,7 +27,7 @@ public enum SecretError: Error, Sendable, Equatable, CustomStringConvertible {
     public var secretID: String? {
         switch self {
         case .invalidFlag: return nil
-        case .noSource(let id, _), .sourceMissing(let id, _), .tooLarge(let id, _, _, _),
+        case .notProvided(let id, _), .sourceMissing(let id, _), .tooLarge(let id, _, _, _),
              .unreadable(let id, _, _):
             return id
         }
@@ -36,8 +37,8 @@ public enum SecretError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .invalidFlag(let flag, let reason):
             return "--secret \(SecretError.quote(flag)): \(reason)"
-        case .noSource(let id, let searched):
-            return "secret \(SecretError.quote(id)): no source: " + searched.joined(separator: ", ")
+        case .notProvided(let id, let reason):
+            return "secret \(SecretError.quote(id)) is required but not provided: \(reason)"
         case .sourceMissing(let id, let detail):
             return "secret \(SecretError.quote(id)) is required but its source is missing: \(detail)"
         case .tooLarge(let id, let source, let bytes, let limit):

@@ -2,6 +2,23 @@
 import Glibc
 #endif
 
+/// Where a secret's value is read from on the agent's side. Only operator input (a
+/// `--secret` flag, the agent policy) ever becomes one.
+enum SecretSource: Sendable, Equatable {
+    /// A file, absolute.
+    case file(String)
+    /// A variable of the agent's own environment.
+    case env(String)
+
+    /// How error messages name this source: `file "/p/npm"` or `environment variable "CI_TOKEN"`.
+    var displayName: String {
+        switch self {
+        case .file(let path): return "file \(SecretError.quote(path))"
+        case .env(let name): return "environment variable \(SecretError.quote(name))"
+        }
+    }
+}
+
 /// What looking up one secret source found.
 enum Lookup: Sendable {
     case found([UInt8])
@@ -17,7 +34,7 @@ struct SourceReader: Sendable {
     var maxBytes: Int
 
     /// Reads one configured source. `origin` says where it was configured, for messages.
-    func read(id: String, _ source: SecretSpec.Source, origin: String) throws -> Lookup {
+    func read(id: String, _ source: SecretSource, origin: String) throws -> Lookup {
         let named = source.displayName + (origin.isEmpty ? "" : " " + origin)
         switch source {
         case .env(let name):
@@ -35,20 +52,21 @@ struct SourceReader: Sendable {
         }
     }
 
-    /// BuildKit's default for an id with no source: the environment variable named like the
-    /// id if it is set (even to ""), else the file named like the id in `directory`.
+    /// BuildKit's default for `--secret id=x` without `src`/`env`: the environment variable
+    /// named like the id if it is set (even to ""), else the file named like the id in
+    /// `directory`. Only for the operator's own flag: never for an id the job names.
     func automatic(id: String, directory: String, origin: String) throws -> Lookup {
         if environment[id] != nil { return try read(id: id, .env(id), origin: origin) }
         let path = directory.hasSuffix("/") ? directory + id : directory + "/" + id
         switch try read(id: id, .file(path), origin: origin) {
         case .found(let value): return .found(value)
         case .missing(let places):
-            return .missing(["\(SecretSpec.Source.env(id).displayName) is not set"] + places)
+            return .missing(["\(SecretSource.env(id).displayName) is not set"] + places)
         }
     }
 
     /// The file's bytes, or nil if there is no such file. Symlinks are followed: the file is
-    /// on the agent's side and named by the person running the agent.
+    /// on the agent's side and named by the operator (a flag or the policy), never by a job.
     private func readFile(_ path: String, id: String, named: String) throws -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
         if fd < 0 {

@@ -131,13 +131,3 @@ public struct SecretSourceFlag: Sendable, Equatable, CustomStringConvertible {
 
     struct CSVFieldError: Error { var message: String }
 }
-
-extension SecretSpec.Source {
-    /// How error messages name this source: `file "/p/npm"` or `environment variable "CI_TOKEN"`.
-    var displayName: String {
-        switch self {
-        case .file(let path): return "file \(SecretError.quote(path))"
-        case .env(let name): return "environment variable \(SecretError.quote(name))"
-        }
-    }
-}

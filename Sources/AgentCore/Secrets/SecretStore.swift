@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SandboxPolicy
 
 /// The secret values of one job, resolved before any step runs and held in memory only:
 /// nothing here ever writes a value to disk, and `description`/`dump` show ids, not values.
@@ -41,18 +42,24 @@ public struct SecretStore: Sendable, CustomStringConvertible, CustomDebugStringC
     public var customMirror: Mirror { Mirror(self, children: ["ids": ids], displayStyle: .struct) }
 
     /// Resolves every secret the job can use: the ids in the job's `secrets`, the ids given
-    /// by `cliSecrets`, and the ids any step mounts. For each id the first of these wins:
+    /// by `cliSecrets`, and the ids any step mounts. Values come from the operator only; the
+    /// job file is untrusted and names ids, never sources. For each id the first of these wins:
     ///
-    /// 1. a `--secret` flag (the last one for that id): a relative `src` resolves against `cwd`;
-    /// 2. the job's `secrets` entry, if it names a source;
-    /// 3. BuildKit's default: the environment variable named like the id if it is set, else
-    ///    the file named like the id in the job's folder.
+    /// 1. a `--secret` flag (the last one for that id): a relative `src` resolves against
+    ///    `cwd`; `id=x` alone keeps BuildKit's meaning (variable `x`, else file `x` in `cwd`),
+    ///    since the operator wrote it;
+    /// 2. the agent policy's `secrets` entry (`policySecrets`), when it is not limited to
+    ///    scopes or `job.cacheScope` (the granted scope) is one of them.
     ///
-    /// A secret is required when the job marks it `required` or any step mounts it with
-    /// `required=true`. A required secret without a value throws, naming the id and every
-    /// place looked at; an optional one is left out (and a configured-but-missing source
-    /// is a warning). Values over `maxBytes` always throw.
-    public static func resolve(job: JobSpec, cliSecrets: [SecretSourceFlag], environment: [String: String],
+    /// Anything else is "not provided": there is deliberately no look-up in the agent's
+    /// environment or beside the job file (BuildKit's default), since a hostile job would
+    /// use it to read `HOME`'s files or `AWS_*` variables. A secret is required when the job
+    /// marks it `required` or any step mounts it with `required=true`. A required secret
+    /// without a value throws, naming the id and where sources come from; an optional one
+    /// is left out (a mount of it is skipped) and a configured-but-missing source or a
+    /// policy secret of another scope is a warning. Values over `maxBytes` always throw.
+    public static func resolve(job: JobSpec, cliSecrets: [SecretSourceFlag],
+                               policySecrets: [String: AgentPolicy.Secret] = [:], environment: [String: String],
                                cwd: String, maxBytes: Int = defaultMaxBytes) throws -> SecretStore {
         var flags: [String: SecretSourceFlag] = [:]
         for flag in cliSecrets { flags[flag.id] = flag }  // later flags override earlier ones
@@ -79,22 +86,25 @@ public struct SecretStore: Sendable, CustomStringConvertible, CustomDebugStringC
                 case .automatic: found = try reader.automatic(id: id, directory: cwd, origin: origin)
                 }
                 try accept(found, id: id, required: required, origin: origin, into: &values, warnings: &warnings)
-            } else if let spec = job.secrets[id], let source = spec.source {
-                var source = source
-                if case .file(let path) = source { source = .file(join(job.baseDirectory, path)) }
-                let origin = "(from the job's \"secrets\")"
+            } else if let secret = policySecrets[id] {
+                let origin = "(from the agent policy's secrets.\(id))"
+                guard secret.isProvided(toScope: job.cacheScope) else {
+                    let reason = "not provided for scope \(SecretError.quote(job.cacheScope)): the agent policy's "
+                        + "secrets.\(id) is limited to scopes \((secret.scopes ?? []).map(SecretError.quote).joined(separator: ", "))"
+                    if required { throw SecretError.notProvided(id: id, reason: reason) }
+                    warnings.append("secret \(SecretError.quote(id)) is \(reason); steps that mount it without required=true run without it")
+                    continue
+                }
+                let source: SecretSource = switch secret.source {
+                case .file(let path): .file(path)
+                case .env(let name): .env(name)
+                }
                 let found = try reader.read(id: id, source, origin: origin)
                 try accept(found, id: id, required: required, origin: origin, into: &values, warnings: &warnings)
-            } else {
-                let notes = [job.secrets[id] == nil ? "not in the job's \"secrets\"" : "the job's \"secrets\" entry names no source",
-                             "no --secret flag"]
-                let found = try reader.automatic(id: id, directory: job.baseDirectory, origin: "")
-                // Nobody configured this secret: leaving it out is BuildKit's normal case, no warning.
-                if case .found(let value) = found {
-                    values[id] = value
-                } else if case .missing(let searched) = found, required {
-                    throw SecretError.noSource(id: id, searched: notes + searched)
-                }
+            } else if required {
+                // Nobody provided it. Optional: leaving it out is BuildKit's normal case, no warning.
+                throw SecretError.notProvided(id: id, reason: "no --secret flag and no \"secrets\" entry in the agent policy "
+                    + "(the operator provides secrets: --secret id=\(id),src=FILE on run-job/watch, or \"secrets\" in the agent policy)")
             }
         }
         return SecretStore(values: values, warnings: warnings)

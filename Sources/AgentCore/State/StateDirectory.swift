@@ -11,7 +11,8 @@ import Glibc
 /// caches/<scope>/<escaped-id>/data          the cache (instance 0)
 /// caches/<scope>/<escaped-id>/data.<n>      extra instances for concurrent sharing=private
 /// caches/.trash/                            entries being deleted
-/// volumes/<name>/data, volumes/<name>/meta.json
+/// volumes/<scope>/<name>/data, volumes/<scope>/<name>/meta.json
+/// volumes/.scoped                           marker: old volumes/<name>/ moved to scope default
 /// jobs/                                     per-job workspace layers (the runner's)
 /// locks/                                    flock files; never deleted, so a lock is never
 ///                                           taken on a file that another process unlinked
