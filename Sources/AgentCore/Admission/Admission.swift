@@ -12,6 +12,14 @@ public struct OperatorGrant: Sendable {
     public var workspaceRoots: [String] = []
     /// The agent's own folders, which no job may reach.
     public var protected: ProtectedPaths
+    /// `--cache-scope`: the only scope the job's caches and volumes live in.
+    public var cacheScope: String = ScopeGrant.defaultScope
+    /// `--secret` flags; with the policy's `secrets`, the only secret sources.
+    public var secretFlags: [SecretSourceFlag] = []
+    /// The agent's environment, read only for `--secret ...,env=VAR` flags.
+    public var environment: [String: String] = [:]
+    /// Where relative `--secret src=` paths resolve.
+    public var workingDirectory: String = "/"
 
     public init(policy: AgentPolicy, workspaceRoots: [String] = [], protected: ProtectedPaths) {
         self.policy = policy
@@ -33,6 +41,7 @@ public struct MountIndex: Hashable, Sendable {
 /// A job as the operator granted it: the parsed spec plus every host path it names, opened
 /// once beneath its granted root and held by descriptor. The runner executes only this.
 public struct AdmittedJob: Sendable {
+    /// The parsed job with its granted cache scope.
     public let spec: JobSpec
     /// The job file as the operator named it (for messages).
     public let file: String
@@ -42,6 +51,8 @@ public struct AdmittedJob: Sendable {
     public let rootfs: AdmittedPath?
     /// Every bind source, by step and mount.
     public let binds: [MountIndex: AdmittedPath]
+    /// The values of the secrets the job may use, from the operator's sources only.
+    public let secrets: SecretStore
 }
 
 /// The one step between the job parser and the runner (used by `run-job` and `watch`):
@@ -49,8 +60,12 @@ public struct AdmittedJob: Sendable {
 /// the operator's side or refused (exit 2) before anything runs, naming the JSON path, the
 /// value and the policy key or flag that would allow it.
 public enum Admission {
-    public static func admit(_ job: JobSpec, file: String, grant: OperatorGrant) throws -> AdmittedJob {
+    ///
+    /// Order: cache scope, network, root filesystem, workspace, bind sources, and last the
+    /// secrets, so that no secret value is read for a job that is refused.
+    public static func admit(_ parsed: JobSpec, file: String, grant: OperatorGrant) throws -> AdmittedJob {
         let policy = grant.policy
+        let job = try ScopeGrant.apply(grant.cacheScope, to: parsed, file: file)
         if job.network == .host && !policy.allowHostNetwork {
             throw JobValidationError(file: file, path: "network",
                                      message: "\"host\" is not allowed by the agent policy (allowHostNetwork: false)")
@@ -70,7 +85,10 @@ public enum Admission {
                                               file: file, jsonPath: "workspace")
         }
         let binds = try admitBinds(job, file: file, workspace: workspace, grant: grant)
-        return AdmittedJob(spec: job, file: file, workspace: workspace, rootfs: rootfs, binds: binds)
+        let secrets = try SecretStore.resolve(
+            job: job, cliSecrets: grant.secretFlags, policySecrets: policy.secrets, environment: grant.environment,
+            cwd: grant.workingDirectory, maxBytes: Int(policy.maxSecretBytes))
+        return AdmittedJob(spec: job, file: file, workspace: workspace, rootfs: rootfs, binds: binds, secrets: secrets)
     }
 
     /// Bind sources: beneath the job's folder, the policy's `allowedBindSources`, or the

@@ -1,0 +1,79 @@
+import AgentSupport
+import FoundationEssentials
+import Glibc
+import Sandbox
+import SandboxPolicy
+
+/// An admitted job with everything its steps run in: the results folder being written, the
+/// copy-on-write workspace layer, the seccomp program, progress and `log.txt`.
+struct PreparedJob: Sendable {
+    let admitted: AdmittedJob
+    let secrets: JobSecrets
+    let seccomp: SeccompPolicy
+    let results: ResultsFolder
+    let workspace: WorkspaceLayer
+    let progress: ProgressSink
+    let jobLog: JobLog
+    let startedAt: Date
+
+    var spec: JobSpec { admitted.spec }
+    func redact(_ text: String) -> String { secrets.redact(text) }
+}
+
+/// A failure of the prepare stage, already turned into the job's outcome (nothing ran).
+struct PreparationFailure: Error {
+    var outcome: JobOutcome
+}
+
+extension JobRunner {
+    /// Stage 2: the seccomp program, the results folder (written beside, renamed at the end),
+    /// the workspace layer over the admitted source, progress and `log.txt`. What it made is
+    /// removed again if a later part fails.
+    func prepare(_ admitted: AdmittedJob, output: String?, startedAt: Date) async -> Result<PreparedJob, PreparationFailure> {
+        func fail(_ code: Int32, _ message: String) -> Result<PreparedJob, PreparationFailure> {
+            .failure(PreparationFailure(outcome: JobOutcome(exitCode: code, state: .error, resultsPath: nil, message: message)))
+        }
+        let job = admitted.spec
+        let secrets = JobSecrets(admitted.secrets)
+        let seccomp: SeccompPolicy
+        do {
+            seccomp = try options.policy.seccompPolicy()
+        } catch {
+            return fail(3, "\(error)")
+        }
+        let results: ResultsFolder
+        do {
+            results = try makeResultsFolder(output, jobID: job.id)
+        } catch let e as ResultsFolder.Failure {
+            return fail(e.isUsageError ? 2 : 3, e.description)
+        } catch {
+            return fail(3, "\(error)")
+        }
+        // Layers left by an agent that was killed (their lock is free) go first.
+        let stale = await WorkspaceLayer.removeStale(stateDirectory: options.stateDirectory)
+        let workspace: WorkspaceLayer
+        do {
+            workspace = try WorkspaceLayer(stateDirectory: options.stateDirectory, jobID: job.id, source: admitted.workspace)
+        } catch {
+            results.discard()
+            return fail(3, secrets.redact("cannot create the job's workspace layer: \(error)"))
+        }
+        let redact: @Sendable (String) -> String = { secrets.redact($0) }
+        let progress = ProgressSink(renderer: makeRenderer(), redact: redact)
+        for w in secrets.warnings { progress.warning(w) }
+        if job.resources.memory != nil {
+            progress.warning("resources.memory cannot be enforced on this host (cgroups are not delegated to the agent); only rlimits apply")
+        }
+        let jobLog: JobLog
+        do {
+            jobLog = try JobLog(path: results.directoryPath + "/log.txt", redact: redact)
+        } catch {
+            results.discard()
+            await workspace.remove()
+            return fail(3, "\(error)")
+        }
+        for dir in stale { jobLog.note("removed \(dir): the workspace layer of an agent that is gone") }
+        return .success(PreparedJob(admitted: admitted, secrets: secrets, seccomp: seccomp, results: results,
+                                    workspace: workspace, progress: progress, jobLog: jobLog, startedAt: startedAt))
+    }
+}
