@@ -88,6 +88,10 @@ struct ExecCommand: AsyncParsableCommand {
     /// other on the task that parses and runs the command.
     nonisolated(unsafe) private static var validated: (configuration: ContainerConfiguration, policy: AgentPolicy)?
 
+    /// The descriptors of the admitted rootfs and bind sources: held open (their inodes
+    /// alive) until the process exits; set with `validated`, on the same task.
+    nonisolated(unsafe) private static var heldDescriptors: [Int32] = []
+
     mutating func validate() throws {
         if command.first == "--" { command.removeFirst() }
         guard let first = command.first else { throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]") }
@@ -190,6 +194,10 @@ struct ExecCommand: AsyncParsableCommand {
             for b in binds { c.mounts.append(try ExecParsing.bind(b)) }
             for t in tmpfs { c.mounts.append(try ExecParsing.tmpfs(t)) }
         }
+        // The agent's own files never reach a container; what is checked is what is mounted.
+        var opened: [Int32] = []
+        try ExecHostPaths.admit(&c, keep: &opened)
+        Self.heldDescriptors = opened
         c.network = try gate.network(network)
         c.seccomp = try gate.seccomp(seccomp)
         c.capabilities = try gate.capabilities(drop: capDrop, add: capAdd)

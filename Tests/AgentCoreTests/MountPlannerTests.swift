@@ -40,7 +40,9 @@ import Testing
         policy.workspaceRoots = [f.root]
         var protected = ProtectedPaths()
         protected.add("the agent's state folder", f.t.state.root, below: true)
-        return OperatorGrant(policy: policy, protected: protected)
+        var g = OperatorGrant(policy: policy, protected: protected)
+        g.cacheScope = "main"  // the operator's scope: admission sets the job's from it
+        return g
     }
 
     func admit(_ f: Fixture, _ mounts: [String], allowed: [String]? = nil) throws -> AdmittedJob {

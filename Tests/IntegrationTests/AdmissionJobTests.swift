@@ -168,3 +168,30 @@ import Testing
         #expect(grep(q + "/failed", Self.marker).isEmpty)
     }
 }
+
+/// `agent exec` is the operator's own tool, but the agent's home, state folder and binary
+/// are never given to a container there either.
+@Suite struct ExecHostPathTests {
+    @Test func theAgentsOwnFilesAreNeverBoundOrARootfs() async throws {
+        let home = Harness.user.home
+        let state = home + "/.local/state/agent"
+        let mk = Process()
+        mk.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        mk.arguments = ["--reuid=\(Harness.user.uid)", "--regid=\(Harness.user.gid)", "--clear-groups", "--", "/bin/mkdir", "-p", state]
+        try mk.run(); mk.waitUntilExit()
+        for (flags, what) in [(["--bind", "\(home):/h"], "it is the agent's home"),
+                              (["--bind", "\(state)/..:/s"], "it contains the agent's state folder"),
+                              (["--bind", "\(Harness.agentBinary):/a"], "it is the agent's binary"),
+                              (["--rootfs", state], "it is the agent's state folder")] {
+            let r = try await Harness.exec(flags, ["/bin/echo", "ran"])
+            #expect(r.status == 125, "\(flags): \(r.stderr)")
+            #expect(r.stderr.contains("cannot be given to a container: \(what)"), "\(flags): \(r.stderr)")
+            #expect(!r.stdout.contains("ran"))
+        }
+        // Anything else of the operator's still binds.
+        let dir = try Harness.scratch("execbind")
+        try Harness.write("fine", to: dir + "/f")
+        let ok = try await Harness.exec(["--bind", "\(dir):/d"], ["/bin/cat", "/d/f"])
+        #expect(ok.status == 0 && ok.stdout == "fine", "\(ok.stderr)")
+    }
+}
