@@ -37,7 +37,7 @@ public final class AdmittedPath: @unchecked Sendable {
             if id == mine { return true }
             if id == previous { return false }
             previous = id
-            let parent = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)
+            let parent = ProtectedPaths.parent(of: cur)
             guard parent >= 0 else { return false }
             close(cur)
             cur = parent

@@ -48,7 +48,7 @@ public struct ProtectedPaths: Sendable {
         guard fd >= 0 else { return }
         var previous = entries[index].identity
         for _ in 0..<4096 {
-            let parent = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)
+            let parent = Self.parent(of: fd)
             close(fd)
             guard parent >= 0, let id = FileIdentity(descriptor: parent) else {
                 if parent >= 0 { close(parent) }
@@ -75,7 +75,7 @@ public struct ProtectedPaths: Sendable {
         defer { close(cur) }
         var previous = id
         for _ in 0..<4096 {
-            let parent = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)
+            let parent = Self.parent(of: cur)
             guard parent >= 0, let pid = FileIdentity(descriptor: parent) else {
                 if parent >= 0 { close(parent) }
                 return "its parent folders cannot be examined"
@@ -87,6 +87,17 @@ public struct ProtectedPaths: Sendable {
             previous = pid
         }
         return "it is nested too deeply to examine"
+    }
+
+    /// The folder `fd` is in: `..` of a folder; for a file (which has no `..`), the folder
+    /// its canonical path names. An `O_PATH` descriptor, or -1.
+    static func parent(of fd: Int32) -> Int32 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return -1 }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC) }
+        guard let host = HostPath(descriptor: fd) else { return -1 }
+        let folder = host.path.split(separator: "/").dropLast().joined(separator: "/")
+        return open("/" + folder, O_PATH | O_DIRECTORY | O_CLOEXEC)
     }
 
     static func executablePath() -> String? {
