@@ -7,18 +7,7 @@ import Testing
 @Suite(.serialized) struct AdmissionJobTests {
     static let marker = "MARKER-\(UUID().uuidString.prefix(12))"
 
-    /// Every regular file below `dir` that contains `needle`.
-    func grep(_ dir: String, _ needle: String) -> [String] {
-        var hits: [String] = []
-        guard let e = FileManager.default.enumerator(atPath: dir) else { return [] }
-        while let rel = e.nextObject() as? String {
-            let path = dir + "/" + rel
-            var st = stat()
-            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            if let data = FileManager.default.contents(atPath: path), data.range(of: Data(needle.utf8)) != nil { hits.append(path) }
-        }
-        return hits
-    }
+    func grep(_ dir: String, _ needle: String) -> [String] { Harness.filesContaining(needle, in: dir) }
 
     /// A job whose one step would print every file below `/workspace` and write a "ran" note.
     func spyJob(_ keys: String) -> String {

@@ -5,19 +5,7 @@ import Testing
 @Suite(.serialized) struct SecretJobTests {
     static let secret = "hunter2-correct-horse"
 
-    func grepTree(_ dir: String, for needle: String) throws -> [String] {
-        var hits: [String] = []
-        guard let e = FileManager.default.enumerator(atPath: dir) else { return [] }
-        while let rel = e.nextObject() as? String {
-            let path = dir + "/" + rel
-            var st = stat()
-            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            if let data = FileManager.default.contents(atPath: path), data.range(of: Data(needle.utf8)) != nil {
-                hits.append(path)
-            }
-        }
-        return hits
-    }
+    func grepTree(_ dir: String, for needle: String) throws -> [String] { Harness.filesContaining(needle, in: dir) }
 
     @Test func secretFileOnlyWhereMountedWithMode0400() async throws {
         let f = try JobFixture("""

@@ -171,4 +171,17 @@ enum Harness {
     static func exec(_ options: [String], _ command: [String], environment: [String: String] = [:]) async throws -> Result {
         try await run(["exec"] + options + ["--"] + command, environment: environment)
     }
+
+    /// Every regular file below `dir` whose bytes contain `needle` (symlinks not followed).
+    static func filesContaining(_ needle: String, in dir: String) -> [String] {
+        var hits: [String] = []
+        guard let e = FileManager.default.enumerator(atPath: dir) else { return [] }
+        while let rel = e.nextObject() as? String {
+            let path = dir + "/" + rel
+            var st = stat()
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            if let data = FileManager.default.contents(atPath: path), data.range(of: Data(needle.utf8)) != nil { hits.append(path) }
+        }
+        return hits
+    }
 }
