@@ -89,6 +89,8 @@ import Testing
         expectRefused(f, r, path: "image.rootfs", key: "the agent's state folder")
         let g = try JobFixture(spyJob(#""image": {"rootfs": "/"},"#))
         expectRefused(g, try await g.run(), path: "image.rootfs", key: "rootfsRoots")
+        let h = try JobFixture(spyJob(#""image": {"rootfs": "\#(Harness.user.home)"},"#))
+        expectRefused(h, try await h.run(), path: "image.rootfs", key: "rootfsRoots")
     }
 
     @Test func aReadOnlyRootfsWorksAndIsNeverWritten() async throws {
@@ -107,6 +109,15 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try f.read("logs/01-w.log").contains("out hi"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.dir + "/rootfs").sorted() == before)
+    }
+
+    @Test func bindSourcesStayBeneathWhatWasGranted() async throws {
+        // A bind of a host folder outside the job's folder, and one reached by `..`.
+        for source in ["/etc", "../", Harness.user.home + "/.ssh"] {
+            let f = try JobFixture(#"{"version": 1, "id": "b", "workspace": "src", "steps": [{"name": "s", "run": "echo ran", "mounts": ["type=bind,source=\#(source),target=/x"]}]}"#,
+                                   files: ["src/.keep": ""])
+            expectRefused(f, try await f.run(), path: "steps[0].mounts[0].source", key: "allowedBindSources")
+        }
     }
 
     @Test func aBindSourceSwappedForASymlinkAfterAdmissionIsNeverMounted() async throws {
