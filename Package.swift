@@ -3,9 +3,10 @@
 //   CAgentSandbox  C shim that owns the child from clone to exec (raw syscalls only)
 //   CAgentSys      wrappers for the agent process: renameat2, prctl (Glibc lacks them)
 //   AgentSupport   text, path and thread helpers (the agent links FoundationEssentials only)
-//   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, agent policy
+//   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, sandbox limits
 //   Sandbox        container configuration and the async run API (Swift side of the shim)
-//   AgentCore      jobs, mounts, caches, secrets, reports (JUnit read with libxml2), artifacts, queue
+//   AgentCore      the agent policy, admission, jobs, mounts, caches, secrets, reports (JUnit read
+//                  with libxml2), artifacts, queue
 //   agent          the thin CLI
 import PackageDescription
 
@@ -68,7 +69,7 @@ let package = Package(
                                           .when(configuration: .release))]
         ),
         .testTarget(name: "AgentSupportTests", dependencies: ["AgentSupport"]),
-        .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
+        .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy", "AgentCore"]),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentSupport", "SandboxPolicy"],
                     swiftSettings: [.unsafeFlags(libxml2ImportFlags)]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxPolicy"]),

@@ -11,11 +11,11 @@ import SandboxPolicy
 /// A request outside the policy throws `Refusal` (the CLI exits 125); a value that is not
 /// a valid flag value at all throws `ExecParsing.InvalidValue` (a usage error, exit 64).
 public struct ExecPolicyGate: Sendable {
-    public var policy: AgentPolicy
-    /// Where the policy came from: its path, or `"built-in"` (as `AgentPolicy.resolve` says).
+    public var policy: SandboxLimits
+    /// Where the policy came from: its path, or `"built-in"` (as the agent core's policy resolver says).
     public var source: String
 
-    public init(policy: AgentPolicy, source: String) {
+    public init(policy: SandboxLimits, source: String) {
         self.policy = policy
         self.source = source
     }
@@ -103,7 +103,7 @@ public struct ExecPolicyGate: Sendable {
         }
     }
 
-    /// The policy's own filter. `AgentPolicy.seccompPolicy()` names only the profile file
+    /// The policy's own filter. `SandboxLimits.seccompPolicy()` names only the profile file
     /// when it does not load; the error here names the policy file too, which is what the
     /// user must fix or stop pointing `$AGENT_POLICY` at.
     func policySeccomp() throws -> SeccompPolicy {

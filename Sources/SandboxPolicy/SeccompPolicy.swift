@@ -26,7 +26,7 @@ public enum SeccompPolicy: Sendable, Equatable {
     /// `seccomp profile /etc/p.json: syscalls[3].action: unknown action ...`.
     public static func file(_ path: String) throws -> SeccompPolicy {
         let text: String
-        switch readFile(path) {
+        switch readPolicyFile(path) {
         case .success(let data): text = String(decoding: data, as: UTF8.self)
         case .failure(let error): throw SeccompError(message: "seccomp profile \(path): cannot read the file (\(error))")
         }

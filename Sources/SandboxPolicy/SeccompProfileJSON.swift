@@ -208,23 +208,3 @@ extension SeccompProfile {
         return JSONValue.object(root).serialized() + "\n"
     }
 }
-
-extension JSONValue {
-    /// Compact JSON text with object keys sorted.
-    func serialized() -> String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .unsigned(let n): return String(n)
-        case .signed(let n): return String(n)
-        case .double(let d): return "\(d)"
-        case .string(let s): return Self.quote(s)
-        case .array(let items): return "[" + items.map { $0.serialized() }.joined(separator: ",") + "]"
-        case .object(let fields):
-            return "{" + fields.keys.sorted().map { Self.quote($0) + ":" + fields[$0]!.serialized() }
-                .joined(separator: ",") + "}"
-        }
-    }
-
-    private static func quote(_ s: String) -> String { jsonQuoted(s) }
-}

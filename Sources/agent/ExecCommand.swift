@@ -1,3 +1,4 @@
+import AgentCore
 import ArgumentParser
 import AgentSupport
 import FoundationEssentials
@@ -176,7 +177,7 @@ struct ExecCommand: AsyncParsableCommand {
     /// the policy does not allow.
     func makeConfiguration() throws -> (configuration: ContainerConfiguration, policy: AgentPolicy) {
         let resolved = try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment)
-        let gate = ExecPolicyGate(policy: resolved.policy, source: resolved.source)
+        let gate = ExecPolicyGate(policy: resolved.policy.sandbox, source: resolved.source)
         var c = ContainerConfiguration(command: command.first == "--" ? Array(command.dropFirst()) : command)
         if rootfs != "host" {
             c.rootfs = .directory(HostPath(rootfs.hasPrefix("/") ? rootfs : FileManager.default.currentDirectoryPath + "/" + rootfs))

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import SandboxPolicy
+@testable import AgentCore
+import SandboxPolicy
 
 /// The agent policy file.
 @Suite struct AgentPolicyTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SandboxPolicy
+import AgentCore
 
 /// The project's own profile and policy: embedded copies equal the files, and the profile
 /// blocks what it promises to block.

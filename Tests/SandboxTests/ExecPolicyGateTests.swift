@@ -6,15 +6,15 @@ import SandboxPolicy
 /// `agent exec`'s security flags under the agent policy: they may only narrow it. The
 /// refusals are checked by value (flag, value, key), since the CLI prints them as they are.
 @Suite struct ExecPolicyGateTests {
-    static func policy(_ edit: (inout AgentPolicy) -> Void) -> AgentPolicy {
-        var p = AgentPolicy()
+    static func policy(_ edit: (inout SandboxLimits) -> Void) -> SandboxLimits {
+        var p = SandboxLimits()
         edit(&p)
         return p
     }
 
     static let chownOnly = ExecPolicyGate(
         policy: policy { $0.capabilities = CapabilitySet(mask: 1) }, source: "/etc/chown-only.json")
-    static let builtIn = ExecPolicyGate(policy: .default, source: "built-in")
+    static let builtIn = ExecPolicyGate(policy: SandboxLimits(), source: "built-in")
 
     @Test func capAddOutsideThePolicyIsRefusedNamingFlagValueAndKey() throws {
         #expect(throws: ExecPolicyGate.Refusal(flag: "--cap-add", value: "SYS_ADMIN",

@@ -142,7 +142,7 @@ import SandboxPolicy
     }
 
     @Test func capDropAllWithoutNames() throws {
-        let gate = ExecPolicyGate(policy: .default, source: "built-in")
+        let gate = ExecPolicyGate(policy: SandboxLimits(), source: "built-in")
         #expect(try gate.capabilities(drop: ["ALL"], add: []) == .empty)
         #expect(try gate.capabilities(drop: [], add: []) == .dockerDefault)
     }

@@ -1,26 +1,19 @@
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import SandboxPolicy
 
-/// What jobs on this agent may do at most: the capabilities containers may keep, the
-/// seccomp profile, host network, which host paths steps may bind, and resource budgets.
-/// Jobs and the CLI may only narrow it.
+/// What jobs on this agent may do at most: the sandbox limits (capabilities, seccomp
+/// profile, host network: `SandboxLimits`, which the sandbox module owns), and the job-level
+/// grants (which host paths jobs may name, budgets, operator secrets). Jobs and the CLI may
+/// only narrow it.
 ///
 /// Read from JSON (`policies/policy.json` is the built-in default). Every key is optional;
 /// a missing key keeps the default, an unknown key or a wrong type is an error naming the
 /// file and the key. Where the CLI gets it: see `resolve(commandLine:environment:)`.
 public struct AgentPolicy: Sendable, Equatable {
-    /// Which seccomp profile containers get.
-    public enum SeccompProfileSetting: Sendable, Equatable {
-        /// `"default"`: the project's profile (`policies/seccomp-default.json`), plus netlink
-        /// and raw sockets where `allowNetlink`/`allowRawSockets` say so.
-        case projectDefault
-        /// `"unconfined"`: no seccomp filter (no_new_privs and capabilities still apply).
-        case unconfined
-        /// Any other string: a Docker-format profile file; relative paths are resolved
-        /// against the policy file's directory when it is loaded.
-        case file(String)
-    }
+    /// Which seccomp profile containers get (see `SandboxLimits`).
+    public typealias SeccompProfileSetting = SandboxLimits.SeccompProfileSetting
 
     /// Cache eviction: keep at most `keepBytes`, and at most `keepPercentOfDisk` percent of
     /// the disk holding the cache, whichever is smaller.
@@ -33,11 +26,22 @@ public struct AgentPolicy: Sendable, Equatable {
         }
     }
 
+    /// What any container may have at most.
+    public var sandbox = SandboxLimits()
     /// Capabilities a container may keep (default: Docker's 14).
-    public var capabilities: CapabilitySet = .dockerDefault
-    public var seccompProfile: SeccompProfileSetting = .projectDefault
+    public var capabilities: CapabilitySet {
+        get { sandbox.capabilities }
+        set { sandbox.capabilities = newValue }
+    }
+    public var seccompProfile: SeccompProfileSetting {
+        get { sandbox.seccompProfile }
+        set { sandbox.seccompProfile = newValue }
+    }
     /// Whether steps may use `network: host`.
-    public var allowHostNetwork = false
+    public var allowHostNetwork: Bool {
+        get { sandbox.allowHostNetwork }
+        set { sandbox.allowHostNetwork = newValue }
+    }
     /// Absolute host path prefixes steps may bind (besides the job's own workspace).
     public var allowedBindSources: [String] = []
     /// Absolute host folders beneath which a job's `workspace` may be (besides the job
@@ -47,9 +51,15 @@ public struct AgentPolicy: Sendable, Equatable {
     /// file's own folder).
     public var rootfsRoots: [String] = []
     /// Whether the default profile allows netlink sockets.
-    public var allowNetlink = false
+    public var allowNetlink: Bool {
+        get { sandbox.allowNetlink }
+        set { sandbox.allowNetlink = newValue }
+    }
     /// Whether the default profile allows raw IP and packet sockets.
-    public var allowRawSockets = false
+    public var allowRawSockets: Bool {
+        get { sandbox.allowRawSockets }
+        set { sandbox.allowRawSockets = newValue }
+    }
     /// Total bytes of artifacts one job may keep (default 1 GiB).
     public var artifactBudgetBytes: UInt64 = 1 << 30
     public var cache = CacheLimits()
@@ -100,7 +110,7 @@ public struct AgentPolicy: Sendable, Equatable {
     /// Reads a policy file. Errors name the file and the JSON key.
     public static func load(path: String) throws -> AgentPolicy {
         let data: Data
-        switch readFile(path) {
+        switch readPolicyFile(path) {
         case .success(let bytes): data = bytes
         case .failure(let error): throw PolicyError(file: path, key: nil, problem: "cannot read the file (\(error))")
         }
@@ -117,27 +127,12 @@ public struct AgentPolicy: Sendable, Equatable {
         return (.default, "built-in")
     }
 
-    /// The seccomp policy containers get under this agent policy. A profile file is read
-    /// and checked now, so a broken profile fails before any container starts.
-    public func seccompPolicy() throws -> SeccompPolicy {
-        switch seccompProfile {
-        case .projectDefault:
-            return .projectDefault(allowNetlink: allowNetlink, allowRawSockets: allowRawSockets)
-        case .unconfined:
-            return .unconfined
-        case .file(let path):
-            do {
-                return try .file(path)
-            } catch let error as SeccompError {
-                throw PolicyError(file: path, key: "seccompProfile", problem: error.message)
-            }
-        }
-    }
+    /// The seccomp policy containers get under this agent policy (`SandboxLimits`).
+    public func seccompPolicy() throws -> SeccompPolicy { try sandbox.seccompPolicy() }
 
-    /// The capabilities a container gets for `--cap-drop`/`--cap-add` style requests:
-    /// see `CapabilitySet.narrowing(_:drop:add:)`. Throws naming a capability outside the policy.
+    /// The capabilities a container gets for `--cap-drop`/`--cap-add` style requests.
     public func capabilities(drop: [String], add: [String]) throws -> CapabilitySet {
-        try CapabilitySet.narrowing(capabilities, drop: drop, add: add)
+        try sandbox.capabilities(drop: drop, add: add)
     }
 
     /// Whether a step may bind the host path `source`: it must be absolute and equal to or
@@ -157,49 +152,4 @@ public struct AgentPolicy: Sendable, Equatable {
         return parts.contains("..") ? nil : parts
     }
 
-}
-
-/// Why a file could not be read, as `strerror` says it ("No such file or directory").
-struct FileReadError: Error, CustomStringConvertible {
-    /// An errno, or 0 for "not a regular file".
-    var code: Int32
-    var description: String { code == 0 ? "not a regular file" : String(cString: strerror(code)) }
-}
-
-/// Reads a whole regular file (at most 16 MiB: policies and profiles are small).
-func readFile(_ path: String) -> Result<Data, FileReadError> {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return .failure(FileReadError(code: errno)) }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { return .failure(FileReadError(code: errno)) }
-    guard info.st_mode & S_IFMT == S_IFREG else { return .failure(FileReadError(code: 0)) }
-    var data = Data()
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return .failure(FileReadError(code: errno)) }
-        if n == 0 { return .success(data) }
-        data.append(contentsOf: buffer[0..<n])
-        if data.count > 16 << 20 { return .failure(FileReadError(code: EFBIG)) }
-    }
-}
-
-/// A policy file that cannot be used: names the file and the JSON key that is wrong.
-public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var file: String
-    /// A JSON path such as `cache.keepBytes` or `capabilities[3]`; `nil` for the whole file.
-    public var key: String?
-    public var problem: String
-
-    public init(file: String, key: String?, problem: String) {
-        self.file = file
-        self.key = key
-        self.problem = problem
-    }
-
-    public var description: String {
-        "policy \(file): " + (key.map { "\($0): " } ?? "") + problem
-    }
 }

@@ -1,16 +1,18 @@
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import SandboxPolicy
 
 // Reading and writing the agent policy's JSON. The reader goes through `JSONValue` so
 // each error names the exact key (`cache.keepPercentOfDisk`) and the file.
 
 extension AgentPolicy {
-    static let knownKeys: Set<String> = [
-        "comment", "capabilities", "seccompProfile", "allowHostNetwork", "allowedBindSources",
+    /// The job-level keys; the sandbox keys are `SandboxLimits.keys`.
+    static let knownKeys: Set<String> = SandboxLimits.keys.union([
+        "comment", "allowedBindSources",
         "workspaceRoots", "rootfsRoots",
-        "allowNetlink", "allowRawSockets", "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets",
-    ]
+        "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets",
+    ])
 
     /// Parses policy JSON; `file` names the source in errors, `baseDirectory` anchors a
     /// relative `seccompProfile` path.
@@ -30,31 +32,7 @@ extension AgentPolicy {
         try root.rejectUnknownKeys(Self.knownKeys)
         self.init()
         _ = try root.string("comment")
-        if let names = try root.strings("capabilities") {
-            var set = CapabilitySet.empty
-            for (i, name) in names.enumerated() {
-                do {
-                    set = set.union(try CapabilitySet(names: [name]))
-                } catch {
-                    throw PolicyError(file: file, key: "capabilities[\(i)]", problem: "\(error)")
-                }
-            }
-            capabilities = set
-        }
-        if let profile = try root.string("seccompProfile") {
-            switch profile {
-            case "default": seccompProfile = .projectDefault
-            case "unconfined": seccompProfile = .unconfined
-            case "": throw PolicyError(file: file, key: "seccompProfile", problem: "empty (use \"default\", \"unconfined\" or a file path)")
-            default:
-                if profile.hasPrefix("/") || baseDirectory == nil {
-                    seccompProfile = .file(profile)
-                } else {
-                    seccompProfile = .file(URL(fileURLWithPath: profile, relativeTo: URL(fileURLWithPath: baseDirectory!, isDirectory: true)).standardizedFileURL.path)
-                }
-            }
-        }
-        allowHostNetwork = try root.bool("allowHostNetwork") ?? allowHostNetwork
+        sandbox = try SandboxLimits(reading: root, file: file, baseDirectory: baseDirectory)
         if let sources = try root.strings("allowedBindSources") {
             for (i, source) in sources.enumerated() where AgentPolicy.components(source) == nil {
                 throw PolicyError(file: file, key: "allowedBindSources[\(i)]",
@@ -64,8 +42,6 @@ extension AgentPolicy {
         }
         workspaceRoots = try Self.roots(root, "workspaceRoots", file: file) ?? workspaceRoots
         rootfsRoots = try Self.roots(root, "rootfsRoots", file: file) ?? rootfsRoots
-        allowNetlink = try root.bool("allowNetlink") ?? allowNetlink
-        allowRawSockets = try root.bool("allowRawSockets") ?? allowRawSockets
         artifactBudgetBytes = try root.unsigned("artifactBudgetBytes") ?? artifactBudgetBytes
         if let cacheReader = try root.object("cache") {
             try cacheReader.rejectUnknownKeys(["keepBytes", "keepPercentOfDisk"])
@@ -149,17 +125,14 @@ extension AgentPolicy {
 
     /// The policy as JSON, in the same shape as `policies/policy.json`.
     public var jsonText: String {
-        var fields: [String: JSONValue] = [
-            "capabilities": .array(capabilities.names.map(JSONValue.string)),
-            "allowHostNetwork": .bool(allowHostNetwork),
+        var fields = sandbox.jsonFields
+        fields.merge([
             "allowedBindSources": .array(allowedBindSources.map(JSONValue.string)),
             "workspaceRoots": .array(workspaceRoots.map(JSONValue.string)),
             "rootfsRoots": .array(rootfsRoots.map(JSONValue.string)),
-            "allowNetlink": .bool(allowNetlink),
-            "allowRawSockets": .bool(allowRawSockets),
             "artifactBudgetBytes": .unsigned(artifactBudgetBytes),
             "maxSecretBytes": .unsigned(maxSecretBytes),
-        ]
+        ]) { $1 }
         fields["secrets"] = .object(secrets.mapValues { secret in
             var entry: [String: JSONValue] = switch secret.source {
             case .file(let path): ["file": .string(path)]
@@ -168,11 +141,6 @@ extension AgentPolicy {
             if let scopes = secret.scopes { entry["scopes"] = .array(scopes.map(JSONValue.string)) }
             return .object(entry)
         })
-        fields["seccompProfile"] = switch seccompProfile {
-        case .projectDefault: .string("default")
-        case .unconfined: .string("unconfined")
-        case .file(let path): .string(path)
-        }
         let percent = cache.keepPercentOfDisk
         fields["cache"] = .object([
             "keepBytes": .unsigned(cache.keepBytes),
