@@ -149,7 +149,7 @@ enum Harness {
         async let out = readToEnd(outPipe.fileHandleForReading)
         async let err = readToEnd(errPipe.fileHandleForReading)
         let (o, e) = await (out, err)
-        p.waitUntilExit()
+        await waitForExit(p)
         return Result(
             status: p.terminationStatus,
             stdout: String(decoding: o, as: UTF8.self),
@@ -164,6 +164,14 @@ enum Harness {
     static func readToEnd(_ handle: FileHandle) async -> Data {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        }
+    }
+
+    /// Waits for `p` on a thread of its own, for the same reason as `readToEnd`: a test that
+    /// blocks a cooperative thread can stall every other test's agent (and its time bounds).
+    static func waitForExit(_ p: Process) async {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { p.waitUntilExit(); continuation.resume() }
         }
     }
 
