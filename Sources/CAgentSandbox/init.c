@@ -66,12 +66,25 @@ static long sb_exec(const struct agent_sandbox_plan *p) {
     return saw_eacces ? -EACCES : first;
 }
 
-/// The command: runs in a vfork child of init (CLONE_VM | CLONE_VFORK, as posix_spawn does),
-/// so init learns when exec happened and no copy of init's memory (the agent's) is made
-/// only to be thrown away by the execve. Init is suspended until then; the child runs on
-/// its own stack, writes nothing of init's but that stack, and makes raw system calls only.
+/// The command: runs in a CLONE_VM child of init in a nested user namespace (see
+/// sb_run_init), so no copy of init's memory (the agent's) is made only to be thrown away by
+/// the execve. The child runs on its own stack, writes nothing of init's but that stack (and
+/// the shared errno slot), and makes raw system calls only.
+/// The two pipes between init and the command child while they share memory (see sb_run_init).
+static int sb_ready_fds[2] = { -1, -1 };  /* init -> command: the nested maps are written */
+static int sb_exec_fds[2] = { -1, -1 };   /* command holds the write end (close-on-exec) */
+
 __attribute__((noreturn)) static void sb_command(const struct agent_sandbox_plan *p) {
-    long r = SB0(SYS_setsid);  // no TIOCSTI into the agent's terminal
+    // Our copies of the init's ends go first: only the write end of the exec pipe stays,
+    // and it closes with the execve (that EOF is how the init learns the exec happened).
+    SB1(SYS_close, sb_ready_fds[1]);
+    SB1(SYS_close, sb_exec_fds[0]);
+    char go = 0;
+    long r;
+    do { r = SB3(SYS_read, sb_ready_fds[0], &go, 1); } while (r == -EINTR);
+    if (r != 1) sb_fail(AGENT_STAGE_NESTED_MAPS, -1, r < 0 ? r : EPIPE);
+    SB1(SYS_close, sb_ready_fds[0]);
+    r = SB0(SYS_setsid);  // no TIOCSTI into the agent's terminal
     if (r < 0) sb_fail(AGENT_STAGE_SETSID, -1, r);
     uint64_t empty = 0;
     SB4(SYS_rt_sigprocmask, SIG_SETMASK, &empty, 0, 8);
@@ -136,11 +149,38 @@ static void sb_write_all(int fd, const void *buf, size_t len) {
     do { r = SB3(SYS_write, fd, buf, len); } while (r == -EINTR);
 }
 
+/// Writes `text` to /proc/<pid>/<file> (the pid as seen in this PID namespace).
+static long sb_write_proc(long pid, const char *file, const char *text) {
+    char path[64];
+    const char *pre = "/proc/";
+    size_t n = 0;
+    for (size_t k = 0; pre[k]; k++) path[n++] = pre[k];
+    char digits[12];
+    int d = 0;
+    unsigned long v = (unsigned long)pid;
+    do { digits[d++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (d) path[n++] = digits[--d];
+    path[n++] = '/';
+    for (size_t k = 0; file[k] && n < sizeof path - 1; k++) path[n++] = file[k];
+    path[n] = 0;
+    long fd = SB4(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    size_t len = sb_strlen(text);
+    long w = SB3(SYS_write, fd, text, len);
+    SB1(SYS_close, fd);
+    return w < 0 ? w : (w == (long)len ? 0 : -EIO);
+}
+
+/// The command's maps in its nested user namespace: the same ids 1:1. setgroups is left as
+/// the container's (denied in single mode, where the nested namespace inherits "deny").
+static void sb_write_nested_maps(long pid, const struct agent_sandbox_plan *p) {
+    long r = sb_write_proc(pid, "uid_map", p->nested_uid_map);
+    if (r >= 0) r = sb_write_proc(pid, "gid_map", p->nested_gid_map);
+    if (r < 0) sb_fail(AGENT_STAGE_NESTED_MAPS, -1, r);
+}
+
 void sb_run_init(const struct agent_sandbox_plan *p) {
-    // Non-dumpable: /proc/1/{exe,fd,mem,environ} of this copy of the agent are out of reach
-    // for the container (its mm belongs to the host user namespace).
-    long r = SB5(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
-    if (r < 0) sb_fail(AGENT_STAGE_DUMPABLE, -1, r);
+    long r;
     uint64_t all = ~0ULL;
     SB4(SYS_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
     for (int s = 1; s < SB_NSIG; s++) {
@@ -153,11 +193,56 @@ void sb_run_init(const struct agent_sandbox_plan *p) {
     long sfd = SB4(SYS_signalfd4, -1, &watch, 8, SFD_CLOEXEC);
     if (sfd < 0) sb_fail(AGENT_STAGE_SIGNALS, -1, sfd);
 
+    // Locked mounts. The command starts in a user namespace nested in the container's
+    // (CLONE_NEWUSER), as bubblewrap does after pivot_root: the container's mount namespace
+    // stays owned by the outer user namespace, so even with CAP_SYS_ADMIN (which the command
+    // then holds only in the nested one) and a profile that allows mount(2), it can neither
+    // mount, unmount nor remount anything there; a mount namespace it makes itself
+    // (unshare -m) copies the tree with every mount MNT_LOCKED and its flags
+    // (ro, nosuid, nodev, noexec) locked. The bounding set is full again in the new user
+    // namespace; sb_command reduces it afterwards, as before.
+    //
+    // Who writes the nested maps: only a process with CAP_SETUID/CAP_SETGID in the *parent*
+    // user namespace may write ranges (user_namespaces(7)); the command itself could only map
+    // its own single id, the agent is two levels up and may not write them at all. So the
+    // init, which is in the container's user namespace with its full capabilities, writes
+    // them ("0 0 N": the same ids 1:1) while the command waits on the ready pipe.
+    //
+    // That rules out CLONE_VFORK (the init would be suspended until the exec), so the child
+    // shares our memory (CLONE_VM, as before: no copy of the agent's memory is made) and runs
+    // concurrently with us until its execve. Meanwhile the init only writes the maps and then
+    // blocks in read(2) on the exec pipe: it touches no memory the child uses (the child has
+    // its own stack; errno is shared, which is why the init reads it only for calls that fail
+    // before the ready byte is sent).
+    // Dumpable while the maps are written (see below): taking the container's ids in
+    // sb_setup_root may have reset the flag (a credential change does, as root's agent does).
+    long r2 = SB5(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0);
+    if (r2 < 0) sb_fail(AGENT_STAGE_DUMPABLE, -1, r2);
+    r2 = SB2(SYS_pipe2, sb_ready_fds, O_CLOEXEC);
+    if (r2 >= 0) r2 = SB2(SYS_pipe2, sb_exec_fds, O_CLOEXEC);
+    if (r2 < 0) sb_fail(AGENT_STAGE_FORK, -1, r2);
     // glibc's clone() starts the child on the given stack and only makes the system call
-    // (no lock, no malloc). It returns once the command has exec'd or exited.
+    // (no lock, no malloc).
     long cmd = clone(sb_command_entry, sb_command_stack + sizeof sb_command_stack,
-                     CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)p);
-    if (cmd < 0) sb_fail(AGENT_STAGE_FORK, -1, errno);
+                     CLONE_VM | CLONE_NEWUSER | SIGCHLD, (void *)p);
+    if (cmd < 0) sb_fail(AGENT_STAGE_NESTED_USERNS, -1, errno);
+    SB1(SYS_close, sb_ready_fds[0]);
+    SB1(SYS_close, sb_exec_fds[1]);
+    sb_write_nested_maps(cmd, p);
+    // Non-dumpable: /proc/1/{exe,fd,mem,environ} of this copy of the agent are out of reach
+    // for the container (its mm belongs to the host user namespace). Not before the maps are
+    // written: the command child shares this mm, and a non-dumpable process's
+    // /proc/<pid>/uid_map belongs to host root, which the init may not open. Nothing of the
+    // container runs yet but the init and that child (blocked on the ready pipe).
+    r = SB5(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (r < 0) sb_fail(AGENT_STAGE_DUMPABLE, -1, r);
+    char go = 1;
+    sb_write_all(sb_ready_fds[1], &go, 1);
+    SB1(SYS_close, sb_ready_fds[1]);
+    // EOF once the command has exec'd or exited (having reported its failure).
+    char b0;
+    do { r = SB3(SYS_read, sb_exec_fds[0], &b0, 1); } while (r == -EINTR || r > 0);
+    SB1(SYS_close, sb_exec_fds[0]);
     // The command has exec'd (or failed and reported it): our copies of the error pipe
     // and stdio go, so the parent sees EOF once the container's processes are done.
     SB1(SYS_close, 3);

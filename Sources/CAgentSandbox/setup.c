@@ -70,10 +70,12 @@ static int sb_resolve(const struct agent_sandbox_plan *p, int root, const char *
     return parent;
 }
 
-static long sb_set_readonly(int fd, int recursive) {
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+static long sb_set_attrs(int fd, uint64_t attrs, int recursive) {
+    struct mount_attr attr = { .attr_set = attrs };
     return SB5(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
 }
+
+static long sb_set_readonly(int fd, int recursive) { return sb_set_attrs(fd, MOUNT_ATTR_RDONLY, recursive); }
 
 static long sb_attach(int tree, int target) {
     return SB5(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
@@ -160,10 +162,15 @@ static void sb_open_sources(const struct agent_sandbox_plan *p) {
             long fd = SB3(SYS_open_tree, src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
             SB1(SYS_close, src);
             if (fd < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, fd);
-            if (op->flags & AGENT_SANDBOX_F_RDONLY) {
-                long r = sb_set_readonly((int)fd, 1);
-                if (r < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, r);
-            }
+            // Host trees never bring setuid bits or device nodes in (no_new_privs aside, a
+            // group-accessible node under a bind would otherwise stay usable). Device binds
+            // (/dev/null, ...) are the exception: they are the device. Recursive, so the
+            // submounts of the source get it too; the flags are only ever added.
+            uint64_t attrs = MOUNT_ATTR_NOSUID;
+            if (!(op->flags & AGENT_SANDBOX_F_DEVICE)) attrs |= MOUNT_ATTR_NODEV;
+            if (op->flags & AGENT_SANDBOX_F_RDONLY) attrs |= MOUNT_ATTR_RDONLY;
+            long r = sb_set_attrs((int)fd, attrs, 1);
+            if (r < 0) sb_fail(AGENT_STAGE_OP_SOURCE, (int)i, r);
             p->op_fds[i] = (int)fd;
         } else if (op->kind == AGENT_SANDBOX_OP_OVERLAY) {
             long m = sb_make_overlay(p, op->layers, op->n_layers, op->keys, op->values, op->n_keys,

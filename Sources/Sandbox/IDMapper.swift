@@ -96,6 +96,18 @@ struct IDMapPlan: Sendable, Equatable {
             helpersExist: helpers)
     }
 
+    /// The command's maps in its nested user namespace (written by the init): every id the
+    /// container's map has, 1:1, so ids look the same inside as in the container. One line per
+    /// line of the container's map: the kernel requires each extent to fall within a single
+    /// extent of the parent's map.
+    var nestedMaps: (uid: String, gid: String) {
+        switch method {
+        case .single(let u, let g): return ("\(u) \(u) 1\n", "\(g) \(g) 1\n")
+        case .helpers(let u, let g): return ("0 0 1\n1 1 \(u.count)\n", "0 0 1\n1 1 \(g.count)\n")
+        case .rootRange(let u, let g): return ("0 0 \(u.count)\n", "0 0 \(g.count)\n")
+        }
+    }
+
     /// Writes the maps for the child `pid` (which waits on the sync pipe meanwhile).
     func apply(pid: Int32) throws {
         let uid = getuid(), gid = getgid()

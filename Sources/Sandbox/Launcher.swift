@@ -85,6 +85,9 @@ struct Launcher {
             arena.plan.init_gid = ids.initGID
             arena.plan.clear_groups = ids.groupsAllowed ? 1 : 0
             arena.plan.keep_alive = c.keepAliveAfterExit ? 1 : 0
+            let nested = ids.nestedMaps
+            arena.plan.nested_uid_map = UnsafePointer(arena.string(nested.uid))
+            arena.plan.nested_gid_map = UnsafePointer(arena.string(nested.gid))
             if let r = Self.argumentAreas {
                 arena.plan.scrub_start = (r.0, r.2)
                 arena.plan.scrub_end = (r.1, r.3)

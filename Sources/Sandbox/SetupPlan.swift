@@ -12,6 +12,8 @@ struct SetupOp: Sendable, Equatable {
     static let file: UInt32 = 0x2
     static let noSymlinks: UInt32 = 0x4
     static let noCreate: UInt32 = 0x8
+    /// A device bind: keeps device access (every other bind is nosuid,nodev).
+    static let device: UInt32 = 0x10
 
     var kind: Kind
     var flags: UInt32 = 0
@@ -116,7 +118,7 @@ struct SetupPlan: Sendable, Equatable {
         ops.append(SetupOp(kind: .mount, flags: SetupOp.noSymlinks, source: "tmpfs", target: "dev",
                            data: "mode=0755,size=65536", mountFlags: MountFlag.nosuid | MountFlag.noexec))
         for d in Self.devices {
-            ops.append(SetupOp(kind: .bind, flags: SetupOp.file | SetupOp.noSymlinks, source: "/dev/" + d, target: "dev/" + d))
+            ops.append(SetupOp(kind: .bind, flags: SetupOp.file | SetupOp.noSymlinks | SetupOp.device, source: "/dev/" + d, target: "dev/" + d))
         }
         ops.append(SetupOp(kind: .mount, flags: SetupOp.noSymlinks, source: "devpts", target: "dev/pts",
                            data: "newinstance,ptmxmode=0666,mode=0620", mountFlags: MountFlag.nosuid | MountFlag.noexec))

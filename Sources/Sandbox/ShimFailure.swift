@@ -51,6 +51,8 @@ enum ShimFailure {
         case AGENT_STAGE_SECCOMP.rawValue: return SandboxError(stage: "seccomp", errno: err)
         case AGENT_STAGE_EXEC.rawValue: return SandboxError(stage: "exec", errno: err, detail: c.command.first)
         case AGENT_STAGE_DUMPABLE.rawValue: return SandboxError(stage: "prctl dumpable", errno: err)
+        case AGENT_STAGE_NESTED_USERNS.rawValue: return SandboxError(stage: "nested user namespace", errno: err)
+        case AGENT_STAGE_NESTED_MAPS.rawValue: return SandboxError(stage: "nested uid_map/gid_map", errno: err)
         default: return SandboxError(stage: "stage \(stage)", errno: err)
         }
     }

@@ -46,29 +46,43 @@ enum SandboxFixture {
 
 /// `agent exec` basics: ids, processes, descriptors, exit codes, set-up errors.
 @Suite struct SandboxTests {
+    /// The owner on the host of a file the command creates in a rw bind.
+    static func hostOwner(_ dir: String, _ name: String) -> uid_t? {
+        var st = stat()
+        return stat(dir + "/" + name, &st) == 0 ? st.st_uid : nil
+    }
+
     @Test func rootInsideIsTheAgentUserOutside() async throws {
-        let r = try await Harness.exec(SandboxFixture.busybox + ["--verbose"], ["sh", "-c", "id -u; id -g; head -n1 /proc/self/uid_map"])
+        let dir = try Harness.scratch("ids")
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--verbose", "--bind", "\(dir):/w:rw"],
+                                       ["sh", "-c", "id -u; id -g; touch /w/f; head -n1 /proc/self/uid_map"])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
         #expect(lines.first == "0")
-        #expect(lines.count == 3 && lines[2] == "0 \(Harness.user.uid) 1", "\(r.stdout)")
+        // The command's own map is the nested user namespace's (locked mounts): the same ids 1:1.
+        #expect(lines.count == 3 && lines[2] == "0 0 1", "\(r.stdout)")
+        #expect(Self.hostOwner(dir, "f") == Harness.user.uid)
         #expect(r.stderr.contains("id mapping: subordinate") || r.stderr.contains("id mapping: single"), "\(r.stderr)")
     }
 
     @Test func singleMappingToAChosenUID() async throws {
-        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "single", "--user", "1000:1000", "--verbose"],
-                                       ["sh", "-c", "id -u; cat /proc/self/uid_map"])
+        let dir = try Harness.scratch("ids")
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "single", "--user", "1000:1000", "--verbose", "--bind", "\(dir):/w:rw"],
+                                       ["sh", "-c", "id -u; touch /w/f; cat /proc/self/uid_map"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("1000\n"))
-        #expect(r.stdout.split(separator: "\n").last?.split(separator: " ").map(String.init) == ["1000", "\(Harness.user.uid)", "1"])
+        #expect(r.stdout.split(separator: "\n").last?.split(separator: " ").map(String.init) == ["1000", "1000", "1"])
+        #expect(Self.hostOwner(dir, "f") == Harness.user.uid)
         #expect(r.stderr.contains("id mapping: single"))
     }
 
     @Test func subordinateMappingGivesARange() async throws {
-        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "subordinate"],
-                                       ["sh", "-c", "wc -l < /proc/self/uid_map; mkdir /tmp/x 2>/dev/null; true"])
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "subordinate", "--tmpfs", "/t"],
+                                       ["sh", "-c", "cat /proc/self/uid_map; chown 1000:1000 /t && stat -c %u /t"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
+        // Two lines, as the container's map (0 = the agent user, 1... = the subordinate range).
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        #expect(lines.count == 3 && lines[0] == "0 0 1" && lines[1].hasPrefix("1 1 ") && lines[2] == "1000", "\(r.stdout)")
     }
 
     @Test func onlyContainerProcessesAreVisible() async throws {

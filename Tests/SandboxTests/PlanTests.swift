@@ -50,6 +50,18 @@ import SandboxPolicy
         #expect(tail[1].label == "mount /w")
     }
 
+    @Test func onlyDeviceBindsKeepDeviceAccess() throws {
+        var c = ContainerConfiguration(command: ["true"])
+        c.mounts = [.bind("/nonexistent-src", "/w", readOnly: false)]
+        let plan = try SetupPlan(configuration: c, hostEntry: fakeHost)
+        let binds = plan.ops.filter { $0.kind == .bind }
+        let devices = binds.filter { $0.flags & SetupOp.device != 0 }
+        #expect(devices.map(\.target) == SetupPlan.devices.map { "dev/" + $0 })
+        #expect(devices.allSatisfy { $0.source == "/" + $0.target })
+        // Everything else (host /usr, caller binds) is nosuid,nodev in the shim.
+        #expect(binds.count == devices.count + 3)
+    }
+
     @Test func agentBinaryUnderHostBindIsMasked() throws {
         let plan = try SetupPlan(configuration: ContainerConfiguration(command: ["true"]),
                                  agentBinary: "/usr/local/bin/agent", hostEntry: fakeHost)
@@ -98,6 +110,21 @@ import SandboxPolicy
             try IDMapPlan.resolve(requested: .subordinate, uid: 0, gid: 0, hostUID: 1000, userName: "nobody-here",
                                   subuid: subuid, subgid: subuid, helpersExist: true)
         }
+    }
+
+    @Test func nestedMapsRepeatTheContainersExtents() throws {
+        // One line per extent of the container's map (the kernel requires each nested extent
+        // to fall within one parent extent), the same ids 1:1.
+        let h = try IDMapPlan.resolve(requested: .subordinate, uid: 0, gid: 0, hostUID: 1000, userName: "alice",
+                                      subuid: subuid, subgid: subuid, helpersExist: true)
+        guard case .helpers(let u, _) = h.method else { Issue.record("\(h)"); return }
+        #expect(h.nestedMaps.uid == "0 0 1\n1 1 \(u.count)\n")
+        let s = try IDMapPlan.resolve(requested: .single, uid: 1000, gid: 100, hostUID: 1000, userName: "alice",
+                                      subuid: subuid, subgid: subuid, helpersExist: true)
+        #expect(s.nestedMaps.uid == "1000 1000 1\n" && s.nestedMaps.gid == "100 100 1\n")
+        let r = try IDMapPlan.resolve(requested: .single, uid: 0, gid: 0, hostUID: 0, userName: "root",
+                                      subuid: nil, subgid: nil, helpersExist: false)
+        #expect(r.nestedMaps.uid == "0 0 65536\n")
     }
 
     @Test func rootNeverMapsToHostRoot() throws {

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /// Version of the plan layout, so Swift and C can never silently disagree.
-#define AGENT_SANDBOX_PLAN_VERSION 2
+#define AGENT_SANDBOX_PLAN_VERSION 3
 
 /// Kinds of set-up operations, applied in order inside the new root.
 enum agent_sandbox_op_kind {
@@ -43,6 +43,7 @@ enum agent_sandbox_op_kind {
 #define AGENT_SANDBOX_F_FILE 0x2u        /* the target is a file, not a directory */
 #define AGENT_SANDBOX_F_NOSYMLINKS 0x4u  /* resolve the target without any symlink (kernel fs) */
 #define AGENT_SANDBOX_F_NOCREATE 0x8u    /* do not create a missing target */
+#define AGENT_SANDBOX_F_DEVICE 0x10u     /* a device bind (/dev/null, ...): keeps device access (no nodev) */
 
 /// Which inode a host path must be when the child opens it: the parent admitted it by
 /// descriptor and recorded its identity (a job's workspace, rootfs or bind source). The
@@ -138,6 +139,11 @@ struct agent_sandbox_plan {
     char *scratch;             /* scratch buffer for paths */
     size_t scratch_len;
     int32_t keep_alive;        /* init waits for EOF on release_fd after the command exits */
+    /* The command runs in a user namespace nested in the container's, so every mount of the
+       container is locked (see init.c). Its id maps, written by the init: the same ids 1:1
+       ("0 0 65537\n"), i.e. every id the container's own map has. */
+    const char *nested_uid_map;
+    const char *nested_gid_map;
     /* The agent's argv and environment strings ([start, end) from /proc/self/stat): the
        init zeroes its copy-on-write copy so /proc/1/cmdline shows nothing of the agent. */
     uintptr_t scrub_start[2];
@@ -181,6 +187,8 @@ enum agent_sandbox_stage {
     AGENT_STAGE_SECCOMP,
     AGENT_STAGE_EXEC,
     AGENT_STAGE_DUMPABLE,
+    AGENT_STAGE_NESTED_USERNS,
+    AGENT_STAGE_NESTED_MAPS,
 };
 
 /// Clones the container's init from the calling thread, with every signal blocked across
