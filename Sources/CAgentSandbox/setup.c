@@ -391,6 +391,7 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
         r = SB5(SYS_mount_setattr, AT_FDCWD, "/", 0, &attr, sizeof attr);
         if (r < 0) sb_fail(AGENT_STAGE_REMOUNT_RO, -1, r);
     }
-    // Nothing of the host stays open: only stdio and the control pipes (0..5).
-    SB3(SYS_close_range, 6, ~0U, 0);
+    // Nothing of the host stays open: only stdio and the control pipes (0..5; the sync
+    // pipe, 6, was closed after the sync).
+    SB3(SYS_close_range, SB_SYNC_FD, ~0U, 0);
 }

@@ -38,26 +38,38 @@ struct sb_clone_args {
     uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
 };
 
-/// Moves the six descriptors the init keeps to 0..5 (stdio, error, status, release)
-/// without clobbering one with another, then closes everything else.
+/// Moves the seven descriptors the child keeps to 0..6 (stdio, error, status, release,
+/// sync) without clobbering one with another, then closes everything else.
+///
+/// This runs first thing in the child, before it waits on anything: the clone copied the
+/// agent's whole descriptor table, including the parent's end of our own sync pipe and the
+/// pipes of every other container being started at the same moment. Holding those while
+/// waiting would mean (a) never seeing EOF on the sync pipe if the agent dies (we would hold
+/// a write end ourselves) and (b) another container's start waiting on our id mapping (its
+/// error pipe would not reach EOF). Everything the child opens later (host sources, overlay
+/// layers) it opens itself, by path, after the sync; nothing else of the parent is needed.
 static void sb_arrange_fds(const struct agent_sandbox_plan *p) {
-    int want[6] = { p->stdio[0], p->stdio[1], p->stdio[2], p->error_fd, p->status_fd, p->release_fd };
+    int want[SB_KEPT_FDS] = { p->stdio[0], p->stdio[1], p->stdio[2], p->error_fd, p->status_fd, p->release_fd,
+                              p->sync_fd };
     int top = 0;
-    for (int i = 0; i < 6; i++) if (want[i] > top) top = want[i];
-    int tmp[6];
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < SB_KEPT_FDS; i++) if (want[i] > top) top = want[i];
+    // First above every wanted fd (so no dup3 below overwrites one not yet moved), then down.
+    int tmp[SB_KEPT_FDS];
+    for (int i = 0; i < SB_KEPT_FDS; i++) {
         long r = SB3(SYS_fcntl, want[i], F_DUPFD_CLOEXEC, top + 1);
         if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
         tmp[i] = (int)r;
         if (i == 3) sb_error_fd = tmp[i];
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < SB_KEPT_FDS; i++) {
         // stdio is inherited by the command; the control pipes are close-on-exec.
         long r = SB3(SYS_dup3, tmp[i], i, i < 3 ? 0 : O_CLOEXEC);
         if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
         if (i == 3) sb_error_fd = 3;
     }
-    SB3(SYS_close_range, 6, ~0U, 0);
+    // close_range (5.9) is there: the shim needs mount_setattr (5.12) anyway.
+    long r = SB3(SYS_close_range, SB_KEPT_FDS, ~0U, 0);
+    if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
 }
 
 /// The child's entry: the container's init from here on.
@@ -65,15 +77,21 @@ __attribute__((noreturn)) static void sb_child(const struct agent_sandbox_plan *
     sb_error_fd = p->error_fd;
     // Die with the supervisor thread (the agent); the PID namespace goes with us.
     SB2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    // Only our own descriptors from here on (see above), before any wait.
+    sb_arrange_fds(p);
+    // "Is the parent still there?" after PR_SET_PDEATHSIG: getppid() cannot answer in a new
+    // PID namespace (the parent is outside it, so it is 0 before and after a re-parenting).
+    // The sync pipe answers instead: its only write end is now the agent's, so if the agent
+    // died before the prctl took effect, the read below sees EOF at once and we exit.
     SB2(SYS_prctl, PR_SET_NAME, "init");
     for (int k = 0; k < 2; k++)
         for (volatile char *c = (volatile char *)p->scrub_start[k]; c && (uintptr_t)c < p->scrub_end[k]; c++) *c = 0;
-    // Wait until the parent has written uid_map/gid_map (EOF means it gave up).
+    // Wait until the parent has written uid_map/gid_map (EOF: it gave up or died).
     char b = 0;
     long r;
-    do { r = SB3(SYS_read, p->sync_fd, &b, 1); } while (r == -EINTR);
+    do { r = SB3(SYS_read, SB_SYNC_FD, &b, 1); } while (r == -EINTR);
     if (r != 1) SB1(SYS_exit_group, 125);
-    sb_arrange_fds(p);
+    SB1(SYS_close, SB_SYNC_FD);
     sb_setup_root(p);
     sb_run_init(p);
 }

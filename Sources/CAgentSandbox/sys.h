@@ -27,6 +27,11 @@ static inline long sb_sys(long n, long a, long b, long c, long d, long e, long f
 // Internal symbols are hidden: the module's only exported names are agent_sandbox_*.
 #define SB_HIDDEN __attribute__((visibility("hidden")))
 
+/// Descriptors the child keeps from the clone on: 0-2 stdio, 3 error, 4 status, 5 release,
+/// 6 sync (closed once the sync byte arrived). Everything above is closed before any wait.
+#define SB_KEPT_FDS 7
+#define SB_SYNC_FD 6
+
 /// The child's error pipe (moved to fd 3 once stdio is in place).
 SB_HIDDEN extern int sb_error_fd;
 

@@ -2,6 +2,7 @@ import CAgentSandbox
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// Starts one container on its supervisor thread: pipes, plan, clone (from this thread, which
 /// outlives the init), id maps, the sync byte, then the error pipe, which reads EOF once the
@@ -11,6 +12,11 @@ struct Launcher {
     var ids: IDMapPlan
     var plan: SetupPlan
     var bpf: [UInt8]?
+
+    /// Unit tests only: called on the supervisor thread between the clone and the id maps
+    /// (the child then waits on the sync pipe), with the child's pid, for containers whose
+    /// hostname is the key. Empty in the agent.
+    static let beforeSyncHooks = Mutex<[String: @Sendable (Int32) -> Void]>([:])
 
     /// CLONE_NEW* values (linux/sched.h).
     static let newNS: UInt64 = 0x0002_0000, newCgroup: UInt64 = 0x0200_0000, newUTS: UInt64 = 0x0400_0000
@@ -112,6 +118,7 @@ struct Launcher {
                 _ = agent_sandbox_pidfd_reap(pidfd, &st)
                 close(pidfd)
             }
+            if let hook = Self.beforeSyncHooks.withLock({ $0.isEmpty ? nil : $0[c.hostname] }) { hook(pid) }
             do {
                 try ids.apply(pid: pid)
             } catch {
