@@ -78,6 +78,9 @@ public struct ContainerConfiguration: Sendable, Equatable {
     /// Wall-clock limit; on expiry SIGTERM to the command, SIGKILL to the container after `killGracePeriod`.
     public var timeout: Duration? = nil
     public var killGracePeriod: Duration = .seconds(10)
+    /// Deadline of each set-up stage (the id-mapping helpers; clone to exec in the container):
+    /// past it the container is killed and reaped, and the error names the stage.
+    public var setupTimeout: Duration = .seconds(10)
     /// Running as real uid 0 is refused unless this is set; container root then maps to an unprivileged range.
     public var allowRoot: Bool = false
     /// Keep the container's mounts alive after the command exits, until `RunningContainer.release()`,

@@ -46,8 +46,15 @@ struct IDMapPlan: Sendable, Equatable {
     var groupsAllowed: Bool
 
     static let rootFallbackRange = SubordinateRange(start: 2_000_000_000, count: 65536)
-    static let newuidmap = "/usr/bin/newuidmap"
-    static let newgidmap = "/usr/bin/newgidmap"
+    /// The id-mapping helpers; `AGENT_NEWUIDMAP`/`AGENT_NEWGIDMAP` replace them when set (tests
+    /// point them at a helper that hangs, to exercise the set-up deadline).
+    static let newuidmap = helperPath("AGENT_NEWUIDMAP", default: "/usr/bin/newuidmap")
+    static let newgidmap = helperPath("AGENT_NEWGIDMAP", default: "/usr/bin/newgidmap")
+
+    private static func helperPath(_ variable: String, default path: String) -> String {
+        guard let v = getenv(variable), v.pointee != 0 else { return path }
+        return String(cString: v)
+    }
 
     /// Chooses the mapping for `requested` given the host facts (injectable for unit tests).
     static func resolve(
@@ -108,8 +115,10 @@ struct IDMapPlan: Sendable, Equatable {
         }
     }
 
-    /// Writes the maps for the child `pid` (which waits on the sync pipe meanwhile).
-    func apply(pid: Int32) throws {
+    /// Writes the maps for the child `pid` (which waits on the sync pipe meanwhile). The
+    /// helpers run under `timeout`: past it they are killed and reaped (their whole process
+    /// group) and the error names the one still running.
+    func apply(pid: Int32, timeout: Duration, helpers: (uid: String, gid: String) = (newuidmap, newgidmap)) throws {
         let uid = getuid(), gid = getgid()
         switch method {
         case .single(let u, let g):
@@ -121,11 +130,21 @@ struct IDMapPlan: Sendable, Equatable {
             try Self.writeProc(pid, "gid_map", "0 \(g.start) \(g.count)\n")
         case .helpers(let u, let g):
             // Both helpers run at once: each costs an exec of a setuid binary.
-            let a = try Self.spawnHelper(Self.newuidmap, ["\(pid)", "0", "\(uid)", "1", "1", "\(u.start)", "\(u.count)"])
-            let b = try Self.spawnHelper(Self.newgidmap, ["\(pid)", "0", "\(gid)", "1", "1", "\(g.start)", "\(g.count)"])
+            let a = try Self.spawnHelper("newuidmap", helpers.uid, ["\(pid)", "0", "\(uid)", "1", "1", "\(u.start)", "\(u.count)"])
+            let b: Helper
+            do {
+                b = try Self.spawnHelper("newgidmap", helpers.gid, ["\(pid)", "0", "\(gid)", "1", "1", "\(g.start)", "\(g.count)"])
+            } catch {
+                a.kill(); _ = a.finish(); throw error
+            }
+            let hung = Helper.drain([a, b], until: .now + timeout)
+            if let hung {
+                a.kill(); b.kill(); _ = a.finish(); _ = b.finish()
+                throw SandboxError.timedOut(stage: hung.name, after: timeout)
+            }
             let ea = a.finish(), eb = b.finish()
-            if let ea { throw SandboxError(stage: "newuidmap", detail: ea) }
-            if let eb { throw SandboxError(stage: "newgidmap", detail: eb) }
+            if let ea { throw SandboxError(stage: a.name, detail: ea) }
+            if let eb { throw SandboxError(stage: b.name, detail: eb) }
         }
     }
 
@@ -137,30 +156,56 @@ struct IDMapPlan: Sendable, Equatable {
         if n < 0 { throw SandboxError(stage: file, errno: errno, detail: "(\(text.trimmingWhitespaceAndNewlines()))") }
     }
 
-    /// A running helper whose stderr is captured for the error message.
-    struct Helper {
-        var pid: pid_t
-        var stderrFD: Int32
-        var name: String
+    /// A running helper (in a process group of its own) whose stderr is captured.
+    final class Helper {
+        let pid: pid_t
+        let stderrFD: Int32
+        let name: String
+        var output: [UInt8] = []
+        var open = true
 
-        /// Waits; returns nil on success, else a message.
-        func finish() -> String? {
-            var out = [UInt8]()
+        init(pid: pid_t, stderrFD: Int32, name: String) {
+            self.pid = pid
+            self.stderrFD = stderrFD
+            self.name = name
+        }
+
+        /// Reads every helper's stderr until EOF (they close it by exiting), or until the
+        /// deadline; returns the first helper still open then, or nil.
+        static func drain(_ helpers: [Helper], until deadline: ContinuousClock.Instant) -> Helper? {
             var buf = [UInt8](repeating: 0, count: 4096)
             while true {
-                let n = read(stderrFD, &buf, buf.count)
-                if n > 0 { out += buf[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+                let open = helpers.filter(\.open)
+                guard !open.isEmpty else { return nil }
+                let left = ContinuousClock.now.duration(to: deadline)
+                if left <= .zero { return open[0] }
+                var fds = open.map { pollfd(fd: $0.stderrFD, events: Int16(POLLIN), revents: 0) }
+                let ms = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+                let n = poll(&fds, nfds_t(fds.count), ms)
+                if n < 0 && errno != EINTR { return open[0] }
+                for (k, h) in open.enumerated() where fds[k].revents != 0 {
+                    let r = read(h.stderrFD, &buf, buf.count)
+                    if r > 0 { h.output += buf[0..<r] } else if r == 0 || errno != EINTR { h.open = false }
+                }
             }
+        }
+
+        /// SIGKILL to the helper's whole process group (a script's children too).
+        func kill() { _ = Glibc.kill(-pid, SIGKILL) }
+
+        /// Reaps the helper; returns nil on success, else a message.
+        func finish() -> String? {
             close(stderrFD)
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             if status == 0 { return nil }
-            let msg = String(decoding: out, as: UTF8.self).trimmingWhitespaceAndNewlines()
+            let msg = String(decoding: output, as: UTF8.self).trimmingWhitespaceAndNewlines()
             return "(\(name) failed with status \(status >> 8)\(msg.isEmpty ? "" : ": " + msg))"
         }
     }
 
-    private static func spawnHelper(_ path: String, _ args: [String]) throws -> Helper {
+    /// Starts helper `name` (the stage errors name: "newuidmap", whatever path replaced it).
+    private static func spawnHelper(_ name: String, _ path: String, _ args: [String]) throws -> Helper {
         var fds: [Int32] = [0, 0]
         let prc = agent_sandbox_pipe(&fds)
         guard prc == 0 else { throw SandboxError(stage: "pipe", errno: -prc) }
@@ -170,17 +215,23 @@ struct IDMapPlan: Sendable, Equatable {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        // A process group of its own, so a deadline kills whatever the helper started.
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attr, 0)
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
         let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/bin:/bin"), nil]
         defer { for e in envp { free(e) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
-            throw SandboxError(stage: path.lastPathComponent, errno: rc)
+            throw SandboxError(stage: name, errno: rc, detail: path)
         }
-        return Helper(pid: pid, stderrFD: fds[0], name: path.lastPathComponent)
+        return Helper(pid: pid, stderrFD: fds[0], name: name)
     }
 }

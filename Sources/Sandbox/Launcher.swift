@@ -44,6 +44,28 @@ struct Launcher {
         return (fds[0], fds[1])
     }
 
+    /// Reads the failure record from the error pipe: EOF (0 bytes: the command exec'd) or one
+    /// whole record, unless `deadline` passes first (then `inTime` is false).
+    static func readFailure(_ fd: Int32, into record: inout agent_sandbox_failure,
+                            until deadline: ContinuousClock.Instant) -> (got: Int, inTime: Bool) {
+        let size = MemoryLayout<agent_sandbox_failure>.size
+        var got = 0
+        return withUnsafeMutableBytes(of: &record) { raw in
+            while got < size {
+                let left = ContinuousClock.now.duration(to: deadline)
+                if left <= .zero { return (got, false) }
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ms = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+                let ready = poll(&p, 1, ms)
+                if ready < 0 && errno == EINTR { continue }
+                if ready == 0 { continue }  // the loop head decides whether time is up
+                let n = read(fd, raw.baseAddress! + got, size - got)
+                if n > 0 { got += n } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+            return (got, true)
+        }
+    }
+
     func run(_ cont: CheckedContinuation<RunningContainer, any Error>) {
         var toClose: [Int32] = []  // parent-side descriptors to close on failure
         var childEnds: [Int32] = []
@@ -120,7 +142,7 @@ struct Launcher {
             }
             if let hook = Self.beforeSyncHooks.withLock({ $0.isEmpty ? nil : $0[c.hostname] }) { hook(pid) }
             do {
-                try ids.apply(pid: pid)
+                try ids.apply(pid: pid, timeout: c.setupTimeout)
             } catch {
                 abandon(); throw error
             }
@@ -134,14 +156,12 @@ struct Launcher {
 
             var record = agent_sandbox_failure()
             let size = MemoryLayout<agent_sandbox_failure>.size
-            var got = 0
-            withUnsafeMutableBytes(of: &record) { raw in
-                while got < size {
-                    let n = read(errp.read, raw.baseAddress! + got, size - got)
-                    if n > 0 { got += n } else if n < 0 && errno == EINTR { continue } else { break }
-                }
-            }
+            let (got, inTime) = Self.readFailure(errp.read, into: &record, until: .now + c.setupTimeout)
             close(errp.read); toClose.removeAll { $0 == errp.read }
+            if !inTime {
+                abandon()
+                throw SandboxError.timedOut(stage: "container set-up", after: c.setupTimeout)
+            }
             if got == size {
                 abandon()
                 throw ShimFailure.error(stage: record.stage, op: record.op, errno: record.err, ops: plan.ops, configuration: c)

@@ -20,3 +20,23 @@ import Testing
         }
     }
 }
+
+extension SandboxStartTests {
+    /// A newuidmap that hangs (through AGENT_NEWUIDMAP): the start fails at the default
+    /// 10 s deadline naming the stage, and leaves no process (neither the helper's child nor
+    /// the container).
+    @Test func hangingNewuidmapFailsAtTheDeadline() async throws {
+        let dir = try Harness.scratch("hang")
+        let marker = "\(700_000 + Int.random(in: 0..<100_000))"
+        try Harness.write("#!/bin/sh\nsleep \(marker)\n", to: dir + "/newuidmap", mode: 0o755)
+        let started = Date()
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "subordinate"], ["echo", "never"],
+                                       environment: ["AGENT_NEWUIDMAP": dir + "/newuidmap"])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(r.status == 125, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr == "agent: sandbox setup timed out at newuidmap after 10 s\n", "\(r.stderr)")
+        #expect(r.stdout == "")
+        #expect(elapsed >= 9.5 && elapsed < 20, "\(elapsed)")
+        #expect(SandboxFixture.processes(containing: "sleep \(marker)").isEmpty)
+    }
+}

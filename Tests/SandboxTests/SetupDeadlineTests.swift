@@ -1,0 +1,68 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import Sandbox
+
+/// Every set-up stage runs under `setupTimeout`: past it the container (and a hung helper with
+/// whatever it started) is killed and reaped, and the error names the stage.
+@Suite struct SetupDeadlineTests {
+    /// An executable that starts a child and hangs; `marker` is in the child's command line.
+    static func hangingHelper(_ marker: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "sandbox-hang-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/hang"
+        try "#!/bin/sh\nsleep \(marker)\necho never\n".write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    static func processes(containing marker: String) -> [Int32] {
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+        return pids.filter { pid in
+            guard let d = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: d.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(marker)
+        }
+    }
+
+    @Test func hangingIDHelperTimesOutNamingTheStage() throws {
+        let marker = "\(800_000 + Int.random(in: 0..<100_000))"
+        let hang = try Self.hangingHelper(marker)
+        let plan = IDMapPlan(method: .helpers(uids: SubordinateRange(start: 100_000, count: 65536),
+                                              gids: SubordinateRange(start: 100_000, count: 65536)),
+                             reported: .subordinate, initUID: 0, initGID: 0, groupsAllowed: true)
+        let started = ContinuousClock.now
+        #expect {
+            try plan.apply(pid: getpid(), timeout: .milliseconds(300), helpers: (hang, "/bin/true"))
+        } throws: { error in
+            (error as? SandboxError)?.description == "sandbox setup timed out at newuidmap after 0.3 s"
+        }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        // The helper's whole process group is gone (the script and its sleep), and reaped.
+        #expect(Self.processes(containing: "sleep \(marker)").isEmpty)
+    }
+
+    @Test func containerSetupPastTheDeadlineIsKilledAndReaped() async throws {
+        var cfg = RunningContainerTests.config("echo never")
+        cfg.hostname = "deadline-\(UUID().uuidString.prefix(8))"
+        // No time at all after the sync: the error-pipe read gives up at once.
+        cfg.setupTimeout = .zero
+        let child = Mutex<Int32>(0)
+        Launcher.beforeSyncHooks.withLock { $0[cfg.hostname] = { pid in child.withLock { $0 = pid } } }
+        defer { Launcher.beforeSyncHooks.withLock { $0[cfg.hostname] = nil } }
+        await #expect {
+            _ = try await RunningContainer.start(cfg)
+        } throws: { error in
+            (error as? SandboxError)?.description == "sandbox setup timed out at container set-up after 0 s"
+        }
+        let pid = child.withLock { $0 }
+        #expect(pid > 0)
+        // Killed and reaped: not even a zombie is left.
+        #expect(kill(pid, 0) == -1 && errno == ESRCH)
+    }
+
+    @Test func durationsPrintAsSeconds() {
+        #expect(SandboxError.seconds(.seconds(10)) == "10")
+        #expect(SandboxError.seconds(.milliseconds(250)) == "0.25")
+        #expect(SandboxError.seconds(.milliseconds(1500)) == "1.5")
+    }
+}
