@@ -1,0 +1,123 @@
+import FoundationEssentials
+import Glibc
+
+/// When a job's image is fetched from its registry (job key `"pull"`).
+public enum PullPolicy: String, Sendable, CaseIterable {
+    /// Use the stored image when there is one (the default).
+    case ifNotPresent = "if-not-present"
+    /// Ask the registry every time (a moved tag is followed).
+    case always
+    /// Only the store: an image not there fails.
+    case never
+}
+
+/// An image ready to be a container's root: its snapshots and its config.
+public struct PreparedImage: Sendable, Equatable {
+    public var reference: String
+    /// The platform manifest's digest.
+    public var digest: Digest
+    public var config: ImageConfig
+    /// Snapshot folders, top layer first (overlayfs's lowerdir order).
+    public var layers: [String]
+    public var warnings: [String] = []
+}
+
+/// The image store's front door: pull, prepare for a container, list, inspect, remove.
+public struct ImageStore: Sendable {
+    public let content: ContentStore
+    public let refs: RefIndex
+    public let snapshots: SnapshotStore
+    /// Registries reached over plain HTTP besides loopback (policy `images.insecureRegistries`).
+    public var insecureRegistries: [String]
+
+    public init(stateDirectory: String, insecureRegistries: [String] = []) throws(ImageError) {
+        content = try ContentStore(stateDirectory: stateDirectory)
+        refs = RefIndex(store: content)
+        snapshots = SnapshotStore(store: content)
+        self.insecureRegistries = insecureRegistries
+    }
+
+    func plainHTTP(_ r: ImageReference) -> Bool {
+        r.isLoopback || insecureRegistries.contains(r.registry) || insecureRegistries.contains(r.hostName)
+    }
+
+    /// The image of `source`, pulled as `policy` says, with its snapshots unpacked.
+    public func prepare(_ source: ImageSource, pull policy: PullPolicy = .ifNotPresent) throws(ImageError) -> PreparedImage {
+        guard case .registry(let ref) = source else {
+            throw .unsupported(reference: source.description, problem: "local image sources (oci:, oci-archive:, docker-archive:) are not supported yet")
+        }
+        let key = ref.description
+        if policy != .always, let rec = refs.get(key), content.has(rec.manifest) {
+            return try materialise(key, manifest: rec.manifest)
+        }
+        if policy == .never { throw .notPresent(reference: key) }
+        return try pull(ref)
+    }
+
+    /// Pulls `ref`: manifest (an index resolves to linux and this machine's architecture),
+    /// config and layers, each verified; then unpacks the snapshots and records the reference.
+    public func pull(_ ref: ImageReference) throws(ImageError) -> PreparedImage {
+        let client = RegistryClient(reference: ref, plainHTTP: plainHTTP(ref))
+        try client.ping()
+        let key = ref.description
+        let top = try client.manifest(ref.repository, ref.manifestReference, expected: ref.digest)
+        var bytes = top.bytes
+        var digest = top.digest
+        var doc = try ManifestDocument.parse(bytes, contentType: top.contentType, reference: key, digest: digest)
+        var indexBytes: [UInt8]?
+        if case .index(let entries) = doc {
+            guard let pick = entries.first(where: { $0.os == "linux" && $0.architecture == hostArchitecture }) else {
+                throw .badManifest(reference: key, digest: digest.description,
+                                   problem: "no manifest for linux/\(hostArchitecture) (has: "
+                                       + entries.map { "\($0.os ?? "?")/\($0.architecture ?? "?")" }.joined(separator: ", ") + ")")
+            }
+            indexBytes = bytes
+            let m = try client.manifest(ref.repository, pick.digest.description, expected: pick.digest)
+            bytes = m.bytes
+            digest = m.digest
+            doc = try ManifestDocument.parse(bytes, contentType: m.contentType, reference: key, digest: digest)
+            if case .index = doc { throw .badManifest(reference: key, digest: digest.description, problem: "an index inside an index") }
+        }
+        guard case .manifest(let configDesc, let layers) = doc else { fatalError("resolved above") }
+        guard configDesc.size <= 16 << 20 else {
+            throw .badManifest(reference: key, digest: digest.description, problem: "config of \(configDesc.size) bytes is larger than 16 MiB")
+        }
+        try client.fetchBlob(ref.repository, configDesc.digest, size: configDesc.size, into: content)
+        let config = try ImageConfig.parse(try content.read(configDesc.digest), reference: key, digest: configDesc.digest)
+        for l in layers { try client.fetchBlob(ref.repository, l.digest, size: l.size, into: content) }
+        // The manifest (and index) are stored last: a stored manifest means a complete image.
+        try content.put(bytes, registry: ref.registry)
+        if let indexBytes { try content.put(indexBytes, registry: ref.registry) }
+        let prepared = try materialise(key, manifest: digest, config: config, layers: layers)
+        let record = ImageRecord(reference: key, manifest: digest, digest: top.digest, pulled: Int64(time(nil)))
+        try refs.update { $0[key] = record }
+        return prepared
+    }
+
+    /// The stored manifest and config of `reference`, parsed.
+    public func load(manifest: Digest, reference: String) throws(ImageError) -> (config: ImageConfig, configDigest: Digest, layers: [Descriptor]) {
+        let doc = try ManifestDocument.parse(try content.read(manifest), contentType: nil, reference: reference, digest: manifest)
+        guard case .manifest(let c, let layers) = doc else {
+            throw .badManifest(reference: reference, digest: manifest.description, problem: "stored manifest is an index")
+        }
+        return (try ImageConfig.parse(try content.read(c.digest), reference: reference, digest: c.digest), c.digest, layers)
+    }
+
+    private func materialise(_ key: String, manifest: Digest, config: ImageConfig? = nil,
+                             layers: [Descriptor]? = nil) throws(ImageError) -> PreparedImage {
+        var cfg = config, ls = layers
+        if cfg == nil || ls == nil {
+            let l = try load(manifest: manifest, reference: key)
+            cfg = l.config; ls = l.layers
+        }
+        let s = try snapshots.ensure(image: key, layers: ls!, diffIDs: cfg!.diffIDs)
+        return PreparedImage(reference: key, digest: manifest, config: cfg!, layers: s.paths, warnings: s.warnings)
+    }
+
+    /// Drops `reference` from the index. Blobs and snapshots stay until a prune (not done yet).
+    public func remove(_ reference: String) throws(ImageError) -> Bool {
+        var found = false
+        try refs.update { found = $0.removeValue(forKey: reference) != nil }
+        return found
+    }
+}
