@@ -9,7 +9,7 @@ extension AgentPolicy {
     static let knownKeys: Set<String> = [
         "comment", "capabilities", "seccompProfile", "allowHostNetwork", "allowedBindSources",
         "workspaceRoots", "rootfsRoots",
-        "allowNetlink", "allowRawSockets", "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets",
+        "allowNetlink", "allowRawSockets", "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets", "images",
     ]
 
     /// Parses policy JSON; `file` names the source in errors, `baseDirectory` anchors a
@@ -80,6 +80,12 @@ extension AgentPolicy {
         maxSecretBytes = try root.unsigned("maxSecretBytes") ?? maxSecretBytes
         if let reader = try root.object("secrets") {
             secrets = try Self.secrets(reader, file: file, baseDirectory: baseDirectory)
+        }
+        if let reader = try root.object("images") {
+            try reader.rejectUnknownKeys(["allowedRegistries", "insecureRegistries", "allowedImages"])
+            images.allowedRegistries = try reader.strings("allowedRegistries") ?? []
+            images.insecureRegistries = try reader.strings("insecureRegistries") ?? []
+            images.allowedImages = try reader.strings("allowedImages")
         }
     }
 
@@ -173,6 +179,12 @@ extension AgentPolicy {
         case .unconfined: .string("unconfined")
         case .file(let path): .string(path)
         }
+        var imageFields: [String: JSONValue] = [
+            "allowedRegistries": .array(images.allowedRegistries.map(JSONValue.string)),
+            "insecureRegistries": .array(images.insecureRegistries.map(JSONValue.string)),
+        ]
+        if let list = images.allowedImages { imageFields["allowedImages"] = .array(list.map(JSONValue.string)) }
+        fields["images"] = .object(imageFields)
         let percent = cache.keepPercentOfDisk
         fields["cache"] = .object([
             "keepBytes": .unsigned(cache.keepBytes),

@@ -90,7 +90,7 @@ extension JobRunner {
             out.status.steps[i].caches = plan.caches
             let executor = StepExecutor(job: spec, rootfs: job.admitted.rootfs?.host, index: i, step: step, options: options,
                                         seccomp: job.seccomp, workspace: job.workspace, secrets: job.secrets,
-                                        progress: job.progress, jobLog: job.jobLog, results: job.results)
+                                        progress: job.progress, jobLog: job.jobLog, results: job.results, image: job.image)
             run = await executor.run(timeout: stepTimeout, jobDeadlineBound: boundByJob,
                                      extraMounts: plan.mounts, secretEnv: plan.secretEnv)
         } catch {
