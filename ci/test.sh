@@ -9,7 +9,8 @@ repo=$(pwd)
 
 PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap busybox-static
       golang-github-containers-common
-      libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema)
+      libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema
+      docker-registry skopeo umoci libcurl4-openssl-dev)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -41,6 +42,42 @@ cp -r "$repo/policies" "$TEST_ROOT/fixtures/policies"
 # --seccomp unconfined, another profile, --network host need a policy that allows them).
 cp -r "$repo/ci/test-policies" "$TEST_ROOT/fixtures/test-policies"
 ci/make-busybox-rootfs.sh "$TEST_ROOT/fixtures/busybox-rootfs"
+
+# A registry for the image tests, bound to 127.0.0.1 only (never reachable from outside),
+# with its storage in the test root. Idempotent: a registry left on the port by an earlier
+# run is stopped first. Runs from different worktrees choose their own
+# AGENT_TEST_REGISTRY_PORT so they do not stop each other's.
+REGISTRY_PORT=${AGENT_TEST_REGISTRY_PORT:-5000}
+REGISTRY_DIR="$TEST_ROOT/registry"
+pidfile="/tmp/agent-test-registry-$REGISTRY_PORT.pid"
+if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+for pid in $(ss -Hltnp "sport = :$REGISTRY_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = docker-registry ] && kill "$pid" 2>/dev/null || true
+done
+sleep 0.3
+mkdir -p "$REGISTRY_DIR/storage"
+cat > "$REGISTRY_DIR/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+YAML
+REGISTRY_HTTP_ADDR="127.0.0.1:$REGISTRY_PORT" setsid docker-registry serve "$REGISTRY_DIR/config.yml" \
+  >"$REGISTRY_DIR/log" 2>&1 < /dev/null &
+echo $! > "$pidfile"
+for _ in $(seq 50); do
+  curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+export AGENT_TEST_REGISTRY="127.0.0.1:$REGISTRY_PORT"
+python3 ci/make-test-images.py "$AGENT_TEST_REGISTRY" "$TEST_ROOT/fixtures/busybox-rootfs" "$REGISTRY_DIR/layouts" \
+  "$REGISTRY_DIR/storage" > "$TEST_ROOT/fixtures/tampered-digest"
 chmod -R a+rX "$TEST_ROOT"
 
 export AGENT_BIN="$TEST_ROOT/bin/agent" AGENT_FIXTURES="$TEST_ROOT/fixtures" AGENT_TEST_USER="$TEST_USER"
