@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+
+/// Container images end to end, against the registry ci/test.sh starts on 127.0.0.1
+/// (`$AGENT_TEST_REGISTRY`) with the images ci/make-test-images.py pushed to it.
+@Suite(.serialized) struct ImageTests {
+    static var registry: String {
+        guard let r = ProcessInfo.processInfo.environment["AGENT_TEST_REGISTRY"], !r.isEmpty else {
+            Issue.record("AGENT_TEST_REGISTRY is not set: run the tests through ci/test.sh")
+            return "127.0.0.1:1"
+        }
+        return r
+    }
+    static func ref(_ name: String) -> String { registry + "/" + name + ":1" }
+    static var policy: String { Harness.testPolicy("images") }
+
+    static func sha256(_ data: Data) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        try p.run()
+        input.fileHandleForWriting.write(data)
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(String(decoding: out, as: UTF8.self).prefix(64))
+    }
+
+    /// A state folder of the test's own, owned by the test user.
+    let state: String
+    init() throws { state = try Harness.scratch("images") + "/state" }
+
+    func agent(_ args: [String]) async throws -> Harness.Result {
+        try await Harness.run(args)
+    }
+
+    /// Files of the store's blobs folder.
+    func blobs() -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: state + "/images/blobs/sha256")) ?? []
+    }
+
+    @Test func pullStoresVerifiedBlobsAndListsInspectsRemoves() async throws {
+        let r = try await agent(["image", "pull", "--state-dir", state, Self.ref("layered")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix(Self.ref("layered") + " sha256:"))
+        // config, 3 layers, manifest; every file named by the digest of its content.
+        #expect(blobs().count == 5)
+        for b in blobs() {
+            let data = try Data(contentsOf: URL(fileURLWithPath: state + "/images/blobs/sha256/" + b))
+            let sha = try Self.sha256(data)
+            #expect(sha == b)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").filter { !$0.hasSuffix(".lock") }.count == 3)
+        let ls = try await agent(["image", "ls", "--state-dir", state])
+        #expect(ls.status == 0 && ls.stdout.contains(Self.ref("layered")), "\(ls.stdout)\(ls.stderr)")
+        let inspect = try await agent(["image", "inspect", "--state-dir", state, Self.ref("layered")])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as! [String: Any]
+        #expect((doc["layers"] as! [String]).count == 3)
+        #expect(doc["workingDir"] as? String == "/opt")
+        let rm = try await agent(["image", "rm", "--state-dir", state, Self.ref("layered")])
+        #expect(rm.status == 0)
+        let again = try await agent(["image", "inspect", "--state-dir", state, Self.ref("layered")])
+        #expect(again.status == 1 && again.stderr.contains("is not in the image store"))
+    }
+
+    @Test func aJobRunsOnAnImageAndAWhiteoutHidesTheLowerFile() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "on-image", "image": "\(Self.ref("layered"))", "env": {"JOB_VAR": "job"}, "steps": [
+          {"name": "look", "run": "cat /etc/added; test ! -e /etc/lower-file && echo lower-gone; test ! -e /opt/old/a && cat /opt/old/b; echo $IMAGE_VAR $JOB_VAR; pwd; echo made > /workspace/out"},
+          {"name": "next", "run": "cat /workspace/out; busybox | head -1 | cut -c1-7"}
+        ]}
+        """)
+        let r = try await f.run(["--policy", Self.policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try f.stepStates() == ["succeeded", "succeeded"])
+        let log = try f.read("logs/01-look.log")
+        for line in ["from the upper layer", "lower-gone", "b", "from-image job", "/workspace"] {
+            #expect(log.contains(" out " + line), "\(log)")
+        }
+        #expect(try f.read("logs/02-next.log").contains(" out made"))
+        #expect(try f.read("logs/02-next.log").contains(" out BusyBox"))
+        // The second run finds the image in the store: nothing more is fetched (pull if-not-present).
+        let again = try await f.run(["--policy", Self.policy, "--force"])
+        #expect(again.status == 0, "\(again.stderr)")
+    }
+
+    @Test func aJobNamingAnImageIsRefusedWithoutThePolicy() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "refused", "image": "\(Self.ref("busybox"))", "steps": [{"name": "a", "run": "true"}]}
+        """)
+        let r = try await f.run()
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("image: \"\(Self.ref("busybox"))\"") && r.stderr.contains("images.allowedRegistries"), "\(r.stderr)")
+        let stored = (try? FileManager.default.contentsOfDirectory(atPath: f.state + "/images/blobs/sha256")) ?? []
+        #expect(stored.isEmpty)
+    }
+
+    @Test(arguments: ["single", "subordinate"])
+    func execRunsOnAnImageInBothIdMappings(idMap: String) async throws {
+        let r = try await Harness.exec(["--state-dir", state, "--policy", Self.policy, "--id-map", idMap, "--verbose",
+                                        "--image", Self.ref("busybox")],
+                                       ["/bin/sh", "-c", "id -u; ls /bin/busybox; echo ok"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("0\n/bin/busybox\nok"), "\(r.stdout)")
+        #expect(r.stderr.contains("id mapping: \(idMap)"), "\(r.stderr)")
+    }
+
+    @Test func execWithoutACommandRunsTheImagesCmdInItsWorkingDir() async throws {
+        let r = try await Harness.run(["exec", "--state-dir", state, "--policy", Self.policy, "--image", Self.ref("layered")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "image-cmd in /opt from-image\n", "\(r.stdout)")
+        let refused = try await Harness.run(["exec", "--state-dir", state, "--image", Self.ref("layered")])
+        #expect(refused.status == 125 && refused.stderr.contains("images.allowedRegistries"), "\(refused.stderr)")
+    }
+
+    @Test func aBlobWithTheWrongDigestNamesItAndTheRegistryAndStoresNothing() async throws {
+        let digest = try String(contentsOfFile: Harness.fixtures + "/tampered-digest", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let r = try await agent(["image", "pull", "--state-dir", state, Self.ref("tampered")])
+        #expect(r.status == 3)
+        #expect(r.stderr.contains(digest) && r.stderr.contains("registry \(Self.registry)") && r.stderr.contains("nothing was stored"), "\(r.stderr)")
+        #expect(!blobs().contains(String(digest.dropFirst(7))))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").isEmpty)
+        let ls = try await agent(["image", "ls", "--state-dir", state])
+        #expect(!ls.stdout.contains("tampered"))
+    }
+
+    @Test(arguments: [
+        ("hostile-dotdot", "../../../tmp/agent-escape", "leads out of the layer"),
+        ("hostile-symlink", "evil/tmp/agent-escape", "passes through a symlink"),
+        ("hostile-hardlink", "passwd", "leads out of the layer"),
+        ("hostile-whiteout", "a/.wh...", "is a whiteout of \"..\""),
+    ])
+    func hostileLayersFailNamingImageLayerAndEntry(image: String, entry: String, problem: String) async throws {
+        // A sentinel tree outside the store: nothing a layer does may change it.
+        let sentinel = try Harness.scratch("sentinel")
+        try Harness.write("keep\n", to: sentinel + "/file")
+        let before = try FileManager.default.contentsOfDirectory(atPath: sentinel)
+        let r = try await agent(["image", "pull", "--state-dir", state, Self.ref(image)])
+        #expect(r.status == 3)
+        #expect(r.stderr.contains(Self.ref(image) + ": layer sha256:") && r.stderr.contains("entry \"\(entry)\"")
+                && r.stderr.contains(problem), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: sentinel) == before)
+        #expect(try String(contentsOfFile: sentinel + "/file", encoding: .utf8) == "keep\n")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/agent-escape"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").filter { !$0.hasSuffix(".lock") }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
+    }
+}
