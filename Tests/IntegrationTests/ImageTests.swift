@@ -52,7 +52,7 @@ import Testing
             let sha = try Self.sha256(data)
             #expect(sha == b)
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").filter { !$0.hasSuffix(".lock") }.count == 3)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").count == 3)
         let ls = try await agent(["image", "ls", "--state-dir", state])
         #expect(ls.status == 0 && ls.stdout.contains(Self.ref("layered")), "\(ls.stdout)\(ls.stderr)")
         let inspect = try await agent(["image", "inspect", "--state-dir", state, Self.ref("layered")])
@@ -64,6 +64,17 @@ import Testing
         #expect(rm.status == 0)
         let again = try await agent(["image", "inspect", "--state-dir", state, Self.ref("layered")])
         #expect(again.status == 1 && again.stderr.contains("is not in the image store"))
+    }
+
+    @Test func concurrentPullsOfOneImageBothSucceedAndStoreEachBlobOnce() async throws {
+        async let a = agent(["image", "pull", "--state-dir", state, Self.ref("layered")])
+        async let b = agent(["image", "pull", "--state-dir", state, Self.ref("layered")])
+        let (ra, rb) = try await (a, b)
+        #expect(ra.status == 0 && rb.status == 0, "\(ra.stderr)\(rb.stderr)")
+        #expect(ra.stdout == rb.stdout)
+        #expect(blobs().count == 5)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").count == 3)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
     }
 
     @Test func aJobRunsOnAnImageAndAWhiteoutHidesTheLowerFile() async throws {
@@ -80,6 +91,10 @@ import Testing
         for line in ["from the upper layer", "lower-gone", "b", "from-image job", "/workspace"] {
             #expect(log.contains(" out " + line), "\(log)")
         }
+        let image = try f.status()["image"] as? [String: Any]
+        #expect(image?["reference"] as? String == Self.ref("layered"))
+        #expect((image?["digest"] as? String)?.hasPrefix("sha256:") == true)
+        #expect(image?["owners"] as? String == "agent")
         #expect(try f.read("logs/02-next.log").contains(" out made"))
         #expect(try f.read("logs/02-next.log").contains(" out BusyBox"))
         // The second run finds the image in the store: nothing more is fetched (pull if-not-present).
@@ -147,7 +162,7 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: sentinel) == before)
         #expect(try String(contentsOfFile: sentinel + "/file", encoding: .utf8) == "keep\n")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/agent-escape"))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").filter { !$0.hasSuffix(".lock") }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
     }
 }
