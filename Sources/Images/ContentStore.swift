@@ -8,6 +8,7 @@ import Glibc
 ///     blobs/sha256/<hex>          manifests, configs and layers, by digest, verified
 ///     snapshots/sha256/<chainid>  one layer's files, unpacked once, shared (see SnapshotStore)
 ///     tmp/                        downloads and unpacks in progress (same filesystem: rename is atomic)
+///     locks/                      flock files: one per blob download and per snapshot unpack
 ///     refs.json                   reference → manifest digest, replaced atomically under refs.lock
 ///
 /// A blob appears under its digest only after its content hashed to it: it is written to
@@ -17,7 +18,7 @@ public final class ContentStore: Sendable {
 
     public init(stateDirectory: String) throws(ImageError) {
         root = stateDirectory + "/images"
-        for d in [root, root + "/blobs", root + "/blobs/sha256", root + "/snapshots", root + "/snapshots/sha256", root + "/tmp"] {
+        for d in [root, root + "/blobs", root + "/blobs/sha256", root + "/snapshots", root + "/snapshots/sha256", root + "/tmp", root + "/locks"] {
             if mkdir(d, 0o700) != 0 && errno != EEXIST { throw .store(path: d, operation: "mkdir", errno: errno) }
         }
     }
@@ -44,6 +45,21 @@ public final class ContentStore: Sendable {
         _ = bytes.withUnsafeBytes { w.write($0) }
         try w.commit()
         return d
+    }
+
+    /// Takes the exclusive flock `locks/NAME` (waiting for another agent holding it) and
+    /// returns its descriptor; closing it releases the lock.
+    func lock(_ name: String) throws(ImageError) -> Int32 {
+        let path = root + "/locks/" + name
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .store(path: path, operation: "open", errno: errno) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let e = errno
+            close(fd)
+            throw .store(path: path, operation: "flock", errno: e)
+        }
+        return fd
     }
 
     /// A temporary path in the store's `tmp/` folder.

@@ -43,7 +43,12 @@ public struct RegistryClient: Sendable {
 
     /// Streams blob `d` into the store (nothing when it is already there). The transfer
     /// stops as soon as it is larger than `size`; a wrong digest or size stores nothing.
+    /// Concurrent pulls (other agents on the same state folder) download each blob once:
+    /// the second waits on the blob's lock and then finds it stored.
     public func fetchBlob(_ repository: String, _ d: Digest, size: Int64, into store: ContentStore) throws(ImageError) {
+        if store.has(d) { return }
+        let lock = try store.lock("blob-" + d.hex)
+        defer { close(lock) }
         if store.has(d) { return }
         let what = "blob \(d)"
         let w = try BlobWriter(store: store, expected: d, size: size, registry: registry)

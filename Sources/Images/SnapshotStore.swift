@@ -33,11 +33,8 @@ public struct SnapshotStore: Sendable {
     }
 
     private func unpack(image: String, layer: Digest, diffID: Digest, chainID: Digest) throws(ImageError) -> [String] {
-        let lockPath = path(chainID) + ".lock"
-        let lfd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lfd >= 0 else { throw .store(path: lockPath, operation: "open", errno: errno) }
+        let lfd = try store.lock("snapshot-" + chainID.hex)
         defer { close(lfd) }
-        guard flock(lfd, LOCK_EX) == 0 else { throw .store(path: lockPath, operation: "flock", errno: errno) }
         if has(chainID) { return [] }  // another agent unpacked it while this one waited
         let blob = store.blobPath(layer)
         // The diff_id is checked before anything is unpacked: a snapshot is shared by its
