@@ -19,7 +19,7 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
     case store(path: String, operation: String, errno: Int32)
     /// The image is not in the store (`"pull": "never"`, `agent image inspect`).
     case notPresent(reference: String)
-    /// The registry asks for credentials and none are configured (auth is not done yet).
+    /// The registry asks for credentials the operator did not give, or refused them.
     case unauthorized(registry: String, challenge: String)
     /// A source this build cannot read yet (`oci:`, `oci-archive:`, `docker-archive:`).
     case unsupported(reference: String, problem: String)
@@ -45,7 +45,7 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
         case .notPresent(let ref):
             return "\(ref) is not in the image store (agent image pull \(ref))"
         case .unauthorized(let r, let challenge):
-            return "registry \(r) requires authentication (\(challenge)); registry credentials are not supported yet"
+            return "registry \(r) refused access (\(challenge)); credentials come from the operator: $REGISTRY_AUTH_FILE or ~/.docker/config.json"
         case .unsupported(let ref, let problem):
             return "\(ref): \(problem)"
         }

@@ -29,6 +29,8 @@ public struct ImageStore: Sendable {
     public let snapshots: SnapshotStore
     /// Registries reached over plain HTTP besides loopback (policy `images.insecureRegistries`).
     public var insecureRegistries: [String]
+    /// The operator's registry logins (`RegistryCredentials.load`); never a job's.
+    public var credentials = RegistryCredentials()
 
     public init(stateDirectory: String, insecureRegistries: [String] = []) throws(ImageError) {
         content = try ContentStore(stateDirectory: stateDirectory)
@@ -57,7 +59,7 @@ public struct ImageStore: Sendable {
     /// Pulls `ref`: manifest (an index resolves to linux and this machine's architecture),
     /// config and layers, each verified; then unpacks the snapshots and records the reference.
     public func pull(_ ref: ImageReference) throws(ImageError) -> PreparedImage {
-        let client = RegistryClient(reference: ref, plainHTTP: plainHTTP(ref))
+        let client = RegistryClient(reference: ref, plainHTTP: plainHTTP(ref), credentials: credentials)
         try client.ping()
         let key = ref.description
         let top = try client.manifest(ref.repository, ref.manifestReference, expected: ref.digest)

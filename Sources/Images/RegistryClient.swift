@@ -4,26 +4,35 @@ import Glibc
 
 /// Talks to one registry (OCI distribution spec / Docker Registry HTTP API v2): manifests
 /// by tag or digest, blobs streamed into the store with their digest and size checked
-/// while they download.
-public struct RegistryClient: Sendable {
+/// while they download. A 401 is answered once per request from its `WWW-Authenticate`
+/// challenge: Basic with the operator's login, or Bearer with a token fetched from the
+/// challenge's realm (with the login if there is one, anonymously otherwise).
+public final class RegistryClient: @unchecked Sendable {
     public let registry: String
     let base: String
+    let plainHTTP: Bool
+    let repository: String
+    let login: RegistryCredentials.Login?
     let http = HTTPClient()
+    /// The Authorization header that worked last (one pull, one thread).
+    private var authorization: String?
     /// Manifests and indexes are small; a larger answer is refused, not buffered.
     static let maxManifestBytes = 4 << 20
 
     /// `plainHTTP`: the operator's choice (loopback, or policy `images.insecureRegistries`).
-    public init(reference: ImageReference, plainHTTP: Bool) {
+    public init(reference: ImageReference, plainHTTP: Bool, credentials: RegistryCredentials = RegistryCredentials()) {
         registry = reference.registry
+        repository = reference.repository
+        self.plainHTTP = plainHTTP
         base = (plainHTTP ? "http://" : "https://") + reference.apiHost + "/v2/"
+        login = credentials.login(for: reference.registry)
     }
 
-    /// `GET /v2/`: the registry is there and speaks the API. A 401 names the challenge
-    /// (credentials are not supported yet).
+    /// `GET /v2/`: the registry is there and speaks the API (a 401 here is normal: the
+    /// challenge is answered on the first real request).
     public func ping() throws(ImageError) {
         let r = try call("GET /v2/") { () throws(HTTPError) in try http.get(base, maxBytes: 64 << 10) }
-        if r.status == 401 { throw .unauthorized(registry: registry, challenge: r.headers["www-authenticate"] ?? "no challenge") }
-        guard r.status == 200 else { throw .registry(registry: registry, what: "GET /v2/", status: r.status, detail: "") }
+        guard r.status == 200 || r.status == 401 else { throw .registry(registry: registry, what: "GET /v2/", status: r.status, detail: "") }
     }
 
     /// A manifest or index, verified against `expected` when given (a digest reference).
@@ -31,10 +40,12 @@ public struct RegistryClient: Sendable {
     public func manifest(_ repository: String, _ reference: String,
                          expected: Digest?) throws(ImageError) -> (bytes: [UInt8], contentType: String?, digest: Digest) {
         let what = "manifest \(repository):\(reference)"
-        let headers = ["Accept: " + MediaType.accept.joined(separator: ", ")]
         let url = base + repository + "/manifests/" + reference
-        let r = try call(what) { () throws(HTTPError) in try http.get(url, headers: headers, maxBytes: Self.maxManifestBytes) }
-        if r.status == 401 { throw .unauthorized(registry: registry, challenge: r.headers["www-authenticate"] ?? "no challenge") }
+        let r = try authorized(what) { (auth) throws(HTTPError) in
+            let r = try http.get(url, headers: ["Accept: " + MediaType.accept.joined(separator: ", ")] + auth,
+                                 maxBytes: Self.maxManifestBytes)
+            return (r.status, r.headers, r)
+        }.value
         guard r.status == 200 else { throw .registry(registry: registry, what: what, status: r.status, detail: errorCode(r.body)) }
         let d = Digest(of: r.body)
         if let expected, d != expected { throw .digestMismatch(registry: registry, expected: expected, actual: d.description) }
@@ -53,13 +64,61 @@ public struct RegistryClient: Sendable {
         let what = "blob \(d)"
         let w = try BlobWriter(store: store, expected: d, size: size, registry: registry)
         let url = base + repository + "/blobs/" + d.description
-        let r = try call(what) { () throws(HTTPError) in try http.stream(url) { w.write($0) } }
-        if r.status == 401 { throw .unauthorized(registry: registry, challenge: r.headers["www-authenticate"] ?? "no challenge") }
+        // Only a 2xx body reaches the writer, so a 401 answered and retried leaves it empty.
+        let r = try authorized(what) { (auth) throws(HTTPError) in
+            let r = try http.stream(url, headers: auth) { w.write($0) }
+            return (r.status, r.headers, r)
+        }.value
         guard r.status == 200 else { throw .registry(registry: registry, what: what, status: r.status, detail: "") }
         if r.aborted && w.written > size {
             throw .sizeMismatch(registry: registry, digest: d, expected: size, actual: w.written)
         }
         try w.commit()
+    }
+
+    /// Runs `request` with the current Authorization; on a 401 answers the challenge once
+    /// and runs it again.
+    private func authorized<T>(_ what: String,
+                               _ request: ([String]) throws(HTTPError) -> (Int, [String: String], T)) throws(ImageError) -> (status: Int, headers: [String: String], value: T) {
+        var r = try call(what) { () throws(HTTPError) in try request(authorization.map { [$0] } ?? []) }
+        if r.0 == 401 {
+            let header = r.1["www-authenticate"] ?? ""
+            authorization = try answer(header)
+            r = try call(what) { () throws(HTTPError) in try request(authorization.map { [$0] } ?? []) }
+            if r.0 == 401 { throw .unauthorized(registry: registry, challenge: header.isEmpty ? "no challenge" : header) }
+        }
+        return (r.0, r.1, r.2)
+    }
+
+    /// The Authorization header for a challenge.
+    private func answer(_ header: String) throws(ImageError) -> String {
+        guard let c = AuthChallenge.parse(header) else { throw .unauthorized(registry: registry, challenge: "no challenge") }
+        switch c.scheme {
+        case "basic":
+            guard let login else {
+                throw .unauthorized(registry: registry, challenge: header + "; no login for it in the operator's credentials")
+            }
+            return basicAuthorization(login)
+        case "bearer":
+            guard let realm = c.parameters["realm"], realm.hasPrefix("https://") || (plainHTTP && realm.hasPrefix("http://")) else {
+                throw .unauthorized(registry: registry, challenge: header + "; the token realm must be https")
+            }
+            var query: [String] = []
+            if let s = c.parameters["service"] { query.append("service=" + queryEncoded(s)) }
+            query.append("scope=" + queryEncoded(c.parameters["scope"] ?? "repository:\(repository):pull"))
+            let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
+            let r = try call("token from \(realm)") { () throws(HTTPError) in
+                try http.get(url, headers: login.map { [basicAuthorization($0)] } ?? [], maxBytes: 1 << 20)
+            }
+            guard r.status == 200 else { throw .registry(registry: registry, what: "token from \(realm)", status: r.status, detail: "") }
+            guard case .object(let o)? = try? JSONValue.parse(r.body),
+                  let token = o["token"]?.string ?? o["access_token"]?.string, !token.isEmpty else {
+                throw .unauthorized(registry: registry, challenge: header + "; the token answer has no token")
+            }
+            return "Authorization: Bearer " + token
+        default:
+            throw .unauthorized(registry: registry, challenge: header)
+        }
     }
 
     private func call<T>(_ what: String, _ body: () throws(HTTPError) -> T) throws(ImageError) -> T {

@@ -23,8 +23,9 @@ enum ExecImage {
         if let why = ImageGate.refusal(source, policy: policy.images) { throw Refused(description: "--image: " + why) }
         let state = try StateDirectory.resolve(explicit: stateDir)
         try state.create()
-        let image = try ImageStore(stateDirectory: state.root, insecureRegistries: policy.images.insecureRegistries)
-            .prepare(source, pull: pullPolicy)
+        var store = try ImageStore(stateDirectory: state.root, insecureRegistries: policy.images.insecureRegistries)
+        store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
+        let image = try store.prepare(source, pull: pullPolicy)
         c.rootfs = .layers(image.layers.map { HostPath($0) })
         for kv in image.config.env {
             guard let eq = kv.firstIndex(of: "=") else { continue }

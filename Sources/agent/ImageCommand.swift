@@ -31,7 +31,9 @@ struct ImageStoreOptions: ParsableArguments {
         let policy = try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment).policy
         let dir = try state.open()
         try dir.create()
-        return try ImageStore(stateDirectory: dir.root, insecureRegistries: policy.images.insecureRegistries)
+        var store = try ImageStore(stateDirectory: dir.root, insecureRegistries: policy.images.insecureRegistries)
+        store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
+        return store
     }
 }
 

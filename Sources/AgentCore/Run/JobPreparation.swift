@@ -48,8 +48,10 @@ extension JobRunner {
         var image: PreparedImage?
         if case .image(let source) = job.image {
             do {
-                let store = try ImageStore(stateDirectory: options.stateDirectory,
+                var store = try ImageStore(stateDirectory: options.stateDirectory,
                                            insecureRegistries: options.policy.images.insecureRegistries)
+                // The operator's logins ($REGISTRY_AUTH_FILE, ~/.docker/config.json of the agent's user).
+                store.credentials = try RegistryCredentials.load(environment: options.environment)
                 image = try store.prepare(source, pull: job.pull)
             } catch {
                 return fail(3, "image \(source): \(error)")
