@@ -47,37 +47,57 @@ ci/make-busybox-rootfs.sh "$TEST_ROOT/fixtures/busybox-rootfs"
 # with its storage in the test root. Idempotent: a registry left on the port by an earlier
 # run is stopped first. Runs from different worktrees choose their own
 # AGENT_TEST_REGISTRY_PORT so they do not stop each other's.
+# The next port serves a registry that wants a Bearer token (auth "silly": any token will
+# do) from a token server on the port after it, which gives one only for the login
+# ci:secret: a pull there works only with the operator's credentials.
 REGISTRY_PORT=${AGENT_TEST_REGISTRY_PORT:-5000}
+AUTH_PORT=$((REGISTRY_PORT + 1)) TOKEN_PORT=$((REGISTRY_PORT + 2))
 REGISTRY_DIR="$TEST_ROOT/registry"
-pidfile="/tmp/agent-test-registry-$REGISTRY_PORT.pid"
-if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
-for pid in $(ss -Hltnp "sport = :$REGISTRY_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = docker-registry ] && kill "$pid" 2>/dev/null || true
+for port in "$REGISTRY_PORT" "$AUTH_PORT" "$TOKEN_PORT"; do
+  pidfile="/tmp/agent-test-registry-$port.pid"
+  if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+  for pid in $(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    case "$(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ')" in
+      *docker-registry*|*test-token-server.py*) kill "$pid" 2>/dev/null || true ;;
+    esac
+  done
 done
 sleep 0.3
-mkdir -p "$REGISTRY_DIR/storage"
-cat > "$REGISTRY_DIR/config.yml" <<YAML
+start_registry() {  # name port [auth yaml]
+  mkdir -p "$REGISTRY_DIR/$1"
+  cat > "$REGISTRY_DIR/$1/config.yml" <<YAML
 version: 0.1
 log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: $REGISTRY_DIR/storage
+    rootdirectory: $REGISTRY_DIR/$1/storage
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$REGISTRY_PORT
+  addr: 127.0.0.1:$2
+${3:-}
 YAML
-REGISTRY_HTTP_ADDR="127.0.0.1:$REGISTRY_PORT" setsid docker-registry serve "$REGISTRY_DIR/config.yml" \
-  >"$REGISTRY_DIR/log" 2>&1 < /dev/null &
-echo $! > "$pidfile"
-for _ in $(seq 50); do
-  curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-export AGENT_TEST_REGISTRY="127.0.0.1:$REGISTRY_PORT"
+  REGISTRY_HTTP_ADDR="127.0.0.1:$2" setsid docker-registry serve "$REGISTRY_DIR/$1/config.yml" \
+    >"$REGISTRY_DIR/$1/log" 2>&1 < /dev/null &
+  echo $! > "/tmp/agent-test-registry-$2.pid"
+  for _ in $(seq 50); do
+    curl -sS -o /dev/null "http://127.0.0.1:$2/v2/" 2>/dev/null && break
+    sleep 0.1
+  done
+}
+start_registry plain "$REGISTRY_PORT"
+setsid python3 ci/test-token-server.py "$TOKEN_PORT" >/dev/null 2>&1 < /dev/null &
+echo $! > "/tmp/agent-test-registry-$TOKEN_PORT.pid"
+start_registry auth "$AUTH_PORT" "auth:
+  silly:
+    realm: http://127.0.0.1:$TOKEN_PORT/token
+    service: agent-test"
+export AGENT_TEST_REGISTRY="127.0.0.1:$REGISTRY_PORT" AGENT_TEST_AUTH_REGISTRY="127.0.0.1:$AUTH_PORT"
 python3 ci/make-test-images.py "$AGENT_TEST_REGISTRY" "$TEST_ROOT/fixtures/busybox-rootfs" "$REGISTRY_DIR/layouts" \
-  "$REGISTRY_DIR/storage" > "$TEST_ROOT/fixtures/tampered-digest"
+  "$REGISTRY_DIR/plain/storage" > "$TEST_ROOT/fixtures/tampered-digest"
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds ci:secret \
+  "docker://$AGENT_TEST_REGISTRY/busybox:1" "docker://$AGENT_TEST_AUTH_REGISTRY/private/busybox:1"
 chmod -R a+rX "$TEST_ROOT"
 
 export AGENT_BIN="$TEST_ROOT/bin/agent" AGENT_FIXTURES="$TEST_ROOT/fixtures" AGENT_TEST_USER="$TEST_USER"

@@ -166,3 +166,34 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
     }
 }
+
+/// A registry that wants a Bearer token from a realm which gives one only for the
+/// operator's login (ci/test.sh: auth "silly" plus ci/test-token-server.py).
+@Suite(.serialized) struct ImageAuthTests {
+    static var registry: String {
+        guard let r = ProcessInfo.processInfo.environment["AGENT_TEST_AUTH_REGISTRY"], !r.isEmpty else {
+            Issue.record("AGENT_TEST_AUTH_REGISTRY is not set: run the tests through ci/test.sh")
+            return "127.0.0.1:1"
+        }
+        return r
+    }
+
+    @Test func aBearerRegistryNeedsTheOperatorsLoginAndGetsItFromRegistryAuthFile() async throws {
+        let dir = try Harness.scratch("auth")
+        let ref = Self.registry + "/private/busybox:1"
+        let without = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", ref],
+                                            environment: ["REGISTRY_AUTH_FILE": dir + "/none.json"])
+        #expect(without.status == 3)
+        #expect(without.stderr.contains("registry \(Self.registry)") && without.stderr.contains("token from"), "\(without.stderr)")
+        let wrong = Data("ci:wrong".utf8).base64EncodedString(), right = Data("ci:secret".utf8).base64EncodedString()
+        try Harness.write(#"{"auths": {"\#(Self.registry)": {"auth": "\#(wrong)"}}}"#, to: dir + "/wrong.json", mode: 0o600)
+        let refused = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", ref],
+                                            environment: ["REGISTRY_AUTH_FILE": dir + "/wrong.json"])
+        #expect(refused.status == 3, "\(refused.stderr)")
+        try Harness.write(#"{"auths": {"http://\#(Self.registry)/": {"auth": "\#(right)"}}}"#, to: dir + "/auth.json", mode: 0o600)
+        let r = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", ref],
+                                      environment: ["REGISTRY_AUTH_FILE": dir + "/auth.json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix(ref + " sha256:"))
+    }
+}
