@@ -15,9 +15,9 @@ import SandboxPolicy
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
-        abstract: "Manage container images (pull, ls, inspect, rm).",
+        abstract: "Manage container images (pull, import, ls, inspect, rm).",
         discussion: "Exit codes: 0 ok, 1 not in the store, 2 usage or invalid reference, 3 pull or store failure.",
-        subcommands: [ImagePull.self, ImageList.self, ImageInspect.self, ImageRemove.self]
+        subcommands: [ImagePull.self, ImageImport.self, ImageList.self, ImageInspect.self, ImageRemove.self]
     )
 }
 
@@ -68,6 +68,28 @@ struct ImagePull: AsyncParsableCommand {
         try imageCommand {
             let ref = try registryReference(reference)
             let image = try options.store().pull(ref)
+            for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
+            print("\(image.reference) \(image.digest)")
+            return 0
+        }
+    }
+}
+
+struct ImageImport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Import an OCI image layout (oci:DIR[:TAG]) into the store under a reference.")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument(help: "oci:DIR[:TAG]") var source: String
+    @Option(help: "The reference jobs name it by, e.g. localhost/tool:1 (with \"pull\": \"never\").") var tag: String
+
+    func run() async throws {
+        try imageCommand {
+            guard case .ociLayout(let dir, let t) = try ImageSource.parse(source) else {
+                throw ImageError.unsupported(reference: source, problem: "only oci:DIR[:TAG] can be imported yet")
+            }
+            let key = try registryReference(tag).description
+            let abs = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+            let image = try options.store().importLayout(path: abs, tag: t, as: key)
             for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
             print("\(image.reference) \(image.digest)")
             return 0

@@ -102,6 +102,46 @@ import Testing
         #expect(again.status == 0, "\(again.stderr)")
     }
 
+    /// The layouts ci/make-test-images.py pushed from.
+    static var layouts: String { URL(fileURLWithPath: Harness.agentBinary).deletingLastPathComponent().deletingLastPathComponent().path + "/registry/layouts" }
+
+    @Test func anImportedOCILayoutRunsAJobWithPullNever() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "imported", "image": "localhost/layered:1", "pull": "never", "steps": [
+          {"name": "look", "run": "cat /etc/added; test ! -e /etc/lower-file && echo lower-gone"}
+        ]}
+        """)
+        let imp = try await agent(["image", "import", "--state-dir", f.state, "oci:" + Self.layouts + "/layered:1", "--tag", "localhost/layered:1"])
+        #expect(imp.status == 0, "\(imp.stderr)")
+        #expect(imp.stdout.hasPrefix("localhost/layered:1 sha256:"))
+        let r = try await f.run(["--policy", Self.policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = try f.read("logs/01-look.log")
+        #expect(log.contains(" out from the upper layer") && log.contains(" out lower-gone"), "\(log)")
+        // Not in the store and "pull": "never": the job fails before any step (exit 3), naming it.
+        let g = try JobFixture("""
+        {"version": 1, "id": "absent", "image": "localhost/absent:1", "pull": "never", "steps": [{"name": "a", "run": "true"}]}
+        """)
+        let absent = try await g.run(["--policy", Self.policy])
+        #expect(absent.status == 3 && absent.stderr.contains("localhost/absent:1 is not in the image store"), "\(absent.stderr)")
+    }
+
+    @Test func anImportedLayoutWithATamperedBlobStoresNothing() async throws {
+        let copy = try Harness.scratch("layout") + "/layout"
+        try FileManager.default.copyItem(atPath: Self.layouts + "/tampered", toPath: copy)
+        let digest = try String(contentsOfFile: Harness.fixtures + "/tampered-digest", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let blob = copy + "/blobs/sha256/" + digest.dropFirst(7)
+        var data = try Data(contentsOf: URL(fileURLWithPath: blob))
+        data[0] ^= 0xff
+        try data.write(to: URL(fileURLWithPath: blob))
+        let u = Harness.user
+        _ = chown(copy, u.uid, u.gid)
+        let r = try await agent(["image", "import", "--state-dir", state, "oci:" + copy + ":1", "--tag", "localhost/t:1"])
+        #expect(r.status == 3 && r.stderr.contains(digest) && r.stderr.contains("nothing was stored"), "\(r.stderr)")
+        #expect(!blobs().contains(String(digest.dropFirst(7))))
+    }
+
     @Test func aJobNamingAnImageIsRefusedWithoutThePolicy() async throws {
         let f = try JobFixture("""
         {"version": 1, "id": "refused", "image": "\(Self.ref("busybox"))", "steps": [{"name": "a", "run": "true"}]}
