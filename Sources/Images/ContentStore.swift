@@ -49,11 +49,12 @@ public final class ContentStore: Sendable {
 
     /// Takes the exclusive flock `locks/NAME` (waiting for another agent holding it) and
     /// returns its descriptor; closing it releases the lock.
-    func lock(_ name: String) throws(ImageError) -> Int32 {
+    /// `shared`: a lease (many may hold it); `nonBlocking`: fail at once (EWOULDBLOCK) if held.
+    func lock(_ name: String, shared: Bool = false, nonBlocking: Bool = false) throws(ImageError) -> Int32 {
         let path = root + "/locks/" + name
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .store(path: path, operation: "open", errno: errno) }
-        while flock(fd, LOCK_EX) != 0 {
+        while flock(fd, (shared ? LOCK_SH : LOCK_EX) | (nonBlocking ? LOCK_NB : 0)) != 0 {
             if errno == EINTR { continue }
             let e = errno
             close(fd)

@@ -11,8 +11,9 @@ public enum PullPolicy: String, Sendable, CaseIterable {
     case never
 }
 
-/// An image ready to be a container's root: its snapshots and its config.
-public struct PreparedImage: Sendable, Equatable {
+/// An image ready to be a container's root: its snapshots and its config. Keep it for as
+/// long as a container uses the snapshots: its lease keeps `agent image prune` off them.
+public struct PreparedImage: Sendable {
     public var reference: String
     /// The platform manifest's digest.
     public var digest: Digest
@@ -20,6 +21,8 @@ public struct PreparedImage: Sendable, Equatable {
     /// Snapshot folders, top layer first (overlayfs's lowerdir order).
     public var layers: [String]
     public var warnings: [String] = []
+    /// Shared locks on the snapshots (see `ImageStore.prune`).
+    public var lease: ImageLease? = nil
 }
 
 /// The image store's front door: pull, prepare for a container, list, inspect, remove.
@@ -45,6 +48,16 @@ public struct ImageStore: Sendable {
 
     /// The image of `source`, pulled as `policy` says, with its snapshots unpacked.
     public func prepare(_ source: ImageSource, pull policy: PullPolicy = .ifNotPresent) throws(ImageError) -> PreparedImage {
+        // Held shared while the image is fetched and leased, so a prune cannot take
+        // blobs or snapshots between being stored and being leased.
+        let gate = try content.lock("pull", shared: true)
+        defer { close(gate) }
+        var image = try fetch(source, pull: policy)
+        image.lease = try lease(Digest.chainIDs(image.config.diffIDs))
+        return image
+    }
+
+    private func fetch(_ source: ImageSource, pull policy: PullPolicy) throws(ImageError) -> PreparedImage {
         guard case .registry(let ref) = source else {
             throw .unsupported(reference: source.description, problem: "local image sources (oci:, oci-archive:, docker-archive:) are not supported yet")
         }
@@ -53,12 +66,18 @@ public struct ImageStore: Sendable {
             return try materialise(key, manifest: rec.manifest)
         }
         if policy == .never { throw .notPresent(reference: key) }
-        return try pull(ref)
+        return try pullLocked(ref)
     }
 
     /// Pulls `ref`: manifest (an index resolves to linux and this machine's architecture),
     /// config and layers, each verified; then unpacks the snapshots and records the reference.
     public func pull(_ ref: ImageReference) throws(ImageError) -> PreparedImage {
+        let gate = try content.lock("pull", shared: true)
+        defer { close(gate) }
+        return try pullLocked(ref)
+    }
+
+    private func pullLocked(_ ref: ImageReference) throws(ImageError) -> PreparedImage {
         let client = RegistryClient(reference: ref, plainHTTP: plainHTTP(ref), credentials: credentials)
         try client.ping()
         let key = ref.description

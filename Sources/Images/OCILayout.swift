@@ -79,6 +79,8 @@ struct OCILayout {
 extension ImageStore {
     /// Imports `oci:DIR[:TAG]` into the store and records it as `reference`.
     public func importLayout(path: String, tag: String?, as reference: String) throws(ImageError) -> PreparedImage {
+        let gate = try content.lock("pull", shared: true)
+        defer { close(gate) }
         let layout = OCILayout(path: path, tag: tag)
         let top = try layout.top()
         var desc = top

@@ -9,6 +9,9 @@ import SandboxPolicy
 /// if needed, its snapshots as the root's lower layers and its config applied: Env under
 /// `--env`, WorkingDir unless `--workdir`, Entrypoint + Cmd when no command is given.
 enum ExecImage {
+    /// The image's lease, held until the process exits (the container uses its snapshots).
+    nonisolated(unsafe) static var held: ImageLease?
+
     struct Refused: Error, CustomStringConvertible {
         var description: String
     }
@@ -26,6 +29,7 @@ enum ExecImage {
         var store = try ImageStore(stateDirectory: state.root, insecureRegistries: policy.images.insecureRegistries)
         store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
         let image = try store.prepare(source, pull: pullPolicy)
+        held = image.lease
         c.rootfs = .layers(image.layers.map { HostPath($0) })
         for kv in image.config.env {
             guard let eq = kv.firstIndex(of: "=") else { continue }

@@ -15,9 +15,9 @@ import SandboxPolicy
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
-        abstract: "Manage container images (pull, import, ls, inspect, rm).",
+        abstract: "Manage container images (pull, import, ls, inspect, rm, prune).",
         discussion: "Exit codes: 0 ok, 1 not in the store, 2 usage or invalid reference, 3 pull or store failure.",
-        subcommands: [ImagePull.self, ImageImport.self, ImageList.self, ImageInspect.self, ImageRemove.self]
+        subcommands: [ImagePull.self, ImageImport.self, ImageList.self, ImageInspect.self, ImageRemove.self, ImagePrune.self]
     )
 }
 
@@ -155,6 +155,20 @@ struct ImageRemove: AsyncParsableCommand {
                 return 1
             }
             print("removed \(key)")
+            return 0
+        }
+    }
+}
+
+struct ImagePrune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune", abstract: "Remove the blobs and snapshots no stored reference needs (never one a running container uses).")
+    @OptionGroup var options: ImageStoreOptions
+
+    func run() async throws {
+        try imageCommand {
+            let r = try options.store().prune()
+            print("removed \(r.blobs) blobs and \(r.snapshots) snapshots (\(r.bytes) bytes of blobs); \(r.inUse) snapshots in use kept")
             return 0
         }
     }

@@ -66,6 +66,39 @@ import Testing
         #expect(again.status == 1 && again.stderr.contains("is not in the image store"))
     }
 
+    @Test func pruneRemovesWhatNoReferenceNeedsButNeverARunningJobsSnapshots() async throws {
+        for name in ["busybox", "layered"] {
+            let r = try await agent(["image", "pull", "--state-dir", state, Self.ref(name)])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        // busybox's one layer is layered's base layer: 2 manifests, 2 configs, 3 layers.
+        #expect(blobs().count == 7)
+        let snapshots = { (try? FileManager.default.contentsOfDirectory(atPath: self.state + "/images/snapshots/sha256")) ?? [] }
+        #expect(snapshots().count == 3)
+        // A job on layered runs while its reference is removed and the store pruned.
+        let f = try JobFixture("""
+        {"version": 1, "id": "lease", "image": "\(Self.ref("layered"))", "steps": [{"name": "wait", "run": "sleep 2; cat /etc/added"}]}
+        """)
+        // Returns once the step has started (its snapshots are leased before that).
+        let job = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", state, "--policy", Self.policy,
+                                     "--progress", "plain"], until: "[wait 1/1]")
+        #expect(job.stderr.contains("[wait 1/1]"), "\(job.stderr)")
+        #expect(try await agent(["image", "rm", "--state-dir", state, Self.ref("layered")]).status == 0)
+        let during = try await agent(["image", "prune", "--state-dir", state])
+        #expect(during.status == 0 && during.stdout.contains("2 snapshots in use kept"), "\(during.stdout)\(during.stderr)")
+        #expect(blobs().count == 3)  // busybox's manifest, config and layer
+        #expect(snapshots().count == 3)
+        job.process.waitUntilExit()
+        #expect(job.process.terminationStatus == 0)
+        #expect(try f.read("logs/01-wait.log").contains(" out from the upper layer"))
+        let after = try await agent(["image", "prune", "--state-dir", state])
+        #expect(after.stdout.contains("removed 0 blobs and 2 snapshots"), "\(after.stdout)")
+        #expect(snapshots().count == 1)
+        let exec = try await Harness.exec(["--state-dir", state, "--policy", Self.policy, "--image", Self.ref("busybox"), "--pull", "never"],
+                                          ["/bin/true"])
+        #expect(exec.status == 0, "\(exec.stderr)")
+    }
+
     @Test func concurrentPullsOfOneImageBothSucceedAndStoreEachBlobOnce() async throws {
         async let a = agent(["image", "pull", "--state-dir", state, Self.ref("layered")])
         async let b = agent(["image", "pull", "--state-dir", state, Self.ref("layered")])
