@@ -51,14 +51,14 @@ ci/make-busybox-rootfs.sh "$TEST_ROOT/fixtures/busybox-rootfs"
 # do) from a token server on the port after it, which gives one only for the login
 # ci:secret: a pull there works only with the operator's credentials.
 REGISTRY_PORT=${AGENT_TEST_REGISTRY_PORT:-5000}
-AUTH_PORT=$((REGISTRY_PORT + 1)) TOKEN_PORT=$((REGISTRY_PORT + 2))
+AUTH_PORT=$((REGISTRY_PORT + 1)) TOKEN_PORT=$((REGISTRY_PORT + 2)) FLAKY_PORT=$((REGISTRY_PORT + 3))
 REGISTRY_DIR="$TEST_ROOT/registry"
-for port in "$REGISTRY_PORT" "$AUTH_PORT" "$TOKEN_PORT"; do
+for port in "$REGISTRY_PORT" "$AUTH_PORT" "$TOKEN_PORT" "$FLAKY_PORT"; do
   pidfile="/tmp/agent-test-registry-$port.pid"
   if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
   for pid in $(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
     case "$(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ')" in
-      *docker-registry*|*test-token-server.py*) kill "$pid" 2>/dev/null || true ;;
+      *docker-registry*|*test-token-server.py*|*test-flaky-proxy.py*) kill "$pid" 2>/dev/null || true ;;
     esac
   done
 done
@@ -93,7 +93,12 @@ start_registry auth "$AUTH_PORT" "auth:
   silly:
     realm: http://127.0.0.1:$TOKEN_PORT/token
     service: agent-test"
+# The port after those: a proxy to the plain registry that answers every path's first
+# request with 503/429 and Retry-After (a pull through it needs the agent's retries).
+setsid python3 ci/test-flaky-proxy.py "$FLAKY_PORT" "127.0.0.1:$REGISTRY_PORT" >/dev/null 2>&1 < /dev/null &
+echo $! > "/tmp/agent-test-registry-$FLAKY_PORT.pid"
 export AGENT_TEST_REGISTRY="127.0.0.1:$REGISTRY_PORT" AGENT_TEST_AUTH_REGISTRY="127.0.0.1:$AUTH_PORT"
+export AGENT_TEST_FLAKY_REGISTRY="127.0.0.1:$FLAKY_PORT"
 python3 ci/make-test-images.py "$AGENT_TEST_REGISTRY" "$TEST_ROOT/fixtures/busybox-rootfs" "$REGISTRY_DIR/layouts" \
   "$REGISTRY_DIR/plain/storage" > "$TEST_ROOT/fixtures/tampered-digest"
 skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds ci:secret \

@@ -114,6 +114,14 @@ final class BlobWriter {
         return true
     }
 
+    /// Starts the blob again (a retried download).
+    func reset() throws(ImageError) {
+        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else { throw .store(path: tempPath, operation: "truncate", errno: errno) }
+        hasher = SHA256()
+        written = 0
+        writeErrno = 0
+    }
+
     /// Verifies size and digest, fsyncs and renames the blob into place. On a mismatch
     /// nothing is stored (the temporary file is removed) and the error names the digest.
     func commit() throws(ImageError) {

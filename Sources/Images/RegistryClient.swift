@@ -65,7 +65,7 @@ public final class RegistryClient: @unchecked Sendable {
         let w = try BlobWriter(store: store, expected: d, size: size, registry: registry)
         let url = base + repository + "/blobs/" + d.description
         // Only a 2xx body reaches the writer, so a 401 answered and retried leaves it empty.
-        let r = try authorized(what) { (auth) throws(HTTPError) in
+        let r = try authorized(what, retry: { () throws(ImageError) in try w.reset() }) { (auth) throws(HTTPError) in
             let r = try http.stream(url, headers: auth) { w.write($0) }
             return (r.status, r.headers, r)
         }.value
@@ -78,16 +78,43 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// Runs `request` with the current Authorization; on a 401 answers the challenge once
     /// and runs it again.
-    private func authorized<T>(_ what: String,
+    private func authorized<T>(_ what: String, retry reset: () throws(ImageError) -> Void = {},
                                _ request: ([String]) throws(HTTPError) -> (Int, [String: String], T)) throws(ImageError) -> (status: Int, headers: [String: String], value: T) {
-        var r = try call(what) { () throws(HTTPError) in try request(authorization.map { [$0] } ?? []) }
+        var r = try retrying(what, reset) { () throws(HTTPError) in try request(authorization.map { [$0] } ?? []) }
         if r.0 == 401 {
             let header = r.1["www-authenticate"] ?? ""
             authorization = try answer(header)
-            r = try call(what) { () throws(HTTPError) in try request(authorization.map { [$0] } ?? []) }
+            try reset()
+            r = try retrying(what, reset) { () throws(HTTPError) in try request(authorization.map { [$0] } ?? []) }
             if r.0 == 401 { throw .unauthorized(registry: registry, challenge: header.isEmpty ? "no challenge" : header) }
         }
         return (r.0, r.1, r.2)
+    }
+
+    /// Attempts of one request: a 429 or 5xx answer, or a transfer that broke off, is tried
+    /// again after Retry-After (at most 10 s) or 0.5, 1, 2 s; `reset` drops what a failed
+    /// attempt wrote (a partial blob).
+    static let attempts = 4
+    private func retrying<T>(_ what: String, _ reset: () throws(ImageError) -> Void,
+                             _ body: () throws(HTTPError) -> (Int, [String: String], T)) throws(ImageError) -> (Int, [String: String], T) {
+        var delay = 0.5
+        for attempt in 1...Self.attempts {
+            let last = attempt == Self.attempts
+            var wait = delay
+            do {
+                let r = try body()
+                let retryable = r.0 == 429 || (500...599).contains(r.0)
+                if !retryable || last { return r }
+                if let ra = r.1["retry-after"].flatMap({ Double($0) }), ra >= 0 { wait = min(ra, 10) }
+            } catch {
+                if last { throw .transfer(registry: registry, what: what, message: error.message) }
+            }
+            try reset()
+            var req = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - wait.rounded(.down)) * 1e9)), rem = timespec()
+            while nanosleep(&req, &rem) != 0 && errno == EINTR { req = rem }
+            delay *= 2
+        }
+        fatalError("unreachable: the last attempt returns or throws")
     }
 
     /// The Authorization header for a challenge.

@@ -270,3 +270,19 @@ import Testing
         #expect(r.stdout.hasPrefix(ref + " sha256:"))
     }
 }
+
+/// A proxy that answers each path's first request with 503 or 429 and Retry-After: 1.
+@Suite struct ImageRetryTests {
+    @Test func pullsRetry429And5xxHonouringRetryAfter() async throws {
+        guard let registry = ProcessInfo.processInfo.environment["AGENT_TEST_FLAKY_REGISTRY"], !registry.isEmpty else {
+            Issue.record("AGENT_TEST_FLAKY_REGISTRY is not set: run the tests through ci/test.sh")
+            return
+        }
+        let dir = try Harness.scratch("retry")
+        let started = Date()
+        let r = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", registry + "/layered:1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // manifest, config and three layers each waited Retry-After once.
+        #expect(Date().timeIntervalSince(started) >= 5)
+    }
+}
