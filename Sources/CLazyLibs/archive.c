@@ -26,6 +26,8 @@ AGENT_LAZY(archive, const char *, archive_entry_hardlink, (struct archive_entry 
 AGENT_LAZY(archive, const char *, archive_entry_pathname, (struct archive_entry *e), (e))
 AGENT_LAZY(archive, la_int64_t, archive_entry_size, (struct archive_entry *e), (e))
 AGENT_LAZY(archive, mode_t, archive_entry_perm, (struct archive_entry *e), (e))
+AGENT_LAZY(archive, la_int64_t, archive_entry_uid, (struct archive_entry *e), (e))
+AGENT_LAZY(archive, la_int64_t, archive_entry_gid, (struct archive_entry *e), (e))
 AGENT_LAZY(archive, const char *, archive_entry_symlink, (struct archive_entry *e), (e))
 AGENT_LAZY(archive, int, archive_read_support_format_raw, (struct archive *a), (a))
 AGENT_LAZY(archive, const char *, archive_error_string, (struct archive *a), (a))

@@ -140,11 +140,18 @@ struct LayerUnpacker {
             guard linkat(tparent, tname, parent, name, 0) == 0 else { throw notHere }
             return nil
         }
+        let owner = Self.rootlessOwner(uid: archive_entry_uid(e), gid: archive_entry_gid(e))
         switch UInt32(archive_entry_filetype(e)) {
         case UInt32(Glibc.S_IFDIR):
             clear(parent, name, keepFolder: true)
             if mkdirat(parent, name, 0o700) != 0 && errno != EEXIST { throw errnoError(raw, "mkdir", errno) }
             guard fchmodat(parent, name, mode | 0o700, 0) == 0 else { throw errnoError(raw, "chmod", errno) }
+            if let owner {
+                let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard fd >= 0 else { throw errnoError(raw, "open", errno) }
+                defer { close(fd) }
+                try record(owner, fd, raw)
+            }
         case UInt32(Glibc.S_IFREG):
             clear(parent, name, keepFolder: false)
             let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -154,6 +161,7 @@ struct LayerUnpacker {
             // A sparse file's trailing hole has no data block: the size comes from the header.
             guard ftruncate(fd, off_t(archive_entry_size(e))) == 0 else { throw errnoError(raw, "truncate", errno) }
             guard fchmod(fd, mode) == 0 else { throw errnoError(raw, "chmod", errno) }
+            if let owner { try record(owner, fd, raw) }
         case UInt32(Glibc.S_IFLNK):
             clear(parent, name, keepFolder: false)
             // The target is only text here; it is resolved inside the container, never by the agent.
@@ -168,6 +176,25 @@ struct LayerUnpacker {
             return "\(image): layer \(layer): \(jsonish(raw)) skipped (unsupported file type)"
         }
         return nil
+    }
+
+    /// The layer's owner of an entry in the `user.rootlesscontainers` xattr (the protobuf
+    /// `Resource{uint32 uid = 1; uint32 gid = 2}` that umoci and rootless tools read), or
+    /// nil for root:root, which is what every file already looks like inside. Files and
+    /// folders only: symlinks cannot carry user xattrs.
+    static func rootlessOwner(uid: Int64, gid: Int64) -> [UInt8]? {
+        guard uid != 0 || gid != 0, (0...Int64(UInt32.max)).contains(uid), (0...Int64(UInt32.max)).contains(gid) else { return nil }
+        func varint(_ v: Int64) -> [UInt8] {
+            var v = UInt64(v), out: [UInt8] = []
+            repeat { out.append(UInt8(v & 0x7f) | (v > 0x7f ? 0x80 : 0)); v >>= 7 } while v > 0
+            return out
+        }
+        return (uid != 0 ? [0x08] + varint(uid) : []) + (gid != 0 ? [0x10] + varint(gid) : [])
+    }
+
+    private func record(_ owner: [UInt8], _ fd: Int32, _ raw: String) throws(ImageError) {
+        let rc = owner.withUnsafeBytes { agent_resolve_fsetxattr(fd, "user.rootlesscontainers", $0.baseAddress!.assumingMemoryBound(to: CChar.self), owner.count) }
+        guard rc == 0 else { throw errnoError(raw, "setxattr user.rootlesscontainers", errno) }
     }
 
     /// `.wh.NAME` hides NAME of the layers below; `.wh..wh..opq` hides everything below its folder.

@@ -18,6 +18,7 @@ func makeTar(_ dir: String, _ name: String, _ entries: [[String: String]], gzip:
             elif kind == "hardlink": i.type = tarfile.LNKTYPE; i.linkname = e["target"]
             elif kind == "chr": i.type = tarfile.CHRTYPE; i.devmajor = 1; i.devminor = 3
             else: i.size = len(data); i.mode = int(e.get("mode", "644"), 8)
+            if "uid" in e: i.uid = i.gid = int(e["uid"])
             t.addfile(i, io.BytesIO(data) if kind == "file" else None)
     """
     let p = Process()
@@ -35,6 +36,18 @@ func xattr(_ path: String, _ name: String) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
     p.arguments = ["-c", "import os, sys; sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2]).decode())", path, name]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    p.waitUntilExit()
+    return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+}
+
+/// An extended attribute's value as hex ("" when absent).
+func xattrHex(_ path: String, _ name: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    p.arguments = ["-c", "import os, sys\ntry: sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2]).hex())\nexcept OSError: pass", path, name]
     let out = Pipe()
     p.standardOutput = out
     try p.run()
@@ -60,6 +73,7 @@ func tempDir() -> String {
         ["name": "etc/.wh.gone", "type": "file"],
         ["name": "var/.wh..wh..opq", "type": "file"],
         ["name": "dev/null", "type": "chr"],
+        ["name": "home/user/file", "data": "x", "uid": "1000"],
     ], gzip: true)
     let out = dir + "/snap"
     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
@@ -72,6 +86,9 @@ func tempDir() -> String {
     #expect(lstat(out + "/etc/gone", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0)
     #expect(try xattr(out + "/var", "user.overlay.opaque") == "y")
     #expect(lstat(out + "/dev/null", &st) != 0)
+    // 1000:1000 as protobuf Resource{uid: 1000, gid: 1000}; root-owned files carry nothing.
+    #expect(try xattrHex(out + "/home/user/file", "user.rootlesscontainers") == "08e80710e807")
+    #expect(try xattrHex(out + "/etc/hostname", "user.rootlesscontainers") == "")
     #expect(warnings.count == 1 && warnings[0].contains("dev/null"))
     #expect(try LayerUnpacker.diffID(ofBlob: tar, image: "t", layer: layer) != layer)
 }
