@@ -1,3 +1,5 @@
+import AgentSupport
+import Dispatch
 import FoundationEssentials
 import Glibc
 
@@ -105,7 +107,7 @@ public struct ImageStore: Sendable {
         }
         try client.fetchBlob(ref.repository, configDesc.digest, size: configDesc.size, into: content)
         let config = try ImageConfig.parse(try content.read(configDesc.digest), reference: key, digest: configDesc.digest)
-        for l in layers { try client.fetchBlob(ref.repository, l.digest, size: l.size, into: content) }
+        try fetchLayers(layers, client: client, repository: ref.repository)
         // The manifest (and index) are stored last: a stored manifest means a complete image.
         try content.put(bytes, registry: ref.registry)
         if let indexBytes { try content.put(indexBytes, registry: ref.registry) }
@@ -113,6 +115,39 @@ public struct ImageStore: Sendable {
         let record = ImageRecord(reference: key, manifest: digest, digest: top.digest, pulled: Int64(time(nil)))
         try refs.update { $0[key] = record }
         return prepared
+    }
+
+    /// Downloads the layers not yet stored, up to 3 at once (each verified as it streams).
+    /// The first failure in layer order is reported; blobs that completed stay stored.
+    func fetchLayers(_ layers: [Descriptor], client: RegistryClient, repository: String) throws(ImageError) {
+        let todo = layers.filter { !content.has($0.digest) }
+        guard todo.count > 1 else {
+            for l in todo { try client.fetchBlob(repository, l.digest, size: l.size, into: content) }
+            return
+        }
+        final class Failures: @unchecked Sendable {
+            let lock = Lock()
+            var byIndex: [Int: ImageError] = [:]
+        }
+        let failures = Failures()
+        let group = DispatchGroup()
+        let slots = DispatchSemaphore(value: 3)
+        let queue = DispatchQueue(label: "agent.image.pull", attributes: .concurrent)
+        let store = content
+        for (i, l) in todo.enumerated() {
+            slots.wait()
+            group.enter()
+            queue.async {
+                defer { slots.signal(); group.leave() }
+                do throws(ImageError) {
+                    try client.fetchBlob(repository, l.digest, size: l.size, into: store)
+                } catch {
+                    failures.lock.withLock { failures.byIndex[i] = error }
+                }
+            }
+        }
+        group.wait()
+        if let first = failures.byIndex.keys.min() { throw failures.byIndex[first]! }
     }
 
     /// The stored manifest and config of `reference`, parsed.

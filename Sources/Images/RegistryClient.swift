@@ -14,8 +14,13 @@ public final class RegistryClient: @unchecked Sendable {
     let repository: String
     let login: RegistryCredentials.Login?
     let http = HTTPClient()
-    /// The Authorization header that worked last (one pull, one thread).
-    private var authorization: String?
+    /// The Authorization header that worked last, shared by the pull's download threads.
+    private var authorizationValue: String?
+    private let lock = Lock()
+    private var authorization: String? {
+        get { lock.withLock { authorizationValue } }
+        set { lock.withLock { authorizationValue = newValue } }
+    }
     /// Manifests and indexes are small; a larger answer is refused, not buffered.
     static let maxManifestBytes = 4 << 20
 
