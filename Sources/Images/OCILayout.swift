@@ -110,3 +110,63 @@ extension ImageStore {
         return PreparedImage(reference: reference, digest: desc.digest, config: config, layers: s.paths, warnings: s.warnings)
     }
 }
+
+extension ImageStore {
+    /// Writes stored `reference` as an OCI image layout in `path` (a new or empty folder):
+    /// `oci-layout`, `index.json` naming the manifest `tag`, and its manifest, config and
+    /// layers under `blobs/sha256/`. Files are written beside and renamed, so an
+    /// interrupted export never leaves a blob with the wrong content under its name.
+    public func exportLayout(_ reference: String, to path: String, tag: String) throws(ImageError) {
+        guard let rec = refs.get(reference) else { throw .notPresent(reference: reference) }
+        let l = try load(manifest: rec.manifest, reference: reference)
+        let manifest = try content.read(rec.manifest)
+        for d in [path, path + "/blobs", path + "/blobs/sha256"] where mkdir(d, 0o755) != 0 && errno != EEXIST {
+            throw .store(path: d, operation: "mkdir", errno: errno)
+        }
+        func copyBlob(_ d: Digest) throws(ImageError) {
+            let dest = path + "/blobs/sha256/" + d.hex
+            if access(dest, F_OK) == 0 { return }
+            try copyFile(content.blobPath(d), to: dest)
+        }
+        try copyBlob(rec.manifest)
+        try copyBlob(l.configDigest)
+        for layer in l.layers { try copyBlob(layer.digest) }
+        let mediaType: String
+        if case .object(let o)? = try? JSONValue.parse(manifest), let t = o["mediaType"]?.string { mediaType = t } else { mediaType = MediaType.ociManifest }
+        let index = "{\"schemaVersion\": 2, \"mediaType\": \"\(MediaType.ociIndex)\", \"manifests\": [{\"mediaType\": \"\(mediaType)\", "
+            + "\"digest\": \"\(rec.manifest)\", \"size\": \(manifest.count), \"annotations\": {\"org.opencontainers.image.ref.name\": \(jsonQuoted(tag))}}]}\n"
+        try writeFile(Array("{\"imageLayoutVersion\": \"1.0.0\"}\n".utf8), to: path + "/oci-layout")
+        try writeFile(Array(index.utf8), to: path + "/index.json")
+    }
+}
+
+/// Copies `source` to `dest` by way of a temporary name beside it.
+func copyFile(_ source: String, to dest: String) throws(ImageError) {
+    let from = open(source, O_RDONLY | O_CLOEXEC)
+    guard from >= 0 else { throw .store(path: source, operation: "open", errno: errno) }
+    defer { close(from) }
+    let tmp = dest + ".tmp"
+    let to = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard to >= 0 else { throw .store(path: tmp, operation: "create", errno: errno) }
+    var buf = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { let e = errno; close(to); unlink(tmp); throw .store(path: source, operation: "read", errno: e) }
+        if n == 0 { break }
+        guard writeAll(to, buf[0..<n]) else { let e = errno; close(to); unlink(tmp); throw .store(path: tmp, operation: "write", errno: e) }
+    }
+    let ok = fsync(to) == 0
+    close(to)
+    guard ok, rename(tmp, dest) == 0 else { let e = errno; unlink(tmp); throw .store(path: dest, operation: "rename", errno: e) }
+}
+
+func writeFile(_ bytes: [UInt8], to dest: String) throws(ImageError) {
+    let tmp = dest + ".tmp"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw .store(path: tmp, operation: "create", errno: errno) }
+    let ok = writeAll(fd, bytes) && fsync(fd) == 0
+    let e = errno
+    close(fd)
+    guard ok, rename(tmp, dest) == 0 else { unlink(tmp); throw .store(path: dest, operation: "write", errno: ok ? errno : e) }
+}

@@ -15,9 +15,9 @@ import SandboxPolicy
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
-        abstract: "Manage container images (pull, import, ls, inspect, rm, prune).",
+        abstract: "Manage container images (pull, import, export, ls, inspect, rm, prune).",
         discussion: "Exit codes: 0 ok, 1 not in the store, 2 usage or invalid reference, 3 pull or store failure.",
-        subcommands: [ImagePull.self, ImageImport.self, ImageList.self, ImageInspect.self, ImageRemove.self, ImagePrune.self]
+        subcommands: [ImagePull.self, ImageImport.self, ImageExport.self, ImageList.self, ImageInspect.self, ImageRemove.self, ImagePrune.self]
     )
 }
 
@@ -92,6 +92,27 @@ struct ImageImport: AsyncParsableCommand {
             let image = try options.store().importLayout(path: abs, tag: t, as: key)
             for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
             print("\(image.reference) \(image.digest)")
+            return 0
+        }
+    }
+}
+
+struct ImageExport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write a stored image as an OCI image layout (oci:DIR[:TAG]).")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument(help: "The image reference.") var reference: String
+    @Argument(help: "oci:DIR[:TAG] (TAG defaults to the reference's tag, else latest)") var destination: String
+
+    func run() async throws {
+        try imageCommand {
+            let ref = try registryReference(reference)
+            guard case .ociLayout(let dir, let t) = try ImageSource.parse(destination) else {
+                throw ImageError.unsupported(reference: destination, problem: "only oci:DIR[:TAG] can be exported yet")
+            }
+            let abs = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+            try options.store().exportLayout(ref.description, to: abs, tag: t ?? ref.tag ?? "latest")
+            print("exported \(ref.description) to oci:\(abs):\(t ?? ref.tag ?? "latest")")
             return 0
         }
     }

@@ -159,6 +159,19 @@ import Testing
         #expect(absent.status == 3 && absent.stderr.contains("localhost/absent:1 is not in the image store"), "\(absent.stderr)")
     }
 
+    @Test func anExportedLayoutImportsBackAndRuns() async throws {
+        #expect(try await agent(["image", "pull", "--state-dir", state, Self.ref("layered")]).status == 0)
+        let out = try Harness.scratch("export") + "/layout"
+        let exp = try await agent(["image", "export", "--state-dir", state, Self.ref("layered"), "oci:" + out + ":v2"])
+        #expect(exp.status == 0, "\(exp.stderr)")
+        let other = try Harness.scratch("export-state") + "/state"
+        let imp = try await agent(["image", "import", "--state-dir", other, "oci:" + out + ":v2", "--tag", "localhost/copy:2"])
+        #expect(imp.status == 0, "\(imp.stderr)")
+        let r = try await Harness.exec(["--state-dir", other, "--policy", Self.policy, "--image", "localhost/copy:2", "--pull", "never"],
+                                       ["/bin/cat", "/etc/added"])
+        #expect(r.status == 0 && r.stdout == "from the upper layer\n", "\(r.stdout)\(r.stderr)")
+    }
+
     @Test func anImportedLayoutWithATamperedBlobStoresNothing() async throws {
         let copy = try Harness.scratch("layout") + "/layout"
         try FileManager.default.copyItem(atPath: Self.layouts + "/tampered", toPath: copy)
