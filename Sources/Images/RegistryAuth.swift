@@ -19,8 +19,10 @@ public struct RegistryCredentials: Sendable, Equatable {
     /// is an error naming it.
     public static func load(environment: [String: String]) throws(ImageError) -> RegistryCredentials {
         let path: String
+        var explicit = false
         if let p = environment["REGISTRY_AUTH_FILE"], !p.isEmpty {
             path = p
+            explicit = true
         } else if let home = environment["HOME"], !home.isEmpty {
             path = home + "/.docker/config.json"
         } else {
@@ -28,7 +30,9 @@ public struct RegistryCredentials: Sendable, Equatable {
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            if errno == ENOENT { return RegistryCredentials() }
+            // No file: no logins. The default file in a HOME that is not ours (sudo, setpriv)
+            // is not a reason to fail; a file the operator named is.
+            if errno == ENOENT || errno == ENOTDIR || (!explicit && errno == EACCES) { return RegistryCredentials() }
             throw .store(path: path, operation: "open registry credentials", errno: errno)
         }
         defer { close(fd) }
