@@ -5,6 +5,7 @@
 //   AgentSupport   text, path and thread helpers (the agent links FoundationEssentials only)
 //   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, sandbox limits
 //   Sandbox        container configuration and the async run API (Swift side of the shim)
+//   Images         container images: references, registry client, content store, unpack
 //   AgentCore      the agent policy, admission, jobs, mounts, caches, secrets, reports (JUnit read
 //                  with libxml2), artifacts, queue
 //   agent          the thin CLI
@@ -44,10 +45,16 @@ let package = Package(
             dependencies: ["AgentSupport", "CSeccomp", "CCap", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "Sandbox", dependencies: ["AgentSupport", "CAgentSandbox", "SandboxPolicy"]),
+        // libcurl (registry HTTP) is loaded on first use through CLazyLibs, like libarchive.
+        .target(
+            name: "Images",
+            dependencies: ["AgentSupport", "CArchive", "CLazyLibs", "CAgentSandbox",
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(
             name: "AgentCore",
             dependencies: [
-                "AgentSupport", "Sandbox", "SandboxPolicy", "CArchive", "CXML2", "CLazyLibs", "CAgentSandbox", "CAgentSys",
+                "AgentSupport", "Sandbox", "SandboxPolicy", "Images", "CArchive", "CXML2", "CLazyLibs", "CAgentSandbox", "CAgentSys",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -56,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "agent",
             dependencies: [
-                "AgentCore", "AgentSupport", "Sandbox", "SandboxPolicy", "CAgentSys",
+                "AgentCore", "AgentSupport", "Sandbox", "SandboxPolicy", "Images", "CAgentSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -73,6 +80,7 @@ let package = Package(
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "AgentSupport", "SandboxPolicy"],
                     swiftSettings: [.unsafeFlags(libxml2ImportFlags)]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxPolicy"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "AgentSupport"]),
         // Runs the built `agent` binary as an unprivileged user (see ci/test.sh).
         .testTarget(name: "IntegrationTests", dependencies: []),
     ]

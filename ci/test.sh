@@ -9,7 +9,8 @@ repo=$(pwd)
 
 PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap busybox-static
       golang-github-containers-common
-      libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema)
+      libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema
+      docker-registry skopeo umoci libcurl4-openssl-dev)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -41,6 +42,67 @@ cp -r "$repo/policies" "$TEST_ROOT/fixtures/policies"
 # --seccomp unconfined, another profile, --network host need a policy that allows them).
 cp -r "$repo/ci/test-policies" "$TEST_ROOT/fixtures/test-policies"
 ci/make-busybox-rootfs.sh "$TEST_ROOT/fixtures/busybox-rootfs"
+
+# A registry for the image tests, bound to 127.0.0.1 only (never reachable from outside),
+# with its storage in the test root. Idempotent: a registry left on the port by an earlier
+# run is stopped first. Runs from different worktrees choose their own
+# AGENT_TEST_REGISTRY_PORT so they do not stop each other's.
+# The next port serves a registry that wants a Bearer token (auth "silly": any token will
+# do) from a token server on the port after it, which gives one only for the login
+# ci:secret: a pull there works only with the operator's credentials.
+REGISTRY_PORT=${AGENT_TEST_REGISTRY_PORT:-5000}
+AUTH_PORT=$((REGISTRY_PORT + 1)) TOKEN_PORT=$((REGISTRY_PORT + 2)) FLAKY_PORT=$((REGISTRY_PORT + 3))
+REGISTRY_DIR="$TEST_ROOT/registry"
+for port in "$REGISTRY_PORT" "$AUTH_PORT" "$TOKEN_PORT" "$FLAKY_PORT"; do
+  pidfile="/tmp/agent-test-registry-$port.pid"
+  if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+  for pid in $(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    case "$(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ')" in
+      *docker-registry*|*test-token-server.py*|*test-flaky-proxy.py*) kill "$pid" 2>/dev/null || true ;;
+    esac
+  done
+done
+sleep 0.3
+start_registry() {  # name port [auth yaml]
+  mkdir -p "$REGISTRY_DIR/$1"
+  cat > "$REGISTRY_DIR/$1/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/$1/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$2
+${3:-}
+YAML
+  REGISTRY_HTTP_ADDR="127.0.0.1:$2" setsid docker-registry serve "$REGISTRY_DIR/$1/config.yml" \
+    >"$REGISTRY_DIR/$1/log" 2>&1 < /dev/null &
+  echo $! > "/tmp/agent-test-registry-$2.pid"
+  for _ in $(seq 50); do
+    curl -sS -o /dev/null "http://127.0.0.1:$2/v2/" 2>/dev/null && break
+    sleep 0.1
+  done
+}
+start_registry plain "$REGISTRY_PORT"
+setsid python3 ci/test-token-server.py "$TOKEN_PORT" >/dev/null 2>&1 < /dev/null &
+echo $! > "/tmp/agent-test-registry-$TOKEN_PORT.pid"
+start_registry auth "$AUTH_PORT" "auth:
+  silly:
+    realm: http://127.0.0.1:$TOKEN_PORT/token
+    service: agent-test"
+# The port after those: a proxy to the plain registry that answers every path's first
+# request with 503/429 and Retry-After (a pull through it needs the agent's retries).
+setsid python3 ci/test-flaky-proxy.py "$FLAKY_PORT" "127.0.0.1:$REGISTRY_PORT" >/dev/null 2>&1 < /dev/null &
+echo $! > "/tmp/agent-test-registry-$FLAKY_PORT.pid"
+export AGENT_TEST_REGISTRY="127.0.0.1:$REGISTRY_PORT" AGENT_TEST_AUTH_REGISTRY="127.0.0.1:$AUTH_PORT"
+export AGENT_TEST_FLAKY_REGISTRY="127.0.0.1:$FLAKY_PORT"
+python3 ci/make-test-images.py "$AGENT_TEST_REGISTRY" "$TEST_ROOT/fixtures/busybox-rootfs" "$REGISTRY_DIR/layouts" \
+  "$REGISTRY_DIR/plain/storage" > "$TEST_ROOT/fixtures/tampered-digest"
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds ci:secret \
+  "docker://$AGENT_TEST_REGISTRY/busybox:1" "docker://$AGENT_TEST_AUTH_REGISTRY/private/busybox:1"
 chmod -R a+rX "$TEST_ROOT"
 
 export AGENT_BIN="$TEST_ROOT/bin/agent" AGENT_FIXTURES="$TEST_ROOT/fixtures" AGENT_TEST_USER="$TEST_USER"

@@ -333,10 +333,20 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
     int devnull = sb_open_devnull();
     // The rootfs folder is opened now, while its path is visible (it may live under the
     // host's /tmp, which the staging tmpfs hides next).
-    long rootsrc = -1;
+    // An image's snapshots are opened now for the same reason.
+    int rootsrc[MAX_LAYERS];
+    size_t n_root = 0;
     if (p->rootfs_dir) {
-        rootsrc = sb_open_host(p->rootfs_dir, &p->rootfs_id);
-        if (rootsrc < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, rootsrc);
+        long fd = sb_open_host(p->rootfs_dir, &p->rootfs_id);
+        if (fd < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, fd);
+        rootsrc[n_root++] = (int)fd;
+    } else {
+        if (p->n_rootfs_layers > MAX_LAYERS - 2) sb_fail(AGENT_STAGE_ROOTFS, -1, -E2BIG);
+        for (; n_root < p->n_rootfs_layers; n_root++) {
+            long fd = sb_open_host(p->rootfs_layers[n_root].path, &p->rootfs_layers[n_root].id);
+            if (fd < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, fd);
+            rootsrc[n_root] = (int)fd;
+        }
     }
 
     // The staging tmpfs hides the host's /tmp in this mount namespace only; the new root
@@ -345,7 +355,7 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
     if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, NEWROOT, 0755);
     if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, FILES, 0700);
     if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
-    if (rootsrc >= 0) {
+    if (n_root > 0) {
         // The folder is the read-only lower layer; the upper lives on the staging tmpfs, so
         // the mount points it lacks (dev, proc, workspace, ...) and any write go there and
         // nothing is ever written into the folder itself.
@@ -354,16 +364,17 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
         if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
         static const char *const flag_keys[] = { "userxattr" };
         static const char *const flag_values[] = { 0 };
-        struct agent_sandbox_layer layers[3] = {
-            { .role = AGENT_SANDBOX_LAYER_LOWER, .path = 0 },
-            { .role = AGENT_SANDBOX_LAYER_UPPER, .path = ROOT_UPPER },
-            { .role = AGENT_SANDBOX_LAYER_WORK, .path = ROOT_WORK },
-        };
-        // The lower layer is the descriptor opened above: give overlayfs its fd path.
-        char lower_path[32];
-        layers[0].path = sb_fd_path(lower_path, (int)rootsrc);
-        long ovl = sb_make_overlay(p, layers, 3, flag_keys, flag_values, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-        SB1(SYS_close, rootsrc);
+        // The lower layers are the descriptors opened above (top first): their fd paths.
+        struct agent_sandbox_layer layers[MAX_LAYERS];
+        char lower_paths[MAX_LAYERS][32];
+        for (size_t k = 0; k < n_root; k++) {
+            layers[k] = (struct agent_sandbox_layer){ .role = AGENT_SANDBOX_LAYER_LOWER };
+            layers[k].path = sb_fd_path(lower_paths[k], rootsrc[k]);
+        }
+        layers[n_root] = (struct agent_sandbox_layer){ .role = AGENT_SANDBOX_LAYER_UPPER, .path = ROOT_UPPER };
+        layers[n_root + 1] = (struct agent_sandbox_layer){ .role = AGENT_SANDBOX_LAYER_WORK, .path = ROOT_WORK };
+        long ovl = sb_make_overlay(p, layers, n_root + 2, flag_keys, flag_values, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        for (size_t k = 0; k < n_root; k++) SB1(SYS_close, rootsrc[k]);
         if (ovl < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, ovl);
         r = SB5(SYS_move_mount, ovl, "", AT_FDCWD, NEWROOT, MOVE_MOUNT_F_EMPTY_PATH);
         SB1(SYS_close, ovl);

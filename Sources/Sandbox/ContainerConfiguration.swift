@@ -16,6 +16,15 @@ public struct ContainerConfiguration: Sendable, Equatable {
         /// layer of an overlay whose upper layer is private to the container, so the folder
         /// itself is never written to (with `readOnlyRoot` false, writes are discarded).
         case directory(HostPath)
+        /// An image: its unpacked layers (the agent's own snapshots), top first, as the
+        /// read-only lower layers of that same overlay.
+        case layers([HostPath])
+
+        /// True for roots that come from a folder tree (not the host's binds).
+        public var isTree: Bool {
+            if case .host = self { return false }
+            return true
+        }
     }
 
     /// The container's network.

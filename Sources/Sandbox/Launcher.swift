@@ -105,6 +105,8 @@ struct Launcher {
             if case .directory(let dir) = c.rootfs {
                 arena.plan.rootfs_dir = UnsafePointer(arena.string(dir.path))
                 arena.plan.rootfs_id = PlanArena.identity(dir.identity)
+            } else if case .layers(let layers) = c.rootfs {
+                arena.setRootfsLayers(layers)
             }
             arena.plan.readonly_root = c.readOnlyRoot ? 1 : 0
             arena.plan.hostname = UnsafePointer(arena.string(c.hostname))

@@ -91,6 +91,16 @@ final class PlanArena {
         plan.op_fds = array(ops.count, of: Int32.self)
     }
 
+    /// An image's snapshot folders, top first: the lower layers of the root overlay.
+    func setRootfsLayers(_ paths: [HostPath]) {
+        let layers = array(paths.count, of: agent_sandbox_layer.self)
+        for (k, p) in paths.enumerated() {
+            layers[k] = agent_sandbox_layer(role: Int32(AGENT_SANDBOX_LAYER_LOWER.rawValue), path: UnsafePointer(string(p.path)),
+                                            id: Self.identity(p.identity))
+        }
+        plan.rootfs_layers = UnsafePointer(layers)
+        plan.n_rootfs_layers = paths.count
+    }
 
     /// The identity a path must still have in the child (verify = 0: a trusted path).
     static func identity(_ id: FileIdentity?) -> agent_sandbox_identity {

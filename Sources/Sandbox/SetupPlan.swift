@@ -132,7 +132,7 @@ struct SetupPlan: Sendable, Equatable {
             // sysfs shows the network namespace it was mounted in; only ours is safe to show.
             // Optional in a directory rootfs: /sys may not exist there and need not be created.
             var sysFlags = SetupOp.noSymlinks
-            if case .directory = c.rootfs { sysFlags |= SetupOp.noCreate }
+            if c.rootfs.isTree { sysFlags |= SetupOp.noCreate }
             ops.append(SetupOp(kind: .mount, flags: sysFlags, source: "sysfs", target: "sys",
                                mountFlags: sys | MountFlag.rdonly))
         }

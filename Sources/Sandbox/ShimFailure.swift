@@ -26,6 +26,9 @@ enum ShimFailure {
                 let changed = err == ESTALE ? ", which changed after the job was admitted" : ""
                 return SandboxError(stage: "rootfs", errno: err, detail: "(directory \(dir.path)\(changed))")
             }
+            if case .layers(let layers) = c.rootfs {
+                return SandboxError(stage: "rootfs", errno: err, detail: "(image layers \(layers.map(\.path).joined(separator: ", ")))")
+            }
             return SandboxError(stage: "rootfs", errno: err)
         case AGENT_STAGE_OP.rawValue:
             let why = err == ELOOP ? "(the target path contains a symlink)" : nil

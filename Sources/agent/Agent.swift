@@ -15,6 +15,7 @@ struct Agent: AsyncParsableCommand {
         version: AgentVersion.current,
         subcommands: [
             ExecCommand.self,
+            ImageCommand.self,
             RunJobCommand.self,
             ValidateCommand.self,
             WatchCommand.self,

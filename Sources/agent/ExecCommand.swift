@@ -30,6 +30,15 @@ struct ExecCommand: AsyncParsableCommand {
     @Option(help: "Root filesystem: 'host' (read-only host /usr, /etc, ...) or a directory.")
     var rootfs: String = "host"
 
+    @Option(help: "Run in a container image (a registry reference; its registry must be in the policy's images.allowedRegistries). Without a command: the image's Entrypoint and Cmd.")
+    var image: String?
+
+    @Option(help: "With --image: if-not-present (default), always or never.")
+    var pull: String = "if-not-present"
+
+    @Option(name: .customLong("state-dir"), help: "With --image: the agent's state folder holding the image store.")
+    var stateDir: String?
+
     @Flag(name: .customLong("rw-rootfs"), help: "Keep the root filesystem writable.")
     var rwRootfs = false
 
@@ -95,9 +104,12 @@ struct ExecCommand: AsyncParsableCommand {
 
     mutating func validate() throws {
         if command.first == "--" { command.removeFirst() }
-        guard let first = command.first else { throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]") }
-        // Passthrough capture also swallows a mistyped option; never run it as a command.
-        if first.hasPrefix("-") { throw ValidationError("unknown option '\(first)' (the command goes after --)") }
+        if let first = command.first {
+            // Passthrough capture also swallows a mistyped option; never run it as a command.
+            if first.hasPrefix("-") { throw ValidationError("unknown option '\(first)' (the command goes after --)") }
+        } else if image == nil {
+            throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]")
+        }
         do {
             Self.validated = try makeConfiguration()
         } catch let e as ExecParsing.InvalidValue {
@@ -182,6 +194,10 @@ struct ExecCommand: AsyncParsableCommand {
         if rootfs != "host" {
             c.rootfs = .directory(HostPath(rootfs.hasPrefix("/") ? rootfs : FileManager.default.currentDirectoryPath + "/" + rootfs))
         }
+        if let image {
+            guard rootfs == "host" else { throw ValidationError("--image and --rootfs cannot be combined") }
+            try ExecImage.apply(image, pull: pull, stateDir: stateDir, policy: resolved.policy, workdirGiven: workdir != "/", to: &c)
+        }
         c.readOnlyRoot = !rwRootfs
         // Mounts apply in command-line order; fall back to binds-then-tmpfs if the raw
         // arguments cannot be matched (e.g. when parsed from somewhere else).
@@ -211,7 +227,8 @@ struct ExecCommand: AsyncParsableCommand {
             c.environment.append(e)
         }
         guard workdir.hasPrefix("/") else { throw ValidationError("--workdir must be an absolute path, not '\(workdir)'") }
-        c.workingDirectory = workdir
+        // An image's WorkingDir applies unless --workdir is given.
+        if image == nil || workdir != "/" { c.workingDirectory = workdir }
         guard !hostname.isEmpty, hostname.utf8.count <= 64 else { throw ValidationError("--hostname must be 1 to 64 bytes") }
         c.hostname = hostname
         (c.uid, c.gid) = try ExecParsing.user(user)

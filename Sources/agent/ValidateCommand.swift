@@ -44,6 +44,7 @@ struct ValidateCommand: AsyncParsableCommand {
         switch spec.image {
         case .host: line += ", image host"
         case .rootfs(let p): line += ", image rootfs \(p)"
+        case .image(let ref): line += ", image \(ref)"
         }
         if let w = spec.workspace { line += ", workspace \(w)" }
         return line

@@ -130,7 +130,8 @@ import Testing
             {"version": 1, "secrets": {"t": {"file": "a", "env": "B"}}, "steps": [step]},
             {"version": 1, "secrets": {"t": {"file": "a"}}, "steps": [step]},
             {"version": 1, "secrets": {"t": {"env": "HOME"}}, "steps": [step]},
-            {"version": 1, "image": "ubuntu", "steps": [step]},
+            {"version": 1, "image": "Ubuntu", "steps": [step]},
+            {"version": 1, "pull": "sometimes", "steps": [step]},
         ]
         for doc in refused:
             if v.is_valid(doc):
@@ -157,7 +158,8 @@ import Testing
             #"{"version": 1, "secrets": {"t": {"file": "a", "env": "B"}}, "steps": [\#(step)]}"#,
             #"{"version": 1, "secrets": {"t": {"file": "a"}}, "steps": [\#(step)]}"#,
             #"{"version": 1, "secrets": {"t": {"env": "HOME"}}, "steps": [\#(step)]}"#,
-            #"{"version": 1, "image": "ubuntu", "steps": [\#(step)]}"#,
+            #"{"version": 1, "image": "Ubuntu", "steps": [\#(step)]}"#,
+            #"{"version": 1, "pull": "sometimes", "steps": [\#(step)]}"#,
         ]
         for doc in refused {
             #expect(jobError(doc) != nil, "parser accepts \(doc)")

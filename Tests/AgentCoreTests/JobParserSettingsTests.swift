@@ -7,13 +7,15 @@ import Testing
     let step = #"{"name": "a", "run": "x"}"#
 
     @Test func images() {
-        #expect(jobError(oneStep(step, job: #""image": "ubuntu:24.04","#))
-                == #"job.json: image: "ubuntu:24.04" is not a supported image: use "host" or {"rootfs": "PATH"} (OCI images are not supported yet)"#)
+        #expect(jobError(oneStep(step, job: #""image": "Ubuntu:24.04","#))
+                == #"job.json: image: "Ubuntu:24.04" is not a valid image reference: "Ubuntu" is not a valid repository name component (lowercase letters and digits, separated by '.', '_', '__' or '-')"#)
+        #expect(jobError(oneStep(step, job: #""pull": "sometimes","#))?
+                    .hasPrefix(#"job.json: pull: "sometimes" is not one of "if-not-present", "always", "never""#) == true)
         #expect(jobError(oneStep(step, job: #""image": {"root": "/x"},"#))
                 == #"job.json: image: unknown key "root" (did you mean "rootfs"?)"#)
         #expect(jobError(oneStep(step, job: #""image": {},"#)) == #"job.json: image: missing required key "rootfs""#)
         #expect(jobError(oneStep(step, job: #""image": 3,"#))
-                == #"job.json: image: expected "host" or {"rootfs": "PATH"}, got number"#)
+                == #"job.json: image: expected "host", an image reference or {"rootfs": "PATH"}, got number"#)
     }
 
     @Test func workspaceIsKeptAsWrittenForAdmission() throws {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Every `agent exec`/`run-job` is a new process, so what the binary loads at start is part
-/// of its speed (README, Development). libarchive and libxml2 (and their ten dependencies)
+/// of its speed (README, Development). libarchive, libxml2 and libcurl (and their ten dependencies)
 /// must stay lazily loaded: a direct call that bypasses the CLazyLibs trampolines would make
 /// the linker record them as needed again, silently.
 @Test func binaryDoesNotLinkTheLazilyLoadedLibraries() throws {
@@ -16,6 +16,6 @@ import Testing
     readelf.waitUntilExit()
     let needed = text.split(separator: "\n").filter { $0.contains("(NEEDED)") }
     #expect(needed.contains { $0.contains("libseccomp") }, "readelf output unexpected: \(text)")
-    #expect(!needed.contains { $0.contains("libarchive") || $0.contains("libxml2") || $0.contains("libicu") },
+    #expect(!needed.contains { $0.contains("libarchive") || $0.contains("libxml2") || $0.contains("libicu") || $0.contains("libcurl") },
             "linked at start: \(needed.joined(separator: "; "))")
 }

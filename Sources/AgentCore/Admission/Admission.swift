@@ -61,7 +61,7 @@ public struct AdmittedJob: Sendable {
 /// value and the policy key or flag that would allow it.
 public enum Admission {
     ///
-    /// Order: cache scope, network, root filesystem, workspace, bind sources, and last the
+    /// Order: cache scope, network, image, root filesystem, workspace, bind sources, and last the
     /// secrets, so that no secret value is read for a job that is refused.
     public static func admit(_ parsed: JobSpec, file: String, grant: OperatorGrant) throws -> AdmittedJob {
         let policy = grant.policy
@@ -70,6 +70,7 @@ public enum Admission {
             throw JobValidationError(file: file, path: "network",
                                      message: "\"host\" is not allowed by the agent policy (allowHostNetwork: false)")
         }
+        try ImageGate.admit(job, file: file, policy: policy)
         var rootfs: AdmittedPath?
         if case .rootfs(let path) = job.image {
             let g = PathGrant(base: job.baseDirectory, roots: policy.rootfsRoots, rootsKey: "rootfsRoots",

@@ -1,16 +1,16 @@
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import Images
 
 /// The job-level settings around the steps: image, workspace, resources, cache scope, secrets.
 extension JobDocumentParser {
     func image(_ n: JobJSONNode) throws -> JobSpec.Image {
-        let hint = "\"host\" or {\"rootfs\": \"PATH\"}"
+        let hint = "\"host\", an image reference or {\"rootfs\": \"PATH\"}"
         if let s = n.stringValue {
-            guard s == "host" else {
-                throw n.error("\(jsonQuoted(s)) is not a supported image: use \(hint) (OCI images are not supported yet)")
-            }
-            return .host
+            if s == "host" { return .host }
+            // Parsed only: whether the job may use it is the admission step's decision.
+            do { return .image(try ImageSource.parse(s)) } catch { throw n.error("\(error)") }
         }
         guard n.objectValue != nil else { throw n.typeError(hint) }
         let obj = try n.object()

@@ -1,6 +1,7 @@
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import Images
 import Sandbox
 
 /// Reads and validates a job file (format version 1, see `ci/schema/job.schema.json`).
@@ -11,7 +12,7 @@ import Sandbox
 public enum JobParser {
     /// Keys of the job object, in documentation order (also the order suggestions prefer).
     static let jobKeys = [
-        "version", "id", "image", "workspace", "env", "network", "timeout", "resources",
+        "version", "id", "image", "pull", "workspace", "env", "network", "timeout", "resources",
         "cache", "secrets", "artifacts", "steps", "$schema",
     ]
 
@@ -116,6 +117,7 @@ struct JobDocumentParser {
 
         var spec = JobSpec(id: id, steps: [], baseDirectory: baseDirectory)
         if let n = obj["image"] { spec.image = try image(n) }
+        if let n = obj["pull"] { spec.pull = PullPolicy(rawValue: try enumValue(n, PullPolicy.allCases.map(\.rawValue)))! }
         if let n = obj["workspace"] { spec.workspace = try workspace(n) }
         if let n = obj["env"] { spec.env = try env(n) }
         if let n = obj["network"] {

@@ -1,3 +1,4 @@
+import Images
 import Sandbox
 
 /// A parsed, validated job (format version 1). See `ci/schema/job.schema.json`.
@@ -40,7 +41,13 @@ public struct JobSpec: Sendable, Equatable {
         case host
         /// A root filesystem folder as the job wrote it (a request, like `workspace`).
         case rootfs(String)
+        /// A container image (`"image": "REF"`): a request, granted by admission from the
+        /// policy's `images` rules; pulled and unpacked before the first step.
+        case image(ImageSource)
     }
+
+    /// When the image is fetched from its registry (`"pull"`).
+    public var pull: PullPolicy = .ifNotPresent
 
     /// rlimits the job asks for; `memory` cannot be enforced without delegated cgroup v2
     /// and is reported as a warning instead.

@@ -68,6 +68,20 @@ public struct AgentPolicy: Sendable, Equatable {
     /// Secret values the operator provides to jobs, by id (`"secrets"` in the policy file).
     /// A job only names the ids it uses; it never says where a value comes from.
     public var secrets: [String: Secret] = [:]
+    /// Which container images jobs and `agent exec --image` may use (`"images"`).
+    public var images = ImagePolicy()
+
+    /// The operator's image rules. A registry entry is a host (`ghcr.io`, any port) or a
+    /// `host:port`; `docker.io` is Docker Hub.
+    public struct ImagePolicy: Sendable, Equatable {
+        /// Registries images may come from. Default: none (a job naming an image is refused).
+        public var allowedRegistries: [String] = []
+        /// Registries reached over plain HTTP; loopback ones always are (as Docker does).
+        public var insecureRegistries: [String] = []
+        /// When set, the only references a job may name (normalised: `docker.io/library/alpine:3`).
+        public var allowedImages: [String]? = nil
+        public init() {}
+    }
 
     public init() {}
 

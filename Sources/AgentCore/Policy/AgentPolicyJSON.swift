@@ -11,7 +11,7 @@ extension AgentPolicy {
     static let knownKeys: Set<String> = SandboxLimits.keys.union([
         "comment", "allowedBindSources",
         "workspaceRoots", "rootfsRoots",
-        "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets",
+        "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets", "images",
     ])
 
     /// Parses policy JSON; `file` names the source in errors, `baseDirectory` anchors a
@@ -56,6 +56,12 @@ extension AgentPolicy {
         maxSecretBytes = try root.unsigned("maxSecretBytes") ?? maxSecretBytes
         if let reader = try root.object("secrets") {
             secrets = try Self.secrets(reader, file: file, baseDirectory: baseDirectory)
+        }
+        if let reader = try root.object("images") {
+            try reader.rejectUnknownKeys(["allowedRegistries", "insecureRegistries", "allowedImages"])
+            images.allowedRegistries = try reader.strings("allowedRegistries") ?? []
+            images.insecureRegistries = try reader.strings("insecureRegistries") ?? []
+            images.allowedImages = try reader.strings("allowedImages")
         }
     }
 
@@ -141,6 +147,12 @@ extension AgentPolicy {
             if let scopes = secret.scopes { entry["scopes"] = .array(scopes.map(JSONValue.string)) }
             return .object(entry)
         })
+        var imageFields: [String: JSONValue] = [
+            "allowedRegistries": .array(images.allowedRegistries.map(JSONValue.string)),
+            "insecureRegistries": .array(images.insecureRegistries.map(JSONValue.string)),
+        ]
+        if let list = images.allowedImages { imageFields["allowedImages"] = .array(list.map(JSONValue.string)) }
+        fields["images"] = .object(imageFields)
         let percent = cache.keepPercentOfDisk
         fields["cache"] = .object([
             "keepBytes": .unsigned(cache.keepBytes),

@@ -1,6 +1,7 @@
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import Images
 import Sandbox
 import SandboxPolicy
 
@@ -15,6 +16,8 @@ struct PreparedJob: Sendable {
     let progress: ProgressSink
     let jobLog: JobLog
     let startedAt: Date
+    /// The job's container image, pulled and unpacked (`"image": "REF"`).
+    var image: PreparedImage? = nil
 
     var spec: JobSpec { admitted.spec }
     func redact(_ text: String) -> String { secrets.redact(text) }
@@ -40,6 +43,19 @@ extension JobRunner {
             seccomp = try options.policy.seccompPolicy()
         } catch {
             return fail(3, "\(error)")
+        }
+        // Pulled before anything is written: an image that cannot be had fails the job here.
+        var image: PreparedImage?
+        if case .image(let source) = job.image {
+            do {
+                var store = try ImageStore(stateDirectory: options.stateDirectory,
+                                           insecureRegistries: options.policy.images.insecureRegistries)
+                // The operator's logins ($REGISTRY_AUTH_FILE, ~/.docker/config.json of the agent's user).
+                store.credentials = try RegistryCredentials.load(environment: options.environment)
+                image = try store.prepare(source, pull: job.pull)
+            } catch {
+                return fail(3, "image \(source): \(error)")
+            }
         }
         let results: ResultsFolder
         do {
@@ -73,7 +89,8 @@ extension JobRunner {
             return fail(3, "\(error)")
         }
         for dir in stale { jobLog.note("removed \(dir): the workspace layer of an agent that is gone") }
+        for w in image?.warnings ?? [] { progress.warning(w) }
         return .success(PreparedJob(admitted: admitted, secrets: secrets, seccomp: seccomp, results: results,
-                                    workspace: workspace, progress: progress, jobLog: jobLog, startedAt: startedAt))
+                                    workspace: workspace, progress: progress, jobLog: jobLog, startedAt: startedAt, image: image))
     }
 }

@@ -15,6 +15,10 @@ public struct JobStatus: Codable, Sendable, Equatable {
     public var durationSeconds: Double?
     /// `single` or `subordinate`: how container ids were mapped.
     public var idMapping: String?
+    /// `"image": "REF"` jobs: the normalised reference, the manifest digest the steps ran
+    /// on, and how the image's owners were mapped (every file belongs to the agent's uid,
+    /// which is root inside in both modes).
+    public var image: ImageUse?
     public var warnings: [String] = []
     /// Why the job ended in `error` (already redacted).
     public var error: String?
@@ -32,7 +36,19 @@ public struct JobStatus: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case agentVersion = "agent_version", jobID = "job_id", state, exitCode = "exit_code"
         case startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds"
-        case idMapping = "id_mapping", warnings, error, steps, artifacts, tests
+        case idMapping = "id_mapping", image, warnings, error, steps, artifacts, tests
+    }
+}
+
+/// The image a job's steps ran on (status.json `image`).
+public struct ImageUse: Codable, Sendable, Equatable {
+    public var reference: String
+    public var digest: String
+    public var owners: String
+    public init(reference: String, digest: String, owners: String) {
+        self.reference = reference
+        self.digest = digest
+        self.owners = owners
     }
 }
 
@@ -93,6 +109,7 @@ extension JobStatus {
         var out = self
         out.jobID = redact(jobID)
         out.idMapping = idMapping.map(redact)
+        out.image?.reference = redact(image?.reference ?? "")
         out.warnings = warnings.map(redact)
         out.error = error.map(redact)
         out.steps = steps.map { $0.redacted(by: redact) }

@@ -1,6 +1,7 @@
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import Images
 import Sandbox
 import SandboxPolicy
 
@@ -35,6 +36,8 @@ struct StepExecutor {
     let progress: ProgressSink
     let jobLog: JobLog
     let results: ResultsFolder
+    /// The job's image (`"image": "REF"`), pulled and unpacked.
+    var image: PreparedImage? = nil
 
     /// The environment a step sees: a default PATH/HOME, then the job's env, then the
     /// step's (step wins), then env-form secrets. Nothing from the agent's environment.
@@ -46,6 +49,11 @@ struct StepExecutor {
             "AGENT_JOB_ID": job.id,
             "AGENT_STEP": step.name,
         ]
+        // The image's Env sits under the job's and the step's.
+        for kv in image?.config.env ?? [] {
+            guard let eq = kv.firstIndex(of: "=") else { continue }
+            env[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
+        }
         for (k, v) in job.env { env[k] = v }
         for (k, v) in step.env { env[k] = v }
         for (k, v) in secretEnv { env[k] = v }
@@ -70,6 +78,8 @@ struct StepExecutor {
         switch job.image {
         case .host: c.rootfs = .host
         case .rootfs(let path): c.rootfs = .directory(rootfs ?? HostPath(path))
+        // The agent's own snapshots (in its state folder), read-only lower layers.
+        case .image: c.rootfs = .layers((image?.layers ?? []).map { HostPath($0) })
         }
         c.readOnlyRoot = true
         c.mounts = mounts

@@ -21,6 +21,9 @@ extension JobRunner {
     func runSteps(_ job: PreparedJob) async -> StepsOutcome {
         let spec = job.spec
         var status = JobStatus(jobID: spec.id, state: .running, exitCode: 0, startedAt: LogTimestamp.format(job.startedAt))
+        if let image = job.image {
+            status.image = ImageUse(reference: image.reference, digest: image.digest.description, owners: "agent")
+        }
         status.steps = spec.steps.enumerated().map { i, s in
             var st = StepStatus(index: i + 1, name: s.name, type: s.type.rawValue, state: .pending, allowFailure: s.allowFailure)
             // The log's file name is built from the redacted name, as StepExecutor does.
@@ -90,7 +93,7 @@ extension JobRunner {
             out.status.steps[i].caches = plan.caches
             let executor = StepExecutor(job: spec, rootfs: job.admitted.rootfs?.host, index: i, step: step, options: options,
                                         seccomp: job.seccomp, workspace: job.workspace, secrets: job.secrets,
-                                        progress: job.progress, jobLog: job.jobLog, results: job.results)
+                                        progress: job.progress, jobLog: job.jobLog, results: job.results, image: job.image)
             run = await executor.run(timeout: stepTimeout, jobDeadlineBound: boundByJob,
                                      extraMounts: plan.mounts, secretEnv: plan.secretEnv)
         } catch {

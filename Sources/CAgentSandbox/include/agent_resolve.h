@@ -4,6 +4,8 @@
 #ifndef AGENT_RESOLVE_H
 #define AGENT_RESOLVE_H
 
+#include <stddef.h>
+
 /// openat2(rootfd, path, flags|O_CLOEXEC) resolving `path` as if `rootfd` were "/"
 /// (RESOLVE_IN_ROOT) and refusing magic links. Returns an fd, or -1 with errno set.
 int agent_resolve_open_in_root(int rootfd, const char *path, int flags);
@@ -12,5 +14,14 @@ int agent_resolve_open_in_root(int rootfd, const char *path, int flags);
 /// `..`, an absolute path or a symlink that would lead out of `dirfd` fails with EXDEV.
 /// How a job's host paths are opened beneath the folder they were granted.
 int agent_resolve_open_beneath(int dirfd, const char *path, int flags);
+
+/// openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: how image
+/// layers are unpacked. No symlink at all is followed (one planted by the layer itself
+/// fails with ELOOP), and `..` cannot climb above `rootfd`. `mode` applies with O_CREAT.
+int agent_resolve_open_in_root_nosymlinks(int rootfd, const char *path, int flags, unsigned mode);
+
+/// fsetxattr(2) (Swift's Glibc module does not export <sys/xattr.h>): image unpacking
+/// marks opaque folders with `user.overlay.opaque`.
+int agent_resolve_fsetxattr(int fd, const char *name, const char *value, size_t size);
 
 #endif

@@ -114,6 +114,11 @@ struct agent_sandbox_plan {
        written into the folder (mount points it lacks are made in the upper layer). */
     const char *rootfs_dir;
     struct agent_sandbox_identity rootfs_id;
+    /* An image: its snapshot folders, top first, as the read-only lower layers of the root
+       overlay (upper and work on the staging tmpfs as for rootfs_dir). Used when
+       rootfs_dir is NULL and n_rootfs_layers > 0; each is opened before /tmp is hidden. */
+    const struct agent_sandbox_layer *rootfs_layers;
+    size_t n_rootfs_layers;
     int32_t readonly_root;     /* remount / read-only after set-up */
     const char *hostname;
     int32_t loopback;          /* bring up lo (new network namespace) */

@@ -1,0 +1,67 @@
+import FoundationEssentials
+import Glibc
+
+/// Holds a running container's snapshots: a shared flock on each snapshot's lock file for
+/// as long as the lease lives, so `agent image prune` never removes what a step uses.
+public final class ImageLease: Sendable {
+    let fds: [Int32]
+    init(fds: [Int32]) { self.fds = fds }
+    deinit { for fd in fds { close(fd) } }
+}
+
+/// What a prune removed.
+public struct PruneResult: Sendable, Equatable {
+    public var blobs = 0
+    public var snapshots = 0
+    public var bytes: Int64 = 0
+    /// Snapshots kept because a running job or `agent exec` holds them.
+    public var inUse = 0
+}
+
+extension ImageStore {
+    /// Leases the snapshots of `chainIDs` (shared flocks, taken while pulls are held off).
+    func lease(_ chainIDs: [Digest]) throws(ImageError) -> ImageLease {
+        var fds: [Int32] = []
+        for c in chainIDs {
+            do throws(ImageError) {
+                fds.append(try content.lock("snapshot-" + c.hex, shared: true))
+            } catch {
+                for fd in fds { close(fd) }
+                throw error
+            }
+        }
+        return ImageLease(fds: fds)
+    }
+
+    /// Removes every blob and snapshot no stored reference needs. A snapshot a running
+    /// container leases is kept (counted in `inUse`); pulls and imports are waited for
+    /// (they hold `locks/pull` shared), so nothing they just stored is taken.
+    public func prune() throws(ImageError) -> PruneResult {
+        let gate = try content.lock("pull")
+        defer { close(gate) }
+        var liveBlobs = Set<String>(), liveSnapshots = Set<String>()
+        for r in refs.all().values {
+            liveBlobs.insert(r.manifest.hex)
+            liveBlobs.insert(r.digest.hex)
+            guard let l = try? load(manifest: r.manifest, reference: r.reference) else { continue }
+            liveBlobs.insert(l.configDigest.hex)
+            for d in l.layers { liveBlobs.insert(d.digest.hex) }
+            for c in Digest.chainIDs(l.config.diffIDs) { liveSnapshots.insert(c.hex) }
+        }
+        var out = PruneResult()
+        let blobDir = content.root + "/blobs/sha256"
+        for hex in (try? FileManager.default.contentsOfDirectory(atPath: blobDir)) ?? [] where !liveBlobs.contains(hex) {
+            var st = stat()
+            if lstat(blobDir + "/" + hex, &st) == 0 { out.bytes += Int64(st.st_size) }
+            if unlink(blobDir + "/" + hex) == 0 { out.blobs += 1 }
+        }
+        let snapDir = content.root + "/snapshots/sha256"
+        for hex in (try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [] where !liveSnapshots.contains(hex) {
+            guard let fd = try? content.lock("snapshot-" + hex, nonBlocking: true) else { out.inUse += 1; continue }
+            defer { close(fd) }
+            removeTree(snapDir + "/" + hex)
+            out.snapshots += 1
+        }
+        return out
+    }
+}

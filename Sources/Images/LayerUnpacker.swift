@@ -1,0 +1,237 @@
+import AgentSupport
+import CAgentSandbox
+import CArchive
+import Crypto
+import FoundationEssentials
+import Glibc
+
+/// Unpacks one layer (tar, gzip or zstd) into an empty snapshot folder, treating the layer
+/// as hostile: every entry is created relative to a descriptor of its parent folder, and
+/// that parent is reached component by component with openat2(RESOLVE_IN_ROOT |
+/// RESOLVE_NO_SYMLINKS) from the snapshot's root, so neither `..`, an absolute path nor a
+/// symlink (planted earlier in the same layer) can lead a write anywhere else. Any such
+/// entry fails the whole layer, naming it.
+///
+/// Whiteouts become what overlayfs understands without privileges: `.wh.NAME` a 0:0
+/// character device (which the kernel lets anyone create since 5.8), `.wh..wh..opq` the
+/// xattr `user.overlay.opaque=y` on its folder (the container's overlay is mounted with
+/// `userxattr`). Device nodes are skipped with a warning. Files belong to the agent;
+/// folders get owner rwx on top of their mode, so the agent can fill and later remove them.
+struct LayerUnpacker {
+    let image: String
+    let layer: Digest
+
+    /// The SHA-256 of the uncompressed stream (the layer's diff_id).
+    static func diffID(ofBlob path: String, image: String, layer: Digest) throws(ImageError) -> Digest {
+        guard let a = archive_read_new() else { throw .store(path: path, operation: "archive_read_new", errno: ENOMEM) }
+        defer { archive_read_free(a) }
+        archive_read_support_filter_all(a)
+        archive_read_support_format_raw(a)
+        var entry: OpaquePointer?
+        guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK, archive_read_next_header(a, &entry) == ARCHIVE_OK else {
+            throw .hostileLayer(image: image, layer: layer, entry: "", problem: "cannot be read: " + errorString(a))
+        }
+        var h = SHA256()
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buf.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            guard n > 0 else { throw .hostileLayer(image: image, layer: layer, entry: "", problem: "cannot be read: " + errorString(a)) }
+            buf.withUnsafeBytes { h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return Digest(finalized: h)
+    }
+
+    /// Unpacks blob `path` into folder `dir` (empty, on the store's filesystem). Returns warnings.
+    func unpack(blob path: String, into dir: String) throws(ImageError) -> [String] {
+        let root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+        guard root >= 0 else { throw .store(path: dir, operation: "open", errno: errno) }
+        defer { close(root) }
+        guard let a = archive_read_new() else { throw .store(path: path, operation: "archive_read_new", errno: ENOMEM) }
+        defer { archive_read_free(a) }
+        archive_read_support_filter_all(a)
+        archive_read_support_format_tar(a)
+        guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK else {
+            throw hostile("", "cannot be read: " + Self.errorString(a))
+        }
+        var warnings: [String] = []
+        while true {
+            var entryPointer: OpaquePointer?
+            let r = archive_read_next_header(a, &entryPointer)
+            if r == ARCHIVE_EOF { break }
+            guard r == ARCHIVE_OK || r == ARCHIVE_WARN, let e = entryPointer else {
+                throw hostile("", "is not a readable tar: " + Self.errorString(a))
+            }
+            let name = archive_entry_pathname(e).map { String(cString: $0) } ?? ""
+            if let w = try entry(a, e, name, root) { warnings.append(w) }
+        }
+        return warnings
+    }
+
+    private func hostile(_ entry: String, _ problem: String) -> ImageError {
+        .hostileLayer(image: image, layer: layer, entry: entry, problem: problem)
+    }
+
+    /// The path's components: leading `/` and `./` dropped; `..` anywhere is refused.
+    func components(_ path: String, entry: String) throws(ImageError) -> [String] {
+        let parts = path.split(separator: "/").map(String.init).filter { $0 != "." }
+        if parts.contains("..") { throw hostile(entry, "its path leads out of the layer (..)") }
+        return parts
+    }
+
+    /// A descriptor (O_PATH) of folder `parts` beneath `root`, made if missing; never
+    /// through a symlink.
+    func folder(_ parts: ArraySlice<String>, _ root: Int32, entry: String, create: Bool) throws(ImageError) -> Int32 {
+        var cur = dup(root)
+        for p in parts {
+            var fd = agent_resolve_open_in_root_nosymlinks(cur, p, O_PATH | O_DIRECTORY, 0)
+            if fd < 0 && errno == ENOENT && create {
+                if mkdirat(cur, p, 0o755) != 0 && errno != EEXIST { let e = errno; close(cur); throw errnoError(entry, "mkdir", e) }
+                fd = agent_resolve_open_in_root_nosymlinks(cur, p, O_PATH | O_DIRECTORY, 0)
+            }
+            let e = errno
+            close(cur)
+            guard fd >= 0 else {
+                if e == ELOOP { throw hostile(entry, "its path passes through a symlink (\(p))") }
+                if e == ENOTDIR { throw hostile(entry, "its path passes through something that is not a folder (\(p))") }
+                throw errnoError(entry, "open", e)
+            }
+            cur = fd
+        }
+        return cur
+    }
+
+    private func errnoError(_ entry: String, _ op: String, _ e: Int32) -> ImageError {
+        hostile(entry, "\(op) failed: \(String(cString: strerror(e)))")
+    }
+
+    /// Removes whatever is at `name` (a later entry replaces an earlier one); folders stay.
+    private func clear(_ parent: Int32, _ name: String, keepFolder: Bool) {
+        var st = stat()
+        guard fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        if (st.st_mode & S_IFMT) == Glibc.S_IFDIR {
+            if !keepFolder { try? FileManager.default.removeItem(atPath: "/proc/self/fd/\(parent)/\(name)") }
+        } else {
+            unlinkat(parent, name, 0)
+        }
+    }
+
+    private func entry(_ a: OpaquePointer, _ e: OpaquePointer, _ raw: String, _ root: Int32) throws(ImageError) -> String? {
+        var parts = try components(raw, entry: raw)
+        guard let name = parts.popLast() else { return nil }  // "./": the snapshot's root itself
+        let parent = try folder(parts[...], root, entry: raw, create: true)
+        defer { close(parent) }
+        if name.hasPrefix(".wh.") {
+            try whiteout(String(name.dropFirst(4)), parent, raw)
+            return nil
+        }
+        let mode = UInt32(archive_entry_perm(e)) & 0o7777
+        if let link = archive_entry_hardlink(e) {
+            let target = String(cString: link)
+            var tparts = try components(target, entry: raw)
+            guard let tname = tparts.popLast() else { throw hostile(raw, "is a hard link to the layer's root") }
+            let notHere = hostile(raw, "is a hard link to \(jsonish(target)), which is not a file of this layer")
+            guard let tparent = try? folder(tparts[...], root, entry: raw, create: false) else { throw notHere }
+            defer { close(tparent) }
+            // A link to a folder or to a symlink is refused too (linkat never follows one).
+            var st = stat()
+            guard fstatat(tparent, tname, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & Glibc.S_IFMT) == Glibc.S_IFREG else { throw notHere }
+            clear(parent, name, keepFolder: false)
+            guard linkat(tparent, tname, parent, name, 0) == 0 else { throw notHere }
+            return nil
+        }
+        let owner = Self.rootlessOwner(uid: archive_entry_uid(e), gid: archive_entry_gid(e))
+        switch UInt32(archive_entry_filetype(e)) {
+        case UInt32(Glibc.S_IFDIR):
+            clear(parent, name, keepFolder: true)
+            if mkdirat(parent, name, 0o700) != 0 && errno != EEXIST { throw errnoError(raw, "mkdir", errno) }
+            guard fchmodat(parent, name, mode | 0o700, 0) == 0 else { throw errnoError(raw, "chmod", errno) }
+            if let owner {
+                let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard fd >= 0 else { throw errnoError(raw, "open", errno) }
+                defer { close(fd) }
+                try record(owner, fd, raw)
+            }
+        case UInt32(Glibc.S_IFREG):
+            clear(parent, name, keepFolder: false)
+            let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw errnoError(raw, "create", errno) }
+            defer { close(fd) }
+            try copyData(a, fd, raw)
+            // A sparse file's trailing hole has no data block: the size comes from the header.
+            guard ftruncate(fd, off_t(archive_entry_size(e))) == 0 else { throw errnoError(raw, "truncate", errno) }
+            guard fchmod(fd, mode) == 0 else { throw errnoError(raw, "chmod", errno) }
+            if let owner { try record(owner, fd, raw) }
+        case UInt32(Glibc.S_IFLNK):
+            clear(parent, name, keepFolder: false)
+            // The target is only text here; it is resolved inside the container, never by the agent.
+            let target = archive_entry_symlink(e).map { String(cString: $0) } ?? ""
+            guard symlinkat(target, parent, name) == 0 else { throw errnoError(raw, "symlink", errno) }
+        case UInt32(Glibc.S_IFIFO):
+            clear(parent, name, keepFolder: false)
+            guard mkfifoat(parent, name, mode) == 0 else { throw errnoError(raw, "mkfifo", errno) }
+        case UInt32(Glibc.S_IFCHR), UInt32(Glibc.S_IFBLK):
+            return "\(image): layer \(layer): device node \(jsonish(raw)) skipped (cannot be created without privileges)"
+        default:
+            return "\(image): layer \(layer): \(jsonish(raw)) skipped (unsupported file type)"
+        }
+        return nil
+    }
+
+    /// The layer's owner of an entry in the `user.rootlesscontainers` xattr (the protobuf
+    /// `Resource{uint32 uid = 1; uint32 gid = 2}` that umoci and rootless tools read), or
+    /// nil for root:root, which is what every file already looks like inside. Files and
+    /// folders only: symlinks cannot carry user xattrs.
+    static func rootlessOwner(uid: Int64, gid: Int64) -> [UInt8]? {
+        guard uid != 0 || gid != 0, (0...Int64(UInt32.max)).contains(uid), (0...Int64(UInt32.max)).contains(gid) else { return nil }
+        func varint(_ v: Int64) -> [UInt8] {
+            var v = UInt64(v), out: [UInt8] = []
+            repeat { out.append(UInt8(v & 0x7f) | (v > 0x7f ? 0x80 : 0)); v >>= 7 } while v > 0
+            return out
+        }
+        return (uid != 0 ? [0x08] + varint(uid) : []) + (gid != 0 ? [0x10] + varint(gid) : [])
+    }
+
+    private func record(_ owner: [UInt8], _ fd: Int32, _ raw: String) throws(ImageError) {
+        let rc = owner.withUnsafeBytes { agent_resolve_fsetxattr(fd, "user.rootlesscontainers", $0.baseAddress!.assumingMemoryBound(to: CChar.self), owner.count) }
+        guard rc == 0 else { throw errnoError(raw, "setxattr user.rootlesscontainers", errno) }
+    }
+
+    /// `.wh.NAME` hides NAME of the layers below; `.wh..wh..opq` hides everything below its folder.
+    private func whiteout(_ target: String, _ parent: Int32, _ raw: String) throws(ImageError) {
+        if target == ".wh..opq" {
+            let fd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw errnoError(raw, "open", errno) }
+            defer { close(fd) }
+            guard agent_resolve_fsetxattr(fd, "user.overlay.opaque", "y", 1) == 0 else { throw errnoError(raw, "setxattr", errno) }
+            return
+        }
+        guard !target.isEmpty, target != ".", target != "..", !target.contains("/") else {
+            throw hostile(raw, "is a whiteout of \(jsonish(target)), which names no file of the folder")
+        }
+        clear(parent, target, keepFolder: false)
+        // makedev(0, 0): overlayfs's whiteout.
+        guard mknodat(parent, target, Glibc.S_IFCHR | 0o000, 0) == 0 else { throw errnoError(raw, "mknod whiteout", errno) }
+    }
+
+    private func copyData(_ a: OpaquePointer, _ fd: Int32, _ raw: String) throws(ImageError) {
+        while true {
+            var buf: UnsafeRawPointer?
+            var size = 0
+            var offset: Int64 = 0
+            let r = archive_read_data_block(a, &buf, &size, &offset)
+            if r == ARCHIVE_EOF { return }
+            guard r == ARCHIVE_OK || r == ARCHIVE_WARN else { throw hostile(raw, "cannot be read: " + Self.errorString(a)) }
+            var done = 0
+            while done < size {
+                let n = pwrite(fd, buf! + done, size - done, off_t(offset) + off_t(done))
+                if n < 0 { if errno == EINTR { continue }; throw errnoError(raw, "write", errno) }
+                done += n
+            }
+        }
+    }
+
+    static func errorString(_ a: OpaquePointer) -> String {
+        archive_error_string(a).map { String(cString: $0) } ?? "unknown error"
+    }
+}

@@ -1,0 +1,122 @@
+import AgentSupport
+import FoundationEssentials
+import Glibc
+
+/// Registry credentials, from the operator only (never from a job): the file named by
+/// `$REGISTRY_AUTH_FILE`, else `~/.docker/config.json`, in Docker's format
+/// (`{"auths": {"HOST[:PORT]": {"auth": base64("user:password")}}}`).
+public struct RegistryCredentials: Sendable, Equatable {
+    public var auths: [String: Login] = [:]
+
+    public struct Login: Sendable, Equatable {
+        public var user: String
+        public var password: String
+    }
+
+    public init(auths: [String: Login] = [:]) { self.auths = auths }
+
+    /// Reads the operator's file; a missing one means no credentials, a malformed one
+    /// is an error naming it.
+    public static func load(environment: [String: String]) throws(ImageError) -> RegistryCredentials {
+        let path: String
+        var explicit = false
+        if let p = environment["REGISTRY_AUTH_FILE"], !p.isEmpty {
+            path = p
+            explicit = true
+        } else if let home = environment["HOME"], !home.isEmpty {
+            path = home + "/.docker/config.json"
+        } else {
+            return RegistryCredentials()
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            // No file: no logins. The default file in a HOME that is not ours (sudo, setpriv)
+            // is not a reason to fail; a file the operator named is.
+            if errno == ENOENT || errno == ENOTDIR || (!explicit && errno == EACCES) { return RegistryCredentials() }
+            throw .store(path: path, operation: "open registry credentials", errno: errno)
+        }
+        defer { close(fd) }
+        guard let bytes = readUpTo(fd, limit: 1 << 20) else { throw .store(path: path, operation: "read", errno: errno) }
+        return try parse(bytes, file: path)
+    }
+
+    static func parse(_ bytes: [UInt8], file: String) throws(ImageError) -> RegistryCredentials {
+        guard case .object(let root)? = try? JSONValue.parse(bytes) else {
+            throw .unsupported(reference: file, problem: "registry credentials: not a JSON object")
+        }
+        var out = RegistryCredentials()
+        guard case .object(let auths)? = root["auths"] else { return out }
+        for (key, v) in auths {
+            guard case .object(let entry) = v, let b64 = entry["auth"]?.string,
+                  let data = Data(base64Encoded: b64) else { continue }
+            let text = String(decoding: data, as: UTF8.self)
+            guard let colon = text.firstIndex(of: ":") else { continue }
+            out.auths[normalise(key)] = Login(user: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
+        }
+        return out
+    }
+
+    /// Docker writes keys as `host`, `https://host/` or `https://index.docker.io/v1/`.
+    static func normalise(_ key: String) -> String {
+        var k = Substring(key)
+        for p in ["https://", "http://"] where k.hasPrefix(p) { k = k.dropFirst(p.count) }
+        if let slash = k.firstIndex(of: "/") { k = k[..<slash] }
+        return k == "index.docker.io" || k == "registry-1.docker.io" ? ImageReference.dockerHub : String(k)
+    }
+
+    public func login(for registry: String) -> Login? { auths[Self.normalise(registry)] }
+}
+
+/// A `WWW-Authenticate` challenge: `Basic realm="x"` or
+/// `Bearer realm="https://auth/token",service="registry",scope="repository:x:pull"`.
+struct AuthChallenge: Equatable {
+    var scheme: String
+    var parameters: [String: String]
+
+    static func parse(_ header: String) -> AuthChallenge? {
+        let trimmed = header.trimmingCharacters(in: " ")
+        guard let space = trimmed.firstIndex(of: " ") else {
+            return trimmed.isEmpty ? nil : AuthChallenge(scheme: trimmed.lowercased(), parameters: [:])
+        }
+        var params: [String: String] = [:]
+        var rest = Substring(trimmed[trimmed.index(after: space)...])
+        while !rest.isEmpty {
+            rest = rest.drop { $0 == " " || $0 == "," }
+            guard let eq = rest.firstIndex(of: "=") else { break }
+            let key = rest[..<eq].lowercased()
+            rest = rest[rest.index(after: eq)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                while let c = rest.first, c != "\"" {
+                    if c == "\\" { rest = rest.dropFirst() }
+                    if let d = rest.first { value.append(d); rest = rest.dropFirst() }
+                }
+                rest = rest.dropFirst()
+            } else {
+                value = String(rest.prefix { $0 != "," })
+                rest = rest.dropFirst(value.count)
+            }
+            params[key] = value
+        }
+        return AuthChallenge(scheme: String(trimmed[..<space]).lowercased(), parameters: params)
+    }
+}
+
+/// The `user:password` of a Basic Authorization header.
+func basicAuthorization(_ l: RegistryCredentials.Login) -> String {
+    "Authorization: Basic " + Data((l.user + ":" + l.password).utf8).base64EncodedString()
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+func queryEncoded(_ s: String) -> String {
+    var out = ""
+    for b in s.utf8 {
+        if isAlnum(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "~") {
+            out.append(Character(UnicodeScalar(b)))
+        } else {
+            out += "%" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true)
+        }
+    }
+    return out
+}

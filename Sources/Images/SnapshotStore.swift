@@ -1,0 +1,60 @@
+import FoundationEssentials
+import Glibc
+
+/// Unpacked layers, `snapshots/sha256/<chainid>`: one folder per layer holding only that
+/// layer's files (whiteouts converted), keyed by the ChainID of the stack it sits on, so
+/// every image and job with the same stack shares it and no layer is unpacked twice. A
+/// snapshot is unpacked in `tmp/` and renamed into place under a per-ChainID flock, so a
+/// concurrent pull waits and then finds it; a failed unpack leaves nothing.
+public struct SnapshotStore: Sendable {
+    let store: ContentStore
+
+    public init(store: ContentStore) { self.store = store }
+
+    public func path(_ chainID: Digest) -> String { store.root + "/snapshots/sha256/" + chainID.hex }
+
+    public func has(_ chainID: Digest) -> Bool {
+        var st = stat()
+        return lstat(path(chainID), &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Makes sure the snapshots of `layers` (bottom first, with the config's diff_ids)
+    /// exist. Returns their folders top first (overlayfs order) and the unpack warnings.
+    public func ensure(image: String, layers: [Descriptor], diffIDs: [Digest]) throws(ImageError) -> (paths: [String], warnings: [String]) {
+        guard layers.count == diffIDs.count, !layers.isEmpty else {
+            throw .badManifest(reference: image, digest: "", problem: "\(layers.count) layers but \(diffIDs.count) diff_ids in the config")
+        }
+        var warnings: [String] = []
+        let chain = Digest.chainIDs(diffIDs)
+        for (i, layer) in layers.enumerated() where !has(chain[i]) {
+            warnings += try unpack(image: image, layer: layer.digest, diffID: diffIDs[i], chainID: chain[i])
+        }
+        return (chain.reversed().map(path), warnings)
+    }
+
+    private func unpack(image: String, layer: Digest, diffID: Digest, chainID: Digest) throws(ImageError) -> [String] {
+        let lfd = try store.lock("snapshot-" + chainID.hex)
+        defer { close(lfd) }
+        if has(chainID) { return [] }  // another agent unpacked it while this one waited
+        let blob = store.blobPath(layer)
+        // The diff_id is checked before anything is unpacked: a snapshot is shared by its
+        // ChainID, so a layer whose content is not what its config claims must never get one.
+        let actual = try LayerUnpacker.diffID(ofBlob: blob, image: image, layer: layer)
+        guard actual == diffID else { throw .diffIDMismatch(image: image, layer: layer, expected: diffID, actual: actual) }
+        let tmp = store.temporaryPath("unpack-" + chainID.short)
+        guard mkdir(tmp, 0o755) == 0 else { throw .store(path: tmp, operation: "mkdir", errno: errno) }
+        do throws(ImageError) {
+            let warnings = try LayerUnpacker(image: image, layer: layer).unpack(blob: blob, into: tmp)
+            guard rename(tmp, path(chainID)) == 0 else { throw ImageError.store(path: path(chainID), operation: "rename", errno: errno) }
+            return warnings
+        } catch {
+            removeTree(tmp)
+            throw error
+        }
+    }
+}
+
+/// Removes a tree of the store (never following symlinks; folders are owner-writable).
+func removeTree(_ path: String) {
+    try? FileManager.default.removeItem(atPath: path)
+}

@@ -1,0 +1,196 @@
+import AgentCore
+import AgentSupport
+import ArgumentParser
+import FoundationEssentials
+import Glibc
+import Images
+import SandboxPolicy
+
+/// `agent image`: the image store under the state folder (README "Container images").
+/// These are the operator's own commands: the policy's `images.allowedRegistries` limits
+/// jobs and `agent exec --image`, not what the operator pulls here; its
+/// `images.insecureRegistries` says which registries are plain HTTP besides loopback.
+/// Exit codes: 0 ok, 1 not found (inspect, rm), 2 usage or invalid reference, 3 pull or
+/// store failure (unreachable registry, wrong digest, hostile layer: the message names it).
+struct ImageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image",
+        abstract: "Manage container images (pull, import, export, ls, inspect, rm, prune).",
+        discussion: "Exit codes: 0 ok, 1 not in the store, 2 usage or invalid reference, 3 pull or store failure.",
+        subcommands: [ImagePull.self, ImageImport.self, ImageExport.self, ImageList.self, ImageInspect.self, ImageRemove.self, ImagePrune.self]
+    )
+}
+
+/// Options every `agent image` command shares.
+struct ImageStoreOptions: ParsableArguments {
+    @OptionGroup var state: StateDirOption
+    @Option(help: "Agent policy file (default: $AGENT_POLICY, else the built-in policy).")
+    var policy: String?
+
+    func store() throws -> ImageStore {
+        let policy = try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment).policy
+        let dir = try state.open()
+        try dir.create()
+        var store = try ImageStore(stateDirectory: dir.root, insecureRegistries: policy.images.insecureRegistries)
+        store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
+        return store
+    }
+}
+
+/// Runs `body`, mapping failures to the documented exit codes with `agent: MESSAGE`.
+func imageCommand(_ body: () throws -> Int32) throws {
+    let code: Int32
+    do {
+        code = try body()
+    } catch let e as ImageReferenceError {
+        printToStandardError("agent: \(e)\n"); code = 2
+    } catch let e as ImageError {
+        printToStandardError("agent: \(e)\n"); code = 3
+    } catch {
+        printToStandardError("agent: \(error)\n"); code = error is CacheInputError ? 2 : 3
+    }
+    if code != 0 { throw ExitCode(code) }
+}
+
+func registryReference(_ text: String) throws -> ImageReference {
+    guard case .registry(let r) = try ImageSource.parse(text) else {
+        throw ImageError.unsupported(reference: text, problem: "local image sources are not supported yet")
+    }
+    return r
+}
+
+struct ImagePull: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pull", abstract: "Pull an image and unpack its layers.")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument(help: "The image reference (alpine, host:port/name:tag, name@sha256:...).") var reference: String
+
+    func run() async throws {
+        try imageCommand {
+            let ref = try registryReference(reference)
+            let image = try options.store().pull(ref)
+            for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
+            print("\(image.reference) \(image.digest)")
+            return 0
+        }
+    }
+}
+
+struct ImageImport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Import an OCI image layout (oci:DIR[:TAG]) into the store under a reference.")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument(help: "oci:DIR[:TAG]") var source: String
+    @Option(help: "The reference jobs name it by, e.g. localhost/tool:1 (with \"pull\": \"never\").") var tag: String
+
+    func run() async throws {
+        try imageCommand {
+            guard case .ociLayout(let dir, let t) = try ImageSource.parse(source) else {
+                throw ImageError.unsupported(reference: source, problem: "only oci:DIR[:TAG] can be imported yet")
+            }
+            let key = try registryReference(tag).description
+            let abs = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+            let image = try options.store().importLayout(path: abs, tag: t, as: key)
+            for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
+            print("\(image.reference) \(image.digest)")
+            return 0
+        }
+    }
+}
+
+struct ImageExport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write a stored image as an OCI image layout (oci:DIR[:TAG]).")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument(help: "The image reference.") var reference: String
+    @Argument(help: "oci:DIR[:TAG] (TAG defaults to the reference's tag, else latest)") var destination: String
+
+    func run() async throws {
+        try imageCommand {
+            let ref = try registryReference(reference)
+            guard case .ociLayout(let dir, let t) = try ImageSource.parse(destination) else {
+                throw ImageError.unsupported(reference: destination, problem: "only oci:DIR[:TAG] can be exported yet")
+            }
+            let abs = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+            try options.store().exportLayout(ref.description, to: abs, tag: t ?? ref.tag ?? "latest")
+            print("exported \(ref.description) to oci:\(abs):\(t ?? ref.tag ?? "latest")")
+            return 0
+        }
+    }
+}
+
+struct ImageList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List stored images.")
+    @OptionGroup var options: ImageStoreOptions
+
+    func run() async throws {
+        try imageCommand {
+            let records = try options.store().refs.all().values.sorted { $0.reference < $1.reference }
+            var lines = ["REFERENCE\tDIGEST\tMANIFEST"]
+            for r in records { lines.append("\(r.reference)\t\(r.digest)\t\(r.manifest)") }
+            print(lines.joined(separator: "\n"))
+            return 0
+        }
+    }
+}
+
+struct ImageInspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Show a stored image as JSON.")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument(help: "The image reference.") var reference: String
+
+    func run() async throws {
+        try imageCommand {
+            let key = try registryReference(reference).description
+            let store = try options.store()
+            guard let rec = store.refs.get(key) else {
+                printToStandardError("agent: \(ImageError.notPresent(reference: key))\n")
+                return 1
+            }
+            let l = try store.load(manifest: rec.manifest, reference: key)
+            let chain = Digest.chainIDs(l.config.diffIDs)
+            func list(_ a: [String]) -> String { "[" + a.map(jsonQuoted).joined(separator: ", ") + "]" }
+            var out = "{\n  \"reference\": \(jsonQuoted(key)),\n  \"digest\": \"\(rec.digest)\",\n  \"manifest\": \"\(rec.manifest)\",\n"
+            out += "  \"config\": \"\(l.configDigest)\",\n"
+            out += "  \"layers\": \(list(l.layers.map(\.digest.description))),\n"
+            out += "  \"diffIDs\": \(list(l.config.diffIDs.map(\.description))),\n"
+            out += "  \"snapshots\": \(list(chain.map { store.snapshots.path($0) })),\n"
+            out += "  \"env\": \(list(l.config.env)),\n  \"user\": \(jsonQuoted(l.config.user ?? "")),\n"
+            out += "  \"workingDir\": \(jsonQuoted(l.config.workingDir ?? "")),\n"
+            out += "  \"entrypoint\": \(list(l.config.entrypoint)),\n  \"cmd\": \(list(l.config.cmd))\n}"
+            print(out)
+            return 0
+        }
+    }
+}
+
+struct ImageRemove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove an image's reference from the store.")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument(help: "The image reference.") var reference: String
+
+    func run() async throws {
+        try imageCommand {
+            let key = try registryReference(reference).description
+            guard try options.store().remove(key) else {
+                printToStandardError("agent: \(ImageError.notPresent(reference: key))\n")
+                return 1
+            }
+            print("removed \(key)")
+            return 0
+        }
+    }
+}
+
+struct ImagePrune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune", abstract: "Remove the blobs and snapshots no stored reference needs (never one a running container uses).")
+    @OptionGroup var options: ImageStoreOptions
+
+    func run() async throws {
+        try imageCommand {
+            let r = try options.store().prune()
+            print("removed \(r.blobs) blobs and \(r.snapshots) snapshots (\(r.bytes) bytes of blobs); \(r.inUse) snapshots in use kept")
+            return 0
+        }
+    }
+}

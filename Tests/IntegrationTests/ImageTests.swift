@@ -1,0 +1,312 @@
+import Foundation
+import Testing
+
+/// Container images end to end, against the registry ci/test.sh starts on 127.0.0.1
+/// (`$AGENT_TEST_REGISTRY`) with the images ci/make-test-images.py pushed to it.
+@Suite(.serialized) struct ImageTests {
+    static var registry: String {
+        guard let r = ProcessInfo.processInfo.environment["AGENT_TEST_REGISTRY"], !r.isEmpty else {
+            Issue.record("AGENT_TEST_REGISTRY is not set: run the tests through ci/test.sh")
+            return "127.0.0.1:1"
+        }
+        return r
+    }
+    static func ref(_ name: String) -> String { registry + "/" + name + ":1" }
+    static var policy: String { Harness.testPolicy("images") }
+
+    static func sha256(_ data: Data) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        try p.run()
+        input.fileHandleForWriting.write(data)
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(String(decoding: out, as: UTF8.self).prefix(64))
+    }
+
+    /// A state folder of the test's own, owned by the test user.
+    let state: String
+    init() throws { state = try Harness.scratch("images") + "/state" }
+
+    func agent(_ args: [String]) async throws -> Harness.Result {
+        try await Harness.run(args)
+    }
+
+    /// Files of the store's blobs folder.
+    func blobs() -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: state + "/images/blobs/sha256")) ?? []
+    }
+
+    @Test func pullStoresVerifiedBlobsAndListsInspectsRemoves() async throws {
+        let r = try await agent(["image", "pull", "--state-dir", state, Self.ref("layered")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix(Self.ref("layered") + " sha256:"))
+        // config, 3 layers, manifest; every file named by the digest of its content.
+        #expect(blobs().count == 5)
+        for b in blobs() {
+            let data = try Data(contentsOf: URL(fileURLWithPath: state + "/images/blobs/sha256/" + b))
+            let sha = try Self.sha256(data)
+            #expect(sha == b)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").count == 3)
+        let ls = try await agent(["image", "ls", "--state-dir", state])
+        #expect(ls.status == 0 && ls.stdout.contains(Self.ref("layered")), "\(ls.stdout)\(ls.stderr)")
+        let inspect = try await agent(["image", "inspect", "--state-dir", state, Self.ref("layered")])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as! [String: Any]
+        #expect((doc["layers"] as! [String]).count == 3)
+        #expect(doc["workingDir"] as? String == "/opt")
+        let rm = try await agent(["image", "rm", "--state-dir", state, Self.ref("layered")])
+        #expect(rm.status == 0)
+        let again = try await agent(["image", "inspect", "--state-dir", state, Self.ref("layered")])
+        #expect(again.status == 1 && again.stderr.contains("is not in the image store"))
+    }
+
+    @Test func pruneRemovesWhatNoReferenceNeedsButNeverARunningJobsSnapshots() async throws {
+        for name in ["busybox", "layered"] {
+            let r = try await agent(["image", "pull", "--state-dir", state, Self.ref(name)])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        // busybox's one layer is layered's base layer: 2 manifests, 2 configs, 3 layers.
+        #expect(blobs().count == 7)
+        let snapshots = { (try? FileManager.default.contentsOfDirectory(atPath: self.state + "/images/snapshots/sha256")) ?? [] }
+        #expect(snapshots().count == 3)
+        // A job on layered runs while its reference is removed and the store pruned.
+        let f = try JobFixture("""
+        {"version": 1, "id": "lease", "image": "\(Self.ref("layered"))", "steps": [{"name": "wait", "run": "sleep 2; cat /etc/added"}]}
+        """)
+        // Returns once the step has started (its snapshots are leased before that).
+        let job = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", state, "--policy", Self.policy,
+                                     "--progress", "plain"], until: "[wait 1/1]")
+        #expect(job.stderr.contains("[wait 1/1]"), "\(job.stderr)")
+        #expect(try await agent(["image", "rm", "--state-dir", state, Self.ref("layered")]).status == 0)
+        let during = try await agent(["image", "prune", "--state-dir", state])
+        #expect(during.status == 0 && during.stdout.contains("2 snapshots in use kept"), "\(during.stdout)\(during.stderr)")
+        #expect(blobs().count == 3)  // busybox's manifest, config and layer
+        #expect(snapshots().count == 3)
+        job.process.waitUntilExit()
+        #expect(job.process.terminationStatus == 0)
+        #expect(try f.read("logs/01-wait.log").contains(" out from the upper layer"))
+        let after = try await agent(["image", "prune", "--state-dir", state])
+        #expect(after.stdout.contains("removed 0 blobs and 2 snapshots"), "\(after.stdout)")
+        #expect(snapshots().count == 1)
+        let exec = try await Harness.exec(["--state-dir", state, "--policy", Self.policy, "--image", Self.ref("busybox"), "--pull", "never"],
+                                          ["/bin/true"])
+        #expect(exec.status == 0, "\(exec.stderr)")
+    }
+
+    @Test func concurrentPullsOfOneImageBothSucceedAndStoreEachBlobOnce() async throws {
+        async let a = agent(["image", "pull", "--state-dir", state, Self.ref("layered")])
+        async let b = agent(["image", "pull", "--state-dir", state, Self.ref("layered")])
+        let (ra, rb) = try await (a, b)
+        #expect(ra.status == 0 && rb.status == 0, "\(ra.stderr)\(rb.stderr)")
+        #expect(ra.stdout == rb.stdout)
+        #expect(blobs().count == 5)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").count == 3)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
+    }
+
+    @Test func aJobRunsOnAnImageAndAWhiteoutHidesTheLowerFile() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "on-image", "image": "\(Self.ref("layered"))", "env": {"JOB_VAR": "job"}, "steps": [
+          {"name": "look", "run": "cat /etc/added; test ! -e /etc/lower-file && echo lower-gone; test ! -e /opt/old/a && cat /opt/old/b; echo $IMAGE_VAR $JOB_VAR; pwd; echo made > /workspace/out"},
+          {"name": "next", "run": "cat /workspace/out; busybox | head -1 | cut -c1-7"}
+        ]}
+        """)
+        let r = try await f.run(["--policy", Self.policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try f.stepStates() == ["succeeded", "succeeded"])
+        let log = try f.read("logs/01-look.log")
+        for line in ["from the upper layer", "lower-gone", "b", "from-image job", "/workspace"] {
+            #expect(log.contains(" out " + line), "\(log)")
+        }
+        let image = try f.status()["image"] as? [String: Any]
+        #expect(image?["reference"] as? String == Self.ref("layered"))
+        #expect((image?["digest"] as? String)?.hasPrefix("sha256:") == true)
+        #expect(image?["owners"] as? String == "agent")
+        #expect(try f.read("logs/02-next.log").contains(" out made"))
+        #expect(try f.read("logs/02-next.log").contains(" out BusyBox"))
+        // The second run finds the image in the store: nothing more is fetched (pull if-not-present).
+        let again = try await f.run(["--policy", Self.policy, "--force"])
+        #expect(again.status == 0, "\(again.stderr)")
+    }
+
+    /// The layouts ci/make-test-images.py pushed from.
+    static var layouts: String { URL(fileURLWithPath: Harness.agentBinary).deletingLastPathComponent().deletingLastPathComponent().path + "/registry/layouts" }
+
+    @Test func anImportedOCILayoutRunsAJobWithPullNever() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "imported", "image": "localhost/layered:1", "pull": "never", "steps": [
+          {"name": "look", "run": "cat /etc/added; test ! -e /etc/lower-file && echo lower-gone"}
+        ]}
+        """)
+        let imp = try await agent(["image", "import", "--state-dir", f.state, "oci:" + Self.layouts + "/layered:1", "--tag", "localhost/layered:1"])
+        #expect(imp.status == 0, "\(imp.stderr)")
+        #expect(imp.stdout.hasPrefix("localhost/layered:1 sha256:"))
+        let r = try await f.run(["--policy", Self.policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = try f.read("logs/01-look.log")
+        #expect(log.contains(" out from the upper layer") && log.contains(" out lower-gone"), "\(log)")
+        // Not in the store and "pull": "never": the job fails before any step (exit 3), naming it.
+        let g = try JobFixture("""
+        {"version": 1, "id": "absent", "image": "localhost/absent:1", "pull": "never", "steps": [{"name": "a", "run": "true"}]}
+        """)
+        let absent = try await g.run(["--policy", Self.policy])
+        #expect(absent.status == 3 && absent.stderr.contains("localhost/absent:1 is not in the image store"), "\(absent.stderr)")
+    }
+
+    @Test func anExportedLayoutImportsBackAndRuns() async throws {
+        #expect(try await agent(["image", "pull", "--state-dir", state, Self.ref("layered")]).status == 0)
+        let out = try Harness.scratch("export") + "/layout"
+        let exp = try await agent(["image", "export", "--state-dir", state, Self.ref("layered"), "oci:" + out + ":v2"])
+        #expect(exp.status == 0, "\(exp.stderr)")
+        let other = try Harness.scratch("export-state") + "/state"
+        let imp = try await agent(["image", "import", "--state-dir", other, "oci:" + out + ":v2", "--tag", "localhost/copy:2"])
+        #expect(imp.status == 0, "\(imp.stderr)")
+        let r = try await Harness.exec(["--state-dir", other, "--policy", Self.policy, "--image", "localhost/copy:2", "--pull", "never"],
+                                       ["/bin/cat", "/etc/added"])
+        #expect(r.status == 0 && r.stdout == "from the upper layer\n", "\(r.stdout)\(r.stderr)")
+    }
+
+    @Test func anImportedLayoutWithATamperedBlobStoresNothing() async throws {
+        let copy = try Harness.scratch("layout") + "/layout"
+        try FileManager.default.copyItem(atPath: Self.layouts + "/tampered", toPath: copy)
+        let digest = try String(contentsOfFile: Harness.fixtures + "/tampered-digest", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let blob = copy + "/blobs/sha256/" + digest.dropFirst(7)
+        var data = try Data(contentsOf: URL(fileURLWithPath: blob))
+        data[0] ^= 0xff
+        try data.write(to: URL(fileURLWithPath: blob))
+        let u = Harness.user
+        _ = chown(copy, u.uid, u.gid)
+        let r = try await agent(["image", "import", "--state-dir", state, "oci:" + copy + ":1", "--tag", "localhost/t:1"])
+        #expect(r.status == 3 && r.stderr.contains(digest) && r.stderr.contains("nothing was stored"), "\(r.stderr)")
+        #expect(!blobs().contains(String(digest.dropFirst(7))))
+    }
+
+    @Test func aJobNamingAnImageIsRefusedWithoutThePolicy() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "refused", "image": "\(Self.ref("busybox"))", "steps": [{"name": "a", "run": "true"}]}
+        """)
+        let r = try await f.run()
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("image: \"\(Self.ref("busybox"))\"") && r.stderr.contains("images.allowedRegistries"), "\(r.stderr)")
+        let stored = (try? FileManager.default.contentsOfDirectory(atPath: f.state + "/images/blobs/sha256")) ?? []
+        #expect(stored.isEmpty)
+    }
+
+    @Test(arguments: ["single", "subordinate"])
+    func execRunsOnAnImageInBothIdMappings(idMap: String) async throws {
+        let r = try await Harness.exec(["--state-dir", state, "--policy", Self.policy, "--id-map", idMap, "--verbose",
+                                        "--image", Self.ref("busybox")],
+                                       ["/bin/sh", "-c", "id -u; ls /bin/busybox; echo ok"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("0\n/bin/busybox\nok"), "\(r.stdout)")
+        #expect(r.stderr.contains("id mapping: \(idMap)"), "\(r.stderr)")
+    }
+
+    @Test func execWithoutACommandRunsTheImagesCmdInItsWorkingDir() async throws {
+        let r = try await Harness.run(["exec", "--state-dir", state, "--policy", Self.policy, "--image", Self.ref("layered")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "image-cmd in /opt from-image\n", "\(r.stdout)")
+        let refused = try await Harness.run(["exec", "--state-dir", state, "--image", Self.ref("layered")])
+        #expect(refused.status == 125 && refused.stderr.contains("images.allowedRegistries"), "\(refused.stderr)")
+    }
+
+    @Test func aBlobWithTheWrongDigestNamesItAndTheRegistryAndStoresNothing() async throws {
+        let digest = try String(contentsOfFile: Harness.fixtures + "/tampered-digest", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let r = try await agent(["image", "pull", "--state-dir", state, Self.ref("tampered")])
+        #expect(r.status == 3)
+        #expect(r.stderr.contains(digest) && r.stderr.contains("registry \(Self.registry)") && r.stderr.contains("nothing was stored"), "\(r.stderr)")
+        #expect(!blobs().contains(String(digest.dropFirst(7))))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").isEmpty)
+        let ls = try await agent(["image", "ls", "--state-dir", state])
+        #expect(!ls.stdout.contains("tampered"))
+    }
+
+    @Test(arguments: [
+        ("hostile-dotdot", "../../../tmp/agent-escape", "leads out of the layer"),
+        ("hostile-symlink", "evil/tmp/agent-escape", "passes through a symlink"),
+        ("hostile-hardlink", "passwd", "leads out of the layer"),
+        ("hostile-whiteout", "a/.wh...", "is a whiteout of \"..\""),
+    ])
+    func hostileLayersFailNamingImageLayerAndEntry(image: String, entry: String, problem: String) async throws {
+        // A sentinel tree outside the store: nothing a layer does may change it.
+        let sentinel = try Harness.scratch("sentinel")
+        try Harness.write("keep\n", to: sentinel + "/file")
+        let before = try FileManager.default.contentsOfDirectory(atPath: sentinel)
+        let r = try await agent(["image", "pull", "--state-dir", state, Self.ref(image)])
+        #expect(r.status == 3)
+        #expect(r.stderr.contains(Self.ref(image) + ": layer sha256:") && r.stderr.contains("entry \"\(entry)\"")
+                && r.stderr.contains(problem), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: sentinel) == before)
+        #expect(try String(contentsOfFile: sentinel + "/file", encoding: .utf8) == "keep\n")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/agent-escape"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/snapshots/sha256").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
+    }
+}
+
+/// A registry that wants a Bearer token from a realm which gives one only for the
+/// operator's login (ci/test.sh: auth "silly" plus ci/test-token-server.py).
+@Suite(.serialized) struct ImageAuthTests {
+    static var registry: String {
+        guard let r = ProcessInfo.processInfo.environment["AGENT_TEST_AUTH_REGISTRY"], !r.isEmpty else {
+            Issue.record("AGENT_TEST_AUTH_REGISTRY is not set: run the tests through ci/test.sh")
+            return "127.0.0.1:1"
+        }
+        return r
+    }
+
+    @Test func aBearerRegistryNeedsTheOperatorsLoginAndGetsItFromRegistryAuthFile() async throws {
+        let dir = try Harness.scratch("auth")
+        let ref = Self.registry + "/private/busybox:1"
+        let without = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", ref],
+                                            environment: ["REGISTRY_AUTH_FILE": dir + "/none.json"])
+        #expect(without.status == 3)
+        #expect(without.stderr.contains("registry \(Self.registry)") && without.stderr.contains("token from"), "\(without.stderr)")
+        let wrong = Data("ci:wrong".utf8).base64EncodedString(), right = Data("ci:secret".utf8).base64EncodedString()
+        try Harness.write(#"{"auths": {"\#(Self.registry)": {"auth": "\#(wrong)"}}}"#, to: dir + "/wrong.json", mode: 0o600)
+        let refused = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", ref],
+                                            environment: ["REGISTRY_AUTH_FILE": dir + "/wrong.json"])
+        #expect(refused.status == 3, "\(refused.stderr)")
+        try Harness.write(#"{"auths": {"http://\#(Self.registry)/": {"auth": "\#(right)"}}}"#, to: dir + "/auth.json", mode: 0o600)
+        let r = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", ref],
+                                      environment: ["REGISTRY_AUTH_FILE": dir + "/auth.json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix(ref + " sha256:"))
+    }
+}
+
+/// A proxy that answers each path's first request with 503 or 429 and Retry-After: 1.
+@Suite struct ImageRetryTests {
+    @Test func pullsRetry429And5xxHonouringRetryAfter() async throws {
+        guard let registry = ProcessInfo.processInfo.environment["AGENT_TEST_FLAKY_REGISTRY"], !registry.isEmpty else {
+            Issue.record("AGENT_TEST_FLAKY_REGISTRY is not set: run the tests through ci/test.sh")
+            return
+        }
+        let dir = try Harness.scratch("retry")
+        let started = Date()
+        let r = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", registry + "/layered:1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // Manifest, config and the layers each waited Retry-After (1 s) once (the layers
+        // at the same time).
+        #expect(Date().timeIntervalSince(started) >= 3)
+        // The three layers were downloaded at the same time (the proxy holds each 0.5 s).
+        let stats = Process()
+        stats.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        stats.arguments = ["-fsS", "http://\(registry)/stats"]
+        let out = Pipe()
+        stats.standardOutput = out
+        try stats.run()
+        stats.waitUntilExit()
+        let most = Int(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) ?? 0
+        #expect(most >= 2 && most <= 3, "at most \(most) blob downloads at once")
+    }
+}
