@@ -55,6 +55,7 @@ public enum Admission {
             throw JobValidationError(file: file, path: "network",
                                      message: "\"host\" is not allowed by the agent policy (allowHostNetwork: false)")
         }
+        try admitTmpfs(job, file: file, limits: policy.tmpfs)
         var rootfs: AdmittedPath?
         if case .rootfs(let path) = job.image {
             let g = PathGrant(base: job.baseDirectory, roots: policy.rootfsRoots, rootsKey: "rootfsRoots",
