@@ -3,6 +3,7 @@ import CArchive
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// Moving caches between machines: `agent cache export` / `agent cache import` with
 /// libarchive, so ephemeral agents can start warm.
@@ -31,9 +32,9 @@ public struct CacheArchiveError: Error, Sendable, Equatable, CustomStringConvert
 }
 
 extension CacheStore {
-    /// Test hook: called with "before-swap" and "after-swap" around the import's exchange,
-    /// so a test can stop there (simulating a crash) and check what a crash would leave.
-    nonisolated(unsafe) static var importHook: (@Sendable (String) -> Void)?
+    /// Test hook: called with "before-swap"/"after-swap" and the cache's data path around the
+    /// import's exchange, so a test can look at what a crash at that point would leave.
+    static let importHook = Mutex<(@Sendable (_ stage: String, _ data: String) -> Void)?>(nil)
 
     /// Writes instance 0 of the cache to `output` (a tar, compressed by the file's extension),
     /// through a temporary sibling renamed at the end, so no half-written archive is left.
@@ -107,7 +108,7 @@ extension CacheStore {
         // contents); a plain rename that refuses to replace anything when there is none.
         var st = stat()
         let hadData = lstat(data, &st) == 0
-        Self.importHook?("before-swap")
+        Self.importHook.withLock { $0 }?("before-swap", data)
         let swapped = hadData ? agent_renameat2(AT_FDCWD, staging, AT_FDCWD, data, AGENT_RENAME_EXCHANGE)
                               : agent_renameat2(AT_FDCWD, staging, AT_FDCWD, data, AGENT_RENAME_NOREPLACE)
         guard swapped == 0 else {
@@ -115,7 +116,7 @@ extension CacheStore {
             try? await FileTree.removeTreeFully(staging)
             throw StateError(path: data, errno: e, message: "cannot swap in the imported cache")
         }
-        Self.importHook?("after-swap")
+        Self.importHook.withLock { $0 }?("after-swap", data)
         // Other instances held the old contents; they would shadow the import for private users.
         for n in Self.instances(entry: realEntry) where n > 0 {
             let p = Self.instancePath(entry: realEntry, instance: n)
