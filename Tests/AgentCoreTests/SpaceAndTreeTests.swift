@@ -9,6 +9,8 @@ import Testing
 /// past the budget, a torn locked-queue counter, mode-000 folders, 20,000 nested folders,
 /// and a FIFO in a workspace that must be copied.
 @Suite struct SpaceAndTreeTests {
+    /// Deeper than the 19,000 folders that overflowed the stack of the recursive walks.
+    static let depth = 20_000
     /// `depth` nested folders `d/d/d/...` below `root`, with `leaf` written at the bottom.
     static func makeChain(_ root: String, depth: Int, leaf: String? = "leaf.txt") {
         mkdir(root, 0o755)
@@ -253,15 +255,15 @@ import Testing
     @Test func twentyThousandNestedFoldersAreMeasuredCopiedScannedAndRemoved() throws {
         let t = try TempState()
         let root = t.state.root + "/deep"
-        Self.makeChain(root, depth: 20_000)
-        #expect(FileTree.diskUsage(root) > 20_000 * 512)
+        Self.makeChain(root, depth: Self.depth)
+        #expect(FileTree.diskUsage(root) > UInt64(Self.depth) * 512)
         // Artifact-style glob search reaches the bottom.
         let found = try GlobSearch.regularFiles(in: t.state.root, matching: ["deep/**/leaf.txt"])
         #expect(found.count == 1)
         #expect(found.first?.hasSuffix("/d/leaf.txt") == true)
         let copy = t.state.root + "/copy"
         #expect(try TreeCopy.copy(root, to: copy).isEmpty)
-        #expect(FileTree.diskUsage(copy) > 20_000 * 512)
+        #expect(FileTree.diskUsage(copy) > UInt64(Self.depth) * 512)
         #expect(try FileTree.removeTree(root))
         #expect(try FileTree.removeTree(copy))
         #expect(!FileManager.default.fileExists(atPath: root) && !FileManager.default.fileExists(atPath: copy))

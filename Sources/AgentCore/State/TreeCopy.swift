@@ -20,7 +20,8 @@ struct TreeCopy {
         var names: [String] = []  // relative path, for messages
         var modes: [mode_t] = []
         func path(_ name: String) -> String { (names.dropFirst() + [name]).joined(separator: "/") }
-        func openCount() -> Int { dst.filter { $0 >= 0 }.count }
+        var openCount = 0
+        var lowestOpen = 1  // dst[1..<lowestOpen] are closed (dst[0] stays open)
 
         let walk = TreeWalk(visit: { parent, name, st, depth in
             guard failure == nil else { return false }
@@ -29,7 +30,7 @@ struct TreeCopy {
                 guard type == S_IFDIR, mkdir(destination, 0o700) == 0 else { failure = errno; return false }
                 let fd = open(destination, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard fd >= 0 else { failure = errno; return false }
-                dst = [fd]; names = [""]; modes = [st.st_mode & 0o7777]
+                dst = [fd]; names = [""]; modes = [st.st_mode & 0o7777]; openCount = 1
                 return true
             }
             let out = dst[depth - 1]
@@ -43,10 +44,11 @@ struct TreeCopy {
                 guard fd >= 0 else { return false }
                 dst.removeSubrange(depth...); names.removeSubrange(depth...); modes.removeSubrange(depth...)
                 dst.append(fd); names.append(name); modes.append(st.st_mode & 0o7777)
-                var i = 1
-                while openCount() > TreeWalk.maxOpenDescriptors, i < depth {
-                    if dst[i] >= 0 { close(dst[i]); dst[i] = -1 }
-                    i += 1
+                openCount += 1
+                // Over the limit: close the shallowest open folder but the root.
+                while openCount > TreeWalk.maxOpenDescriptors, lowestOpen < depth {
+                    if dst[lowestOpen] >= 0 { close(dst[lowestOpen]); dst[lowestOpen] = -1; openCount -= 1 }
+                    lowestOpen += 1
                 }
                 return true
             case S_IFREG:
@@ -67,10 +69,13 @@ struct TreeCopy {
             guard failure == nil, depth < dst.count else { return }
             if depth > 0 && dst[depth - 1] < 0 {
                 dst[depth - 1] = openat(dst[depth], "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if dst[depth - 1] >= 0 { openCount += 1 }
+                lowestOpen = min(lowestOpen, depth - 1)
             }
             fchmod(dst[depth], modes[depth])
             close(dst[depth])
             dst[depth] = -1
+            openCount -= 1
         })
         walk.run(source)
         for fd in dst where fd >= 0 { close(fd) }
