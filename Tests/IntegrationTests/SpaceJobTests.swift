@@ -9,7 +9,7 @@ import Testing
         let f = try JobFixture("""
         {"version": 1, "id": "shm", "steps": [
           {"name": "fill", "type": "test", "run": ["/bin/sh", "-c",
-            "if head -c 314572800 /dev/zero > /dev/shm/big; then echo WROTE-ALL; else echo SHM-FULL; fi; rm -f /dev/shm/big; df -k /dev/shm /tmp | tail -n +2"]}
+            "if head -c 314572800 /dev/zero > /dev/shm/big; then printf 'WROTE%s\\n' -ALL; else printf 'SHM%s\\n' -FULL; fi; rm -f /dev/shm/big; df -k /dev/shm /tmp | tail -n +2"]}
         ]}
         """)
         let r = try await f.run()
