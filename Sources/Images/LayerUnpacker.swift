@@ -21,11 +21,19 @@ struct LayerUnpacker {
     let image: String
     let layer: Digest
 
+    /// Layers are uncompressed, gzip or zstd tars. Only libarchive's built-in decoders for
+    /// those: `filter_all` would also run external programs (lrzip, lzop, ...) on a hostile
+    /// layer that names their formats.
+    static func supportLayerFilters(_ a: OpaquePointer) {
+        archive_read_support_filter_gzip(a)
+        archive_read_support_filter_zstd(a)
+    }
+
     /// The SHA-256 of the uncompressed stream (the layer's diff_id).
     static func diffID(ofBlob path: String, image: String, layer: Digest) throws(ImageError) -> Digest {
         guard let a = archive_read_new() else { throw .store(path: path, operation: "archive_read_new", errno: ENOMEM) }
         defer { archive_read_free(a) }
-        archive_read_support_filter_all(a)
+        Self.supportLayerFilters(a)
         archive_read_support_format_raw(a)
         var entry: OpaquePointer?
         guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK, archive_read_next_header(a, &entry) == ARCHIVE_OK else {
@@ -49,7 +57,7 @@ struct LayerUnpacker {
         defer { close(root) }
         guard let a = archive_read_new() else { throw .store(path: path, operation: "archive_read_new", errno: ENOMEM) }
         defer { archive_read_free(a) }
-        archive_read_support_filter_all(a)
+        Self.supportLayerFilters(a)
         archive_read_support_format_tar(a)
         guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK else {
             throw hostile("", "cannot be read: " + Self.errorString(a))

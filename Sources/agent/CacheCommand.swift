@@ -3,6 +3,7 @@ import ArgumentParser
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import SandboxPolicy
 
 /// `agent cache`: list, prune, export and import the persistent caches of step mounts.
 /// Exit codes: 0 ok, 1 refused (a cache in use), 2 usage or invalid input, 3 other failures.
@@ -164,10 +165,18 @@ struct CacheImport: AsyncParsableCommand {
     @Option(help: "Scope of the cache.") var scope = "default"
     @Argument(help: "Cache id.") var id: String
     @Argument(help: "Archive to read (.tar, .tar.gz, .tar.zst).") var archive: String
+    @Option(help: "Agent policy file (default: $AGENT_POLICY, else the built-in policy); its cache budget bounds the import.")
+    var policy: String?
 
     func run() async throws {
         try await storeCommand("cache import") {
-            let n = try await CacheStore(state: try state.open()).importArchive(scope: scope, id: id, from: archive)
+            let policy = try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment).policy
+            let stateDirectory = try state.open()
+            // The budget GC keeps is also the most one import may write.
+            let budget = CacheGC.budget(keepBytes: policy.cache.keepBytes,
+                                        keepPercentOfDisk: policy.cache.keepPercentOfDisk, state: stateDirectory)
+            let limits = ArchiveLimits(maxBytes: budget, maxEntries: policy.cacheImport.maxEntries)
+            let n = try await CacheStore(state: stateDirectory).importArchive(scope: scope, id: id, from: archive, limits: limits)
             printToStandardError("imported \(n) entries into \(scope)/\(id)\n")
         }
     }

@@ -71,6 +71,7 @@ public enum Admission {
                                      message: "\"host\" is not allowed by the agent policy (allowHostNetwork: false)")
         }
         try ImageGate.admit(job, file: file, policy: policy)
+        try admitTmpfs(job, file: file, limits: policy.tmpfs)
         var rootfs: AdmittedPath?
         if case .rootfs(let path) = job.image {
             let g = PathGrant(base: job.baseDirectory, roots: policy.rootfsRoots, rootsKey: "rootfsRoots",

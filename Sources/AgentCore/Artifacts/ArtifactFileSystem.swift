@@ -85,19 +85,17 @@ enum ArtifactFS {
     static func isRegular(_ st: stat) -> Bool { st.st_mode & S_IFMT == S_IFREG }
     static func isSymlink(_ st: stat) -> Bool { st.st_mode & S_IFMT == S_IFLNK }
 
-    /// Removes `name` below `parent` and everything under it, never following symlinks.
+    /// Removes `name` below `parent` and everything under it, never following symlinks;
+    /// iterative (`TreeWalk`), so depth is no limit.
     static func removeTree(_ parent: Int32, _ name: String) {
-        guard let st = lstat(parent, name) else { return }
-        if isDirectory(st) {
-            let fd = openat(parent, name, directoryFlags)
-            if fd >= 0 {
-                for child in (try? list(fd, display: name)) ?? [] { removeTree(fd, child) }
-                close(fd)
-            }
-            unlinkat(parent, name, AT_REMOVEDIR)
-        } else {
-            unlinkat(parent, name, 0)
-        }
+        let walk = TreeWalk(visit: { dirfd, entry, st, _ in
+            if isDirectory(st) { return true }
+            unlinkat(dirfd, entry, 0)
+            return false
+        }, leave: { dirfd, entry, _, _ in
+            unlinkat(dirfd, entry, AT_REMOVEDIR)
+        })
+        walk.run(at: parent, name)
     }
 
     /// Whether a symlink at `linkDir`/… with target `target` resolves inside the root

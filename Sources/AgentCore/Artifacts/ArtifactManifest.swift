@@ -61,19 +61,15 @@ public struct ArtifactManifest: Sendable, Equatable, Codable {
     }
 
     /// `SHA256SUMS` in the format `sha256sum -c` reads: `<hex>  <path>`; a path with a
-    /// backslash or newline is escaped and the line starts with `\`, as coreutils does.
+    /// backslash, LF or CR is escaped (`\\`, `\n`, `\r`) and the line starts with `\`, as
+    /// coreutils does, so no file name can forge or split a line.
     public func sha256sums() -> String {
         var out = ""
         for artifact in artifacts {
             for file in artifact.files {
                 guard let hash = file.sha256 else { continue }
-                if file.path.contains("\\") || file.path.contains("\n") {
-                    let escaped = file.path.replacing("\\", with: "\\\\")
-                        .replacing("\n", with: "\\n")
-                    out += "\\\(hash)  \(escaped)\n"
-                } else {
-                    out += "\(hash)  \(file.path)\n"
-                }
+                let (name, escaped) = LineText.escapedName(file.path)
+                out += (escaped ? "\\" : "") + "\(hash)  \(name)\n"
             }
         }
         return out
@@ -83,5 +79,25 @@ public struct ArtifactManifest: Sendable, Equatable, Codable {
     public func write(to directory: String) throws {
         try AtomicReportFile.write(Array(try jsonData()), to: directory + "/manifest.json", mode: 0o644)
         try AtomicReportFile.write(Array(sha256sums().utf8), to: directory + "/SHA256SUMS", mode: 0o644)
+    }
+}
+
+/// Names in line-oriented files (SHA256SUMS and the like), by coreutils' convention.
+public enum LineText {
+    /// `name` with `\` → `\\`, LF → `\n`, CR → `\r`, and whether anything was escaped (the
+    /// line must then start with `\`). Works on Unicode scalars: Swift treats CR LF as one
+    /// Character, so a Character-based `contains("\n")` misses it.
+    public static func escapedName(_ name: String) -> (String, Bool) {
+        guard name.unicodeScalars.contains(where: { $0 == "\\" || $0 == "\n" || $0 == "\r" }) else { return (name, false) }
+        var out = String.UnicodeScalarView()
+        for scalar in name.unicodeScalars {
+            switch scalar {
+            case "\\": out.append(contentsOf: "\\\\".unicodeScalars)
+            case "\n": out.append(contentsOf: "\\n".unicodeScalars)
+            case "\r": out.append(contentsOf: "\\r".unicodeScalars)
+            default: out.append(scalar)
+            }
+        }
+        return (String(out), true)
     }
 }

@@ -67,36 +67,46 @@ struct WorkspaceScan {
     }
 
     /// Walks a folder below a pattern's literal prefix, pruning where no match can be.
+    /// Iterative (`TreeWalk`): any depth, a bounded number of open folders.
     private mutating func search(_ dirfd: Int32, path: [String], state: GlobMatcher.State,
                                  matcher: GlobMatcher) throws(ArtifactSystemCallError) {
-        for name in try ArtifactFS.list(dirfd, display: path.joined(separator: "/")) {
-            let childPath = path + [name]
-            let next = matcher.step(state, name)
-            if next.isEmpty || isExcluded(childPath) { continue }
-            guard let st = examine(dirfd, childPath) else { continue }
+        var names = path          // the current folder's path (grows and shrinks with the walk)
+        var states = [state]      // matcher state of the folder at each depth
+        var failure: ArtifactSystemCallError?
+        var scan = self
+        let walk = TreeWalk(visit: { parent, name, st, depth in
+            guard failure == nil else { return false }
+            names.removeSubrange((path.count + depth - 1)...)
+            states.removeSubrange(depth...)
+            let next = matcher.step(states[depth - 1], name)
+            if next.isEmpty { return false }
+            // The full path is built only when needed: copying it at every level of a deep
+            // chain would cost depth² time.
+            if scan.hasExcludes && scan.isExcluded(names + [name]) { return false }
             if matcher.isMatch(next) {
-                try add(dirfd, name: name, path: childPath, st: st)
-            } else if ArtifactFS.isDirectory(st), matcher.canContinue(next) {
-                let child = try ArtifactFS.openDirectory(dirfd, [name], display: childPath.joined(separator: "/"))
-                defer { close(child) }
-                try search(child, path: childPath, state: next, matcher: matcher)
+                do throws(ArtifactSystemCallError) { try scan.add(parent, name: name, path: names + [name], st: st) } catch { failure = error }
+                return false
             }
-        }
+            guard ArtifactFS.isDirectory(st), matcher.canContinue(next) else { return false }
+            names.append(name)
+            states.append(next)
+            return true
+        }, open: { parent, name, _ in
+            let fd = TreeWalk.openDirectory(parent, name)
+            if fd < 0 { failure = failure ?? ArtifactSystemCallError(operation: "open directory", path: (names + [name]).joined(separator: "/"), errno: errno) }
+            return fd
+        })
+        walk.runBelow(dirfd)
+        self = scan
+        if let failure { throw failure }
     }
 
     /// Adds one matched entry: a file, a symlink, or a directory with everything under it.
     private mutating func add(_ dirfd: Int32, name: String, path: [String], st: stat) throws(ArtifactSystemCallError) {
         if isExcluded(path) { return }
         let joined = path.joined(separator: "/")
-        if ArtifactFS.isRegular(st) {
-            found[joined] = ArtifactCandidate(path: path, kind: .file(size: UInt64(st.st_size), mode: UInt32(st.st_mode) & 0o777))
-        } else if ArtifactFS.isSymlink(st) {
-            guard let target = ArtifactFS.readLink(dirfd, name) else { return }
-            if ArtifactFS.resolvesInside(rootfd: rootfd, linkDir: Array(path.dropLast()), target: target) {
-                found[joined] = ArtifactCandidate(path: path, kind: .symlink(target: target))
-            } else {
-                warnings.append("\(joined): symlink to \"\(target)\" points outside the workspace; skipped")
-            }
+        if ArtifactFS.isRegular(st) || ArtifactFS.isSymlink(st) {
+            addLeaf(dirfd, name: name, path: path, st: st)
         } else if ArtifactFS.isDirectory(st) {
             let child = try ArtifactFS.openDirectory(dirfd, [name], display: joined)
             defer { close(child) }
@@ -106,11 +116,48 @@ struct WorkspaceScan {
         }
     }
 
-    private mutating func addTree(_ dirfd: Int32, path: [String]) throws(ArtifactSystemCallError) {
-        for name in try ArtifactFS.list(dirfd, display: path.joined(separator: "/")) {
-            guard let st = examine(dirfd, path + [name]) else { continue }
-            try add(dirfd, name: name, path: path + [name], st: st)
+    /// A regular file or a symlink (kept when it resolves inside the workspace).
+    private mutating func addLeaf(_ dirfd: Int32, name: String, path: [String], st: stat) {
+        let joined = path.joined(separator: "/")
+        if ArtifactFS.isRegular(st) {
+            found[joined] = ArtifactCandidate(path: path, kind: .file(size: UInt64(st.st_size), mode: UInt32(st.st_mode) & 0o777))
+        } else if let target = ArtifactFS.readLink(dirfd, name) {
+            if ArtifactFS.resolvesInside(rootfd: rootfd, linkDir: Array(path.dropLast()), target: target) {
+                found[joined] = ArtifactCandidate(path: path, kind: .symlink(target: target))
+            } else {
+                warnings.append("\(joined): symlink to \"\(target)\" points outside the workspace; skipped")
+            }
         }
+    }
+
+    /// Everything below the folder open at `dirfd` (at `path`), iteratively.
+    private mutating func addTree(_ dirfd: Int32, path: [String]) throws(ArtifactSystemCallError) {
+        var names = path
+        var failure: ArtifactSystemCallError?
+        var scan = self
+        let walk = TreeWalk(visit: { parent, name, st, depth in
+            guard failure == nil else { return false }
+            names.removeSubrange((path.count + depth - 1)...)
+            if scan.hasExcludes && scan.isExcluded(names + [name]) { return false }
+            if ArtifactFS.isDirectory(st) {
+                names.append(name)
+                return true
+            }
+            let childPath = names + [name]
+            if ArtifactFS.isRegular(st) || ArtifactFS.isSymlink(st) {
+                scan.addLeaf(parent, name: name, path: childPath, st: st)
+            } else {
+                scan.warnings.append("\(childPath.joined(separator: "/")): not a regular file, directory or symlink; skipped")
+            }
+            return false
+        }, open: { parent, name, _ in
+            let fd = TreeWalk.openDirectory(parent, name)
+            if fd < 0 { failure = failure ?? ArtifactSystemCallError(operation: "open directory", path: (names + [name]).joined(separator: "/"), errno: errno) }
+            return fd
+        })
+        walk.runBelow(dirfd)
+        self = scan
+        if let failure { throw failure }
     }
 
     /// `lstat` of a listed entry; one that cannot be examined (e.g. a name that is not
@@ -122,6 +169,8 @@ struct WorkspaceScan {
         }
         return st
     }
+
+    private var hasExcludes: Bool { !excludes.isEmpty }
 
     private func isExcluded(_ path: [String]) -> Bool {
         excludes.contains { $0.matchesPathOrParent(path) }

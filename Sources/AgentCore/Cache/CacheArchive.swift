@@ -1,7 +1,9 @@
+import CAgentSys
 import CArchive
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// Moving caches between machines: `agent cache export` / `agent cache import` with
 /// libarchive, so ephemeral agents can start warm.
@@ -30,6 +32,10 @@ public struct CacheArchiveError: Error, Sendable, Equatable, CustomStringConvert
 }
 
 extension CacheStore {
+    /// Test hook: called with "before-swap"/"after-swap" and the cache's data path around the
+    /// import's exchange, so a test can look at what a crash at that point would leave.
+    static let importHook = Mutex<(@Sendable (_ stage: String, _ data: String) -> Void)?>(nil)
+
     /// Writes instance 0 of the cache to `output` (a tar, compressed by the file's extension),
     /// through a temporary sibling renamed at the end, so no half-written archive is left.
     /// Returns the number of entries written.
@@ -60,11 +66,13 @@ extension CacheStore {
 
     /// Replaces the cache's contents with the archive's. The archive is extracted into a fresh
     /// folder beside the cache and fully checked first (a libarchive error means corrupt;
-    /// absolute paths, `..` and links leading out are refused), then swapped in by rename, so
-    /// a bad archive leaves the existing cache untouched. Refused (`InUseError`) while a
-    /// step holds the cache. Returns the number of entries.
+    /// absolute paths, `..` and links leading out are refused; set-id bits are dropped), then
+    /// swapped in with one `renameat2(RENAME_EXCHANGE)`, so a bad archive, one past `limits`
+    /// or a crash at any point leaves either the old or the new cache complete. Refused
+    /// (`InUseError`) while a step holds the cache. Returns the number of entries.
     @discardableResult
-    public func importArchive(scope: String, id: String, from archive: String) async throws -> Int {
+    public func importArchive(scope: String, id: String, from archive: String,
+                              limits: ArchiveLimits = ArchiveLimits()) async throws -> Int {
         guard CacheKey.isValidScope(scope) else { throw CacheInputError("invalid cache scope \"\(scope)\"") }
         guard !id.isEmpty else { throw CacheInputError("cache id must not be empty") }
         guard FileManager.default.isReadableFile(atPath: archive) else {
@@ -80,32 +88,42 @@ extension CacheStore {
         let entry = entryPath(scope: scope, id: id)
         try StateDirectory.makeDirectory(entry, mode: 0o700)
         guard let realEntry = MountPlanner.realPath(entry) else { throw StateError(path: entry, message: "cannot resolve") }
+        // What a crashed import left (a staging folder, or the old contents after the swap).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: realEntry)) ?? []
+        where name.hasPrefix("import-") || name.hasPrefix("replaced-") {
+            try? await FileTree.removeTreeFully(realEntry + "/" + name)
+        }
         let staging = realEntry + "/import-" + UUID().uuidString
         guard mkdir(staging, 0o700) == 0 else { throw StateError(path: staging, errno: errno, message: "cannot create") }
         let count: Int
         do {
-            count = try ArchiveReader.extract(archive: archive, into: staging)
+            count = try ArchiveReader.extract(archive: archive, into: staging, limits: limits)
             chmod(staging, 0o755)
         } catch {
             try? await FileTree.removeTreeFully(staging)
             throw error
         }
         let data = Self.instancePath(entry: realEntry, instance: 0)
-        let old = realEntry + "/replaced-" + UUID().uuidString
-        let hadData = rename(data, old) == 0
-        guard rename(staging, data) == 0 else {
+        // One atomic exchange when there is old data (afterwards `staging` names the old
+        // contents); a plain rename that refuses to replace anything when there is none.
+        var st = stat()
+        let hadData = lstat(data, &st) == 0
+        Self.importHook.withLock { $0 }?("before-swap", data)
+        let swapped = hadData ? agent_renameat2(AT_FDCWD, staging, AT_FDCWD, data, AGENT_RENAME_EXCHANGE)
+                              : agent_renameat2(AT_FDCWD, staging, AT_FDCWD, data, AGENT_RENAME_NOREPLACE)
+        guard swapped == 0 else {
             let e = errno
-            if hadData { rename(old, data) }
             try? await FileTree.removeTreeFully(staging)
             throw StateError(path: data, errno: e, message: "cannot swap in the imported cache")
         }
+        Self.importHook.withLock { $0 }?("after-swap", data)
         // Other instances held the old contents; they would shadow the import for private users.
         for n in Self.instances(entry: realEntry) where n > 0 {
             let p = Self.instancePath(entry: realEntry, instance: n)
             let moved = realEntry + "/replaced-" + UUID().uuidString
             if rename(p, moved) == 0 { try? await FileTree.removeTreeFully(moved) }
         }
-        if hadData { try? await FileTree.removeTreeFully(old) }
+        if hadData { try? await FileTree.removeTreeFully(staging) }
         let now = Date()
         var meta = AtomicJSON.read(CacheMetadata.self, from: realEntry + "/meta.json")
             ?? CacheMetadata(scope: scope, id: id, created: now, lastUsed: now, mode: 0o755, uid: 0, gid: 0)
@@ -169,9 +187,20 @@ enum ArchiveWriter {
     }
 }
 
+/// Bounds of one `cache import`: bytes of file data (the CLI passes the cache budget) and
+/// entries (policy `cache.importMaxEntries`).
+public struct ArchiveLimits: Sendable, Equatable {
+    public var maxBytes: UInt64
+    public var maxEntries: UInt64
+    public init(maxBytes: UInt64 = .max, maxEntries: UInt64 = 1_000_000) {
+        self.maxBytes = maxBytes
+        self.maxEntries = maxEntries
+    }
+}
+
 /// Extracts a tar into a folder, refusing anything that could land outside it.
 enum ArchiveReader {
-    static func extract(archive path: String, into root: String) throws -> Int {
+    static func extract(archive path: String, into root: String, limits: ArchiveLimits = ArchiveLimits()) throws -> Int {
         func fail(_ a: OpaquePointer?, _ what: String) -> CacheArchiveError {
             let msg = a.flatMap { archive_error_string($0) }.map { String(cString: $0) } ?? "unknown error"
             return CacheArchiveError(file: path, message: "\(what): \(msg)")
@@ -180,13 +209,23 @@ enum ArchiveReader {
             throw CacheArchiveError(file: path, message: "out of memory")
         }
         defer { archive_read_free(input); archive_write_free(disk) }
-        archive_read_support_filter_all(input)
+        // Only the built-in gzip and zstd decoders (none for a `.tar`): `filter_all` would
+        // also accept lrzip, lzop, grzip..., which libarchive runs as external programs.
+        // ARCHIVE_WARN from a support call means "through an external program": refused.
+        if CacheArchiveFormat(fileName: path) != .tar {
+            guard archive_read_support_filter_gzip(input) == ARCHIVE_OK,
+                  archive_read_support_filter_zstd(input) == ARCHIVE_OK else {
+                throw CacheArchiveError(file: path, message: "this libarchive has no built-in gzip/zstd decoder")
+            }
+        }
         archive_read_support_format_tar(input)
         // Paths are rewritten to absolute ones under `root` (checked below), so libarchive's
         // own absolute-path check cannot be used; its symlink and `..` checks still apply.
+        // PERM keeps modes (set-id bits are cleared per entry below).
         let flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS
             | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_UNLINK
         archive_write_disk_set_options(disk, flags)
+        var bytes: UInt64 = 0
         guard archive_read_open_filename(input, path, 64 * 1024) == ARCHIVE_OK else {
             throw fail(input, "not a readable archive")
         }
@@ -201,6 +240,12 @@ enum ArchiveReader {
                 throw CacheArchiveError(file: path, message: "unsafe entry \"\(name)\" (absolute or leading out with ..)")
             }
             if rel.isEmpty { try skipData(input, path); continue } // the archive's root folder
+            guard UInt64(count) < limits.maxEntries else {
+                throw CacheArchiveError(file: path, message:
+                    "more than \(limits.maxEntries) entries (agent policy cache.importMaxEntries); the cache is unchanged")
+            }
+            // A set-id file in a cache would run with the agent's or a mapped uid's rights.
+            archive_entry_set_perm(entry, archive_entry_perm(entry) & ~mode_t(0o6000))
             switch archive_entry_filetype(entry) {
             case S_IFREG, S_IFDIR, S_IFLNK: break
             default:
@@ -222,6 +267,12 @@ enum ArchiveReader {
                 let d = archive_read_data_block(input, &buf, &size, &offset)
                 if d == ARCHIVE_EOF { break }
                 guard d == ARCHIVE_OK else { throw fail(input, "corrupt data for \"\(name)\"") }
+                // Checked before writing: a tiny archive may expand to fill the disk.
+                bytes += UInt64(size)
+                guard bytes <= limits.maxBytes else {
+                    throw CacheArchiveError(file: path, message:
+                        "expands to more than \(limits.maxBytes) bytes (the cache budget, agent policy cache.keepBytes/keepPercentOfDisk); the cache is unchanged")
+                }
                 guard archive_write_data_block(disk, buf, size, offset) == ARCHIVE_OK else {
                     throw fail(disk, "cannot write \"\(name)\"")
                 }

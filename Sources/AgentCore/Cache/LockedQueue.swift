@@ -34,26 +34,62 @@ struct LockedQueue: Sendable {
         }
     }
 
+    /// Width of the counter file: fixed, so it is rewritten in place (`pwrite`, never
+    /// `ftruncate`) and no crash can leave it empty.
+    static let counterWidth = 20
+
     /// Takes the next ticket, locked.
+    ///
+    /// Crash safety: the number is the larger of the counter file and one past the highest
+    /// ticket that exists. Every live ticket exists as a file (created under the counter
+    /// lock), so even a torn or unreadable counter never hands out a held number; an
+    /// existing file with the chosen number (which that rule already excludes) is skipped,
+    /// never unlinked.
     func enqueue() throws -> Ticket {
         try StateDirectory.makeDirectory(directory, mode: 0o700)
         let counter = try LockFile(path: directory + "/counter")
         defer { counter.close() }
         try counter.lockNow(exclusive: true)
         let fd = counter.descriptor
+        var current = max(Self.readCounter(fd) ?? 0, highestTicket().map { $0 &+ 1 } ?? 0)
+        while true {
+            let path = ticketPath(current)
+            let created = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if created < 0 {
+                guard errno == EEXIST else { throw StateError(path: path, errno: errno, message: "cannot create ticket") }
+                current += 1
+                continue
+            }
+            Glibc.close(created)
+            let file = try LockFile(path: path)
+            guard file.tryLock(exclusive: true) else {
+                throw StateError(path: path, message: "fresh ticket is locked by someone else")
+            }
+            Self.writeCounter(fd, current + 1)
+            return Ticket(number: current, file: file)
+        }
+    }
+
+    /// The counter's number, or nil when it is missing, torn or not a number.
+    static func readCounter(_ fd: Int32) -> UInt64? {
         var buf = [UInt8](repeating: 0, count: 32)
         let n = pread(fd, &buf, buf.count, 0)
-        let current = n > 0 ? UInt64(String(decoding: buf[0..<n], as: UTF8.self).trimmingWhitespaceAndNewlines()) ?? 0 : 0
-        let next = String(current + 1)
-        _ = ftruncate(fd, 0)
-        _ = next.withCString { pwrite(fd, $0, strlen($0), 0) }
-        let path = ticketPath(current)
-        unlink(path) // a leftover from a counter reset; nobody can be using its number
-        let file = try LockFile(path: path)
-        guard file.tryLock(exclusive: true) else {
-            throw StateError(path: path, message: "fresh ticket is locked by someone else")
-        }
-        return Ticket(number: current, file: file)
+        guard n > 0 else { return nil }
+        return UInt64(String(decoding: buf[0..<n], as: UTF8.self).trimmingWhitespaceAndNewlines())
+    }
+
+    /// Writes `value` zero-padded to `counterWidth` digits plus a newline, in place, then fsyncs.
+    static func writeCounter(_ fd: Int32, _ value: UInt64) {
+        let digits = String(value)
+        let text = String(repeating: "0", count: max(0, counterWidth - digits.count)) + digits + "\n"
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+        _ = fsync(fd)
+    }
+
+    /// The highest ticket number present in the folder.
+    func highestTicket() -> UInt64? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        return names.compactMap { $0.hasPrefix("t-") ? UInt64($0.dropFirst(2)) : nil }.max()
     }
 
     /// The nearest ticket before `number` that still exists.

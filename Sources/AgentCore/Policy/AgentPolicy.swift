@@ -28,6 +28,27 @@ public struct AgentPolicy: Sendable, Equatable {
 
     /// What any container may have at most.
     public var sandbox = SandboxLimits()
+    /// Sizes of the tmpfs a step gets (`/tmp`, `/root`, `/dev/shm`, and a job's `tmpfs` and
+    /// `type=tmpfs` mounts): `defaultSizeBytes` where the job names no size, and no job
+    /// tmpfs may be larger than `maxSizeBytes` (refused at admission). Without a size a
+    /// tmpfs may grow to half of RAM, which one step could fill for every job on the host.
+    public struct TmpfsLimits: Sendable, Equatable {
+        public var defaultSizeBytes: UInt64 = 256 << 20
+        public var maxSizeBytes: UInt64 = 1 << 30
+        public init(defaultSizeBytes: UInt64 = 256 << 20, maxSizeBytes: UInt64 = 1 << 30) {
+            self.defaultSizeBytes = defaultSizeBytes
+            self.maxSizeBytes = maxSizeBytes
+        }
+    }
+
+    /// Limits of `agent cache import`: at most `importMaxEntries` archive entries; the
+    /// bytes are bounded by the cache budget (`CacheLimits`), so a small archive cannot
+    /// expand past what GC would keep.
+    public struct CacheImportLimits: Sendable, Equatable {
+        public var maxEntries: UInt64 = 1_000_000
+        public init(maxEntries: UInt64 = 1_000_000) { self.maxEntries = maxEntries }
+    }
+
     /// Capabilities a container may keep (default: Docker's 14).
     public var capabilities: CapabilitySet {
         get { sandbox.capabilities }
@@ -63,6 +84,10 @@ public struct AgentPolicy: Sendable, Equatable {
     /// Total bytes of artifacts one job may keep (default 1 GiB).
     public var artifactBudgetBytes: UInt64 = 1 << 30
     public var cache = CacheLimits()
+    /// `cache.importMaxEntries`.
+    public var cacheImport = CacheImportLimits()
+    /// `tmpfs.defaultSizeBytes`, `tmpfs.maxSizeBytes`.
+    public var tmpfs = TmpfsLimits()
     /// Largest secret a job may mount (default 500 KiB).
     public var maxSecretBytes: UInt64 = 500 * 1024
     /// Secret values the operator provides to jobs, by id (`"secrets"` in the policy file).

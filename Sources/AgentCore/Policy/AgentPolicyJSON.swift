@@ -11,7 +11,7 @@ extension AgentPolicy {
     static let knownKeys: Set<String> = SandboxLimits.keys.union([
         "comment", "allowedBindSources",
         "workspaceRoots", "rootfsRoots",
-        "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets", "images",
+        "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets", "images", "tmpfs",
     ])
 
     /// Parses policy JSON; `file` names the source in errors, `baseDirectory` anchors a
@@ -44,8 +44,9 @@ extension AgentPolicy {
         rootfsRoots = try Self.roots(root, "rootfsRoots", file: file) ?? rootfsRoots
         artifactBudgetBytes = try root.unsigned("artifactBudgetBytes") ?? artifactBudgetBytes
         if let cacheReader = try root.object("cache") {
-            try cacheReader.rejectUnknownKeys(["keepBytes", "keepPercentOfDisk"])
+            try cacheReader.rejectUnknownKeys(["keepBytes", "keepPercentOfDisk", "importMaxEntries"])
             cache.keepBytes = try cacheReader.unsigned("keepBytes") ?? cache.keepBytes
+            cacheImport.maxEntries = try cacheReader.unsigned("importMaxEntries") ?? cacheImport.maxEntries
             if let percent = try cacheReader.number("keepPercentOfDisk") {
                 guard (0...100).contains(percent) else {
                     throw PolicyError(file: file, key: "cache.keepPercentOfDisk", problem: "\(percent) is not a percentage (0...100)")
@@ -54,6 +55,19 @@ extension AgentPolicy {
             }
         }
         maxSecretBytes = try root.unsigned("maxSecretBytes") ?? maxSecretBytes
+        if let tmpfsReader = try root.object("tmpfs") {
+            try tmpfsReader.rejectUnknownKeys(["defaultSizeBytes", "maxSizeBytes"])
+            tmpfs.defaultSizeBytes = try tmpfsReader.unsigned("defaultSizeBytes") ?? tmpfs.defaultSizeBytes
+            tmpfs.maxSizeBytes = try tmpfsReader.unsigned("maxSizeBytes") ?? tmpfs.maxSizeBytes
+            // A zero size would mean "unlimited" to the kernel, the very thing these keys prevent.
+            guard tmpfs.defaultSizeBytes > 0 else {
+                throw PolicyError(file: file, key: "tmpfs.defaultSizeBytes", problem: "must be at least 1")
+            }
+            guard tmpfs.defaultSizeBytes <= tmpfs.maxSizeBytes else {
+                throw PolicyError(file: file, key: "tmpfs.defaultSizeBytes",
+                                  problem: "\(tmpfs.defaultSizeBytes) is above tmpfs.maxSizeBytes (\(tmpfs.maxSizeBytes))")
+            }
+        }
         if let reader = try root.object("secrets") {
             secrets = try Self.secrets(reader, file: file, baseDirectory: baseDirectory)
         }
@@ -157,6 +171,11 @@ extension AgentPolicy {
         fields["cache"] = .object([
             "keepBytes": .unsigned(cache.keepBytes),
             "keepPercentOfDisk": percent == percent.rounded() && percent >= 0 ? .unsigned(UInt64(percent)) : .double(percent),
+            "importMaxEntries": .unsigned(cacheImport.maxEntries),
+        ])
+        fields["tmpfs"] = .object([
+            "defaultSizeBytes": .unsigned(tmpfs.defaultSizeBytes),
+            "maxSizeBytes": .unsigned(tmpfs.maxSizeBytes),
         ])
         return JSONValue.object(fields).serialized() + "\n"
     }

@@ -24,10 +24,15 @@ public enum DefaultPolicy {
   "artifactBudgetBytes": 1073741824,
   "cache": {
     "keepBytes": 10000000000,
-    "keepPercentOfDisk": 20
+    "keepPercentOfDisk": 20,
+    "importMaxEntries": 1000000
   },
   "maxSecretBytes": 512000,
-  "secrets": {}
+  "secrets": {},
+  "tmpfs": {
+    "defaultSizeBytes": 268435456,
+    "maxSizeBytes": 1073741824
+  }
 }
 
 """#

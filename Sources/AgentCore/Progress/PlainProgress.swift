@@ -15,6 +15,8 @@ import Synchronization
 /// ------
 /// ```
 /// Steps are numbered from 1 (`#index+1`); output lines carry seconds since the step started.
+/// Everything a job controls (output lines, step names and commands, reasons) goes through
+/// `TerminalText.escaped`, so control characters show as `\x1b` and are never interpreted.
 public final class PlainProgress: ProgressRenderer {
     /// How many of a failed step's last lines are repeated between the `------` rules.
     public static let failureContextLines = 10
@@ -39,13 +41,13 @@ public final class PlainProgress: ProgressRenderer {
         case .jobStarted:
             return nil
         case let .stepStarted(index, total, name, command, _):
-            let header = "[\(name) \(index + 1)/\(total)] \(Self.oneLine(command))"
+            let header = TerminalText.escaped("[\(name) \(index + 1)/\(total)] \(Self.oneLine(command))")
             headers.withLock { $0[index] = header }
             return "#\(index + 1) \(header)\n"
         case let .stepOutput(index, _, line, elapsed):
-            return "#\(index + 1) \(JobDuration.millis(elapsed)) \(line)\n"
+            return "#\(index + 1) \(JobDuration.millis(elapsed)) \(TerminalText.escaped(line))\n"
         case let .stepWaiting(index, reason):
-            return "#\(index + 1) waiting: \(reason)\n"
+            return "#\(index + 1) waiting: \(TerminalText.escaped(reason))\n"
         case let .stepFinished(index, _, state, exitCode, signal, duration, lastLines):
             let n = "#\(index + 1)"
             switch state {
@@ -60,17 +62,17 @@ public final class PlainProgress: ProgressRenderer {
                 var text = "\(n) ERROR: \(reason)\n"
                 let header = headers.withLock { $0[index] } ?? "#\(index + 1)"
                 text += "------\n > \(header):\n"
-                for line in lastLines.suffix(Self.failureContextLines) { text += line + "\n" }
+                for line in lastLines.suffix(Self.failureContextLines) { text += TerminalText.escaped(line) + "\n" }
                 text += "------\n\n"
                 return text
             }
         case let .stepSkipped(index, total, name, reason):
             let why = reason.isEmpty ? "" : " (\(reason))"
-            return "#\(index + 1) [\(name) \(index + 1)/\(total)]\n#\(index + 1) SKIPPED\(why)\n\n"
+            return TerminalText.escaped("#\(index + 1) [\(name) \(index + 1)/\(total)]") + "\n#\(index + 1) SKIPPED\(TerminalText.escaped(why))\n\n"
         case let .jobFinished(jobID, state, exitCode, duration):
             return "job \(jobID): \(state.rawValue) in \(JobDuration.tenths(duration)) (exit code \(exitCode))\n"
         case let .warning(message):
-            return "WARNING: \(message)\n"
+            return "WARNING: \(TerminalText.escaped(message))\n"
         }
     }
 

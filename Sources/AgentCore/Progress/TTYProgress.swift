@@ -173,7 +173,7 @@ public final class TTYProgress: ProgressRenderer {
         var out = ""
         var count = 0
         for ch in line {
-            if ch.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            if ch.unicodeScalars.contains(where: TerminalText.isControl) {
                 if ch == "\t" { out += " "; count += 1 }
                 continue
             }

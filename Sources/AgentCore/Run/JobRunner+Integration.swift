@@ -20,20 +20,21 @@ extension JobRunner {
         try results.write(Data(secrets.redact(xml).utf8), to: "junit.xml")
     }
 
-    /// Automatic cache GC by the policy's budget, never touching a cache in use. A job that
-    /// mounted no cache skips the measuring walk when the recorded sizes prove nothing is over
-    /// budget (`CacheGC.runIfNeeded`); a job that used a cache always measures.
+    /// Automatic cache GC by the policy's budget, never touching a cache in use. Only the
+    /// caches this job mounted are measured (`CacheGC.runAfterJob`); a job that mounted none
+    /// skips the walk when the recorded sizes prove nothing is over budget.
     func afterJob(job: JobSpec?) async {
         let state = StateDirectory(root: options.stateDirectory)
         let budget = CacheGC.budget(keepBytes: options.policy.cache.keepBytes,
                                     keepPercentOfDisk: options.policy.cache.keepPercentOfDisk, state: state)
-        let usedCache = job.map { j in
-            j.steps.contains { s in s.mounts.contains { if case .cache = $0 { return true } else { return false } } }
-        } ?? true
-        if usedCache {
+        guard let job else {
             _ = try? await CacheGC.run(state: state, budgetBytes: budget)
-        } else {
-            _ = try? await CacheGC.runIfNeeded(state: state, budgetBytes: budget)
+            return
         }
+        var used = Set<CacheGC.UsedCache>()
+        for step in job.steps {
+            for case .cache(let c) in step.mounts { used.insert(CacheGC.UsedCache(scope: job.cacheScope, id: c.id)) }
+        }
+        _ = try? await CacheGC.runAfterJob(state: state, budgetBytes: budget, used: used)
     }
 }

@@ -101,19 +101,12 @@ struct StepExecutor {
         return c
     }
 
-    /// The mounts every step gets besides its own: `/workspace`, and writable tmpfs at
-    /// `/tmp` (256m for test steps) and at HOME for root.
+    /// The mounts every step gets besides its own: `/workspace`, and sized writable tmpfs at
+    /// `/tmp`, `/dev/shm` and HOME for root (`StepTmpfs`, policy `tmpfs.defaultSizeBytes`).
     func baseMounts() throws -> [Mount] {
-        var mounts: [Mount] = []
-        if step.type == .test {
-            mounts.append(try workspace.testMount(throwaway: step.overlayWorkspace))
-            mounts.append(.tmpfs("/tmp", size: 256 << 20, mode: 0o1777))
-        } else {
-            mounts.append(workspace.buildMount())
-            mounts.append(.tmpfs("/tmp", mode: 0o1777))
-        }
-        if step.uid == 0 { mounts.append(.tmpfs("/root", mode: 0o700)) }
-        return mounts
+        let workspaceMount = step.type == .test ? try workspace.testMount(throwaway: step.overlayWorkspace)
+                                                : workspace.buildMount()
+        return [workspaceMount] + StepTmpfs.base(uid: step.uid, options.policy.tmpfs)
     }
 
     /// Runs the step. Never throws: set-up failures become a step in state `error`.
@@ -129,7 +122,7 @@ struct StepExecutor {
         }
         let mounts: [Mount]
         do {
-            mounts = try baseMounts() + extraMounts
+            mounts = try baseMounts() + StepTmpfs.sized(extraMounts, options.policy.tmpfs)
         } catch {
             return StepRun(state: .error, duration: .zero, reason: secrets.redact("\(error)"), lastLines: [])
         }

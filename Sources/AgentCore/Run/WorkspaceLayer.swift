@@ -67,12 +67,16 @@ public final class WorkspaceLayer: @unchecked Sendable {
 
     /// Switches to copy mode (overlayfs refused): copies the source into the layer once,
     /// through the admitted descriptor (`/proc/self/fd/N/.`), never by its path again.
-    public func fallBackToCopy() throws {
-        guard mode == .overlay else { return }
-        try? FileManager.default.removeItem(atPath: copy)
+    /// An iterative walk (`TreeCopy`): any depth, and FIFOs, sockets and devices are skipped
+    /// with a warning (returned) rather than opened, which blocked forever on a FIFO.
+    @discardableResult
+    public func fallBackToCopy() throws -> [String] {
+        guard mode == .overlay else { return [] }
+        _ = try? FileTree.removeTree(copy)
         let from = admitted.map { "/proc/self/fd/\($0.descriptor)/." } ?? source.path
-        try FileManager.default.copyItem(atPath: from, toPath: copy)
+        let warnings = try TreeCopy.copy(from, to: copy)
         mode = .copy
+        return warnings
     }
 
     /// The `/workspace` mount of a build step: read-write, shared by all steps of the job.
@@ -103,7 +107,7 @@ public final class WorkspaceLayer: @unchecked Sendable {
             if throwaway {
                 testLayers += 1
                 let dir = root + "/test-\(testLayers)"
-                try FileManager.default.copyItem(atPath: copy, toPath: dir)
+                _ = try TreeCopy.copy(copy, to: dir)
                 return .bind(dir, target, readOnly: false)
             }
             return .bind(copy, target, readOnly: true)
@@ -192,14 +196,15 @@ public enum RootlessRemove {
         try? fm.removeItem(atPath: path)
     }
 
-    /// Overlay work directories are created mode 000; make everything we own deletable.
+    /// Overlay work directories are created mode 000; make every folder we own deletable.
+    /// Iterative (`TreeWalk`), never following a symlink out of the layer.
     private static func makeWritable(_ path: String) {
-        var st = stat()
-        // lstat: never follow a symlink out of the layer.
-        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else { return }
-        chmod(path, 0o700)  // before listing: a mode-000 directory cannot be read
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
-            makeWritable(path + "/" + name)
-        }
+        let uid = getuid()
+        let walk = TreeWalk(visit: { parent, name, st, _ in
+            guard (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == uid else { return false }
+            fchmodat(parent, name, 0o700, 0)  // before listing: a mode-000 directory cannot be read
+            return true
+        })
+        walk.run(path)
     }
 }

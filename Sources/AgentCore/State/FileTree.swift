@@ -9,74 +9,69 @@ import Sandbox
 /// agent cannot act on from outside; measuring skips what it cannot read, and deletion
 /// falls back to a user namespace with the same mapping (`removeInUserNamespace`).
 enum FileTree {
-    /// Bytes on disk (allocated blocks) under `path`, counting hard links once; unreadable
-    /// folders are skipped rather than failing the measurement.
+    /// Bytes on disk (allocated blocks) under `path`, counting hard links once, without
+    /// following symlinks or leaving the file system. Folders the agent owns but cannot read
+    /// (a job's `chmod 000`) are made readable for the walk and get their mode back after;
+    /// folders of other (subordinate) uids that it cannot read are skipped.
     static func diskUsage(_ path: String) -> UInt64 {
         var seen = Set<[UInt64]>()
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return 0 }
-        return usage(parent: AT_FDCWD, name: path, device: st.st_dev, seen: &seen)
-    }
-
-    private static func usage(parent: Int32, name: String, device: dev_t, seen: inout Set<[UInt64]>) -> UInt64 {
-        var st = stat()
-        guard fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return 0 }
-        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
-        if st.st_nlink > 1 && !isDir && !seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted { return 0 }
-        var total = UInt64(st.st_blocks) * 512
-        guard isDir, st.st_dev == device else { return total }
-        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return total }
-        defer { close(fd) }
-        for child in entries(fd) { total += usage(parent: fd, name: child, device: device, seen: &seen) }
+        var total: UInt64 = 0
+        var device: dev_t?
+        var restore: [[UInt64]: mode_t] = [:]
+        let uid = geteuid()
+        var walk = TreeWalk(visit: { _, _, st, _ in
+            let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+            if device == nil { device = st.st_dev }
+            if st.st_nlink > 1 && !isDir && !seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted { return false }
+            total += UInt64(st.st_blocks) * 512
+            return isDir && st.st_dev == device
+        })
+        walk.open = { parent, name, st in
+            let fd = TreeWalk.openDirectory(parent, name)
+            guard fd < 0, errno == EACCES, st.st_uid == uid else { return fd }
+            guard fchmodat(parent, name, (st.st_mode & 0o7777) | 0o500, 0) == 0 else { return -1 }
+            restore[[UInt64(st.st_dev), UInt64(st.st_ino)]] = st.st_mode & 0o7777
+            return TreeWalk.openDirectory(parent, name)
+        }
+        walk.leave = { parent, name, st, _ in
+            if let mode = restore.removeValue(forKey: [UInt64(st.st_dev), UInt64(st.st_ino)]) {
+                fchmodat(parent, name, mode, 0)
+            }
+        }
+        walk.run(path)
         return total
     }
 
-    /// Deletes `path` and everything under it, never following symlinks. Folders the agent
-    /// owns but cannot write (Go's module cache makes them read-only) are made writable
-    /// first. Returns false when something could not be deleted for lack of permission.
+    /// Deletes `path` and everything under it, never following symlinks, iteratively (any
+    /// depth). Folders the agent owns but cannot read or write (Go's module cache makes them
+    /// read-only, a job may `chmod 000`) are made accessible first. Returns false when
+    /// something could not be deleted for lack of permission.
     @discardableResult
     static func removeTree(_ path: String) throws -> Bool {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return true }
         var denied = false
-        remove(parent: AT_FDCWD, name: path, device: st.st_dev, denied: &denied)
+        var device: dev_t?
+        let uid = geteuid()
+        var walk = TreeWalk(visit: { parent, name, st, _ in
+            if device == nil { device = st.st_dev }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                if unlinkat(parent, name, 0) != 0 && errno != ENOENT { denied = true }
+                return false
+            }
+            if st.st_uid == uid && (st.st_mode & 0o700) != 0o700 {
+                fchmodat(parent, name, (st.st_mode & 0o7777) | 0o700, 0)
+            }
+            // Another file system mounted below (should not happen) is not descended into.
+            if st.st_dev != device {
+                if unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT { denied = true }
+                return false
+            }
+            return true
+        })
+        walk.leave = { parent, name, _, _ in
+            if unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT { denied = true }
+        }
+        walk.run(path)
         return !denied
-    }
-
-    private static func remove(parent: Int32, name: String, device: dev_t, denied: inout Bool) {
-        var st = stat()
-        guard fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            if unlinkat(parent, name, 0) != 0 && errno != ENOENT { denied = true }
-            return
-        }
-        if st.st_uid == geteuid() && (st.st_mode & 0o700) != 0o700 {
-            fchmodat(parent, name, (st.st_mode & 0o7777) | 0o700, 0)
-        }
-        if st.st_dev == device {
-            let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if fd >= 0 {
-                for child in entries(fd) { remove(parent: fd, name: child, device: device, denied: &denied) }
-                close(fd)
-            }
-        }
-        if unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT { denied = true }
-    }
-
-    /// Names in the folder open at `fd`, without `.` and `..`; empty if unreadable.
-    private static func entries(_ fd: Int32) -> [String] {
-        let copy = dup(fd)
-        guard copy >= 0, let dir = fdopendir(copy) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let e = readdir(dir) {
-            let name = withUnsafePointer(to: &e.pointee.d_name) {
-                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 
     /// Deletes the contents of `path` from inside a user namespace that maps the agent's

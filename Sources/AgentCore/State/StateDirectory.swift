@@ -113,10 +113,17 @@ public struct StateError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Small JSON files replaced atomically (write a temporary sibling, fsync, rename), so a
 /// reader or a crash never sees half a file.
 enum AtomicJSON {
+    /// ISO 8601 with milliseconds. Whole seconds made "measured after last used" (the GC's
+    /// shortcut) false whenever a job and its GC ran within the same second.
+    static let preciseDates = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     static func write<T: Encodable>(_ value: T, to path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.dateEncodingStrategy = .iso8601
+        enc.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(date.formatted(preciseDates))
+        }
         let data = try enc.encode(value) + Data("\n".utf8)
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = Glibc.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -143,7 +150,12 @@ enum AtomicJSON {
     static func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         let dec = JSONDecoder()
-        dec.dateDecodingStrategy = .iso8601
+        dec.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            if let d = try? preciseDates.parse(text) { return d }
+            // Files written before sub-second times.
+            return try Date.ISO8601FormatStyle().parse(text)
+        }
         return try? dec.decode(type, from: data)
     }
 }
