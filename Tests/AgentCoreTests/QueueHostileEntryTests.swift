@@ -105,7 +105,8 @@ import Testing
         let layout = QueueLayout(root: root)
         var options = QueueTest.options(agent: "a")
         options.leaseTimeout = .seconds(1)   // a heartbeat every 250 ms while running/ is swapped
-        let w = QueueWatcher(jobsDirectory: root, options: options, executor: FakeExecutor(log: RunLog(), agent: "a"),
+        let log = RunLog()
+        let w = QueueWatcher(jobsDirectory: root, options: options, executor: FakeExecutor(log: log, agent: "a"),
                              logger: QueueTest.logger)
         let t = Task { try await w.run() }
         defer { w.requestShutdown(); w.requestShutdown() }
@@ -114,7 +115,10 @@ import Testing
         // .work is swapped before the job starts, running/ while it runs.
         #expect(rename(layout.work, root + "/work.real") == 0 && symlink(outside + "/work", layout.work) == 0)
         try QueueTest.enqueue(root, "swap", #"{"sleepMs": 1500}"#)
-        try await QueueTest.waitUntil("the job is claimed") { QueueTest.entries(layout.running).contains("swap.json") }
+        // Swapped once the runner has read the job file: a path that no longer leads to the
+        // claimed file is refused before the runner is called (the job is then not run).
+        try await QueueTest.waitUntil("the job runs") { await log.count(of: "swap") == 1 }
+        try await Task.sleep(for: .milliseconds(200))
         #expect(rename(layout.running, root + "/running.real") == 0 && symlink(outside + "/running", layout.running) == 0)
         try await QueueTest.waitUntil("the job is done") { QueueTest.entries(layout.done) == ["probe", "swap"] }
         w.requestShutdown()

@@ -105,7 +105,22 @@ extension QueueStore {
             // removes (the entry still queued) or publishes (the entry moved), never a loss.
             moved = QueueFS.withRawName(raw) { agent_renameat2(f.incoming, $0, result, "job.json", 1) == 0 }
                 || QueueFS.withRawName(raw) { renameat(f.incoming, $0, result, "job.json") == 0 }
-            guard moved else {
+            if !moved && (errno == EACCES || errno == EPERM) {
+                // A folder the agent may not write (another user's) cannot change parents:
+                // rename(2) would have to update its "..". It can be renamed in place, to a
+                // dotted name that is never read again, and the result says where it is.
+                let aside = ".rejected-" + QueueBadEntries.derivedID(raw)
+                guard QueueFS.withRawName(raw, { renameat(f.incoming, $0, f.incoming, aside) == 0 }) else {
+                    QueueFS.removeTree(f.work, work.name)
+                    return nil
+                }
+                var doc = status
+                doc.message += "; it could not be moved (\(String(cString: strerror(EACCES)))) and was renamed "
+                    + "to incoming/\(aside): remove it"
+                try QueueFS.writeAtomically(QueueJSON.encode(doc), result, "status.json",
+                                            shown: f.shown(f.work, work.name + "/result/status.json"))
+                moved = true
+            } else if !moved {
                 QueueFS.removeTree(f.work, work.name)
                 return nil
             }
