@@ -20,8 +20,8 @@ extension QueueStore {
     /// (same `HostIdentity`: machine id and boot id), or (other hosts, whose locks NFS may
     /// not show) its heartbeat is older than `leaseTimeout`. Runs at start-up and at every
     /// rescan; safe to run from any number of agents at once, because each action is taken
-    /// while holding the job's flock. Also files bad entries of incoming/ and sweeps stale
-    /// temporary files.
+    /// while holding the job's flock. Also sweeps stale temporary files (bad entries of
+    /// incoming/ are filed by `fileBadEntries`, which the watcher runs before every claim).
     public func recover(leaseTimeout: Duration, maxAttempts: Int, now: Date = Date()) -> [RecoveryAction] {
         guard let f = try? folders() else { return [] }
         var actions: [RecoveryAction] = []
