@@ -135,7 +135,7 @@ import Testing
         #expect(seen.contains("swap-2-now"), "\(seen)")
         try FileManager.default.moveItem(atPath: f.dir + "/data", toPath: f.dir + "/data.orig")
         symlink(outside, f.dir + "/data")
-        p.waitUntilExit()
+        await Harness.waitForExit(p)
         let r = Harness.Result(status: p.terminationStatus, stdout: "", stderr: seen, stdoutBytes: Data())
         // The second step's container refuses the swapped path at set-up: an agent error (3).
         #expect(r.status == 3, "\(r.stderr)")

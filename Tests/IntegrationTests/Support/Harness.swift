@@ -146,16 +146,33 @@ enum Harness {
             try p.run()
         }
         // Drain both pipes concurrently so a chatty child never blocks.
-        async let out = Task.detached { outPipe.fileHandleForReading.readDataToEndOfFile() }.value
-        async let err = Task.detached { errPipe.fileHandleForReading.readDataToEndOfFile() }.value
+        async let out = readToEnd(outPipe.fileHandleForReading)
+        async let err = readToEnd(errPipe.fileHandleForReading)
         let (o, e) = await (out, err)
-        p.waitUntilExit()
+        await waitForExit(p)
         return Result(
             status: p.terminationStatus,
             stdout: String(decoding: o, as: UTF8.self),
             stderr: String(decoding: e, as: UTF8.self),
             stdoutBytes: o
         )
+    }
+
+    /// Reads `handle` to EOF on a thread of its own. A blocking read inside a Task would
+    /// hold one of the cooperative pool's threads (two on a 2-core machine), so two
+    /// concurrent `run`s could not both start their agents: the second waited for the first.
+    static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        }
+    }
+
+    /// Waits for `p` on a thread of its own, for the same reason as `readToEnd`: a test that
+    /// blocks a cooperative thread can stall every other test's agent (and its time bounds).
+    static func waitForExit(_ p: Process) async {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { p.waitUntilExit(); continuation.resume() }
+        }
     }
 
     /// Shorthand for `agent exec [options] -- command...`.
