@@ -9,7 +9,7 @@ repo=$(pwd)
 
 PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap busybox-static
       golang-github-containers-common
-      libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema
+      libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema gcc
       docker-registry skopeo umoci libcurl4-openssl-dev)
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -35,7 +35,12 @@ TEST_ROOT=${AGENT_TEST_ROOT:-/opt/agent-test}
 rm -rf "$TEST_ROOT"
 mkdir -p "$TEST_ROOT/bin" "$TEST_ROOT/fixtures"
 install -m 0755 "$(swift build --show-bin-path)/agent" "$TEST_ROOT/bin/agent"
-cp -r "$repo/../shared/fixtures/." "$TEST_ROOT/fixtures/" 2>/dev/null || true
+# The shared fixtures are required: a missing folder stops the run here, by name.
+if [ ! -d "$repo/../shared/fixtures" ]; then
+  echo "ci/test.sh: $repo/../shared/fixtures is missing (the tests need its fixtures)" >&2
+  exit 1
+fi
+cp -r "$repo/../shared/fixtures/." "$TEST_ROOT/fixtures/"
 cp -r "$repo/ci/examples" "$TEST_ROOT/fixtures/examples"
 cp -r "$repo/policies" "$TEST_ROOT/fixtures/policies"
 # Agent policies the integration tests pass to `agent exec --policy` (exec obeys the policy:

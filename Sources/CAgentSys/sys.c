@@ -13,6 +13,10 @@ int agent_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char 
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
 }
 
+int agent_pipe_cloexec(int fds[2], int nonblock) {
+    return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+}
+
 int agent_disable_core_dumps(void) {
     // The rlimit first: even if prctl failed, no core file would be written.
     struct rlimit none = {0, 0};

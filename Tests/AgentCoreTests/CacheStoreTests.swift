@@ -173,9 +173,21 @@ actor Recorder {
         #expect(String(decoding: line, as: UTF8.self) == "held\n") // the child has the lock
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
-        let lease = try await store.acquire(cache("k", .locked), scope: "default") { _ in }
-        #expect(lease.waited < .seconds(60))
-        lease.release()
+        // Bounded: if the dead holder's lock were never released, acquire would wait forever;
+        // the deadline turns that hang into a failure.
+        let lease = try await withThrowingTaskGroup(of: CacheLease?.self) { group in
+            group.addTask { try await store.acquire(cache("k", .locked), scope: "default") { _ in } }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        let acquired = try #require(lease, "the killed holder's lock was not released within 30 s")
+        #expect(acquired.waited < .seconds(30))
+        acquired.release()
     }
 
     @Test func pruneHonoursKeepBytesAndSkipsCachesInUse() async throws {

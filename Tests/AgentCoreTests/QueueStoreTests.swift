@@ -29,7 +29,7 @@ import Testing
     @Test func aJobWhoseLockIsFreeIsRequeuedWithItsAttemptRaised() throws {
         let root = try QueueTest.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try QueueTest.strand(root, "lost", host: host, attempt: 1)
+        try QueueTest.strand(root, "lost", hostID: HostIdentity.current, attempt: 1)
         let store = QueueStore(layout: QueueLayout(root: root), agentID: "a1", host: host)
         #expect(store.recover(leaseTimeout: .seconds(60), maxAttempts: 3) == [.requeued(id: "lost", attempt: 1)])
         #expect(store.queuedJobs() == ["lost"])
@@ -43,7 +43,7 @@ import Testing
         let root = try QueueTest.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let layout = QueueLayout(root: root)
-        try QueueTest.strand(root, "doomed", host: host, attempt: 3)
+        try QueueTest.strand(root, "doomed", hostID: HostIdentity.current, attempt: 3)
         let store = QueueStore(layout: layout, agentID: "a1", host: host)
         let actions = store.recover(leaseTimeout: .seconds(60), maxAttempts: 3)
         #expect(actions == [.failedAgentLost(id: "doomed", attempts: 3, path: layout.failed + "/doomed")])
@@ -59,8 +59,8 @@ import Testing
     @Test func otherHostsAreJudgedByTheirHeartbeat() throws {
         let root = try QueueTest.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try QueueTest.strand(root, "fresh", host: "elsewhere", attempt: 1, heartbeatAge: 5)
-        try QueueTest.strand(root, "stale", host: "elsewhere", attempt: 1, heartbeatAge: 120)
+        try QueueTest.strand(root, "fresh", hostID: "elsewhere", attempt: 1, heartbeatAge: 5)
+        try QueueTest.strand(root, "stale", hostID: "elsewhere", attempt: 1, heartbeatAge: 120)
         let store = QueueStore(layout: QueueLayout(root: root), agentID: "a1", host: host)
         #expect(store.recover(leaseTimeout: .seconds(60), maxAttempts: 3) == [.requeued(id: "stale", attempt: 1)])
         #expect(store.runningJobs() == ["fresh"])
@@ -100,7 +100,7 @@ import Testing
         let layout = QueueLayout(root: root)
         for id in ["q1", "q2", "q3"] { try QueueTest.enqueue(root, id) }
         try ".half".write(toFile: layout.incoming + "/.q4.json", atomically: false, encoding: .utf8)
-        try QueueTest.strand(root, "r1", host: host, attempt: 2, heartbeatAge: 90)
+        try QueueTest.strand(root, "r1", hostID: HostIdentity.current, attempt: 2, heartbeatAge: 90)
         for d in ["d1", "d2"] { try FileManager.default.createDirectory(atPath: layout.done + "/" + d, withIntermediateDirectories: true) }
         try FileManager.default.createDirectory(atPath: layout.failed + "/f1", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: layout.done + "/.tmp-x", withIntermediateDirectories: true)

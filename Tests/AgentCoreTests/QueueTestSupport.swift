@@ -97,13 +97,14 @@ enum QueueTest {
     }
 
     /// Puts a job straight into running/ with a lease, as an agent that then died would
-    /// have left it (nobody holds its flock).
-    static func strand(_ root: String, _ id: String, host: String, attempt: Int, heartbeatAge: TimeInterval = 0) throws {
+    /// have left it (nobody holds its flock). `hostID` is the lease's `HostIdentity`; its host
+    /// name is always this machine's (cloned machines share one).
+    static func strand(_ root: String, _ id: String, hostID: String, attempt: Int, heartbeatAge: TimeInterval = 0) throws {
         let layout = QueueLayout(root: root)
         try "{}".write(toFile: layout.runningFile(id), atomically: false, encoding: .utf8)
         let beat = Date(timeIntervalSinceNow: -heartbeatAge)
-        let lease = Lease(id: id, agent: "dead-agent", host: host, pid: 999_999, token: "abc123",
-                          attempt: attempt, started: beat, heartbeat: beat)
-        try QueueFS.writeAtomically(QueueJSON.encode(lease), to: layout.leaseFile(id))
+        let lease = Lease(id: id, agent: "dead-agent", host: WatchOptions().host, hostID: hostID, pid: 999_999,
+                          token: "abc123", attempt: attempt, started: beat, heartbeat: beat)
+        try QueueJSON.encoder.encode(lease).write(to: URL(fileURLWithPath: layout.leaseFile(id)))
     }
 }

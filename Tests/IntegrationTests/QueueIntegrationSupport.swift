@@ -2,18 +2,6 @@ import Foundation
 import Testing
 
 enum QueueIT {
-    /// True when `agent watch` has a job runner (`agent watch --check` exits 0).
-    static let runnerWired: Bool = {
-        guard let dir = try? Harness.scratch("queue-check") else { return false }
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let p = Harness.process(["watch", "--check", dir])
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }()
-
     /// Polls; the timeout bounds a hang, it is not a statement about speed.
     static func waitUntil(_ what: String, timeout: Duration = .seconds(120), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout

@@ -2,11 +2,9 @@ import Foundation
 import Testing
 
 /// `agent watch`, `agent cancel` and `agent queue status` as real processes run by the
-/// unprivileged test user. The tests marked `.enabled(if: QueueIT.runnerWired)` need the job
-/// runner wired into `agent watch` (see Sources/agent/WatchCommand.swift).
+/// unprivileged test user. None is gated: an agent that cannot start fails these tests.
 @Suite(.serialized) struct QueueIntegrationTests {
-    @Test(.enabled(if: QueueIT.runnerWired))
-    func twoAgentsRun200JobsEachExactlyOnce() async throws {
+    @Test func twoAgentsRun200JobsEachExactlyOnce() async throws {
         let q = try QueueIT.Queue()
         let a = try q.startAgent("A", ["--concurrency", "2"])
         let b = try q.startAgent("B", ["--concurrency", "2"])
@@ -22,8 +20,7 @@ import Testing
         #expect(try await q.stop(b) == 0)
     }
 
-    @Test(.enabled(if: QueueIT.runnerWired))
-    func aKilledAgentsJobIsRequeuedAndFinishedByTheOther() async throws {
+    @Test func aKilledAgentsJobIsRequeuedAndFinishedByTheOther() async throws {
         let q = try QueueIT.Queue()
         let a = try q.startAgent("A", [])
         try q.enqueue("slow", q.appendingJob("slow", sleep: 3))
@@ -39,8 +36,7 @@ import Testing
         #expect(try await q.stop(b) == 0)
     }
 
-    @Test(.enabled(if: QueueIT.runnerWired))
-    func aJobWhoseAgentDiesEveryTimeFailsAfterMaxAttempts() async throws {
+    @Test func aJobWhoseAgentDiesEveryTimeFailsAfterMaxAttempts() async throws {
         let q = try QueueIT.Queue()
         try q.enqueue("cursed", q.appendingJob("cursed", sleep: 60))
         for attempt in 1...2 {
@@ -54,8 +50,7 @@ import Testing
         #expect(try await q.stop(last) == 0)
     }
 
-    @Test(.enabled(if: QueueIT.runnerWired))
-    func anInvalidFileFailsWithAReasonAndTheAgentKeepsGoing() async throws {
+    @Test func anInvalidFileFailsWithAReasonAndTheAgentKeepsGoing() async throws {
         let q = try QueueIT.Queue()
         let a = try q.startAgent("A", [])
         try q.enqueue("garbage", "{ not json")
@@ -70,8 +65,7 @@ import Testing
         #expect(try await q.stop(a) == 0)
     }
 
-    @Test(.enabled(if: QueueIT.runnerWired))
-    func sigtermDuringARunningJobLetsItFinishAndExitsZero() async throws {
+    @Test func sigtermDuringARunningJobLetsItFinishAndExitsZero() async throws {
         let q = try QueueIT.Queue()
         let a = try q.startAgent("A", [])
         try q.enqueue("finishing", q.appendingJob("finishing", sleep: 2))
@@ -82,8 +76,7 @@ import Testing
         #expect(q.sharedLog() == ["finishing"])
     }
 
-    @Test(.enabled(if: QueueIT.runnerWired))
-    func cancellingARunningJobStopsItAndWritesItsResults() async throws {
+    @Test func cancellingARunningJobStopsItAndWritesItsResults() async throws {
         let q = try QueueIT.Queue()
         let a = try q.startAgent("A", [])
         try q.enqueue("endless", q.appendingJob("endless", sleep: 600))

@@ -60,9 +60,7 @@ import Testing
         #expect(got["init_module"] == "EPERM" || got["init_module"] == "ENOSYS", "\(got["init_module"] ?? "missing")")
     }
 
-    /// Needs `SeccompPolicy.compile` (the policy work); passes trivially until it is merged.
     @Test func forbiddenOperationsFailWithTheDefaultProfile() async throws {
-        guard try await SandboxFixture.seccompAvailable() else { return }
         let got = try await Self.forbidden([])
         for name in ["mount", "umount", "unshare-user", "setns", "keyctl", "bpf", "ptrace-init", "reboot",
                      "init_module", "swapon", "mknod-char"] {
@@ -72,9 +70,7 @@ import Testing
         #expect(got["rootfs-write"] == "EROFS")
     }
 
-    /// Needs `SeccompPolicy.compile` (the policy work); passes trivially until it is merged.
     @Test func dockerProfileBlocksUnshareAndRunsPrograms() async throws {
-        guard try await SandboxFixture.seccompAvailable() else { return }
         // Docker's profile as the policy's, which exec applies by default.
         let opts = ["--rootfs", "host", "--tmpfs", "/tmp", "--policy", Harness.testPolicy("docker-seccomp")]
         let unshare = try await Harness.exec(opts, ["/usr/bin/unshare", "-U", "true"])
@@ -109,9 +105,7 @@ import Testing
         #expect(user["CapEff"] == "0000000000000000" && user["CapBnd"] == "00000000a80425fb")
     }
 
-    /// Needs `SeccompPolicy.compile` (the policy work); passes trivially until it is merged.
     @Test func seccompFilterIsInstalled() async throws {
-        guard try await SandboxFixture.seccompAvailable() else { return }
         let s = try await Self.status(["--rootfs", Harness.busyboxRootfs])
         #expect(s["Seccomp"] == "2")
         #expect(s["NoNewPrivs"] == "1")

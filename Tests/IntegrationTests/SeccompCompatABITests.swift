@@ -5,7 +5,19 @@ import Testing
 /// 32-bit `int 0x80` call from a 64-bit process is killed with SIGSYS, while the same
 /// program runs when seccomp is off. The program is assembled here with gcc (no libc, so
 /// no 32-bit libraries are needed) and its folder bind-mounted at the rootfs's /tmp.
-@Suite struct SeccompCompatABITests {
+/// The compat ABI under test (`int 0x80` from a 64-bit process) exists on x86_64 only.
+enum CompatABIHost {
+    static let isX86_64: Bool = {
+        #if arch(x86_64)
+        return true
+        #else
+        return false
+        #endif
+    }()
+}
+
+@Suite(.enabled(if: CompatABIHost.isX86_64, "the int 0x80 compat ABI exists on x86_64 only"))
+struct SeccompCompatABITests {
     static let source = """
         .globl _start
         _start:
@@ -21,27 +33,35 @@ import Testing
 
         """
 
-    /// Assembles the probe; nil when this host cannot (not x86_64, or no gcc).
-    static func probe() throws -> String? {
-        #if arch(x86_64)
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gcc") else { return nil }
+    struct ProbeError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Assembles the probe with /usr/bin/gcc (ci/test.sh installs it). Throws when it cannot:
+    /// the test fails, it never passes without having probed.
+    static func probe() throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gcc") else {
+            throw ProbeError(description: "/usr/bin/gcc is missing (ci/test.sh installs gcc)")
+        }
         let dir = try Harness.scratch("compat")
         try Harness.write(source, to: dir + "/probe.S")
         let gcc = Process()
         gcc.executableURL = URL(fileURLWithPath: "/usr/bin/gcc")
         gcc.arguments = ["-nostdlib", "-static", "-o", dir + "/probe", dir + "/probe.S"]
+        let err = Pipe()
+        gcc.standardError = err
         try gcc.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         gcc.waitUntilExit()
-        guard gcc.terminationStatus == 0 else { return nil }
+        guard gcc.terminationStatus == 0 else {
+            throw ProbeError(description: "gcc could not build the probe (exit \(gcc.terminationStatus)): \(message)")
+        }
         chmod(dir + "/probe", 0o755)
         return dir + "/probe"
-        #else
-        return nil
-        #endif
     }
 
     @Test func compatSystemCallIsKilledByTheDefaultProfile() async throws {
-        guard let probe = try Self.probe() else { return }  // not x86_64, or no gcc: nothing to probe
+        let probe = try Self.probe()
         let folder = (probe as NSString).deletingLastPathComponent
         let base = ["--rootfs", Harness.busyboxRootfs, "--bind", "\(folder):/tmp:ro"]
         let open = try await Harness.exec(base + SandboxFixture.unconfined, ["/tmp/probe"])
@@ -53,7 +73,7 @@ import Testing
     /// exec's default filter is the policy's profile, not the project's: Docker's profile
     /// allows the x86 ABI, so under a policy naming it the same probe runs, with no flag.
     @Test func execAppliesThePolicysProfileByDefault() async throws {
-        guard let probe = try Self.probe() else { return }  // not x86_64, or no gcc: nothing to probe
+        let probe = try Self.probe()
         let folder = (probe as NSString).deletingLastPathComponent
         let base = ["--rootfs", Harness.busyboxRootfs, "--bind", "\(folder):/tmp:ro"]
         let docker = try await Harness.exec(base + ["--policy", Harness.testPolicy("docker-seccomp")], ["/tmp/probe"])

@@ -1,4 +1,5 @@
 import AgentSupport
+import CAgentSys
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
@@ -22,15 +23,13 @@ final class DirectoryWatcher: @unchecked Sendable {
         continuation = cont
         inotifyFD = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         if inotifyFD < 0 { throw QueueError.io(operation: "inotify_init1", path: folders.first?.path ?? "", errno: errno) }
+        // Close-on-exec from the start (pipe2), never set afterwards: a job started by another
+        // thread in between would inherit the pipe.
         var fds: [Int32] = [0, 0]
-        if pipe(&fds) != 0 {
+        if agent_pipe_cloexec(&fds, 1) != 0 {
             let e = errno
             close(inotifyFD)
             throw QueueError.io(operation: "pipe2", path: folders.first?.path ?? "", errno: e)
-        }
-        for fd in fds {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
         }
         stopPipe = (fds[0], fds[1])
         let mask = UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_ONLYDIR)

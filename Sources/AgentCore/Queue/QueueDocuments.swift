@@ -7,7 +7,11 @@ public struct Lease: Codable, Sendable, Equatable {
     /// The queue id (file name without `.json`).
     public var id: String
     public var agent: String
+    /// The host name, for people; liveness is judged by `hostID`.
     public var host: String
+    /// `HostIdentity` of the agent's host (machine id and boot id). A lease whose hostID is
+    /// this agent's is judged by its flock; any other (or none) by its heartbeat.
+    public var hostID: String?
     public var pid: Int32
     /// Names this claim: its work folder is `.work/<id>.<token>`, cancel requests carry it.
     public var token: String
@@ -16,10 +20,12 @@ public struct Lease: Codable, Sendable, Equatable {
     public var started: Date
     public var heartbeat: Date
 
-    public init(id: String, agent: String, host: String, pid: Int32, token: String, attempt: Int, started: Date, heartbeat: Date) {
+    public init(id: String, agent: String, host: String, hostID: String?, pid: Int32, token: String, attempt: Int,
+                started: Date, heartbeat: Date) {
         self.id = id
         self.agent = agent
         self.host = host
+        self.hostID = hostID
         self.pid = pid
         self.token = token
         self.attempt = attempt
@@ -63,6 +69,20 @@ public struct QueueStatusDocument: Codable, Sendable, Equatable {
     public var message: String
     public var exitCode: Int32
     public var finished: Date
+    /// For an entry filed under a derived name (its own was too long or not UTF-8): the
+    /// original file name, with every byte that is not printable ASCII as `\xNN`.
+    public var originalName: String?
+
+    public init(id: String, state: JobState, reason: String, message: String, exitCode: Int32, finished: Date,
+                originalName: String? = nil) {
+        self.id = id
+        self.state = state
+        self.reason = reason
+        self.message = message
+        self.exitCode = exitCode
+        self.finished = finished
+        self.originalName = originalName
+    }
 }
 
 /// The JSON coders of every queue document: ISO-8601 dates with milliseconds, sorted keys.
@@ -104,8 +124,10 @@ enum QueueJSON {
         (try? encoder.encode(value)) ?? Data("{}".utf8)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from path: String) -> T? {
-        guard let data = QueueFS.read(path, limit: 1 << 20) else { return nil }
+    /// Decodes `dir/name`; nil when it is missing, not a regular file, larger than 1 MiB
+    /// or not the document (the queue treats those as absent).
+    static func decode<T: Decodable>(_ type: T.Type, _ dir: Int32, _ name: String) -> T? {
+        guard let data = QueueFS.readIfPresent(dir, name, limit: 1 << 20) else { return nil }
         return try? decoder.decode(type, from: data)
     }
 }

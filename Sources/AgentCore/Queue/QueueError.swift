@@ -17,6 +17,10 @@ public enum QueueError: Error, Sendable, Equatable, CustomStringConvertible {
     case noSuchJob(id: String, jobsDirectory: String)
     /// A job id that cannot name a queue entry (empty, dotted, or with a slash).
     case invalidJobID(String)
+    /// An entry that is not what the queue expects there (e.g. not a regular file).
+    case invalidEntry(path: String, reason: String)
+    /// A file larger than the queue reads: refused, never cut short.
+    case tooLarge(path: String, limit: Int)
     /// `agent watch` was built without a job runner (see `WatchCommand.swift`).
     case runnerUnavailable
 
@@ -32,6 +36,11 @@ public enum QueueError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(dir): no queued or running job with id \"\(id)\""
         case .invalidJobID(let id):
             return "invalid job id \"\(id)\": expected a file name without \"/\" that does not start with \".\""
+                + " and has at most \(QueueLayout.maxIDBytes) bytes"
+        case .invalidEntry(let path, let reason):
+            return "\(path): \(reason)"
+        case .tooLarge(let path, let limit):
+            return "\(path): larger than \(limit) bytes (the most the queue reads)"
         case .runnerUnavailable:
             return "this build of agent has no job runner wired into `agent watch`"
         }

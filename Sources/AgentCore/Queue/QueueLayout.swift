@@ -35,7 +35,15 @@ public struct QueueLayout: Sendable, Equatable {
     public var attempts: String { root + "/.attempts" }
 
     /// Every folder the queue uses, in creation order.
-    public var allDirectories: [String] { [incoming, running, done, failed, cancel, work, attempts] }
+    public var allDirectories: [String] { Self.folderNames.map { root + "/" + $0 } }
+
+    /// The names of the folders in JOBS_DIR, in the order `QueueFolders` opens them.
+    static let folderNames = ["incoming", "running", "done", "failed", "cancel", ".work", ".attempts"]
+
+    /// The longest queue id, in bytes. Everything the queue derives from an id must fit
+    /// NAME_MAX (255): `.work/ID.TOKEN` (+13), `failed/ID.N` (+6), `running/ID.lease` (+6).
+    /// A longer name is filed to failed/ under a derived name, never claimed.
+    public static let maxIDBytes = 200
 
     public func incomingFile(_ id: String) -> String { incoming + "/" + id + ".json" }
     public func runningFile(_ id: String) -> String { running + "/" + id + ".json" }
@@ -47,18 +55,7 @@ public struct QueueLayout: Sendable, Equatable {
     /// Creates the root and every folder that is missing. A path that exists but is not a
     /// directory (or is a symlink: the queue never follows one) is an error naming it.
     public func create() throws {
-        for dir in [root] + allDirectories {
-            var st = stat()
-            if lstat(dir, &st) == 0 {
-                if (st.st_mode & S_IFMT) != S_IFDIR {
-                    throw QueueError.layout(path: dir, reason: "exists but is not a directory")
-                }
-                continue
-            }
-            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                throw QueueError.layout(path: dir, reason: "cannot create: " + String(cString: strerror(errno)))
-            }
-        }
+        _ = try QueueFolders(self)
     }
 
     /// The queue id for a file name in `incoming/` or `running/`: `name.json` → `name`.
@@ -70,7 +67,7 @@ public struct QueueLayout: Sendable, Equatable {
 
     /// Checks an id given on the command line (`agent cancel JOBS_DIR ID`).
     public static func validate(id: String) throws {
-        if id.isEmpty || id.hasPrefix(".") || id.contains("/") || id.contains("\0") || id.utf8.count > 250 {
+        if id.isEmpty || id.hasPrefix(".") || id.contains("/") || id.contains("\0") || id.utf8.count > maxIDBytes {
             throw QueueError.invalidJobID(id)
         }
     }

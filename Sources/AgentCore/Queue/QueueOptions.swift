@@ -18,12 +18,16 @@ public struct WatchOptions: Sendable, Equatable {
     public var grace: Duration = .seconds(600)
     /// This agent's name in leases and logs.
     public var agentID: String
-    /// The host name in leases; leases from the same host are checked by their flock.
+    /// The host name in leases and results, for people.
     public var host: String
+    /// `HostIdentity` (machine id and boot id) in leases: leases with this agent's are
+    /// checked by their flock, all others by their heartbeat.
+    public var hostID: String
 
-    public init(agentID: String? = nil, host: String? = nil) {
+    public init(agentID: String? = nil, host: String? = nil, hostID: String? = nil) {
         let h = host ?? QueueFS.hostName
         self.host = h
+        self.hostID = hostID ?? HostIdentity.current
         self.agentID = agentID ?? "\(h)-\(getpid())"
     }
 

@@ -40,9 +40,11 @@ public struct QueueStatusReport: Codable, Sendable, Equatable {
         counts.incoming = store.queuedJobs().count
         let runningIDs = store.runningJobs()
         counts.running = runningIDs.count
-        counts.done = Self.results(in: layout.done)
-        counts.failed = Self.results(in: layout.failed)
-        counts.cancelRequests = QueueFS.list(layout.cancel).filter { !$0.hasPrefix(".") }.count
+        if let f = try? store.folders() {
+            counts.done = Self.results(in: f.done)
+            counts.failed = Self.results(in: f.failed)
+            counts.cancelRequests = QueueFS.list(f.cancel).filter { !$0.hasPrefix(".") }.count
+        }
         for id in runningIDs {
             let lease = store.readLease(id)
             running.append(RunningJob(id: id, agent: lease?.agent, host: lease?.host, pid: lease?.pid,
@@ -51,8 +53,8 @@ public struct QueueStatusReport: Codable, Sendable, Equatable {
         }
     }
 
-    private static func results(in dir: String) -> Int {
-        QueueFS.list(dir).filter { !$0.hasPrefix(".") && QueueFS.isDirectory(dir + "/" + $0) }.count
+    private static func results(in dir: Int32) -> Int {
+        QueueFS.list(dir).filter { !$0.hasPrefix(".") && QueueFS.isDirectory(dir, $0) }.count
     }
 
     /// The `--json` form.

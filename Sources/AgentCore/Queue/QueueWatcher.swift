@@ -46,7 +46,8 @@ public actor QueueWatcher {
     private var warnedNames = Set<String>()
 
     public init(jobsDirectory: String, options: WatchOptions, executor: any JobExecuting, logger: Logger) {
-        self.store = QueueStore(layout: QueueLayout(root: jobsDirectory), agentID: options.agentID, host: options.host)
+        self.store = QueueStore(layout: QueueLayout(root: jobsDirectory), agentID: options.agentID, host: options.host,
+                                hostID: options.hostID)
         self.options = options
         self.executor = executor
         var l = logger
@@ -67,8 +68,11 @@ public actor QueueWatcher {
     /// requeued. Throws only for a queue directory it cannot set up.
     public func run() async throws -> Summary {
         try options.validate()
-        try store.layout.create()
-        let watcher = try DirectoryWatcher([(store.layout.incoming, "incoming"), (store.layout.cancel, "cancel")])
+        // The folders are opened once, here; everything after goes through these descriptors
+        // (inotify too, through /proc/self/fd), so a folder swapped later is never followed.
+        let f = try store.folders()
+        let watcher = try DirectoryWatcher([(QueueFolders.descriptorPath(f.incoming, "."), "incoming"),
+                                            (QueueFolders.descriptorPath(f.cancel, "."), "cancel")])
         let forward = Task { [wake] in
             for await tag in watcher.events { wake.yield(tag == "cancel" ? .cancel : .incoming) }
         }
@@ -109,7 +113,12 @@ public actor QueueWatcher {
 
     /// Claims queued jobs, oldest first, until `concurrency` are running.
     private func fill() {
-        guard !stopping, running.count < options.concurrency else { return }
+        guard !stopping else { return }
+        for entry in store.fileBadEntries() {
+            logger.error("invalid job", metadata: ["job": .string(entry.id), "name": .string(entry.originalName),
+                                                   "reason": .string(entry.message), "path": .string(entry.path)])
+        }
+        guard running.count < options.concurrency else { return }
         for id in store.queuedJobs() where running[id] == nil {
             guard running.count < options.concurrency else { return }
             guard let job = store.claim(id) else { continue }
@@ -148,9 +157,10 @@ public actor QueueWatcher {
     /// Cancels the tasks of running jobs that have a cancel request meant for their claim.
     private func checkCancelRequests() {
         guard !running.isEmpty else { return }
-        for name in QueueFS.list(store.layout.cancel) where !name.hasPrefix(".") {
+        guard let f = try? store.folders() else { return }
+        for name in QueueFS.list(f.cancel) where !name.hasPrefix(".") {
             guard var entry = running[name], entry.stop == nil else { continue }
-            let request = QueueJSON.decode(CancelRequest.self, from: store.layout.cancelFile(name))
+            let request = QueueJSON.decode(CancelRequest.self, f.cancel, name)
             if let token = request?.token, token != entry.job.token { continue }
             logger.info("cancel requested", metadata: ["job": .string(name)])
             entry.stop = .userCancel

@@ -1,4 +1,5 @@
 import AgentSupport
+import CAgentSys
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
@@ -18,9 +19,10 @@ public enum ShutdownSignals {
     /// Installs the handlers (once per process) and returns a stream that yields the
     /// signal number of each SIGTERM/SIGINT received.
     public static func stream() throws -> AsyncStream<Int32> {
+        // Close-on-exec in the same call (pipe2), so no job started meanwhile inherits it.
         var fds: [Int32] = [0, 0]
-        if pipe(&fds) != 0 { throw QueueError.io(operation: "pipe", path: "signal pipe", errno: errno) }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        if agent_pipe_cloexec(&fds, 0) != 0 { throw QueueError.io(operation: "pipe2", path: "signal pipe", errno: errno) }
+        // Only the write end is non-blocking: a full pipe drops the byte in the handler.
         _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
         signalPipeWriteFD = fds[1]
         let (stream, continuation) = AsyncStream<Int32>.makeStream()

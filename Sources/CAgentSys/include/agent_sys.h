@@ -1,5 +1,5 @@
 // CAgentSys: the few Linux calls Swift's Glibc module does not export (variadic `prctl`,
-// `renameat2` behind _GNU_SOURCE). Each is a one-line wrapper; nothing else belongs here.
+// `renameat2` and `pipe2` behind _GNU_SOURCE). Each is a one-line wrapper; nothing else belongs here.
 #ifndef AGENT_SYS_H
 #define AGENT_SYS_H
 
@@ -13,6 +13,11 @@ extern const int agent_o_path;
 /// renameat2(2) through the raw system call (no glibc version dependency).
 /// Returns 0, or -1 with errno set.
 int agent_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+/// pipe2(2) with O_CLOEXEC (and O_NONBLOCK on both ends when `nonblock` is non-zero), in
+/// one step: no window in which a fork+exec elsewhere in the process inherits the pipe.
+/// Returns 0, or -1 with errno set.
+int agent_pipe_cloexec(int fds[2], int nonblock);
 
 /// Makes the calling process non-dumpable (PR_SET_DUMPABLE 0: no core file, and its /proc
 /// files owned by root so other processes of the same user cannot read its memory or

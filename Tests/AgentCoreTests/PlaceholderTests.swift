@@ -1,6 +1,0 @@
-import Testing
-@testable import AgentCore
-
-@Test func versionIsSet() {
-    #expect(!AgentVersion.current.isEmpty)
-}
