@@ -78,6 +78,9 @@ public struct ContainerConfiguration: Sendable, Equatable {
     /// Wall-clock limit; on expiry SIGTERM to the command, SIGKILL to the container after `killGracePeriod`.
     public var timeout: Duration? = nil
     public var killGracePeriod: Duration = .seconds(10)
+    /// With `.pipe` output: bytes of output queued for the reader at most before the agent
+    /// stops reading the pipes (backpressure; see `RunningContainer.output`).
+    public var outputBufferBytes: Int = 1 << 20
     /// Running as real uid 0 is refused unless this is set; container root then maps to an unprivileged range.
     public var allowRoot: Bool = false
     /// Keep the container's mounts alive after the command exits, until `RunningContainer.release()`,

@@ -210,8 +210,9 @@ struct StepExecutor {
         let elapsed = ContinuousClock.now - started
         for line in lines {
             progress.send(.stepOutput(index: index, stream: stream, line: line, elapsed: elapsed))
-            jobLog.append(step: step.name, stream: stream, line: line)
         }
+        // One write for the batch (the lines one chunk of output completed).
+        jobLog.append(step: step.name, stream: stream, lines: lines)
     }
 
     /// Test steps: reads the JUnit files the command wrote (also inside its tmpfs) through
