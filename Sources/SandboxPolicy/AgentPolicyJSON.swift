@@ -10,6 +10,7 @@ extension AgentPolicy {
         "comment", "capabilities", "seccompProfile", "allowHostNetwork", "allowedBindSources",
         "workspaceRoots", "rootfsRoots",
         "allowNetlink", "allowRawSockets", "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets",
+        "defaultPids", "reports",
     ]
 
     /// Parses policy JSON; `file` names the source in errors, `baseDirectory` anchors a
@@ -78,6 +79,14 @@ extension AgentPolicy {
             }
         }
         maxSecretBytes = try root.unsigned("maxSecretBytes") ?? maxSecretBytes
+        defaultPids = try root.unsigned("defaultPids") ?? defaultPids
+        guard defaultPids > 0 else { throw PolicyError(file: file, key: "defaultPids", problem: "must be at least 1") }
+        if let r = try root.object("reports") {
+            try r.rejectUnknownKeys(["maxFiles", "maxTotalBytes", "maxFileBytes"])
+            reports.maxFiles = try r.unsigned("maxFiles") ?? reports.maxFiles
+            reports.maxTotalBytes = try r.unsigned("maxTotalBytes") ?? reports.maxTotalBytes
+            reports.maxFileBytes = try r.unsigned("maxFileBytes") ?? reports.maxFileBytes
+        }
         if let reader = try root.object("secrets") {
             secrets = try Self.secrets(reader, file: file, baseDirectory: baseDirectory)
         }
@@ -159,6 +168,12 @@ extension AgentPolicy {
             "allowRawSockets": .bool(allowRawSockets),
             "artifactBudgetBytes": .unsigned(artifactBudgetBytes),
             "maxSecretBytes": .unsigned(maxSecretBytes),
+            "defaultPids": .unsigned(defaultPids),
+            "reports": .object([
+                "maxFiles": .unsigned(reports.maxFiles),
+                "maxTotalBytes": .unsigned(reports.maxTotalBytes),
+                "maxFileBytes": .unsigned(reports.maxFileBytes),
+            ]),
         ]
         fields["secrets"] = .object(secrets.mapValues { secret in
             var entry: [String: JSONValue] = switch secret.source {

@@ -27,6 +27,12 @@ public enum DefaultPolicy {
     "keepPercentOfDisk": 20
   },
   "maxSecretBytes": 512000,
+  "defaultPids": 4096,
+  "reports": {
+    "maxFiles": 1000,
+    "maxTotalBytes": 268435456,
+    "maxFileBytes": 67108864
+  },
   "secrets": {}
 }
 

@@ -17,6 +17,7 @@ struct StepRun: Sendable {
     var hitJobDeadline = false
     var tests: JUnitSummary?
     var reports: [JUnitParsedReport] = []
+    var processLimit: ProcessLimit?
 }
 
 /// Runs one step in a fresh container: builds the configuration, streams output through
@@ -60,9 +61,35 @@ struct StepExecutor {
             limits.append(ResourceLimit(r, v))
         }
         set(.nofile, job.resources.nofile)
-        set(.nproc, job.resources.pids)
+        set(.nproc, processLimit.value)
         set(.fsize, job.resources.fsize)
         return limits
+    }
+
+    /// The step's process limit: the policy's `defaultPids`, or the job's `resources.pids`
+    /// when that is lower (a job may only narrow it).
+    ///
+    /// It is RLIMIT_NPROC, set by the container's init before it execs the command. Since
+    /// Linux 5.14 the kernel counts RLIMIT_NPROC per (user namespace, uid) and checks every
+    /// level up to the initial namespace, each against the limit the namespace's creator
+    /// had: a step's processes are counted in its own user namespace against this value,
+    /// so a fork bomb in one container stops at the limit without touching another
+    /// container's count. They still count towards the agent uid's total in the initial
+    /// namespace (container root maps to it), checked against the agent's own
+    /// `ulimit -u`: that limit must leave room for `defaultPids` × concurrency plus the
+    /// agent. A delegated cgroup v2 `pids.max` would not have that coupling; it is not
+    /// used yet (this agent has no cgroup code; see README "Resource bounds").
+    var processLimit: ProcessLimit {
+        let ceiling = options.policy.defaultPids
+        return ProcessLimit(kind: "rlimit", value: min(job.resources.pids ?? ceiling, ceiling))
+    }
+
+    /// A failed or timed-out step whose last lines show fork failing names the limit, so
+    /// the reader knows which bound stopped it (rlimits leave no counter to ask).
+    static func processLimitReason(lastLines: [String], limit: ProcessLimit) -> String? {
+        let signs = ["Resource temporarily unavailable", "fork: retry", "Cannot fork", "can't fork"]
+        guard lastLines.contains(where: { line in signs.contains { line.contains($0) } }) else { return nil }
+        return "fork failed: the step reached its process limit (\(limit.kind == "rlimit" ? "RLIMIT_NPROC" : "pids.max") \(limit.value))"
     }
 
     func configuration(mounts: [Mount], env: [String], timeout: Duration?) -> ContainerConfiguration {
@@ -199,6 +226,11 @@ struct StepExecutor {
         if Task.isCancelled {
             run.state = .cancelled
             run.reason = "cancelled"
+        }
+        run.processLimit = processLimit
+        if run.state == .failed || run.state == .timedOut,
+           let why = Self.processLimitReason(lastLines: run.lastLines, limit: processLimit) {
+            run.reason = (run.reason.map { $0 + "; " } ?? "") + why
         }
         if let reports { judge(reports, into: &run) }
         if step.type == .test && step.overlayWorkspace { workspace.discardTestLayers() }
