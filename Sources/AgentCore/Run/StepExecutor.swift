@@ -248,14 +248,17 @@ struct StepExecutor {
     }
 
     /// Test steps: reads the JUnit files the command wrote (also inside its tmpfs) through
-    /// the still-alive container's root, resolved inside it.
+    /// the still-alive container's root, resolved inside it, within the policy's caps.
     private func readReports(container: RunningContainer) -> (suites: [JUnitParsedReport], files: Int, error: String?) {
         do {
             let rootFD = try container.openRoot()
             defer { close(rootFD) }
-            let files = try ContainerFiles.glob(rootFD: rootFD, rootPath: "/proc/\(container.pid)/root",
-                                               patterns: step.reports, base: "/workspace")
-            return (files.map { JUnitParser.parse(data: $0.data, file: $0.path) }, files.count, nil)
+            let secrets = self.secrets
+            let reports = try ContainerFiles.readReports(rootFD: rootFD, rootPath: "/proc/\(container.pid)/root",
+                                                         patterns: step.reports, base: "/workspace",
+                                                         limits: options.policy.reports, redact: { secrets.redact($0) })
+            for note in reports.skipped { progress.warning("step \(step.name): \(note)") }
+            return (reports.parsed, reports.matched, nil)
         } catch {
             // The error may name a file the test created: redacted like its output.
             return ([], 0, secrets.redact("could not read reports: \(error)"))
