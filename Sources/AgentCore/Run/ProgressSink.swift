@@ -23,6 +23,12 @@ final class ProgressSink: Sendable {
         renderer?.handle(redacted(event))
     }
 
+    /// Events in order, handed to the renderer at once (see `ProgressRenderer.handle(batch:)`).
+    func send(batch events: [ProgressEvent]) {
+        guard let renderer, !events.isEmpty else { return }
+        renderer.handle(batch: events.map(redacted))
+    }
+
     /// A warning: shown in progress and written into status.json (both redacted).
     func warning(_ text: String) {
         let text = redact(text)

@@ -240,8 +240,11 @@ struct StepExecutor {
     private func emit(_ lines: [String], stream: OutputChunk.Stream, started: ContinuousClock.Instant) {
         guard !lines.isEmpty else { return }
         let elapsed = ContinuousClock.now - started
-        for line in lines {
-            progress.send(.stepOutput(index: index, stream: stream, line: line, elapsed: elapsed))
+        // Batches of at most 4096 lines: a chunk of `yes` completes 65,000 lines, and the
+        // events and rendered text of all of them at once were megabytes of transient memory.
+        for start in stride(from: 0, to: lines.count, by: 4096) {
+            let slice = lines[start..<min(start + 4096, lines.count)]
+            progress.send(batch: slice.map { .stepOutput(index: index, stream: stream, line: $0, elapsed: elapsed) })
         }
         // One write for the batch (the lines one chunk of output completed).
         jobLog.append(step: step.name, stream: stream, lines: lines)
