@@ -75,9 +75,10 @@ struct StepExecutor {
     /// had: a step's processes are counted in its own user namespace against this value,
     /// so a fork bomb in one container stops at the limit without touching another
     /// container's count. They still count towards the agent uid's total in the initial
-    /// namespace (container root maps to it), checked against the agent's own
-    /// `ulimit -u`: that limit must leave room for `defaultPids` × concurrency plus the
-    /// agent. A delegated cgroup v2 `pids.max` would not have that coupling; it is not
+    /// namespace (one level up the kernel charges a namespace's processes to its creator,
+    /// whatever uid they run as inside, so a subordinate step uid would not help), checked
+    /// against the agent's own `ulimit -u`: that limit must leave room for `defaultPids` ×
+    /// concurrency plus the agent. A delegated cgroup v2 `pids.max` would not have that coupling; it is not
     /// used yet (this agent has no cgroup code; see README "Resource bounds").
     var processLimit: ProcessLimit {
         let ceiling = options.policy.defaultPids
