@@ -207,3 +207,14 @@ import Testing
         }
     }
 }
+
+/// A step that died of the process limit says which limit it was.
+@Suite struct ProcessLimitReasonTests {
+    @Test func forkFailuresNameTheLimit() {
+        let limit = ProcessLimit(kind: "rlimit", value: 4096)
+        #expect(StepExecutor.processLimitReason(lastLines: ["ok", "sh: 1: Cannot fork"], limit: limit)
+                == "fork failed: the step reached its process limit (RLIMIT_NPROC 4096)")
+        #expect(StepExecutor.processLimitReason(lastLines: ["bash: fork: retry: Resource temporarily unavailable"], limit: limit) != nil)
+        #expect(StepExecutor.processLimitReason(lastLines: ["make: *** [all] Error 2"], limit: limit) == nil)
+    }
+}
