@@ -42,10 +42,15 @@ public struct AgentPolicy: Sendable, Equatable {
         public var maxTotalBytes: UInt64 = 256 << 20
         /// Largest single report; a larger one is a MalformedReport case.
         public var maxFileBytes: UInt64 = 64 << 20
-        public init(maxFiles: UInt64 = 1000, maxTotalBytes: UInt64 = 256 << 20, maxFileBytes: UInt64 = 64 << 20) {
+        /// Test cases kept per step (in status.json's totals and junit.xml); further cases
+        /// are counted in the totals only. A case costs the agent several times its XML.
+        public var maxCases: UInt64 = 100_000
+        public init(maxFiles: UInt64 = 1000, maxTotalBytes: UInt64 = 256 << 20, maxFileBytes: UInt64 = 64 << 20,
+                    maxCases: UInt64 = 100_000) {
             self.maxFiles = maxFiles
             self.maxTotalBytes = maxTotalBytes
             self.maxFileBytes = maxFileBytes
+            self.maxCases = maxCases
         }
     }
 

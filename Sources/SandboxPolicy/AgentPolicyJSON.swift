@@ -82,10 +82,11 @@ extension AgentPolicy {
         defaultPids = try root.unsigned("defaultPids") ?? defaultPids
         guard defaultPids > 0 else { throw PolicyError(file: file, key: "defaultPids", problem: "must be at least 1") }
         if let r = try root.object("reports") {
-            try r.rejectUnknownKeys(["maxFiles", "maxTotalBytes", "maxFileBytes"])
+            try r.rejectUnknownKeys(["maxFiles", "maxTotalBytes", "maxFileBytes", "maxCases"])
             reports.maxFiles = try r.unsigned("maxFiles") ?? reports.maxFiles
             reports.maxTotalBytes = try r.unsigned("maxTotalBytes") ?? reports.maxTotalBytes
             reports.maxFileBytes = try r.unsigned("maxFileBytes") ?? reports.maxFileBytes
+            reports.maxCases = try r.unsigned("maxCases") ?? reports.maxCases
         }
         if let reader = try root.object("secrets") {
             secrets = try Self.secrets(reader, file: file, baseDirectory: baseDirectory)
@@ -173,6 +174,7 @@ extension AgentPolicy {
                 "maxFiles": .unsigned(reports.maxFiles),
                 "maxTotalBytes": .unsigned(reports.maxTotalBytes),
                 "maxFileBytes": .unsigned(reports.maxFileBytes),
+                "maxCases": .unsigned(reports.maxCases),
             ]),
         ]
         fields["secrets"] = .object(secrets.mapValues { secret in

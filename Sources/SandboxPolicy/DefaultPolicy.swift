@@ -31,7 +31,8 @@ public enum DefaultPolicy {
   "reports": {
     "maxFiles": 1000,
     "maxTotalBytes": 268435456,
-    "maxFileBytes": 67108864
+    "maxFileBytes": 67108864,
+    "maxCases": 100000
   },
   "secrets": {}
 }

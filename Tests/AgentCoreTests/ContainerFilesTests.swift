@@ -37,6 +37,21 @@ import Testing
         #expect(small.skipped.contains { $0.contains("(reports.maxTotalBytes)") })
     }
 
+    @Test func casesPastMaxCasesAreCountedNotKept() throws {
+        let dir = try root()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "<testsuite name=\"s\"><testcase name=\"a\"/><testcase name=\"b\"><failure/></testcase><testcase name=\"c\"/></testsuite>"
+            .write(toFile: dir + "/r/one.xml", atomically: false, encoding: .utf8)
+        try "<testsuite name=\"t\"><testcase name=\"d\"><skipped/></testcase><testcase name=\"e\" time=\"2\"/></testsuite>"
+            .write(toFile: dir + "/r/two.xml", atomically: false, encoding: .utf8)
+        let r = try read(dir, .init(maxCases: 2))
+        #expect(r.parsed.flatMap(\.suites).reduce(0) { $0 + $1.testCases.count } == 2)
+        let total = r.parsed.reduce(JUnitSummary()) { $0 + $1.summary }
+        #expect(total == JUnitSummary(tests: 5, failures: 1, errors: 0, skipped: 1))
+        #expect(r.parsed[1].suites[0].time == 2)
+        #expect(r.skipped.contains("3 test cases counted but not kept: more than 2 in all (reports.maxCases)"))
+    }
+
     @Test func anOversizedReportIsMalformedWithoutBeingRead() throws {
         let dir = try root()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -106,7 +106,7 @@ import Testing
     @Test func processAndReportLimitsHaveDefaultsAndAreRead() throws {
         let d = AgentPolicy.default
         #expect(d.defaultPids == 4096)
-        #expect(d.reports == .init(maxFiles: 1000, maxTotalBytes: 256 << 20, maxFileBytes: 64 << 20))
+        #expect(d.reports == .init(maxFiles: 1000, maxTotalBytes: 256 << 20, maxFileBytes: 64 << 20, maxCases: 100_000))
         let p = try AgentPolicy.load(path: try write(#"{"defaultPids": 512, "reports": {"maxFiles": 10, "maxTotalBytes": 1000}}"#))
         #expect(p.defaultPids == 512)
         #expect(p.reports == .init(maxFiles: 10, maxTotalBytes: 1000, maxFileBytes: 64 << 20))

@@ -44,8 +44,9 @@ public enum JUnitParser {
     /// Parses the report open at `fd` (a regular file, not closed here) without reading it
     /// into memory: libxml2 pulls it in small pieces. `redact` is applied to every attribute
     /// and text before it is clipped (see `JUnitReaderState`). The caller checks the size.
-    static func parse(fd: Int32, file: String, redact: @escaping (String) -> String = { $0 }) -> JUnitParsedReport {
-        var state = JUnitReaderState(file: file, redact: redact)
+    static func parse(fd: Int32, file: String, redact: @escaping (String) -> String = { $0 },
+                      caseBudget: Int = .max) -> JUnitParsedReport {
+        var state = JUnitReaderState(file: file, redact: redact, caseBudget: caseBudget)
         if let problem = JUnitXMLReader.read(fd: fd, into: &state) {
             return failed(file: file, problem: problem)
         }

@@ -47,10 +47,17 @@ struct JUnitReaderState {
     private var textBytes = 0
     private var droppedBytes = 0
 
-    /// `redact` is the job's matcher (identity when the job has no secrets).
-    init(file: String, redact: @escaping (String) -> String = { $0 }) {
+    /// Test cases this report may still keep; past it cases are only counted.
+    private(set) var caseBudget: Int
+    /// Cases counted but not kept.
+    private(set) var omittedCases = 0
+
+    /// `redact` is the job's matcher (identity when the job has no secrets); `caseBudget`
+    /// is how many test cases may be kept (the rest are counted in `JUnitSuite.omitted`).
+    init(file: String, redact: @escaping (String) -> String = { $0 }, caseBudget: Int = .max) {
         self.file = file
         self.redact = redact
+        self.caseBudget = caseBudget
     }
 
     /// An attribute value as kept: redacted whole, then clipped to `maxAttributeBytes`.
@@ -216,7 +223,21 @@ struct JUnitReaderState {
             default: testCase.result = .skipped(message: primary.message, text: primary.text)
             }
         }
-        open[open.count - 1].suite.testCases.append(testCase)
+        if caseBudget > 0 {
+            caseBudget -= 1
+            open[open.count - 1].suite.testCases.append(testCase)
+        } else {
+            omittedCases += 1
+            var counted = JUnitSummary(tests: 1)
+            switch testCase.result {
+            case .failure: counted.failures = 1
+            case .error: counted.errors = 1
+            case .skipped: counted.skipped = 1
+            case .passed: break
+            }
+            open[open.count - 1].suite.omitted = open[open.count - 1].suite.omitted + counted
+            open[open.count - 1].suite.omittedTime += max(testCase.time, 0)
+        }
         currentCase = nil
         caseProblems = []
     }

@@ -14,7 +14,7 @@ import SandboxPolicy
 /// container.
 ///
 /// Bounds (`reports.*` in the policy): at most `maxFiles` files and `maxTotalBytes` bytes
-/// are parsed per step, a file over `maxFileBytes` becomes a MalformedReport case, and a
+/// are parsed per step, at most `maxCases` test cases are kept (the rest only counted), a file over `maxFileBytes` becomes a MalformedReport case, and a
 /// file whose inode was already read (a hard link, which costs the job nothing) is not
 /// read again. Each report is streamed through libxml2 and only its parsed suites (with
 /// clipped texts) are kept, so the agent holds one report's parser state at a time.
@@ -41,6 +41,7 @@ enum ContainerFiles {
         var seen = Set<[UInt64]>()
         var totalBytes: UInt64 = 0
         var overCount = 0, overBytes = 0, links = 0
+        var caseBudget = Int(clamping: limits.maxCases), omitted = 0
         for path in paths {
             if UInt64(out.parsed.count) >= limits.maxFiles { overCount += 1; continue }
             let fd = agent_resolve_open_in_root(rootFD, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
@@ -58,10 +59,15 @@ enum ContainerFiles {
             }
             if totalBytes + size > limits.maxTotalBytes { overBytes += 1; continue }
             totalBytes += size
-            out.parsed.append(JUnitParser.parse(fd: fd, file: name, redact: redact))
+            let report = JUnitParser.parse(fd: fd, file: name, redact: redact, caseBudget: caseBudget)
+            let kept = report.suites.reduce(0) { $0 + $1.testCases.count }
+            caseBudget = max(0, caseBudget - kept)
+            omitted += report.suites.reduce(0) { $0 + $1.omitted.tests }
+            out.parsed.append(report)
         }
         if overCount > 0 { out.skipped.append("\(overCount) reports not read: more than \(limits.maxFiles) files (reports.maxFiles)") }
         if overBytes > 0 { out.skipped.append("\(overBytes) reports not read: more than \(limits.maxTotalBytes) bytes in all (reports.maxTotalBytes)") }
+        if omitted > 0 { out.skipped.append("\(omitted) test cases counted but not kept: more than \(limits.maxCases) in all (reports.maxCases)") }
         if links > 0 { out.skipped.append("\(links) reports not read again: hard links to a report already read") }
         return out
     }
