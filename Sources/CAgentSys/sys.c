@@ -2,6 +2,7 @@
 #include "agent_sys.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -27,4 +28,8 @@ int agent_disable_core_dumps(void) {
 
 int agent_get_dumpable(void) {
     return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+}
+
+const void *agent_memrchr(const void *s, int c, unsigned long n) {
+    return memrchr(s, c, n);
 }

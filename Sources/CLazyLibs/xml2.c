@@ -15,6 +15,9 @@ AGENT_LAZY_VOID(xml2, xmlInitParser, (void), ())
 AGENT_LAZY(xml2, xmlTextReaderPtr, xmlReaderForMemory,
            (const char *buffer, int size, const char *url, const char *encoding, int options),
            (buffer, size, url, encoding, options))
+AGENT_LAZY(xml2, xmlTextReaderPtr, xmlReaderForFd,
+           (int fd, const char *url, const char *encoding, int options), (fd, url, encoding, options))
+AGENT_LAZY(xml2, xmlNodePtr, xmlTextReaderCurrentNode, (xmlTextReaderPtr r), (r))
 AGENT_LAZY_VOID(xml2, xmlFreeTextReader, (xmlTextReaderPtr r), (r))
 AGENT_LAZY_VOID(xml2, xmlTextReaderSetStructuredErrorHandler,
                 (xmlTextReaderPtr r, xmlStructuredErrorFunc f, void *arg), (r, f, arg))

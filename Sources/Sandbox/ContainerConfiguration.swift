@@ -90,6 +90,9 @@ public struct ContainerConfiguration: Sendable, Equatable {
     /// Deadline of each set-up stage (the id-mapping helpers; clone to exec in the container):
     /// past it the container is killed and reaped, and the error names the stage.
     public var setupTimeout: Duration = .seconds(10)
+    /// With `.pipe` output: bytes of output queued for the reader at most before the agent
+    /// stops reading the pipes (backpressure; see `RunningContainer.output`).
+    public var outputBufferBytes: Int = 1 << 20
     /// Running as real uid 0 is refused unless this is set; container root then maps to an unprivileged range.
     public var allowRoot: Bool = false
     /// Keep the container's mounts alive after the command exits, until `RunningContainer.release()`,

@@ -85,7 +85,11 @@ public final class RunningContainer: Sendable {
 
     /// Captured stdout/stderr chunks in arrival order (empty when output is `.inherit`).
     /// Finishes when both pipes reach EOF.
-    public var output: AsyncStream<OutputChunk> { core.output }
+    ///
+    /// Read only as fast as it is consumed: at most `outputBufferBytes` wait here, then the
+    /// pipes fill and the command blocks in write(2). A caller with `.pipe` output must read
+    /// it (or call `discard()`), or the command stalls once it has printed that much.
+    public var output: ContainerOutput { ContainerOutput(buffer: core.output) }
 
     /// Waits for the container to exit; enforces the configured timeout.
     /// Cancelling the waiting task terminates the container (SIGTERM, grace, SIGKILL).

@@ -34,19 +34,53 @@ import Testing
         #expect(problem("<testsuite xmlns=\"relative\"><testcase name=\"q\"/></testsuite>") == nil)
     }
 
-    @Test func entitiesAreNotExpandedIntoTextAndAmplificationIsRefused() {
+    @Test func entityDeclarationsAreRefusedNamingTheEntity() {
         let declared = JUnitParser.parse(data: Data("""
             <!DOCTYPE x [<!ENTITY e "EEE">]><testsuite><testcase name="t"><failure>a&e;b</failure></testcase></testsuite>
             """.utf8), file: "r.xml")
-        guard case .failure(let f) = declared.suites.first?.testCases.first?.result else {
-            Issue.record("expected a failure: \(declared.problem ?? "")")
+        #expect(declared.problem?.contains("declares the entity \"e\"") == true)
+        guard case .error(let e) = declared.suites.first?.testCases.first?.result else {
+            Issue.record("expected a MalformedReport error case")
             return
         }
-        #expect(f.text == "ab")
+        #expect(e.type == "MalformedReport")
         var lol = "<!DOCTYPE l [<!ENTITY l0 \"lol\">"
         for i in 1...9 { lol += "<!ENTITY l\(i) \"" + String(repeating: "&l\(i - 1);", count: 10) + "\">" }
         lol += "]><testsuite><testcase name=\"&l9;\"/></testsuite>"
-        #expect(problem(lol) != nil)
+        #expect(problem(lol) != nil)  // libxml2 may stop it first (its exponential guard)
+        // A DOCTYPE without entities is still fine.
+        #expect(problem("<!DOCTYPE testsuite><testsuite><testcase name=\"t\"/></testsuite>") == nil)
+    }
+
+    /// Linear amplification (the review's 1.6 MB report that cost 1.6 GB): refused before
+    /// any attribute is expanded, streamed from a descriptor.
+    @Test func linearAmplificationIsRefusedFromAFile() throws {
+        let entity = String(repeating: "A", count: 3000)
+        let refs = String(repeating: "&e;", count: 3000)
+        var xml = "<!DOCTYPE t [<!ENTITY e \"\(entity)\">]><testsuite>"
+        for i in 0..<100 { xml += "<testcase name=\"\(i)\(refs)\"/>" }
+        xml += "</testsuite>"
+        let path = NSTemporaryDirectory() + "amp-\(UUID().uuidString).xml"
+        try Data(xml.utf8).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let r = JUnitParser.parse(fd: fd, file: "amp.xml")
+        #expect(r.problem?.contains("declares the entity \"e\"") == true)
+    }
+
+    /// Attributes are redacted whole and then clipped, so a secret longer than the clip
+    /// margin never survives in pieces.
+    @Test func attributesAreRedactedBeforeTheyAreClipped() {
+        let secret = String(repeating: "S3CR3T", count: 2000)  // 12 KB: longer than the clip
+        let xml = "<testsuite><testcase name=\"x\(secret)y\"/></testsuite>"
+        var state = JUnitReaderState(file: "r.xml", redact: { $0.replacingOccurrences(of: secret, with: "***") })
+        #expect(JUnitXMLReader.read(Data(xml.utf8), into: &state) == nil)
+        #expect(state.finishedSuites.first?.testCases.first?.name == "x***y")
+        let long = String(repeating: "n", count: 100_000)
+        var plain = JUnitReaderState(file: "r.xml")
+        #expect(JUnitXMLReader.read(Data("<testsuite><testcase name=\"\(long)\"/></testsuite>".utf8), into: &plain) == nil)
+        #expect((plain.finishedSuites.first?.testCases.first?.name.utf8.count ?? 0) <= JUnitReaderState.maxAttributeBytes + 64)
     }
 
     @Test func captureIsCutOnACharacterBoundary() throws {

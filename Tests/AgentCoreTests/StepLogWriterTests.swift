@@ -165,3 +165,56 @@ import Testing
         #expect(LogTimestamp.format(Date(timeIntervalSince1970: 951_782_400.999)) == "2000-02-29T00:00:00.999Z")
     }
 }
+
+/// Past the cap the writer skips a chunk's lines in one step; what it keeps must be what
+/// the line-by-line path would have kept.
+@Suite struct StepLogWriterFloodTests {
+    @Test func pastTheCapOnlyTheLastLinesAndTheCountChange() throws {
+        let dir = NSTemporaryDirectory() + "steplog-flood-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = try StepLogWriter(path: dir + "/x.log", capBytes: 100)
+        var total = 0
+        var n = 0
+        // 50 chunks of 1000 numbered lines each, the last line of each chunk unfinished.
+        var carry = ""
+        for _ in 0..<50 {
+            var text = carry
+            for _ in 0..<1000 { text += "line \(n)\n"; n += 1 }
+            text += "part"
+            total += text.utf8.count - "part".utf8.count
+            _ = w.append(stream: .stdout, bytes: Array(text.utf8))
+            // The unfinished "part" joins the next chunk's first line.
+            carry = ""
+        }
+        _ = w.finish()
+        let last = w.lastLines()
+        #expect(last.count == StepLogWriter.ringCapacity)
+        #expect(last.last == "part")
+        #expect(last[last.count - 2] == "line \(n - 1)")
+        #expect(last.first == "line \(n - 99)")
+        // Only "line 0" and "line 1" fit in 100 bytes (36 each with stamp and stream); every
+        // other output byte was counted as dropped, each chunk's "part" included.
+        #expect(w.writtenBytes == 72)
+        #expect(w.droppedBytes == total + 50 * 4 - 14)
+    }
+
+    @Test func lastLinesHelperFindsTheBoundary() {
+        let text = Array("a\nb\nc\nd".utf8)
+        text.withUnsafeBufferPointer { buf in
+            #expect(StepLogWriter.startOfLastLines(buf, 2) == 2)   // "b\nc\nd" remains
+            #expect(StepLogWriter.startOfLastLines(buf, 3) == nil)
+        }
+    }
+}
+
+/// A step that died of the process limit says which limit it was.
+@Suite struct ProcessLimitReasonTests {
+    @Test func forkFailuresNameTheLimit() {
+        let limit = ProcessLimit(kind: "rlimit", value: 4096)
+        #expect(StepExecutor.processLimitReason(lastLines: ["ok", "sh: 1: Cannot fork"], limit: limit)
+                == "fork failed: the step reached its process limit (RLIMIT_NPROC 4096)")
+        #expect(StepExecutor.processLimitReason(lastLines: ["bash: fork: retry: Resource temporarily unavailable"], limit: limit) != nil)
+        #expect(StepExecutor.processLimitReason(lastLines: ["make: *** [all] Error 2"], limit: limit) == nil)
+    }
+}

@@ -104,6 +104,21 @@ import SandboxPolicy
         #expect(notJSON?.problem.contains("not valid JSON") == true)
     }
 
+    @Test func processAndReportLimitsHaveDefaultsAndAreRead() throws {
+        let d = AgentPolicy.default
+        #expect(d.defaultPids == 4096)
+        #expect(d.reports == .init(maxFiles: 1000, maxTotalBytes: 256 << 20, maxFileBytes: 64 << 20, maxCases: 100_000))
+        let p = try AgentPolicy.load(path: try write(#"{"defaultPids": 512, "reports": {"maxFiles": 10, "maxTotalBytes": 1000}}"#))
+        #expect(p.defaultPids == 512)
+        #expect(p.reports == .init(maxFiles: 10, maxTotalBytes: 1000, maxFileBytes: 64 << 20))
+        #expect(try loadError(#"{"defaultPids": 0}"#)?.key == "defaultPids")
+        #expect(try loadError(#"{"reports": {"maxFile": 3}}"#)?.key == "reports.maxFile")
+        #expect(try loadError(#"{"reports": {"maxTotalBytes": -1}}"#)?.key == "reports.maxTotalBytes")
+        // The JSON form round-trips the new keys.
+        let again = try AgentPolicy.load(path: try write(p.jsonText))
+        #expect(again == p)
+    }
+
     @Test func missingFileIsNamed() {
         #expect(throws: PolicyError.self) { try AgentPolicy.load(path: "/nonexistent/policy.json") }
         do {

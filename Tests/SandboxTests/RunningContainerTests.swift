@@ -39,6 +39,24 @@ import Testing
         #expect(r.idMapping != .automatic)
     }
 
+    /// Backpressure end to end: a command printing 64 MiB into a 256 KiB buffer that is read
+    /// slowly still delivers every byte in order, and the queue never grows past its bound.
+    @Test func slowReaderGetsEverythingThroughABoundedBuffer() async throws {
+        var cfg = Self.config("head -c 67108864 /dev/zero")
+        cfg.outputBufferBytes = 256 << 10
+        let c = try await RunningContainer.start(cfg)
+        var total = 0, chunks = 0
+        for await chunk in c.output {
+            total += chunk.bytes.count
+            chunks += 1
+            #expect(chunk.bytes.count <= ContainerCore.readSize)
+            if chunks % 64 == 0 { try? await Task.sleep(for: .milliseconds(1)) }
+        }
+        let r = await c.wait()
+        #expect(r.status == .exited(0))
+        #expect(total == 64 << 20)
+    }
+
     @Test func fileMountIsReadOnlyWithContents() async throws {
         var cfg = Self.config("cat /run/secrets/token; stat -c %a /run/secrets/token; echo x > /run/secrets/token || echo refused")
         cfg.mounts = [.tmpfs("/run"), Mount(target: "/run/secrets/token", kind: .file(contents: Array("s3cret".utf8), mode: 0o400, uid: 0, gid: 0))]

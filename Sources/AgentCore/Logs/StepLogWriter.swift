@@ -1,4 +1,5 @@
 import AgentSupport
+import CAgentSys
 import FoundationEssentials
 import Glibc
 import Sandbox
@@ -40,7 +41,9 @@ public final class StepLogWriter: Sendable {
         var written = 0
         var dropped = 0
         var full = false
-        var ring: [String] = []
+        /// The last lines as bytes, decoded only when asked for: a step that prints a
+        /// billion short lines past the cap must not build a String for each.
+        var ring: [[UInt8]] = []
         var ringHead = 0
         var stamps = TimestampCache()
         var buffer: [UInt8] = []
@@ -108,6 +111,15 @@ public final class StepLogWriter: Sendable {
             let k = stream == .stdout ? 0 : 1
             bytes.withUnsafeBufferPointer { input in
                 var start = 0
+                // Past the cap only the ring of last lines and the dropped count change, and
+                // only the chunk's last `ringCapacity` lines can reach the ring: everything
+                // before them is counted and skipped in one step (with the unfinished line
+                // it ends), so a flood of short lines costs O(1) per chunk, not per line.
+                if s.full, let cut = Self.startOfLastLines(input, Self.ringCapacity) {
+                    s.dropped += s.partial[k].count + cut
+                    s.partial[k].removeAll(keepingCapacity: true)
+                    start = cut
+                }
                 while start < input.count {
                     guard let nl = Self.indexOfNewline(input, from: start) else {
                         s.partial[k].append(contentsOf: input[start...])
@@ -172,7 +184,9 @@ public final class StepLogWriter: Sendable {
     /// The last `count` lines of output (at most `ringCapacity`), oldest first, including
     /// lines dropped from the file.
     public func lastLines(_ count: Int = ringCapacity) -> [String] {
-        state.withLock { s in Array((s.ring[s.ringHead...] + s.ring[..<s.ringHead]).suffix(max(0, count))) }
+        state.withLock { s in
+            (s.ring[s.ringHead...] + s.ring[..<s.ringHead]).suffix(max(0, count)).map { String(decoding: $0, as: UTF8.self) }
+        }
     }
 
     /// Output bytes not written because the file was full (or writing failed).
@@ -185,6 +199,18 @@ public final class StepLogWriter: Sendable {
     public var writeError: StepLogError? { state.withLock { $0.writeError } }
 
     // MARK: internals
+
+    /// The index just after the newline that precedes the buffer's last `lines` complete
+    /// lines, or nil when the buffer has no more than that many newlines.
+    static func startOfLastLines(_ buf: UnsafeBufferPointer<UInt8>, _ lines: Int) -> Int? {
+        guard let base = buf.baseAddress else { return nil }
+        var end = buf.count
+        for _ in 0...lines {
+            guard end > 0, let hit = agent_memrchr(base, 0x0A, UInt(end)) else { return nil }
+            end = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+        }
+        return end + 1
+    }
 
     private static func indexOfNewline(_ buf: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
         guard let base = buf.baseAddress, start < buf.count,
@@ -207,7 +233,6 @@ public final class StepLogWriter: Sendable {
     /// One line (or piece of a long line) into the write buffer, the ring and the result.
     private func emit(_ s: inout State, _ line: UnsafeBufferPointer<UInt8>, stream: OutputChunk.Stream,
                       time: Date, complete: Bool, into lines: inout [String]) {
-        let text = String(decoding: line, as: UTF8.self)
         let size = 24 + 5 + line.count + 1  // timestamp, " out ", line, newline
         if !s.full && s.written + size <= capBytes {
             s.stamps.append(time, to: &s.buffer)
@@ -217,15 +242,17 @@ public final class StepLogWriter: Sendable {
             s.buffer.append(contentsOf: line)
             s.buffer.append(0x0A)
             s.written += size
-            lines.append(text)
+            lines.append(String(decoding: line, as: UTF8.self))
         } else {
             s.full = true
             s.dropped += line.count + (complete ? 1 : 0)
         }
         if s.ring.count < Self.ringCapacity {
-            s.ring.append(text)
+            s.ring.append(Array(line))
         } else {
-            s.ring[s.ringHead] = text
+            // Reuse the slot's storage: no allocation per line once the ring is warm.
+            s.ring[s.ringHead].removeAll(keepingCapacity: true)
+            s.ring[s.ringHead].append(contentsOf: line)
             s.ringHead = (s.ringHead + 1) % Self.ringCapacity
         }
     }

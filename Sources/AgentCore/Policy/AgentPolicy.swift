@@ -49,6 +49,27 @@ public struct AgentPolicy: Sendable, Equatable {
         public init(maxEntries: UInt64 = 1_000_000) { self.maxEntries = maxEntries }
     }
 
+    /// Per-step caps on JUnit reports: reports are untrusted input the agent parses in its
+    /// own memory, so their number and bytes are bounded whatever the job writes.
+    public struct ReportLimits: Sendable, Equatable {
+        /// Report files read per step at most; more matches are skipped with a warning.
+        public var maxFiles: UInt64 = 1000
+        /// Bytes of reports read per step at most (hard links to one file count once).
+        public var maxTotalBytes: UInt64 = 256 << 20
+        /// Largest single report; a larger one is a MalformedReport case.
+        public var maxFileBytes: UInt64 = 64 << 20
+        /// Test cases kept per step (in status.json's totals and junit.xml); further cases
+        /// are counted in the totals only. A case costs the agent several times its XML.
+        public var maxCases: UInt64 = 100_000
+        public init(maxFiles: UInt64 = 1000, maxTotalBytes: UInt64 = 256 << 20, maxFileBytes: UInt64 = 64 << 20,
+                    maxCases: UInt64 = 100_000) {
+            self.maxFiles = maxFiles
+            self.maxTotalBytes = maxTotalBytes
+            self.maxFileBytes = maxFileBytes
+            self.maxCases = maxCases
+        }
+    }
+
     /// Capabilities a container may keep (default: Docker's 14).
     public var capabilities: CapabilitySet {
         get { sandbox.capabilities }
@@ -88,6 +109,11 @@ public struct AgentPolicy: Sendable, Equatable {
     public var cacheImport = CacheImportLimits()
     /// `tmpfs.defaultSizeBytes`, `tmpfs.maxSizeBytes`.
     public var tmpfs = TmpfsLimits()
+    /// Processes (RLIMIT_NPROC, or a cgroup's `pids.max`) one step's container may have at
+    /// once; a job's `resources.pids` may only lower it (`"defaultPids"`, default 4096).
+    public var defaultPids: UInt64 = 4096
+    /// What a test step's JUnit reports may cost the agent (`"reports"` in the policy file).
+    public var reports = ReportLimits()
     /// Largest secret a job may mount (default 500 KiB).
     public var maxSecretBytes: UInt64 = 500 * 1024
     /// Secret values the operator provides to jobs, by id (`"secrets"` in the policy file).

@@ -12,6 +12,7 @@ extension AgentPolicy {
         "comment", "allowedBindSources",
         "workspaceRoots", "rootfsRoots",
         "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets", "images", "tmpfs",
+        "defaultPids", "reports",
     ])
 
     /// Parses policy JSON; `file` names the source in errors, `baseDirectory` anchors a
@@ -67,6 +68,15 @@ extension AgentPolicy {
                 throw PolicyError(file: file, key: "tmpfs.defaultSizeBytes",
                                   problem: "\(tmpfs.defaultSizeBytes) is above tmpfs.maxSizeBytes (\(tmpfs.maxSizeBytes))")
             }
+        }
+        defaultPids = try root.unsigned("defaultPids") ?? defaultPids
+        guard defaultPids > 0 else { throw PolicyError(file: file, key: "defaultPids", problem: "must be at least 1") }
+        if let r = try root.object("reports") {
+            try r.rejectUnknownKeys(["maxFiles", "maxTotalBytes", "maxFileBytes", "maxCases"])
+            reports.maxFiles = try r.unsigned("maxFiles") ?? reports.maxFiles
+            reports.maxTotalBytes = try r.unsigned("maxTotalBytes") ?? reports.maxTotalBytes
+            reports.maxFileBytes = try r.unsigned("maxFileBytes") ?? reports.maxFileBytes
+            reports.maxCases = try r.unsigned("maxCases") ?? reports.maxCases
         }
         if let reader = try root.object("secrets") {
             secrets = try Self.secrets(reader, file: file, baseDirectory: baseDirectory)
@@ -152,6 +162,13 @@ extension AgentPolicy {
             "rootfsRoots": .array(rootfsRoots.map(JSONValue.string)),
             "artifactBudgetBytes": .unsigned(artifactBudgetBytes),
             "maxSecretBytes": .unsigned(maxSecretBytes),
+            "defaultPids": .unsigned(defaultPids),
+            "reports": .object([
+                "maxFiles": .unsigned(reports.maxFiles),
+                "maxTotalBytes": .unsigned(reports.maxTotalBytes),
+                "maxFileBytes": .unsigned(reports.maxFileBytes),
+                "maxCases": .unsigned(reports.maxCases),
+            ]),
         ]) { $1 }
         fields["secrets"] = .object(secrets.mapValues { secret in
             var entry: [String: JSONValue] = switch secret.source {

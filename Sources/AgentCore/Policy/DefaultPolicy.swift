@@ -28,6 +28,13 @@ public enum DefaultPolicy {
     "importMaxEntries": 1000000
   },
   "maxSecretBytes": 512000,
+  "defaultPids": 4096,
+  "reports": {
+    "maxFiles": 1000,
+    "maxTotalBytes": 268435456,
+    "maxFileBytes": 67108864,
+    "maxCases": 100000
+  },
   "secrets": {},
   "tmpfs": {
     "defaultSizeBytes": 268435456,

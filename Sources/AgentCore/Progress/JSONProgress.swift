@@ -24,6 +24,11 @@ public final class JSONProgress: ProgressRenderer {
         self.now = now
     }
 
+    /// One write for the whole batch.
+    public func handle(batch events: [ProgressEvent]) {
+        output.write(events.map(render).joined())
+    }
+
     public func handle(_ event: ProgressEvent) {
         output.write(render(event))
     }

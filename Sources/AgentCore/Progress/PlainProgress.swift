@@ -33,6 +33,13 @@ public final class PlainProgress: ProgressRenderer {
         if let text = render(event) { output.write(text) }
     }
 
+    /// One write for the whole batch.
+    public func handle(batch events: [ProgressEvent]) {
+        var text = ""
+        for event in events { if let t = render(event) { text += t } }
+        if !text.isEmpty { output.write(text) }
+    }
+
     public func finish() {}
 
     /// The text for one event (nil when plain mode shows nothing for it).

@@ -41,6 +41,21 @@ public enum JUnitParser {
         return parse(data: Data(bytes), file: name)
     }
 
+    /// Parses the report open at `fd` (a regular file, not closed here) without reading it
+    /// into memory: libxml2 pulls it in small pieces. `redact` is applied to every attribute
+    /// and text before it is clipped (see `JUnitReaderState`). The caller checks the size.
+    static func parse(fd: Int32, file: String, redact: @escaping (String) -> String = { $0 },
+                      caseBudget: Int = .max) -> JUnitParsedReport {
+        var state = JUnitReaderState(file: file, redact: redact, caseBudget: caseBudget)
+        if let problem = JUnitXMLReader.read(fd: fd, into: &state) {
+            return failed(file: file, problem: problem)
+        }
+        guard state.sawRoot else {
+            return failed(file: file, problem: "empty document")
+        }
+        return JUnitParsedReport(file: file, suites: state.finishedSuites, problem: nil)
+    }
+
     /// Parses report bytes; `file` names the report in suites and errors.
     public static func parse(data: Data, file: String) -> JUnitParsedReport {
         guard data.count <= maxReportBytes else {

@@ -6,8 +6,21 @@ import FoundationEssentials
 /// JUnit rules (defaults, flattening, one result per case, capture limits) read on their own.
 /// Used by one parse on one thread, then read.
 struct JUnitReaderState {
-    /// Text kept per element while parsing; the writer clips further.
-    static let maxCaptureBytes = 4 * 1024 * 1024
+    /// Text kept per element while parsing: the writer's largest limit (system-out, 1 MiB)
+    /// plus a margin, so the writer still has more than it keeps and puts its own marker.
+    static let maxCaptureBytes = JUnitWriter().maxSystemOutBytes + 64 * 1024
+    /// Attribute values kept: twice the writer's limit (it clips to 4 KiB head and tail).
+    static let maxAttributeBytes = 2 * JUnitWriter().maxAttributeBytes
+
+    // Why redaction comes before clipping here: the parsed strings are redacted again by
+    // `JUnitReport.redacted(by:)` and `JUnitWriter.redact`, but a clip that cuts a secret in
+    // two leaves a piece the matcher cannot recognise (it matches whole values and their
+    // encodings). A margin cannot fix that (a secret may be 500 KiB long). So each attribute
+    // value is redacted whole, then clipped; each text node libxml2 hands over is redacted
+    // whole, then appended and cut at the capture limit. What a cut can still split is a
+    // secret spread over two text nodes (text, CDATA, text): the later passes see those
+    // pieces joined as long as both were kept, and a cut drops everything after it.
+    private let redact: (String) -> String
 
     private enum Capture {
         case none
@@ -34,8 +47,22 @@ struct JUnitReaderState {
     private var textBytes = 0
     private var droppedBytes = 0
 
-    init(file: String) {
+    /// Test cases this report may still keep; past it cases are only counted.
+    private(set) var caseBudget: Int
+    /// Cases counted but not kept.
+    private(set) var omittedCases = 0
+
+    /// `redact` is the job's matcher (identity when the job has no secrets); `caseBudget`
+    /// is how many test cases may be kept (the rest are counted in `JUnitSuite.omitted`).
+    init(file: String, redact: @escaping (String) -> String = { $0 }, caseBudget: Int = .max) {
         self.file = file
+        self.redact = redact
+        self.caseBudget = caseBudget
+    }
+
+    /// An attribute value as kept: redacted whole, then clipped to `maxAttributeBytes`.
+    func attribute(_ value: String) -> String {
+        XMLText.clip(redact(value), maxBytes: Self.maxAttributeBytes)
     }
 
     /// The parsed suites; containers that only held other suites are left out.
@@ -137,7 +164,18 @@ struct JUnitReaderState {
     /// and nothing after a cut is kept (the marker then sits where the text stops).
     mutating func appendText(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard isCapturing, !bytes.isEmpty else { return }
-        let room = droppedBytes > 0 ? 0 : Self.maxCaptureBytes - textBytes
+        if droppedBytes > 0 {
+            droppedBytes += bytes.count  // past the cut: only counted, not even redacted
+            return
+        }
+        // Redacted whole before any cut (see above); the count of cut bytes is then of
+        // redacted text, which is all anyone downstream sees.
+        let redacted = Array(redact(String(decoding: bytes, as: UTF8.self)).utf8)
+        redacted.withUnsafeBufferPointer { appendRedacted($0) }
+    }
+
+    private mutating func appendRedacted(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let room = Self.maxCaptureBytes - textBytes
         if bytes.count <= room {
             text += String(decoding: bytes, as: UTF8.self)
             textBytes += bytes.count
@@ -185,7 +223,21 @@ struct JUnitReaderState {
             default: testCase.result = .skipped(message: primary.message, text: primary.text)
             }
         }
-        open[open.count - 1].suite.testCases.append(testCase)
+        if caseBudget > 0 {
+            caseBudget -= 1
+            open[open.count - 1].suite.testCases.append(testCase)
+        } else {
+            omittedCases += 1
+            var counted = JUnitSummary(tests: 1)
+            switch testCase.result {
+            case .failure: counted.failures = 1
+            case .error: counted.errors = 1
+            case .skipped: counted.skipped = 1
+            case .passed: break
+            }
+            open[open.count - 1].suite.omitted = open[open.count - 1].suite.omitted + counted
+            open[open.count - 1].suite.omittedTime += max(testCase.time, 0)
+        }
         currentCase = nil
         caseProblems = []
     }

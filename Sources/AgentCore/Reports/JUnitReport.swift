@@ -48,12 +48,18 @@ public struct JUnitSuite: Sendable, Equatable {
         self.systemErr = systemErr
     }
 
-    public var tests: Int { testCases.count }
-    public var failures: Int { testCases.count(where: { if case .failure = $0.result { true } else { false } }) }
-    public var errors: Int { testCases.count(where: { if case .error = $0.result { true } else { false } }) }
-    public var skipped: Int { testCases.count(where: { if case .skipped = $0.result { true } else { false } }) }
+    /// Cases that were counted but not kept (past the step's `reports.maxCases`): a report
+    /// of millions of tiny cases must not cost the agent several times its size.
+    public var omitted = JUnitSummary()
+    /// The summed time of the omitted cases (seconds).
+    public var omittedTime: Double = 0
+
+    public var tests: Int { testCases.count + omitted.tests }
+    public var failures: Int { testCases.count(where: { if case .failure = $0.result { true } else { false } }) + omitted.failures }
+    public var errors: Int { testCases.count(where: { if case .error = $0.result { true } else { false } }) + omitted.errors }
+    public var skipped: Int { testCases.count(where: { if case .skipped = $0.result { true } else { false } }) + omitted.skipped }
     /// The sum of the case times (seconds).
-    public var time: Double { testCases.reduce(0) { $0 + max($1.time, 0) } }
+    public var time: Double { testCases.reduce(omittedTime) { $0 + max($1.time, 0) } }
 }
 
 /// One `<property name value>` of a suite.

@@ -22,26 +22,58 @@ enum JUnitXMLReader {
 
     /// Reads `data` into `state`. Returns nil when the document was read to its end (the
     /// caller then checks `state`), or the problem that ends the report: the state's own
-    /// (wrong root) or "line L, column C: reason" for XML that is not well-formed.
+    /// (wrong root), a declared entity, or "line L, column C: reason" for XML that is not
+    /// well-formed.
     static func read(_ data: Data, into state: inout JUnitReaderState) -> String? {
+        data.withUnsafeBytes { raw -> String? in
+            guard let base = raw.baseAddress, raw.count <= Int(Int32.max) else {
+                return "line 1, column 1: libxml2 could not start reading the document"
+            }
+            return read(into: &state) { xmlReaderForMemory(base.assumingMemoryBound(to: CChar.self), Int32(raw.count), nil, nil, options) }
+        }
+    }
+
+    /// Reads the report open at `fd` (not closed here) into `state`, streaming: libxml2
+    /// reads the file in small pieces, so the agent never holds the whole report.
+    static func read(fd: Int32, into state: inout JUnitReaderState) -> String? {
+        read(into: &state) { xmlReaderForFd(fd, nil, nil, options) }
+    }
+
+    private static func read(into state: inout JUnitReaderState, _ makeReader: () -> xmlTextReaderPtr?) -> String? {
         _ = libxml2Ready
         let errors = ErrorSink()
         return withExtendedLifetime(errors) {
-            data.withUnsafeBytes { raw -> String? in
-                guard let base = raw.baseAddress, raw.count <= Int(Int32.max),
-                      let reader = xmlReaderForMemory(base.assumingMemoryBound(to: CChar.self), Int32(raw.count),
-                                                      nil, nil, options)
-                else { return "line 1, column 1: libxml2 could not start reading the document" }
-                defer { xmlFreeTextReader(reader) }
-                // Before the first read: libxml2 parses lazily, inside xmlTextReaderRead. The
-                // closure captures nothing (it is a C function pointer); the sink comes back as `arg`.
-                xmlTextReaderSetStructuredErrorHandler(reader, { arg, error in
-                    guard let arg, let error else { return }
-                    Unmanaged<ErrorSink>.fromOpaque(arg).takeUnretainedValue().record(error.pointee)
-                }, Unmanaged.passUnretained(errors).toOpaque())
-                return walk(reader, errors, &state)
-            }
+            guard let reader = makeReader() else { return "line 1, column 1: libxml2 could not start reading the document" }
+            defer { xmlFreeTextReader(reader) }
+            // Before the first read: libxml2 parses lazily, inside xmlTextReaderRead. The
+            // closure captures nothing (it is a C function pointer); the sink comes back as `arg`.
+            xmlTextReaderSetStructuredErrorHandler(reader, { arg, error in
+                guard let arg, let error else { return }
+                Unmanaged<ErrorSink>.fromOpaque(arg).takeUnretainedValue().record(error.pointee)
+            }, Unmanaged.passUnretained(errors).toOpaque())
+            return walk(reader, errors, &state)
         }
+    }
+
+    /// The first entity the document's internal subset declares, if any. Reports have no
+    /// use for entities, and without XML_PARSE_NOENT libxml2 still expands them when an
+    /// attribute's value is asked for: one 3 KB entity referenced thousands of times per
+    /// attribute turned a 1.6 MB report into 1.6 GB of agent memory (linear amplification,
+    /// which libxml2's own guard lets through). So a declaration refuses the report.
+    private static func declaredEntity(_ reader: xmlTextReaderPtr) -> String? {
+        // Not xmlTextReaderCurrentDoc: it would hand the document's ownership to us.
+        guard let node = xmlTextReaderCurrentNode(reader), let doc = node.pointee.doc,
+              let dtd = doc.pointee.intSubset else { return nil }
+        var child = dtd.pointee.children
+        while let c = child {
+            if c.pointee.type == XML_ENTITY_DECL { return c.pointee.name.map { String(cString: $0) } ?? "" }
+            child = c.pointee.next
+        }
+        return nil
+    }
+
+    static func entityProblem(_ name: String) -> String {
+        "declares the entity \"\(name)\" (entity declarations are refused: expanding them can multiply a report's size)"
     }
 
     private static func walk(_ reader: xmlTextReaderPtr, _ errors: ErrorSink, _ state: inout JUnitReaderState) -> String? {
@@ -60,13 +92,18 @@ enum JUnitXMLReader {
                 return "line \(line), column \(column): \(e.map(describe) ?? "not well-formed XML")"
             }
             switch UInt32(xmlTextReaderNodeType(reader)) {
+            case XML_READER_TYPE_DOCUMENT_TYPE.rawValue:
+                if let entity = declaredEntity(reader) { return entityProblem(entity) }
             case XML_READER_TYPE_ELEMENT.rawValue:
+                // Checked again at the root, before any attribute value is expanded: the
+                // internal subset is complete by then whatever the reader delivered before.
+                if !state.sawRoot, let entity = declaredEntity(reader) { return entityProblem(entity) }
                 let name = string(xmlTextReaderConstName(reader))
                 let isEmpty = xmlTextReaderIsEmptyElement(reader) == 1  // <x/> gets no END_ELEMENT
                 var attributes: [String: String] = [:]
                 while xmlTextReaderMoveToNextAttribute(reader) == 1 {
                     let key = string(xmlTextReaderConstName(reader))
-                    if attributes[key] == nil { attributes[key] = string(xmlTextReaderConstValue(reader)) }
+                    if attributes[key] == nil { attributes[key] = state.attribute(string(xmlTextReaderConstValue(reader))) }
                 }
                 xmlTextReaderMoveToElement(reader)
                 state.startElement(name, attributes: attributes)

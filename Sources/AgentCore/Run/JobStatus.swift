@@ -71,6 +71,8 @@ public struct StepStatus: Codable, Sendable, Equatable {
     public var caches: [CacheUse] = []
     /// Test steps: totals of the collected JUnit reports.
     public var tests: JUnitSummary?
+    /// Which process limit the step's container ran under.
+    public var processLimit: ProcessLimit?
 
     public init(index: Int, name: String, type: String, state: StepState, allowFailure: Bool) {
         self.index = index
@@ -84,6 +86,20 @@ public struct StepStatus: Codable, Sendable, Equatable {
         case index, name, type, state, exitCode = "exit_code", signal
         case startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds"
         case allowFailure = "allow_failure", log, reason, caches, tests
+        case processLimit = "process_limit"
+    }
+}
+
+/// The process limit a step ran under: `{"kind": "rlimit", "value": 4096}`. `kind` is the
+/// mechanism (`rlimit`: RLIMIT_NPROC set by the container's init; `cgroup`: a delegated
+/// cgroup v2 `pids.max`, not used yet).
+public struct ProcessLimit: Codable, Sendable, Equatable {
+    public var kind: String
+    public var value: UInt64
+
+    public init(kind: String, value: UInt64) {
+        self.kind = kind
+        self.value = value
     }
 }
 

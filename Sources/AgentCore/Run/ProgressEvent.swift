@@ -37,8 +37,18 @@ public enum ProgressEvent: Sendable {
 /// A progress renderer; the runner calls it from one task at a time, in event order.
 public protocol ProgressRenderer: Sendable {
     func handle(_ event: ProgressEvent)
+    /// Several events in order (the output lines one chunk completed). Renderers that write
+    /// text should write them at once: one write(2) per line was a cost of its own.
+    func handle(batch events: [ProgressEvent])
     /// Flushes and restores the terminal (tty mode).
     func finish()
+}
+
+extension ProgressRenderer {
+    /// Default: one event at a time.
+    public func handle(batch events: [ProgressEvent]) {
+        for event in events { handle(event) }
+    }
 }
 
 /// Runs one job file and writes its results folder; implemented by the job runner,

@@ -23,6 +23,12 @@ final class ProgressSink: Sendable {
         renderer?.handle(redacted(event))
     }
 
+    /// Events in order, handed to the renderer at once (see `ProgressRenderer.handle(batch:)`).
+    func send(batch events: [ProgressEvent]) {
+        guard let renderer, !events.isEmpty else { return }
+        renderer.handle(batch: events.map(redacted))
+    }
+
     /// A warning: shown in progress and written into status.json (both redacted).
     func warning(_ text: String) {
         let text = redact(text)
@@ -59,12 +65,23 @@ final class ProgressSink: Sendable {
 
 /// `log.txt`: every step's lines, in order, each with a timestamp, the step and the stream.
 /// Notes and step names are redacted here (lines come redacted from the stream redactor).
+///
+/// Lines come in batches (what one chunk of output completed): one clock reading, one
+/// formatted timestamp and one write(2) per batch, not per line. A batch is written whole
+/// under the lock, so concurrent steps' lines never interleave.
 final class JobLog: Sendable {
-    /// The open log's descriptor; -1 once closed.
-    private let fd = Mutex<Int32>(-1)
+    private struct State {
+        /// The open log's descriptor; -1 once closed.
+        var fd: Int32 = -1
+        var stamps = TimestampCache()
+        var buffer: [UInt8] = []
+    }
+    private let state = Mutex(State())
     private let redact: @Sendable (String) -> String
     /// Step names as shown, redacted once per step rather than once per line.
     private let shownNames = Mutex<[String: String]>([:])
+    /// The buffer is written out when it grows past this (a batch can be large).
+    static let flushBytes = 256 << 10
 
     init(path: String, redact: @escaping @Sendable (String) -> String = { $0 }) throws {
         self.redact = redact
@@ -72,34 +89,59 @@ final class JobLog: Sendable {
         guard opened >= 0 else {
             throw ResultsFolder.Failure.io("cannot write \(path)", String(cString: strerror(errno)))
         }
-        fd.withLock { $0 = opened }
+        state.withLock { $0.fd = opened }
     }
 
     /// One output line of `step`; `line` must already be redacted.
     func append(step: String, stream: OutputChunk.Stream, line: String) {
+        append(step: step, stream: stream, lines: [line])
+    }
+
+    /// Output lines of `step`, all stamped with the same time; they must already be redacted.
+    func append(step: String, stream: OutputChunk.Stream, lines: [String]) {
+        guard !lines.isEmpty else { return }
         let shown = shownNames.withLock { names in
             if let known = names[step] { return known }
             let name = redact(step)
             names[step] = name
             return name
         }
-        write("\(LogTimestamp.format(Date())) [\(shown)] \(stream.rawValue) \(line)\n")
+        let now = Date()
+        state.withLock { s in
+            guard s.fd >= 0 else { return }
+            var stamp: [UInt8] = []
+            s.stamps.append(now, to: &stamp)
+            // `<stamp> [<step>] out ` is the same for every line of the batch.
+            stamp.append(contentsOf: " [\(shown)] \(stream.rawValue) ".utf8)
+            for var line in lines {
+                s.buffer.append(contentsOf: stamp)
+                line.withUTF8 { s.buffer.append(contentsOf: $0) }
+                s.buffer.append(0x0A)
+                if s.buffer.count >= Self.flushBytes { Self.flush(&s) }
+            }
+            Self.flush(&s)
+        }
     }
 
     func note(_ text: String) {
-        write("\(LogTimestamp.format(Date())) [agent] \(redact(text))\n")
+        let line = "\(LogTimestamp.format(Date())) [agent] \(redact(text))\n"
+        state.withLock { s in
+            guard s.fd >= 0 else { return }
+            s.buffer.append(contentsOf: line.utf8)
+            Self.flush(&s)
+        }
     }
 
-    /// Whole lines under the lock, so concurrent steps' lines never interleave.
-    private func write(_ text: String) {
-        fd.withLock { if $0 >= 0 { writeAll($0, text.utf8) } }
+    private static func flush(_ s: inout State) {
+        guard !s.buffer.isEmpty else { return }
+        writeAll(s.fd, s.buffer)
+        s.buffer.removeAll(keepingCapacity: s.buffer.count <= flushBytes * 2)
     }
 
     func close() {
-        fd.withLock {
-            if $0 >= 0 { Glibc.close($0) }
-            $0 = -1
+        state.withLock { s in
+            if s.fd >= 0 { Glibc.close(s.fd) }
+            s.fd = -1
         }
     }
 }
-

@@ -18,6 +18,7 @@ struct StepRun: Sendable {
     var hitJobDeadline = false
     var tests: JUnitSummary?
     var reports: [JUnitParsedReport] = []
+    var processLimit: ProcessLimit?
 }
 
 /// Runs one step in a fresh container: builds the configuration, streams output through
@@ -68,9 +69,36 @@ struct StepExecutor {
             limits.append(ResourceLimit(r, v))
         }
         set(.nofile, job.resources.nofile)
-        set(.nproc, job.resources.pids)
+        set(.nproc, processLimit.value)
         set(.fsize, job.resources.fsize)
         return limits
+    }
+
+    /// The step's process limit: the policy's `defaultPids`, or the job's `resources.pids`
+    /// when that is lower (a job may only narrow it).
+    ///
+    /// It is RLIMIT_NPROC, set by the container's init before it execs the command. Since
+    /// Linux 5.14 the kernel counts RLIMIT_NPROC per (user namespace, uid) and checks every
+    /// level up to the initial namespace, each against the limit the namespace's creator
+    /// had: a step's processes are counted in its own user namespace against this value,
+    /// so a fork bomb in one container stops at the limit without touching another
+    /// container's count. They still count towards the agent uid's total in the initial
+    /// namespace (one level up the kernel charges a namespace's processes to its creator,
+    /// whatever uid they run as inside, so a subordinate step uid would not help), checked
+    /// against the agent's own `ulimit -u`: that limit must leave room for `defaultPids` ×
+    /// concurrency plus the agent. A delegated cgroup v2 `pids.max` would not have that coupling; it is not
+    /// used yet (this agent has no cgroup code; see README "Resource bounds").
+    var processLimit: ProcessLimit {
+        let ceiling = options.policy.defaultPids
+        return ProcessLimit(kind: "rlimit", value: min(job.resources.pids ?? ceiling, ceiling))
+    }
+
+    /// A failed or timed-out step whose last lines show fork failing names the limit, so
+    /// the reader knows which bound stopped it (rlimits leave no counter to ask).
+    static func processLimitReason(lastLines: [String], limit: ProcessLimit) -> String? {
+        let signs = ["Resource temporarily unavailable", "fork: retry", "Cannot fork", "can't fork"]
+        guard lastLines.contains(where: { line in signs.contains { line.contains($0) } }) else { return nil }
+        return "fork failed: the step reached its process limit (\(limit.kind == "rlimit" ? "RLIMIT_NPROC" : "pids.max") \(limit.value))"
     }
 
     func configuration(mounts: [Mount], env: [String], timeout: Duration?) -> ContainerConfiguration {
@@ -203,6 +231,11 @@ struct StepExecutor {
             run.state = .cancelled
             run.reason = "cancelled"
         }
+        run.processLimit = processLimit
+        if run.state == .failed || run.state == .timedOut,
+           let why = Self.processLimitReason(lastLines: run.lastLines, limit: processLimit) {
+            run.reason = (run.reason.map { $0 + "; " } ?? "") + why
+        }
         if let reports { judge(reports, into: &run) }
         if step.type == .test && step.overlayWorkspace { workspace.discardTestLayers() }
         return run
@@ -211,21 +244,28 @@ struct StepExecutor {
     private func emit(_ lines: [String], stream: OutputChunk.Stream, started: ContinuousClock.Instant) {
         guard !lines.isEmpty else { return }
         let elapsed = ContinuousClock.now - started
-        for line in lines {
-            progress.send(.stepOutput(index: index, stream: stream, line: line, elapsed: elapsed))
-            jobLog.append(step: step.name, stream: stream, line: line)
+        // Batches of at most 4096 lines: a chunk of `yes` completes 65,000 lines, and the
+        // events and rendered text of all of them at once were megabytes of transient memory.
+        for start in stride(from: 0, to: lines.count, by: 4096) {
+            let slice = lines[start..<min(start + 4096, lines.count)]
+            progress.send(batch: slice.map { .stepOutput(index: index, stream: stream, line: $0, elapsed: elapsed) })
         }
+        // One write for the batch (the lines one chunk of output completed).
+        jobLog.append(step: step.name, stream: stream, lines: lines)
     }
 
     /// Test steps: reads the JUnit files the command wrote (also inside its tmpfs) through
-    /// the still-alive container's root, resolved inside it.
+    /// the still-alive container's root, resolved inside it, within the policy's caps.
     private func readReports(container: RunningContainer) -> (suites: [JUnitParsedReport], files: Int, error: String?) {
         do {
             let rootFD = try container.openRoot()
             defer { close(rootFD) }
-            let files = try ContainerFiles.glob(rootFD: rootFD, rootPath: "/proc/\(container.pid)/root",
-                                               patterns: step.reports, base: "/workspace")
-            return (files.map { JUnitParser.parse(data: $0.data, file: $0.path) }, files.count, nil)
+            let secrets = self.secrets
+            let reports = try ContainerFiles.readReports(rootFD: rootFD, rootPath: "/proc/\(container.pid)/root",
+                                                         patterns: step.reports, base: "/workspace",
+                                                         limits: options.policy.reports, redact: { secrets.redact($0) })
+            for note in reports.skipped { progress.warning("step \(step.name): \(note)") }
+            return (reports.parsed, reports.matched, nil)
         } catch {
             // The error may name a file the test created: redacted like its output.
             return ([], 0, secrets.redact("could not read reports: \(error)"))

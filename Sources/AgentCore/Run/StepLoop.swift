@@ -109,6 +109,7 @@ extension JobRunner {
         out.status.steps[i].finishedAt = LogTimestamp.format(Date())
         out.status.steps[i].durationSeconds = run.duration.seconds
         out.status.steps[i].tests = run.tests
+        out.status.steps[i].processLimit = run.processLimit
         out.junitSteps.append(JUnitStepResult(name: step.name, state: run.state, exitCode: run.exitCode, signal: run.signal,
                                               duration: run.duration, outputLines: run.lastLines, message: run.reason))
         out.reports += run.reports

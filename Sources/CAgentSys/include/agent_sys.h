@@ -28,4 +28,7 @@ int agent_disable_core_dumps(void);
 /// PR_GET_DUMPABLE: 1 if the process is dumpable, 0 if not, -1 with errno on error.
 int agent_get_dumpable(void);
 
+/// memrchr(3) (a GNU extension): the last `c` in the first `n` bytes of `s`, or NULL.
+const void *agent_memrchr(const void *s, int c, unsigned long n);
+
 #endif
