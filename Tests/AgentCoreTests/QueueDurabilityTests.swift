@@ -84,7 +84,10 @@ import Testing
         // whole (an in-place rewrite would show it truncated or mixed).
         try old.seek(toOffset: 0)
         #expect(try old.readToEnd() == oldContent)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: layout.leaseFile(id))) != oldContent)
+        // A new file is in place (the heartbeat may write the same bytes within one second).
+        var oldStat = stat(), newStat = stat()
+        #expect(fstat(old.fileDescriptor, &oldStat) == 0 && stat(layout.leaseFile(id), &newStat) == 0)
+        #expect(oldStat.st_ino != newStat.st_ino)
         try store.requeue(id: id, lock: claimed.lock, attemptsUsed: 1, lostLease: nil)
         claimed.lock.release()
         #expect(try String(contentsOfFile: layout.attemptsFile(id), encoding: .utf8) == "1\n")

@@ -217,6 +217,9 @@ import Testing
             try t.write(String(repeating: "x", count: 10_000), lease.hostPath + "/f")
             lease.release()
         }
+        // Times are kept to the millisecond: a measure in the very millisecond of the last
+        // use cannot prove it came after it, and is (rightly) not taken as current.
+        try await Task.sleep(for: .milliseconds(5))
         _ = try await CacheGC.run(state: t.state, budgetBytes: 1 << 40)
         let meta = { (id: String) in AtomicJSON.read(CacheMetadata.self, from: store.entryPath(scope: "ci", id: id) + "/meta.json") }
         let otherBefore = try #require(meta("other"))
@@ -224,6 +227,7 @@ import Testing
         let lease = try await store.acquire(cache("used"), scope: "ci")
         try t.write(String(repeating: "y", count: 100_000), lease.hostPath + "/g")
         lease.release()
+        try await Task.sleep(for: .milliseconds(5))
         _ = try await CacheGC.runAfterJob(state: t.state, budgetBytes: 1 << 40, used: [CacheGC.UsedCache(scope: "ci", id: "used")])
         let otherAfter = try #require(meta("other"))
         #expect(otherAfter.measured == otherBefore.measured)
