@@ -111,21 +111,6 @@ import Testing
         #expect(try ReportsTestSupport.schemaProblems(xml) == nil)
     }
 
-    @Test func writesAtomically() throws {
-        let dir = try ReportsTestSupport.scratch("junit-write")
-        defer { ReportsTestSupport.remove(dir) }
-        let path = dir + "/junit.xml"
-        let writer = JUnitWriter(hostname: "h")
-        try writer.write(JUnitReport.forJob(id: "a", steps: []), to: path)
-        try writer.write(JUnitReport.forJob(id: "b", steps: Self.steps()), to: path)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["junit.xml"])
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        #expect(text.contains("<testsuite name=\"b\""))
-        #expect(throws: ReportFileError.self) {
-            try writer.write(JUnitReport(), to: dir + "/missing/junit.xml")
-        }
-    }
-
     @Test func emptyReportAndEmptyNamesAreStillValid() throws {
         let writer = JUnitWriter(hostname: "   ")
         #expect(try ReportsTestSupport.schemaProblems(writer.render(JUnitReport())) == nil)

@@ -53,12 +53,6 @@ public struct JUnitWriter: Sendable {
         return xml
     }
 
-    /// Writes the document to `path` atomically (a temporary file in the same folder,
-    /// then rename), so readers never see half a report.
-    public func write(_ report: JUnitReport, to path: String) throws {
-        try AtomicReportFile.write(Array(render(report).utf8), to: path, mode: 0o644)
-    }
-
     private func render(_ suite: JUnitSuite, id: Int, into xml: inout String) {
         let name = collapse(suite.name).isEmpty ? "(unnamed suite)" : collapse(suite.name)
         xml += "  <testsuite name=\"\(token(name, fallback: ""))\""
