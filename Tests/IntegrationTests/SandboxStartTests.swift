@@ -36,7 +36,7 @@ extension SandboxStartTests {
         #expect(r.status == 125, "\(r.stdout) \(r.stderr)")
         #expect(r.stderr == "agent: sandbox setup timed out at newuidmap after 10 s\n", "\(r.stderr)")
         #expect(r.stdout == "")
-        #expect(elapsed >= 9.5 && elapsed < 20, "\(elapsed)")
+        #expect(elapsed >= 9.5 && elapsed < 60, "\(elapsed)")  // the deadline, and a hang guard
         #expect(SandboxFixture.processes(containing: "sleep \(marker)").isEmpty)
     }
 }

@@ -17,7 +17,7 @@ import Testing
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
-            usleep(UInt32.random(in: 0...25_000, using: &rng))
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...25_000, using: &rng)))
             kill(p.processIdentifier, SIGKILL)
             await Harness.waitForExit(p)
         }
