@@ -118,7 +118,7 @@ import Testing
         p.standardInput = FileHandle.nullDevice
         try p.run()
         let running = await Self.eventually {
-            SandboxFixture.processes(containing: marker).count >= 2  // agent and sh (the init scrubs its copy of argv)
+            SandboxFixture.processes(containing: marker).count >= 2  // agent and sh (the init is agent-init: its command line is `init`)
         }
         #expect(running)
         // Root inside, but the host sees the container's shell under the agent's uid.

@@ -5,7 +5,7 @@
 // host's /tmp under a private staging tmpfs, build the new root there, apply the operations
 // with every target resolved *inside* the new root (openat2 + RESOLVE_IN_ROOT), bring up
 // loopback, pivot_root and detach the old root.
-#include "sys.h"
+#include "../CAgentSandbox/sys.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
