@@ -38,9 +38,13 @@ let package = Package(
         .systemLibrary(name: "CXML2", providers: [.apt(["libxml2-dev"])]),
         .target(name: "CLazyLibs", cSettings: [.unsafeFlags(libxml2Include)], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CAgentSandbox"),
-        // The container's init, found beside the agent's binary. Static (glibc's start-up
-        // code only; after it, raw system calls), so it maps no shared library either.
-        .executableTarget(name: "agent-init", linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // The container's init, found beside the agent's binary: static and without any libc
+        // (raw system calls; agent-init/start.c is its runtime), a few dozen KiB in all.
+        .executableTarget(
+            name: "agent-init",
+            cSettings: [.define("SB_NOLIBC"), .unsafeFlags(["-ffreestanding", "-fno-stack-protector", "-fno-pie"])],
+            linkerSettings: [.unsafeFlags(["-static-executable", "-Xclang-linker", "-nostdlib"])]
+        ),
         // renameat2 and prctl wrappers for the agent process itself (not the child).
         .target(name: "CAgentSys"),
         // Text, path and thread helpers every module shares (FoundationEssentials lacks them).

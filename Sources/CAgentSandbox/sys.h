@@ -14,10 +14,30 @@
 
 #include "include/agent_sandbox.h"
 
+#ifdef SB_NOLIBC
+/// agent-init links no libc at all (see agent-init/start.c): the system call instruction itself.
+static inline long sb_sys(long n, long a, long b, long c, long d, long e, long f) {
+#if defined(__x86_64__)
+    register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return r;
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c,
+                  x3 __asm__("x3") = d, x4 __asm__("x4") = e, x5 __asm__("x5") = f;
+    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
+    return x0;
+#else
+#error "agent-init: add this architecture's system call instruction"
+#endif
+}
+#else
 static inline long sb_sys(long n, long a, long b, long c, long d, long e, long f) {
     long r = syscall(n, a, b, c, d, e, f);
     return r < 0 ? -errno : r;
 }
+#endif
 #define SB0(n) sb_sys((n), 0, 0, 0, 0, 0, 0)
 #define SB1(n, a) sb_sys((n), (long)(a), 0, 0, 0, 0, 0)
 #define SB2(n, a, b) sb_sys((n), (long)(a), (long)(b), 0, 0, 0, 0)
@@ -66,6 +86,10 @@ static inline const char *sb_fd_path(char *buf, int fd) {
 
 /// Sets up the container from inside agent-init (mounts, pivot_root); see agent-init/setup.c.
 SB_HIDDEN void sb_setup_root(const struct agent_sandbox_plan *p);
+
+/// agent-init's clone(2) onto `stack` (its top) running `fn(arg)` in the child, which exits
+/// with its result; returns the child's pid or -errno (see agent-init/start.c).
+SB_HIDDEN long sb_clone_fn(int (*fn)(void *), void *stack, unsigned long flags, void *arg);
 
 /// Runs the init loop; forks and execs the command; see agent-init/init.c. Never returns.
 SB_HIDDEN __attribute__((noreturn)) void sb_run_init(const struct agent_sandbox_plan *p);

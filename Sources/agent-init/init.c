@@ -220,11 +220,10 @@ void sb_run_init(const struct agent_sandbox_plan *p) {
     r2 = SB2(SYS_pipe2, sb_ready_fds, O_CLOEXEC);
     if (r2 >= 0) r2 = SB2(SYS_pipe2, sb_exec_fds, O_CLOEXEC);
     if (r2 < 0) sb_fail(AGENT_STAGE_FORK, -1, r2);
-    // glibc's clone() starts the child on the given stack and only makes the system call
-    // (no lock, no malloc).
-    long cmd = clone(sb_command_entry, sb_command_stack + sizeof sb_command_stack,
-                     CLONE_VM | CLONE_NEWUSER | SIGCHLD, (void *)p);
-    if (cmd < 0) sb_fail(AGENT_STAGE_NESTED_USERNS, -1, errno);
+    // sb_clone_fn (start.c) starts the child on the given stack: the system call alone.
+    long cmd = sb_clone_fn(sb_command_entry, sb_command_stack + sizeof sb_command_stack,
+                           CLONE_VM | CLONE_NEWUSER | SIGCHLD, (void *)p);
+    if (cmd < 0) sb_fail(AGENT_STAGE_NESTED_USERNS, -1, cmd);
     SB1(SYS_close, sb_ready_fds[0]);
     SB1(SYS_close, sb_exec_fds[1]);
     sb_write_nested_maps(cmd, p);

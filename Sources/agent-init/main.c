@@ -5,15 +5,14 @@
 // (0-2 stdio, 3 error, 4 status, 5 release, 6 sync, 7 the plan: a sealed memfd), its
 // capabilities in the ambient set and every signal blocked. It maps the plan, turns its
 // offsets into pointers, waits for the sync byte (the id maps are written), builds the root
-// (setup.c) and runs the init loop (init.c). Raw system calls only, as before: nothing here
-// needs libc beyond its start-up code and glibc's clone() wrapper.
+// (setup.c) and runs the init loop (init.c). Raw system calls only: agent-init links no libc
+// (start.c has its entry point, clone and the memset/memcpy the compiler may call).
 #include "../CAgentSandbox/sys.h"
 
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
@@ -109,10 +108,9 @@ static int sb_plan_relocate(struct agent_sandbox_plan *p, size_t size) {
 /// Maps the plan memfd (fd 7) MAP_PRIVATE (op_fds and scratch are written), checks and
 /// relocates it, and closes the fd.
 static struct agent_sandbox_plan *sb_map_plan(void) {
-    struct stat st;
-    long r = SB2(SYS_fstat, SB_PLAN_FD, &st);
+    long r = SB3(SYS_lseek, SB_PLAN_FD, 0, SEEK_END);
     if (r < 0) sb_fail(AGENT_STAGE_INIT_PLAN, -1, r);
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)r;
     if (size < sizeof(struct agent_sandbox_plan) + 1) sb_fail(AGENT_STAGE_INIT_PLAN, -1, EINVAL);
     long m = SB6(SYS_mmap, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, SB_PLAN_FD, 0);
     if (m < 0 && m > -4096) sb_fail(AGENT_STAGE_INIT_PLAN, -1, m);
@@ -126,7 +124,9 @@ static struct agent_sandbox_plan *sb_map_plan(void) {
     return p;
 }
 
-int main(void) {
+/// The entry point (start.c's _start calls it).
+SB_HIDDEN __attribute__((noreturn)) void sb_main(void);
+void sb_main(void) {
     sb_error_fd = 3;
     // The control pipes stay ours: nothing the init starts (the command) inherits them.
     for (int fd = 3; fd <= SB_SYNC_FD; fd++) {
@@ -154,12 +154,3 @@ int main(void) {
     sb_run_init(p);
 }
 
-// SwiftPM links every executable with swiftc, which adds swiftrt.o: its constructor registers
-// the image's Swift metadata with the runtime (swift_addNewDSOImage) and it references the
-// backtracer. agent-init has no Swift code and must not carry the runtime, so both are
-// defined here as no-ops and nothing of libswiftCore.a is linked (-static-executable only
-// makes swiftc link statically; `nm agent-init | grep swift_` shows these two alone).
-void swift_addNewDSOImage(const void *image);
-void swift_addNewDSOImage(const void *image) { (void)image; }
-int _swift_backtrace_isThunkFunction(const char *name);
-int _swift_backtrace_isThunkFunction(const char *name) { (void)name; return 0; }

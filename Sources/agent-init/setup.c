@@ -24,6 +24,11 @@
 /// More layers than any image has (Docker's limit is 127); bounds the child's stack array.
 #define MAX_LAYERS 128
 
+/// st_dev from a major and minor number, as glibc's makedev (which agent-init cannot link).
+static inline uint64_t sb_makedev(uint64_t major, uint64_t minor) {
+    return ((major & 0xfffULL) << 8) | ((major & ~0xfffULL) << 32) | (minor & 0xffULL) | ((minor & ~0xffULL) << 12);
+}
+
 static int sb_openat2(int dirfd, const char *path, uint64_t resolve) {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC, .mode = 0, .resolve = resolve };
     return (int)SB4(SYS_openat2, dirfd, path, &how, sizeof how);
@@ -90,7 +95,7 @@ static long sb_open_host(const char *path, const struct agent_sandbox_identity *
     if (fd < 0) return fd;
     struct statx st;
     long r = SB5(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_INO, &st);
-    if (r >= 0 && (makedev(st.stx_dev_major, st.stx_dev_minor) != id->dev || st.stx_ino != id->ino)) r = -ESTALE;
+    if (r >= 0 && (sb_makedev(st.stx_dev_major, st.stx_dev_minor) != id->dev || st.stx_ino != id->ino)) r = -ESTALE;
     if (r < 0) { SB1(SYS_close, fd); return r; }
     return fd;
 }
