@@ -3,6 +3,7 @@
 # installed) on one busybox rootfs, as a non-root user, runs interleaved in one loop so
 # both see the same machine load. Prints medians and the agent/bwrap ratio.
 #   ci/bench/exec-vs-bwrap.sh            (N=200 runs each; N=50 ci/bench/... for fewer)
+#   AGENT_BIN_DIR=/path/to/bin ...      times that folder's agent + agent-init instead of building
 #   AGENT_BASELINE=/path/to/old/bin ...  also times that folder's agent (and its agent-init, if
 #                                        any) in the same loop: "baseline" vs "agent", before/after
 # As root it creates/reuses the user `agentci` and runs everything through setpriv.
@@ -13,10 +14,13 @@ N=${N:-200}
 # The release build links the Swift runtime statically (Package.swift), which halves the
 # agent's process start-up; the plain release build (what ci/demo.sh makes) is the one measured.
 build=(swift build -c release)
-"${build[@]}" 2>&1 | tail -n 1
+if [ -z "${AGENT_BIN_DIR:-}" ]; then
+  "${build[@]}" 2>&1 | tail -n 1
+  AGENT_BIN_DIR=$("${build[@]}" --show-bin-path)
+fi
 work=$(mktemp -d /tmp/agent-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-for b in agent agent-init; do install -m 0755 "$("${build[@]}" --show-bin-path)/$b" "$work/$b"; done
+for b in agent agent-init; do install -m 0755 "$AGENT_BIN_DIR/$b" "$work/$b"; done
 if [ -n "${AGENT_BASELINE:-}" ]; then
   mkdir -p "$work/baseline"
   for b in agent agent-init; do
