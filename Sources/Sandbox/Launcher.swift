@@ -25,8 +25,18 @@ struct Launcher {
 
     /// agent-init: the container's set-up and PID 1, a small static program installed beside
     /// the agent's binary (the folder of /proc/self/exe). Opened once per process and kept: the
-    /// child of every container start execs this descriptor (execveat), never a path.
-    static let initBinary: Result<Int32, SandboxError> = {
+    /// child of every container start execs this descriptor (execveat), never a path. A failure
+    /// is not kept (a long-running `agent watch` picks up an agent-init installed later).
+    private static let initFD = Mutex<Int32>(-1)
+
+    static func initBinary() throws(SandboxError) -> Int32 {
+        try initFD.withLock { (fd: inout Int32) throws(SandboxError) -> Int32 in
+            if fd < 0 { fd = try openInit().get() }
+            return fd
+        }
+    }
+
+    private static func openInit() -> Result<Int32, SandboxError> {
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buf, Int(PATH_MAX))
         guard n > 0 else { return .failure(SandboxError(stage: "agent-init", errno: errno, detail: "(/proc/self/exe)")) }
@@ -41,7 +51,7 @@ struct Launcher {
             return .failure(SandboxError(stage: "agent-init", errno: -fd, detail: why))
         }
         return .success(fd)
-    }()
+    }
 
     private static func pipePair() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
@@ -96,7 +106,7 @@ struct Launcher {
                 stdio[1] = o.write; stdio[2] = e.write
             }
 
-            let initFD = try Self.initBinary.get()
+            let initFD = try Self.initBinary()
             let arena = PlanArena()
             arena.setOps(plan.ops)
             arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
