@@ -1,9 +1,9 @@
 // The parent-side spawn and the first steps of the child, up to its execveat of agent-init.
 //
-// The child is a fork-like copy of the agent (clone without CLONE_VM: it needs its own
-// namespaces), but only for microseconds: it moves its descriptors into place, raises its
-// capabilities into the ambient set (so they survive the exec while its uid is not mapped
-// yet) and execs agent-init, a small static program. Everything else (waiting for the id
+// The child shares the agent's memory (CLONE_VM | CLONE_VFORK, with its own namespaces),
+// only for microseconds: it moves its descriptors into place, raises its capabilities into
+// the ambient set (so they survive the exec while its uid is not mapped yet) and execs
+// agent-init, a small static program. No copy of the agent's address space is ever made. Everything else (waiting for the id
 // maps, the root, PID 1) happens there, in a fresh image that maps nothing of the agent.
 //
 // PR_SET_PDEATHSIG fires when the *thread* that created the child exits, not the process.
@@ -36,19 +36,17 @@
 #define P_PIDFD 3
 #endif
 
-SB_HIDDEN int sb_error_fd = -1;
+/// The child's error pipe. The child shares the agent's memory until its execveat
+/// (CLONE_VM, see sb_clone) and runs on the parent thread's TLS, whose thread is suspended
+/// meanwhile (CLONE_VFORK): thread-local, so concurrent starts never share it.
+static __thread int sb_child_error_fd = -1;
 
-SB_HIDDEN void sb_fail(int stage, int op, long err) {
+__attribute__((noreturn)) static void sb_child_fail(int stage, int op, long err) {
     struct agent_sandbox_failure f = { stage, op, (int32_t)(err < 0 ? -err : err) };
-    if (sb_error_fd >= 0) SB3(SYS_write, sb_error_fd, &f, sizeof f);
+    if (sb_child_error_fd >= 0) SB3(SYS_write, sb_child_error_fd, &f, sizeof f);
     SB1(SYS_exit_group, 125);
     __builtin_unreachable();
 }
-
-// Our own copy of struct clone_args: <linux/sched.h> clashes with glibc's <sched.h>.
-struct sb_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-};
 
 /// Moves the nine descriptors the child keeps to 0..8 (stdio, error, status, release, sync,
 /// plan, agent-init) without clobbering one with another, then closes everything else.
@@ -70,19 +68,19 @@ static void sb_arrange_fds(const struct agent_sandbox_plan *p, int plan_fd, int 
     int tmp[SB_KEPT_FDS];
     for (int i = 0; i < SB_KEPT_FDS; i++) {
         long r = SB3(SYS_fcntl, want[i], F_DUPFD_CLOEXEC, top + 1);
-        if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
+        if (r < 0) sb_child_fail(AGENT_STAGE_STDIO, -1, r);
         tmp[i] = (int)r;
-        if (i == 3) sb_error_fd = tmp[i];
+        if (i == 3) sb_child_error_fd = tmp[i];
     }
     for (int i = 0; i < SB_KEPT_FDS; i++) {
         // Everything but agent-init's own descriptor survives the execveat into agent-init.
         long r = SB3(SYS_dup3, tmp[i], i, i == SB_EXE_FD ? O_CLOEXEC : 0);
-        if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
-        if (i == 3) sb_error_fd = 3;
+        if (r < 0) sb_child_fail(AGENT_STAGE_STDIO, -1, r);
+        if (i == 3) sb_child_error_fd = 3;
     }
     // close_range (5.9) is there: the shim needs mount_setattr (5.12) anyway.
     long r = SB3(SYS_close_range, SB_KEPT_FDS, ~0U, 0);
-    if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
+    if (r < 0) sb_child_fail(AGENT_STAGE_STDIO, -1, r);
 }
 
 /// Raises every capability the child holds (all of them, in its new user namespace) into
@@ -93,24 +91,24 @@ static void sb_keep_caps_across_exec(void) {
     struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct data[2];
     long r = SB2(SYS_capget, &hdr, data);
-    if (r < 0) sb_fail(AGENT_STAGE_INIT_EXEC, -1, r);
+    if (r < 0) sb_child_fail(AGENT_STAGE_INIT_EXEC, -1, r);
     // Inheritable may only take capabilities of the bounding set (past the last one: EINVAL).
     uint32_t bset[2] = { 0, 0 };
     for (long c = 0; c < 64; c++)
         if (SB2(SYS_prctl, PR_CAPBSET_READ, c) == 1) bset[c / 32] |= 1u << (c % 32);
     for (int k = 0; k < 2; k++) data[k].inheritable = data[k].permitted & bset[k];
     r = SB2(SYS_capset, &hdr, data);
-    if (r < 0) sb_fail(AGENT_STAGE_INIT_EXEC, -1, r);
+    if (r < 0) sb_child_fail(AGENT_STAGE_INIT_EXEC, -1, r);
     for (long c = 0; c < 64; c++)
         if (data[c / 32].inheritable & (1u << (c % 32))) {
             r = SB5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
-            if (r < 0) sb_fail(AGENT_STAGE_INIT_EXEC, (int)c, r);
+            if (r < 0) sb_child_fail(AGENT_STAGE_INIT_EXEC, (int)c, r);
         }
 }
 
 /// The child's entry: becomes agent-init as soon as its descriptors are in place.
 __attribute__((noreturn)) static void sb_child(const struct agent_sandbox_plan *p, int plan_fd, int init_fd) {
-    sb_error_fd = p->error_fd;
+    sb_child_error_fd = p->error_fd;
     // Die with the supervisor thread (the agent); the PID namespace goes with us. The
     // setting survives the execveat (agent-init is neither set-id nor file-capable).
     SB2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
@@ -122,42 +120,32 @@ __attribute__((noreturn)) static void sb_child(const struct agent_sandbox_plan *
     static char *const argv[] = { "init", 0 };
     static char *const envp[] = { 0 };
     long r = SB5(SYS_execveat, SB_EXE_FD, "", argv, envp, AT_EMPTY_PATH);
-    sb_fail(AGENT_STAGE_INIT_EXEC, -1, r);
+    sb_child_fail(AGENT_STAGE_INIT_EXEC, -1, r);
 }
 
+struct sb_child_args {
+    const struct agent_sandbox_plan *plan;
+    int plan_fd, init_fd;
+};
+
+static int sb_child_entry(void *arg) {
+    const struct sb_child_args *a = arg;
+    sb_child(a->plan, a->plan_fd, a->init_fd);
+}
+
+/// clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | flags), as posix_spawn does it: the child
+/// borrows the agent's memory (no page table of the agent is copied) on a stack of its own
+/// until its execveat of agent-init, and this thread waits until then. So when this returns
+/// the child is agent-init (or has exited, its failure on the error pipe), in a fresh mm:
+/// dumpable by the exec's rules (a readable file, no id change), so the agent, which stays
+/// non-dumpable itself, can write its uid_map and gid_map.
 static long sb_clone(const struct agent_sandbox_plan *p, int plan_fd, int init_fd, uint64_t flags, int *pidfd) {
-    struct sb_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = flags | CLONE_PIDFD;
-    args.pidfd = (uint64_t)(uintptr_t)pidfd;
-    args.exit_signal = SIGCHLD;
-    long r = SB2(SYS_clone3, &args, sizeof args);
-    if (r == -ENOSYS) {
-        // clone3 filtered (e.g. an outer seccomp profile): clone(2) takes the pidfd in parent_tid.
-        r = SB5(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
-    }
-    if (r == 0) sb_child(p, plan_fd, init_fd);
-    return r;
-}
-
-// The agent makes itself non-dumpable at start (Agent.swift), and a clone copies that
-// flag into the child's mm. A non-dumpable child's /proc/<pid>/{uid_map,gid_map,setgroups}
-// are owned by root, so the agent could not write its maps. The flag is therefore lifted
-// around the clone only: set 1, clone (the child starts dumpable; the execveat of agent-init,
-// a readable file that changes no ids, keeps it so until sb_run_init clears it), set back.
-// The lock keeps a concurrent spawn from restoring 0
-// between another's set and clone. A process that was dumpable to begin with is untouched.
-static pthread_mutex_t sb_dumpable_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static long sb_clone_dumpable(const struct agent_sandbox_plan *p, int plan_fd, int init_fd, uint64_t flags,
-                              int *pidfd) {
-    pthread_mutex_lock(&sb_dumpable_lock);
-    int was = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
-    if (was == 0) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-    long r = sb_clone(p, plan_fd, init_fd, flags, pidfd);
-    if (was == 0) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    pthread_mutex_unlock(&sb_dumpable_lock);
-    return r;
+    struct sb_child_args a = { p, plan_fd, init_fd };
+    // The child's frames are small (a few hundred bytes); this thread is suspended meanwhile.
+    char stack[16384] __attribute__((aligned(16)));
+    int r = clone(sb_child_entry, stack + sizeof stack, (int)(flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD) | SIGCHLD,
+                  &a, pidfd);
+    return r < 0 ? -errno : r;
 }
 
 int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int plan_fd, int init_fd, int *pid, int *pidfd,
@@ -171,10 +159,10 @@ int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int plan_fd, int 
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int fd = -1;
     uint64_t flags = plan->clone_flags;
-    long r = sb_clone_dumpable(plan, plan_fd, init_fd, flags, &fd);
+    long r = sb_clone(plan, plan_fd, init_fd, flags, &fd);
     if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
         flags &= ~(uint64_t)CLONE_NEWCGROUP;
-        r = sb_clone_dumpable(plan, plan_fd, init_fd, flags, &fd);
+        r = sb_clone(plan, plan_fd, init_fd, flags, &fd);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r < 0) return (int)r;

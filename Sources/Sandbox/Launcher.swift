@@ -155,6 +155,15 @@ struct Launcher {
                 _ = agent_sandbox_pidfd_reap(pidfd, &st)
                 close(pidfd)
             }
+            // The spawn returns once the child has exec'd agent-init or exited: a failure before
+            // the exec (descriptors, capabilities, the exec itself) is already on the error pipe.
+            var early = agent_sandbox_failure()
+            var ready = pollfd(fd: errp.read, events: Int16(POLLIN), revents: 0)
+            if poll(&ready, 1, 0) > 0,
+               read(errp.read, &early, MemoryLayout<agent_sandbox_failure>.size) == MemoryLayout<agent_sandbox_failure>.size {
+                abandon()
+                throw ShimFailure.error(stage: early.stage, op: early.op, errno: early.err, ops: plan.ops, configuration: c)
+            }
             if let hook = Self.beforeSyncHooks.withLock({ $0.isEmpty ? nil : $0[c.hostname] }) { hook(pid) }
             do {
                 try ids.apply(pid: pid, timeout: c.setupTimeout)
