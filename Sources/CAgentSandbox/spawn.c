@@ -136,9 +136,7 @@ static int sb_child_entry(void *arg) {
 /// clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | flags), as posix_spawn does it: the child
 /// borrows the agent's memory (no page table of the agent is copied) on a stack of its own
 /// until its execveat of agent-init, and this thread waits until then. So when this returns
-/// the child is agent-init (or has exited, its failure on the error pipe), in a fresh mm:
-/// dumpable by the exec's rules (a readable file, no id change), so the agent, which stays
-/// non-dumpable itself, can write its uid_map and gid_map.
+/// the child is agent-init (or has exited, its failure on the error pipe) in a fresh mm.
 static long sb_clone(const struct agent_sandbox_plan *p, int plan_fd, int init_fd, uint64_t flags, int *pidfd) {
     struct sb_child_args a = { p, plan_fd, init_fd };
     // The child's frames are small (a few hundred bytes); this thread is suspended meanwhile.
@@ -146,6 +144,28 @@ static long sb_clone(const struct agent_sandbox_plan *p, int plan_fd, int init_f
     int r = clone(sb_child_entry, stack + sizeof stack, (int)(flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD) | SIGCHLD,
                   &a, pidfd);
     return r < 0 ? -errno : r;
+}
+
+// The agent makes itself non-dumpable at start (Agent.swift). A non-dumpable child's
+// /proc/<pid>/{uid_map,gid_map,setgroups} are owned by root, so the agent could not write
+// its maps. The exec of agent-init (a readable file, no id change) makes the child dumpable,
+// but only late in the exec: the new mm starts with the flags of the one it replaces (the
+// agent's), and CLONE_VFORK lets this thread go on as soon as the old mm is released, before
+// that. So the flag is lifted around the clone only: set 1, clone (the child is dumpable
+// from the start to its exec and after it, until sb_run_init clears it), set back. The lock
+// keeps a concurrent spawn from restoring 0 between another's set and clone. A process that
+// was dumpable to begin with is untouched.
+static pthread_mutex_t sb_dumpable_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long sb_clone_dumpable(const struct agent_sandbox_plan *p, int plan_fd, int init_fd, uint64_t flags,
+                              int *pidfd) {
+    pthread_mutex_lock(&sb_dumpable_lock);
+    int was = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    if (was == 0) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    long r = sb_clone(p, plan_fd, init_fd, flags, pidfd);
+    if (was == 0) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    pthread_mutex_unlock(&sb_dumpable_lock);
+    return r;
 }
 
 int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int plan_fd, int init_fd, int *pid, int *pidfd,
@@ -159,10 +179,10 @@ int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int plan_fd, int 
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int fd = -1;
     uint64_t flags = plan->clone_flags;
-    long r = sb_clone(plan, plan_fd, init_fd, flags, &fd);
+    long r = sb_clone_dumpable(plan, plan_fd, init_fd, flags, &fd);
     if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
         flags &= ~(uint64_t)CLONE_NEWCGROUP;
-        r = sb_clone(plan, plan_fd, init_fd, flags, &fd);
+        r = sb_clone_dumpable(plan, plan_fd, init_fd, flags, &fd);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r < 0) return (int)r;
