@@ -1,6 +1,8 @@
 // swift-tools-version: 6.0
 // The agent: a rootless CI build agent. Small targets, one job each:
-//   CAgentSandbox  C shim that owns the child from clone to exec (raw syscalls only)
+//   CAgentSandbox  C shim: the agent's side of a container start (clone, then exec agent-init)
+//   agent-init     the container's set-up and PID 1: a small static C program (raw syscalls),
+//                  installed beside `agent`, which execs it in every new container
 //   CAgentSys      wrappers for the agent process: renameat2, prctl (Glibc lacks them)
 //   AgentSupport   text, path and thread helpers (the agent links FoundationEssentials only)
 //   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, sandbox limits
@@ -22,6 +24,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "agent", targets: ["agent"]),
+        .executable(name: "agent-init", targets: ["agent-init"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,6 +39,13 @@ let package = Package(
         .systemLibrary(name: "CXML2", providers: [.apt(["libxml2-dev"])]),
         .target(name: "CLazyLibs", cSettings: [.unsafeFlags(libxml2Include)], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CAgentSandbox"),
+        // The container's init, found beside the agent's binary: static and without any libc
+        // (raw system calls; agent-init/start.c is its runtime), a few dozen KiB in all.
+        .executableTarget(
+            name: "agent-init",
+            cSettings: [.define("SB_NOLIBC"), .unsafeFlags(["-ffreestanding", "-fno-stack-protector", "-fno-pie"])],
+            linkerSettings: [.unsafeFlags(["-static-executable", "-Xclang-linker", "-nostdlib"])]
+        ),
         // renameat2 and prctl wrappers for the agent process itself (not the child).
         .target(name: "CAgentSys"),
         // Text, path and thread helpers every module shares (FoundationEssentials lacks them).

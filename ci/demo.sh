@@ -25,12 +25,13 @@ if [ "$(id -u)" = 0 ]; then
   demo=/tmp/agent-demo
   rm -rf "$demo"; mkdir -p "$demo"
   install -m 0755 "$bin" "$demo/agent"
+  install -m 0755 "$bin-init" "$demo/agent-init"
   cp -r "$repo/ci/examples" "$demo/examples"
   chown -R agentdemo: "$demo"
   run() { setpriv --reuid=agentdemo --regid=agentdemo --clear-groups env HOME=/home/agentdemo "$@"; }
 else
   demo=$(mktemp -d)
-  cp "$bin" "$demo/agent"; cp -r "$repo/ci/examples" "$demo/examples"
+  cp "$bin" "$demo/agent"; cp "$bin-init" "$demo/agent-init"; cp -r "$repo/ci/examples" "$demo/examples"
   run() { "$@"; }
 fi
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"). On a fresh Debian 12 machine, as root:
 # installs what the build and the tests need, builds, creates an unprivileged user,
-# gives it a world-readable copy of the binary and fixtures, and runs `swift test`.
+# gives it a world-readable copy of the binaries (agent, agent-init) and fixtures, and runs `swift test`.
 # The integration tests run the agent as that user (never as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,8 @@ fi
 TEST_ROOT=${AGENT_TEST_ROOT:-/opt/agent-test}
 rm -rf "$TEST_ROOT"
 mkdir -p "$TEST_ROOT/bin" "$TEST_ROOT/fixtures"
-install -m 0755 "$(swift build --show-bin-path)/agent" "$TEST_ROOT/bin/agent"
+# agent-init (the container's PID 1) must sit beside the agent.
+for b in agent agent-init; do install -m 0755 "$(swift build --show-bin-path)/$b" "$TEST_ROOT/bin/$b"; done
 # The shared fixtures are required: a missing folder stops the run here, by name.
 if [ ! -d "$repo/../shared/fixtures" ]; then
   echo "ci/test.sh: $repo/../shared/fixtures is missing (the tests need its fixtures)" >&2

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "include/agent_sandbox.h"
@@ -18,4 +20,34 @@ int agent_sandbox_eventfd(void) {
 int agent_sandbox_open_path_dir(const char *path) {
     int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     return fd >= 0 ? fd : -errno;
+}
+
+int agent_sandbox_plan_memfd(const void *buf, size_t len) {
+    int fd = memfd_create("agent-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, (const char *)buf + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) { int e = w < 0 ? errno : EIO; close(fd); return -e; }
+        off += (size_t)w;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int agent_sandbox_open_init(const char *path, unsigned uid) {
+    int fd = open(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) { int e = errno; close(fd); return -e; }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IWGRP | S_IWOTH)) || (st.st_uid != 0 && st.st_uid != uid)) {
+        close(fd);
+        return -EPERM;
+    }
+    return fd;
 }

@@ -1,4 +1,10 @@
-// The parent-side spawn and the first steps of the child.
+// The parent-side spawn and the first steps of the child, up to its execveat of agent-init.
+//
+// The child shares the agent's memory (CLONE_VM | CLONE_VFORK, with its own namespaces),
+// only for microseconds: it moves its descriptors into place, raises its capabilities into
+// the ambient set (so they survive the exec while its uid is not mapped yet) and execs
+// agent-init, a small static program. No copy of the agent's address space is ever made. Everything else (waiting for the id
+// maps, the root, PID 1) happens there, in a fresh image that maps nothing of the agent.
 //
 // PR_SET_PDEATHSIG fires when the *thread* that created the child exits, not the process.
 // Swift's cooperative pool threads come and go, so the clone happens on the container's
@@ -13,6 +19,12 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#endif
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -24,22 +36,21 @@
 #define P_PIDFD 3
 #endif
 
-int sb_error_fd = -1;
+/// The child's error pipe. The child shares the agent's memory until its execveat
+/// (CLONE_VM, see sb_clone) and runs on the parent thread's TLS, whose thread is suspended
+/// meanwhile (CLONE_VFORK): thread-local, so concurrent starts never share it.
+static __thread int sb_child_error_fd = -1;
 
-void sb_fail(int stage, int op, long err) {
+__attribute__((noreturn)) static void sb_child_fail(int stage, int op, long err) {
     struct agent_sandbox_failure f = { stage, op, (int32_t)(err < 0 ? -err : err) };
-    if (sb_error_fd >= 0) SB3(SYS_write, sb_error_fd, &f, sizeof f);
+    if (sb_child_error_fd >= 0) SB3(SYS_write, sb_child_error_fd, &f, sizeof f);
     SB1(SYS_exit_group, 125);
     __builtin_unreachable();
 }
 
-// Our own copy of struct clone_args: <linux/sched.h> clashes with glibc's <sched.h>.
-struct sb_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-};
-
-/// Moves the seven descriptors the child keeps to 0..6 (stdio, error, status, release,
-/// sync) without clobbering one with another, then closes everything else.
+/// Moves the nine descriptors the child keeps to 0..8 (stdio, error, status, release, sync,
+/// plan, agent-init) without clobbering one with another, then closes everything else.
+/// All but agent-init's own (8) survive the execveat; agent-init marks 3..6 close-on-exec.
 ///
 /// This runs first thing in the child, before it waits on anything: the clone copied the
 /// agent's whole descriptor table, including the parent's end of our own sync pipe and the
@@ -48,89 +59,118 @@ struct sb_clone_args {
 /// a write end ourselves) and (b) another container's start waiting on our id mapping (its
 /// error pipe would not reach EOF). Everything the child opens later (host sources, overlay
 /// layers) it opens itself, by path, after the sync; nothing else of the parent is needed.
-static void sb_arrange_fds(const struct agent_sandbox_plan *p) {
+static void sb_arrange_fds(const struct agent_sandbox_plan *p, int plan_fd, int init_fd) {
     int want[SB_KEPT_FDS] = { p->stdio[0], p->stdio[1], p->stdio[2], p->error_fd, p->status_fd, p->release_fd,
-                              p->sync_fd };
+                              p->sync_fd, plan_fd, init_fd };
     int top = 0;
     for (int i = 0; i < SB_KEPT_FDS; i++) if (want[i] > top) top = want[i];
     // First above every wanted fd (so no dup3 below overwrites one not yet moved), then down.
     int tmp[SB_KEPT_FDS];
     for (int i = 0; i < SB_KEPT_FDS; i++) {
         long r = SB3(SYS_fcntl, want[i], F_DUPFD_CLOEXEC, top + 1);
-        if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
+        if (r < 0) sb_child_fail(AGENT_STAGE_STDIO, -1, r);
         tmp[i] = (int)r;
-        if (i == 3) sb_error_fd = tmp[i];
+        if (i == 3) sb_child_error_fd = tmp[i];
     }
     for (int i = 0; i < SB_KEPT_FDS; i++) {
-        // stdio is inherited by the command; the control pipes are close-on-exec.
-        long r = SB3(SYS_dup3, tmp[i], i, i < 3 ? 0 : O_CLOEXEC);
-        if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
-        if (i == 3) sb_error_fd = 3;
+        // Everything but agent-init's own descriptor survives the execveat into agent-init.
+        long r = SB3(SYS_dup3, tmp[i], i, i == SB_EXE_FD ? O_CLOEXEC : 0);
+        if (r < 0) sb_child_fail(AGENT_STAGE_STDIO, -1, r);
+        if (i == 3) sb_child_error_fd = 3;
     }
     // close_range (5.9) is there: the shim needs mount_setattr (5.12) anyway.
     long r = SB3(SYS_close_range, SB_KEPT_FDS, ~0U, 0);
-    if (r < 0) sb_fail(AGENT_STAGE_STDIO, -1, r);
+    if (r < 0) sb_child_fail(AGENT_STAGE_STDIO, -1, r);
 }
 
-/// The child's entry: the container's init from here on.
-__attribute__((noreturn)) static void sb_child(const struct agent_sandbox_plan *p) {
-    sb_error_fd = p->error_fd;
-    // Die with the supervisor thread (the agent); the PID namespace goes with us.
+/// Raises every capability the child holds (all of them, in its new user namespace) into
+/// its inheritable and ambient sets. The exec of agent-init happens before the parent wrote
+/// the id maps, so the child's uid is no uid of the namespace (not its root): without ambient
+/// capabilities the exec would clear them all. agent-init clears both sets again at once.
+static void sb_keep_caps_across_exec(void) {
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    long r = SB2(SYS_capget, &hdr, data);
+    if (r < 0) sb_child_fail(AGENT_STAGE_INIT_EXEC, -1, r);
+    // Inheritable may only take capabilities of the bounding set (past the last one: EINVAL).
+    uint32_t bset[2] = { 0, 0 };
+    for (long c = 0; c < 64; c++)
+        if (SB2(SYS_prctl, PR_CAPBSET_READ, c) == 1) bset[c / 32] |= 1u << (c % 32);
+    for (int k = 0; k < 2; k++) data[k].inheritable = data[k].permitted & bset[k];
+    r = SB2(SYS_capset, &hdr, data);
+    if (r < 0) sb_child_fail(AGENT_STAGE_INIT_EXEC, -1, r);
+    for (long c = 0; c < 64; c++)
+        if (data[c / 32].inheritable & (1u << (c % 32))) {
+            r = SB5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+            if (r < 0) sb_child_fail(AGENT_STAGE_INIT_EXEC, (int)c, r);
+        }
+}
+
+/// The child's entry: becomes agent-init as soon as its descriptors are in place.
+__attribute__((noreturn)) static void sb_child(const struct agent_sandbox_plan *p, int plan_fd, int init_fd) {
+    sb_child_error_fd = p->error_fd;
+    // Die with the supervisor thread (the agent); the PID namespace goes with us. The
+    // setting survives the execveat (agent-init is neither set-id nor file-capable).
     SB2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
-    // Only our own descriptors from here on (see above), before any wait.
-    sb_arrange_fds(p);
-    // "Is the parent still there?" after PR_SET_PDEATHSIG: getppid() cannot answer in a new
-    // PID namespace (the parent is outside it, so it is 0 before and after a re-parenting).
-    // The sync pipe answers instead: its only write end is now the agent's, so if the agent
-    // died before the prctl took effect, the read below sees EOF at once and we exit.
-    SB2(SYS_prctl, PR_SET_NAME, "init");
-    for (int k = 0; k < 2; k++)
-        for (volatile char *c = (volatile char *)p->scrub_start[k]; c && (uintptr_t)c < p->scrub_end[k]; c++) *c = 0;
-    // Wait until the parent has written uid_map/gid_map (EOF: it gave up or died).
-    char b = 0;
-    long r;
-    do { r = SB3(SYS_read, SB_SYNC_FD, &b, 1); } while (r == -EINTR);
-    if (r != 1) SB1(SYS_exit_group, 125);
-    SB1(SYS_close, SB_SYNC_FD);
-    sb_setup_root(p);
-    sb_run_init(p);
+    // Only our own descriptors from here on (see above).
+    sb_arrange_fds(p, plan_fd, init_fd);
+    sb_keep_caps_across_exec();
+    // "Is the parent still there?" after PR_SET_PDEATHSIG: agent-init answers it with the
+    // sync pipe, whose only write end is now the agent's (EOF: it died, agent-init exits).
+    static char *const argv[] = { "init", 0 };
+    static char *const envp[] = { 0 };
+    long r = SB5(SYS_execveat, SB_EXE_FD, "", argv, envp, AT_EMPTY_PATH);
+    sb_child_fail(AGENT_STAGE_INIT_EXEC, -1, r);
 }
 
-static long sb_clone(const struct agent_sandbox_plan *p, uint64_t flags, int *pidfd) {
-    struct sb_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = flags | CLONE_PIDFD;
-    args.pidfd = (uint64_t)(uintptr_t)pidfd;
-    args.exit_signal = SIGCHLD;
-    long r = SB2(SYS_clone3, &args, sizeof args);
-    if (r == -ENOSYS) {
-        // clone3 filtered (e.g. an outer seccomp profile): clone(2) takes the pidfd in parent_tid.
-        r = SB5(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
-    }
-    if (r == 0) sb_child(p);
-    return r;
+struct sb_child_args {
+    const struct agent_sandbox_plan *plan;
+    int plan_fd, init_fd;
+};
+
+static int sb_child_entry(void *arg) {
+    const struct sb_child_args *a = arg;
+    sb_child(a->plan, a->plan_fd, a->init_fd);
 }
 
-// The agent makes itself non-dumpable at start (Agent.swift), and a clone copies that
-// flag into the child's mm. A non-dumpable child's /proc/<pid>/{uid_map,gid_map,setgroups}
-// are owned by root, so the agent could not write its maps. The flag is therefore lifted
-// around the clone only: set 1, clone (the child starts dumpable, as it always did, until
-// sb_run_init clears it), set back. The lock keeps a concurrent spawn from restoring 0
-// between another's set and clone. A process that was dumpable to begin with is untouched.
+/// clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | flags), as posix_spawn does it: the child
+/// borrows the agent's memory (no page table of the agent is copied) on a stack of its own
+/// until its execveat of agent-init, and this thread waits until then. So when this returns
+/// the child is agent-init (or has exited, its failure on the error pipe) in a fresh mm.
+static long sb_clone(const struct agent_sandbox_plan *p, int plan_fd, int init_fd, uint64_t flags, int *pidfd) {
+    struct sb_child_args a = { p, plan_fd, init_fd };
+    // The child's frames are small (a few hundred bytes); this thread is suspended meanwhile.
+    char stack[16384] __attribute__((aligned(16)));
+    int r = clone(sb_child_entry, stack + sizeof stack, (int)(flags | CLONE_VM | CLONE_VFORK | CLONE_PIDFD) | SIGCHLD,
+                  &a, pidfd);
+    return r < 0 ? -errno : r;
+}
+
+// The agent makes itself non-dumpable at start (Agent.swift). A non-dumpable child's
+// /proc/<pid>/{uid_map,gid_map,setgroups} are owned by root, so the agent could not write
+// its maps. The exec of agent-init (a readable file, no id change) makes the child dumpable,
+// but only late in the exec: the new mm starts with the flags of the one it replaces (the
+// agent's), and CLONE_VFORK lets this thread go on as soon as the old mm is released, before
+// that. So the flag is lifted around the clone only: set 1, clone (the child is dumpable
+// from the start to its exec and after it, until sb_run_init clears it), set back. The lock
+// keeps a concurrent spawn from restoring 0 between another's set and clone. A process that
+// was dumpable to begin with is untouched.
 static pthread_mutex_t sb_dumpable_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static long sb_clone_dumpable(const struct agent_sandbox_plan *p, uint64_t flags, int *pidfd) {
+static long sb_clone_dumpable(const struct agent_sandbox_plan *p, int plan_fd, int init_fd, uint64_t flags,
+                              int *pidfd) {
     pthread_mutex_lock(&sb_dumpable_lock);
     int was = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     if (was == 0) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-    long r = sb_clone(p, flags, pidfd);
+    long r = sb_clone(p, plan_fd, init_fd, flags, pidfd);
     if (was == 0) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     pthread_mutex_unlock(&sb_dumpable_lock);
     return r;
 }
 
-int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pidfd, uint64_t *used_flags) {
-    if (plan->version != AGENT_SANDBOX_PLAN_VERSION) return -EINVAL;
+int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int plan_fd, int init_fd, int *pid, int *pidfd,
+                        uint64_t *used_flags) {
+    if (plan->version != AGENT_SANDBOX_PLAN_VERSION || plan_fd < 0 || init_fd < 0) return -EINVAL;
     // Every signal blocked across the clone, so the child starts with nothing pending from
     // a handler and the Swift runtime's signal use never lands in it (the init then sets
     // its own mask and dispositions).
@@ -139,10 +179,10 @@ int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pi
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int fd = -1;
     uint64_t flags = plan->clone_flags;
-    long r = sb_clone_dumpable(plan, flags, &fd);
+    long r = sb_clone_dumpable(plan, plan_fd, init_fd, flags, &fd);
     if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
         flags &= ~(uint64_t)CLONE_NEWCGROUP;
-        r = sb_clone_dumpable(plan, flags, &fd);
+        r = sb_clone_dumpable(plan, plan_fd, init_fd, flags, &fd);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r < 0) return (int)r;

@@ -23,19 +23,35 @@ struct Launcher {
     static let newIPC: UInt64 = 0x0800_0000, newUser: UInt64 = 0x1000_0000, newPID: UInt64 = 0x2000_0000
     static let newNet: UInt64 = 0x4000_0000
 
-    /// arg_start, arg_end, env_start, env_end of this process (fields 48-51 of /proc/self/stat).
-    static let argumentAreas: (UInt, UInt, UInt, UInt)? = {
-        // Read into a buffer and split by hand: this runs on every container start.
-        let fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        guard let stat = readUpTo(fd, limit: 4096), let paren = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let f = stat[(paren + 1)...].split(separator: UInt8(ascii: " "))
-        func number(_ i: Int) -> UInt? { UInt(String(decoding: f[i], as: UTF8.self)) }
-        guard f.count > 48, let a = number(45), let b = number(46), let c = number(47), let d = number(48),
-              a < b, c < d else { return nil }
-        return (a, b, c, d)
-    }()
+    /// agent-init: the container's set-up and PID 1, a small static program installed beside
+    /// the agent's binary (the folder of /proc/self/exe). Opened once per process and kept: the
+    /// child of every container start execs this descriptor (execveat), never a path. A failure
+    /// is not kept (a long-running `agent watch` picks up an agent-init installed later).
+    private static let initFD = Mutex<Int32>(-1)
+
+    static func initBinary() throws(SandboxError) -> Int32 {
+        try initFD.withLock { (fd: inout Int32) throws(SandboxError) -> Int32 in
+            if fd < 0 { fd = try openInit().get() }
+            return fd
+        }
+    }
+
+    private static func openInit() -> Result<Int32, SandboxError> {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, Int(PATH_MAX))
+        guard n > 0 else { return .failure(SandboxError(stage: "agent-init", errno: errno, detail: "(/proc/self/exe)")) }
+        let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let dir = exe.lastIndex(of: "/").map { String(exe[..<$0]) } ?? "."
+        let path = (dir.isEmpty ? "" : dir) + "/agent-init"
+        let fd = agent_sandbox_open_init(path, getuid())
+        guard fd >= 0 else {
+            let why = fd == -EPERM
+                ? "(\(path) must be a regular file owned by root or the agent's user, not writable by group or others)"
+                : "(\(path): the agent needs its agent-init beside it)"
+            return .failure(SandboxError(stage: "agent-init", errno: -fd, detail: why))
+        }
+        return .success(fd)
+    }
 
     private static func pipePair() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
@@ -90,6 +106,7 @@ struct Launcher {
                 stdio[1] = o.write; stdio[2] = e.write
             }
 
+            let initFD = try Self.initBinary()
             let arena = PlanArena()
             arena.setOps(plan.ops)
             arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
@@ -118,16 +135,14 @@ struct Launcher {
             let nested = ids.nestedMaps
             arena.plan.nested_uid_map = UnsafePointer(arena.string(nested.uid))
             arena.plan.nested_gid_map = UnsafePointer(arena.string(nested.gid))
-            if let r = Self.argumentAreas {
-                arena.plan.scrub_start = (r.0, r.2)
-                arena.plan.scrub_end = (r.1, r.3)
-            }
+            let planFD = try arena.sealedMemfd(); toClose += [planFD]
+            var header = arena.plan
 
             let started = ContinuousClock.now
             var pid: Int32 = 0, pidfd: Int32 = -1, used: UInt64 = 0
-            let planPtr = arena.planPointer()
-            let rc = agent_sandbox_spawn(planPtr, &pid, &pidfd, &used)
+            let rc = agent_sandbox_spawn(&header, planFD, initFD, &pid, &pidfd, &used)
             closeAll(childEnds); childEnds = []
+            close(planFD); toClose.removeAll { $0 == planFD }
             guard rc == 0 else {
                 var detail: String? = nil
                 if rc == -EPERM || rc == -ENOSPC || rc == -EINVAL {
@@ -141,6 +156,15 @@ struct Launcher {
                 var st: Int32 = 0
                 _ = agent_sandbox_pidfd_reap(pidfd, &st)
                 close(pidfd)
+            }
+            // The spawn returns once the child has exec'd agent-init or exited: a failure before
+            // the exec (descriptors, capabilities, the exec itself) is already on the error pipe.
+            var early = agent_sandbox_failure()
+            var ready = pollfd(fd: errp.read, events: Int16(POLLIN), revents: 0)
+            if poll(&ready, 1, 0) > 0,
+               read(errp.read, &early, MemoryLayout<agent_sandbox_failure>.size) == MemoryLayout<agent_sandbox_failure>.size {
+                abandon()
+                throw ShimFailure.error(stage: early.stage, op: early.op, errno: early.err, ops: plan.ops, configuration: c)
             }
             if let hook = Self.beforeSyncHooks.withLock({ $0.isEmpty ? nil : $0[c.hostname] }) { hook(pid) }
             do {
@@ -168,7 +192,6 @@ struct Launcher {
                 abandon()
                 throw ShimFailure.error(stage: record.stage, op: record.op, errno: record.err, ops: plan.ops, configuration: c)
             }
-            withExtendedLifetime(arena) {}
             cont.resume(returning: RunningContainer(core: core))
             core.supervise(stdoutFD: outRead, stderrFD: errRead, statusFD: status.read)
         } catch {

@@ -56,6 +56,8 @@ enum ShimFailure {
         case AGENT_STAGE_DUMPABLE.rawValue: return SandboxError(stage: "prctl dumpable", errno: err)
         case AGENT_STAGE_NESTED_USERNS.rawValue: return SandboxError(stage: "nested user namespace", errno: err)
         case AGENT_STAGE_NESTED_MAPS.rawValue: return SandboxError(stage: "nested uid_map/gid_map", errno: err)
+        case AGENT_STAGE_INIT_EXEC.rawValue: return SandboxError(stage: "agent-init", errno: err, detail: "(exec)")
+        case AGENT_STAGE_INIT_PLAN.rawValue: return SandboxError(stage: "agent-init", errno: err, detail: "(plan)")
         default: return SandboxError(stage: "stage \(stage)", errno: err)
         }
     }

@@ -26,6 +26,7 @@ if [ "$(id -u)" = 0 ]; then
   id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
   run_as=(setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --clear-groups --)
   install -m 0755 "$AGENT" "$WORK/agent"
+  install -m 0755 "$AGENT-init" "$WORK/agent-init"  # the container's PID 1, beside the agent
   AGENT="$WORK/agent"
 fi
 

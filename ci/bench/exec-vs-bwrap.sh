@@ -3,6 +3,9 @@
 # installed) on one busybox rootfs, as a non-root user, runs interleaved in one loop so
 # both see the same machine load. Prints medians and the agent/bwrap ratio.
 #   ci/bench/exec-vs-bwrap.sh            (N=200 runs each; N=50 ci/bench/... for fewer)
+#   AGENT_BIN_DIR=/path/to/bin ...      times that folder's agent + agent-init instead of building
+#   AGENT_BASELINE=/path/to/old/bin ...  also times that folder's agent (and its agent-init, if
+#                                        any) in the same loop: "baseline" vs "agent", before/after
 # As root it creates/reuses the user `agentci` and runs everything through setpriv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,10 +14,19 @@ N=${N:-200}
 # The release build links the Swift runtime statically (Package.swift), which halves the
 # agent's process start-up; the plain release build (what ci/demo.sh makes) is the one measured.
 build=(swift build -c release)
-"${build[@]}" 2>&1 | tail -n 1
+if [ -z "${AGENT_BIN_DIR:-}" ]; then
+  "${build[@]}" 2>&1 | tail -n 1
+  AGENT_BIN_DIR=$("${build[@]}" --show-bin-path)
+fi
 work=$(mktemp -d /tmp/agent-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-install -m 0755 "$("${build[@]}" --show-bin-path)/agent" "$work/agent"
+for b in agent agent-init; do install -m 0755 "$AGENT_BIN_DIR/$b" "$work/$b"; done
+if [ -n "${AGENT_BASELINE:-}" ]; then
+  mkdir -p "$work/baseline"
+  for b in agent agent-init; do
+    [ -e "$AGENT_BASELINE/$b" ] && install -m 0755 "$AGENT_BASELINE/$b" "$work/baseline/$b"
+  done
+fi
 ci/make-busybox-rootfs.sh "$work/rootfs" >/dev/null
 chmod 755 "$work"
 
@@ -48,6 +60,10 @@ single=("${agent[@]:0:2}" --id-map single "${agent[@]:2}")
 # every other line pays too; the net ratio subtracts it.
 cmds=("agent|${agent[*]}" "bwrap|${bwrap[*]}" "agent-single|${single[*]}" "agent-noop|$work/agent --version"
       "floor|/bin/true")
+if [ -n "${AGENT_BASELINE:-}" ]; then
+  baseline=("$work/baseline/agent" "${agent[@]:1}")
+  cmds+=("baseline|${baseline[*]}")
+fi
 for c in "${cmds[@]}"; do
   "${as_user[@]}" ${c#*|} || { echo "failed: ${c#*|}" >&2; exit 1; }
 done
@@ -88,7 +104,9 @@ base = statistics.median(times["bwrap"])
 print(f"agent/bwrap ratio: {statistics.median(times['agent']) / base:.2f}x (id-map auto)")
 print(f"agent-single/bwrap ratio: {statistics.median(times['agent-single']) / base:.2f}x (id-map single)")
 floor = statistics.median(times["floor"])
-for name in ("agent", "agent-single", "agent-noop"):
+if "baseline" in times:
+    print(f"agent/baseline ratio: {statistics.median(times['agent']) / statistics.median(times['baseline']):.2f}x (after/before)")
+for name in [n for n in ("agent", "agent-single", "agent-noop", "baseline") if n in times]:
     net = (statistics.median(times[name]) - floor) / (base - floor)
     print(f"{name}/bwrap net of the {floor:.2f} ms floor: {net:.2f}x")
 PY

@@ -25,6 +25,7 @@ fi
 work=$(mktemp -d /tmp/agent-bench-queue.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 install -m 0755 "$AGENT_BIN" "$work/agent"
+install -m 0755 "$AGENT_BIN-init" "$work/agent-init"  # the container's PID 1, beside the agent
 chmod 0755 "$work"
 RUN_AS=()
 if [ "$(id -u)" = 0 ]; then

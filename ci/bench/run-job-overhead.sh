@@ -12,11 +12,12 @@ build=(swift build -c release)
 "${build[@]}" 2>&1 | tail -n 1
 work=$(mktemp -d /tmp/agent-bench-runjob.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-install -m 0755 "$("${build[@]}" --show-bin-path)/agent" "$work/agent"
+for b in agent agent-init; do install -m 0755 "$("${build[@]}" --show-bin-path)/$b" "$work/$b"; done
 cat > "$work/true.json" <<'JSON'
 {"version": 1, "id": "bench-true", "steps": [{"name": "true", "run": ["/bin/true"]}]}
 JSON
 chmod -R a+rwX "$work"
+chmod 0755 "$work/agent" "$work/agent-init"  # agent-init must not be writable by group or others
 
 as_user=()
 if [ "$(id -u)" = 0 ]; then

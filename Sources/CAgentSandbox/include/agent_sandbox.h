@@ -1,10 +1,14 @@
-// CAgentSandbox: the only code that runs in the child between clone and exec.
+// CAgentSandbox: the agent's side of a container start (spawn.c, parent.c), and the plan
+// layout it shares with agent-init (Sources/agent-init), the small static program that sets
+// up the container and runs as its PID 1.
 //
 // Swift (the `Sandbox` module) prepares a flat plan in the parent: every string, array
-// and buffer the child needs is allocated before the clone. The child then makes raw
-// system calls only (no malloc, stdio, locks, libseccomp or libcap), because after a
-// fork-like clone of a multi-threaded process any lock may be held by a thread that no
-// longer exists in the child.
+// and buffer the init needs, in ONE buffer, every pointer stored as an offset from the
+// buffer's start (0 = NULL; the plan itself is at offset 0). The parent hands the buffer
+// over as a sealed memfd; the clone'd child only arranges its descriptors and execs
+// agent-init (no copy of the agent's address space outlives that), which maps the memfd
+// MAP_PRIVATE and turns every offset into a pointer in one pass (agent-init/main.c,
+// sb_plan_relocate). agent-init then makes raw system calls only.
 #ifndef AGENT_SANDBOX_H
 #define AGENT_SANDBOX_H
 
@@ -12,7 +16,7 @@
 #include <stdint.h>
 
 /// Version of the plan layout, so Swift and C can never silently disagree.
-#define AGENT_SANDBOX_PLAN_VERSION 3
+#define AGENT_SANDBOX_PLAN_VERSION 4
 
 /// Kinds of set-up operations, applied in order inside the new root.
 enum agent_sandbox_op_kind {
@@ -99,7 +103,8 @@ struct agent_sandbox_rlimit {
     uint64_t hard;
 };
 
-/// Everything the child needs, prepared by the parent.
+/// Everything the init needs, prepared by the parent. In the memfd every pointer (here and
+/// in what it points to) is an offset into the buffer; agent-init relocates them all.
 struct agent_sandbox_plan {
     int32_t version;
     uint64_t clone_flags;      /* CLONE_NEW* flags */
@@ -149,10 +154,8 @@ struct agent_sandbox_plan {
        ("0 0 65537\n"), i.e. every id the container's own map has. */
     const char *nested_uid_map;
     const char *nested_gid_map;
-    /* The agent's argv and environment strings ([start, end) from /proc/self/stat): the
-       init zeroes its copy-on-write copy so /proc/1/cmdline shows nothing of the agent. */
-    uintptr_t scrub_start[2];
-    uintptr_t scrub_end[2];
+    /* Bytes of the whole buffer (the memfd's size), checked by agent-init. */
+    uint64_t plan_size;
 };
 
 /// A failure record the child writes to the error pipe.
@@ -194,15 +197,21 @@ enum agent_sandbox_stage {
     AGENT_STAGE_DUMPABLE,
     AGENT_STAGE_NESTED_USERNS,
     AGENT_STAGE_NESTED_MAPS,
+    AGENT_STAGE_INIT_EXEC,     /* the child's execveat of agent-init */
+    AGENT_STAGE_INIT_PLAN,     /* agent-init: mapping or checking the plan */
 };
 
 /// Clones the container's init from the calling thread, with every signal blocked across
-/// the clone. PR_SET_PDEATHSIG ties the init to the calling thread, so call it from a thread
+/// the clone. `plan` is the header of the flat plan (only its descriptors and flags are read
+/// here); `plan_fd` is the sealed memfd holding the whole buffer (agent_sandbox_plan_memfd)
+/// and `init_fd` agent-init, opened by the parent (agent_sandbox_open_init): the child moves
+/// its descriptors into place and execs agent-init at once. PR_SET_PDEATHSIG ties the init to the calling thread, so call it from a thread
 /// that outlives the init (the container's supervisor thread, which reaps it).
 /// On success returns 0 and sets `*pid` and `*pidfd`; else returns -errno.
 /// `*used_flags` receives the clone flags that worked (CLONE_NEWCGROUP is dropped
 /// where the kernel refuses it).
-int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int *pid, int *pidfd, uint64_t *used_flags);
+int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int plan_fd, int init_fd, int *pid, int *pidfd,
+                        uint64_t *used_flags);
 
 /// pidfd_send_signal, which glibc 2.36 does not wrap.
 int agent_sandbox_pidfd_signal(int pidfd, int sig);
@@ -219,6 +228,15 @@ int agent_sandbox_pipe(int fds[2]);
 
 /// eventfd(0, EFD_CLOEXEC), to wake a supervisor thread's poll.
 int agent_sandbox_eventfd(void);
+
+/// A sealed memfd (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL, close-on-exec)
+/// holding `len` bytes of `buf`: the flat plan for agent-init. Returns the fd or -errno.
+int agent_sandbox_plan_memfd(const void *buf, size_t len);
+
+/// Opens agent-init at `path` (O_PATH | O_CLOEXEC, no symlink followed) and checks it: a
+/// regular file, not writable by group or others, owned by root or by `uid`. Returns the fd,
+/// or -errno (-EPERM: the checks failed).
+int agent_sandbox_open_init(const char *path, unsigned uid);
 
 /// open(path, O_PATH | O_DIRECTORY | O_CLOEXEC) or -errno.
 int agent_sandbox_open_path_dir(const char *path);

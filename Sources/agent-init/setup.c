@@ -5,7 +5,7 @@
 // host's /tmp under a private staging tmpfs, build the new root there, apply the operations
 // with every target resolved *inside* the new root (openat2 + RESOLVE_IN_ROOT), bring up
 // loopback, pivot_root and detach the old root.
-#include "sys.h"
+#include "../CAgentSandbox/sys.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -23,6 +23,11 @@
 #define ROOT_WORK "/tmp/root-work"
 /// More layers than any image has (Docker's limit is 127); bounds the child's stack array.
 #define MAX_LAYERS 128
+
+/// st_dev from a major and minor number, as glibc's makedev (which agent-init cannot link).
+static inline uint64_t sb_makedev(uint64_t major, uint64_t minor) {
+    return ((major & 0xfffULL) << 8) | ((major & ~0xfffULL) << 32) | (minor & 0xffULL) | ((minor & ~0xffULL) << 12);
+}
 
 static int sb_openat2(int dirfd, const char *path, uint64_t resolve) {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC, .mode = 0, .resolve = resolve };
@@ -90,7 +95,7 @@ static long sb_open_host(const char *path, const struct agent_sandbox_identity *
     if (fd < 0) return fd;
     struct statx st;
     long r = SB5(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_INO, &st);
-    if (r >= 0 && (makedev(st.stx_dev_major, st.stx_dev_minor) != id->dev || st.stx_ino != id->ino)) r = -ESTALE;
+    if (r >= 0 && (sb_makedev(st.stx_dev_major, st.stx_dev_minor) != id->dev || st.stx_ino != id->ino)) r = -ESTALE;
     if (r < 0) { SB1(SYS_close, fd); return r; }
     return fd;
 }

@@ -5,7 +5,7 @@
 // forwarded to the command. When the command exits, init kills what is left in the
 // PID namespace, reports the raw wait status on the status pipe and exits (or, with
 // keep-alive, first waits for EOF on the release pipe so the parent can read the root).
-#include "sys.h"
+#include "../CAgentSandbox/sys.h"
 
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -67,8 +67,7 @@ static long sb_exec(const struct agent_sandbox_plan *p) {
 }
 
 /// The command: runs in a CLONE_VM child of init in a nested user namespace (see
-/// sb_run_init), so no copy of init's memory (the agent's) is made only to be thrown away by
-/// the execve. The child runs on its own stack, writes nothing of init's but that stack (and
+/// sb_run_init), so no copy of init's memory is made only to be thrown away by the execve. The child runs on its own stack, writes nothing of init's but that stack (and
 /// the shared errno slot), and makes raw system calls only.
 /// The two pipes between init and the command child while they share memory (see sb_run_init).
 static int sb_ready_fds[2] = { -1, -1 };  /* init -> command: the nested maps are written */
@@ -138,8 +137,8 @@ __attribute__((noreturn)) static void sb_command(const struct agent_sandbox_plan
     sb_fail(AGENT_STAGE_EXEC, -1, r);
 }
 
-/// The command child's stack until its execve. Untouched in the agent (bss); each init has
-/// its own copy-on-write copy, and only one command child ever runs on it.
+/// The command child's stack until its execve (bss of agent-init: only the pages it touches
+/// are ever backed), and only one command child ever runs on it.
 static char sb_command_stack[64 * 1024] __attribute__((aligned(64)));
 
 static int sb_command_entry(void *arg) { sb_command((const struct agent_sandbox_plan *)arg); }
@@ -209,7 +208,7 @@ void sb_run_init(const struct agent_sandbox_plan *p) {
     // them ("0 0 N": the same ids 1:1) while the command waits on the ready pipe.
     //
     // That rules out CLONE_VFORK (the init would be suspended until the exec), so the child
-    // shares our memory (CLONE_VM, as before: no copy of the agent's memory is made) and runs
+    // shares our memory (CLONE_VM, as before: no copy of the init's memory is made) and runs
     // concurrently with us until its execve. Meanwhile the init only writes the maps and then
     // blocks in read(2) on the exec pipe: it touches no memory the child uses (the child has
     // its own stack; errno is shared, which is why the init reads it only for calls that fail
@@ -221,16 +220,17 @@ void sb_run_init(const struct agent_sandbox_plan *p) {
     r2 = SB2(SYS_pipe2, sb_ready_fds, O_CLOEXEC);
     if (r2 >= 0) r2 = SB2(SYS_pipe2, sb_exec_fds, O_CLOEXEC);
     if (r2 < 0) sb_fail(AGENT_STAGE_FORK, -1, r2);
-    // glibc's clone() starts the child on the given stack and only makes the system call
-    // (no lock, no malloc).
-    long cmd = clone(sb_command_entry, sb_command_stack + sizeof sb_command_stack,
-                     CLONE_VM | CLONE_NEWUSER | SIGCHLD, (void *)p);
-    if (cmd < 0) sb_fail(AGENT_STAGE_NESTED_USERNS, -1, errno);
+    // sb_clone_fn (start.c) starts the child on the given stack: the system call alone.
+    long cmd = sb_clone_fn(sb_command_entry, sb_command_stack + sizeof sb_command_stack,
+                           CLONE_VM | CLONE_NEWUSER | SIGCHLD, (void *)p);
+    if (cmd < 0) sb_fail(AGENT_STAGE_NESTED_USERNS, -1, cmd);
     SB1(SYS_close, sb_ready_fds[0]);
     SB1(SYS_close, sb_exec_fds[1]);
     sb_write_nested_maps(cmd, p);
-    // Non-dumpable: /proc/1/{exe,fd,mem,environ} of this copy of the agent are out of reach
-    // for the container (its mm belongs to the host user namespace). Not before the maps are
+    // Non-dumpable: /proc/1/{exe,fd,mem,environ} of the init (which holds the plan, secrets
+    // included, until the command has exec'd) are out of reach for the container: the command
+    // and everything it starts live in the nested user namespace, without any capability in
+    // the container's, which owns this mm. Not before the maps are
     // written: the command child shares this mm, and a non-dumpable process's
     // /proc/<pid>/uid_map belongs to host root, which the init may not open. Nothing of the
     // container runs yet but the init and that child (blocked on the ready pipe).
@@ -243,6 +243,10 @@ void sb_run_init(const struct agent_sandbox_plan *p) {
     char b0;
     do { r = SB3(SYS_read, sb_exec_fds[0], &b0, 1); } while (r == -EINTR || r > 0);
     SB1(SYS_close, sb_exec_fds[0]);
+    // Nothing of the plan is needed any more (the command has its own image): it goes.
+    int keep_alive = p->keep_alive;
+    SB2(SYS_munmap, p, p->plan_size);
+    p = 0;
     // The command has exec'd (or failed and reported it): our copies of the error pipe
     // and stdio go, so the parent sees EOF once the container's processes are done.
     SB1(SYS_close, 3);
@@ -269,11 +273,11 @@ void sb_run_init(const struct agent_sandbox_plan *p) {
     SB2(SYS_kill, -1, SIGKILL);
     while (SB4(SYS_wait4, -1, 0, 0, 0) > 0) {}
     // Everyone else is gone: let the parent reach /proc/1/root (keep-alive readers).
-    if (p->keep_alive) SB5(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0);
+    if (keep_alive) SB5(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0);
     int32_t raw = status;
     sb_write_all(4, &raw, sizeof raw);
     SB1(SYS_close, 4);
-    if (p->keep_alive) {
+    if (keep_alive) {
         char b;
         do { r = SB3(SYS_read, 5, &b, 1); } while (r == -EINTR || r > 0);
     }
