@@ -53,6 +53,11 @@ import Testing
         let imports = try await side.value
         // A last agent, left alone, finishes the queue (recovery requeues what the kills left).
         let last = try q.startAgent("final", ["--concurrency", "2"])
+        // Its signal handler is in place once it says it is watching (the kills may already
+        // have finished every job, and a SIGTERM before that would just end the process).
+        try await QueueIT.waitUntil("the last agent watches") {
+            ((try? String(contentsOfFile: q.scratch + "/agent-final.log", encoding: .utf8)) ?? "").contains("watching")
+        }
         try await QueueIT.waitUntil("the queue is empty", timeout: .seconds(300)) {
             q.entries("incoming").isEmpty && q.entries("running").isEmpty
                 && q.entries("done").count + q.entries("failed").count >= Self.jobs

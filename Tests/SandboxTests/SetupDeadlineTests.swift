@@ -11,8 +11,12 @@ import Testing
         let dir = NSTemporaryDirectory() + "sandbox-hang-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/hang"
-        try "#!/bin/sh\nsleep \(marker)\necho never\n".write(toFile: path, atomically: false, encoding: .utf8)
-        chmod(path, 0o755)
+        // Written through a close-on-exec descriptor: a process another test forks meanwhile
+        // must not inherit it open for writing, or exec'ing the script fails with ETXTBSY.
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        let text = Array("#!/bin/sh\nsleep \(marker)\necho never\n".utf8)
+        #expect(fd >= 0 && write(fd, text, text.count) == text.count)
+        close(fd)
         return path
     }
 
