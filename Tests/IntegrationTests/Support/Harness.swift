@@ -73,7 +73,14 @@ enum Harness {
     static func write(_ contents: String, to path: String, mode: mode_t = 0o644) throws {
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try contents.write(to: url, atomically: false, encoding: .utf8)
+        // Close-on-exec: a process another test forks meanwhile must not inherit the file
+        // open for writing (exec'ing a script written here would fail with ETXTBSY).
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        let bytes = Array(contents.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
         chmod(path, mode)
         let u = user
         chown(path, u.uid, u.gid)
