@@ -43,8 +43,10 @@ import Testing
         }
 
         var rng = SystemRandomNumberGenerator()
+        // Eight kills may catch one job eight times: --max-attempts 10, so none is filed as
+        // "agent lost" (which is what a job killed more often than that rightly becomes).
         for round in 0..<8 {
-            let agent = try q.startAgent("k\(round)", ["--concurrency", "2"])
+            let agent = try q.startAgent("k\(round)", ["--concurrency", "2", "--max-attempts", "10"])
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...1200, using: &rng)))
             kill(agent.processIdentifier, SIGKILL)
             await Harness.waitForExit(agent)
@@ -52,7 +54,7 @@ import Testing
         stop.set()
         let imports = try await side.value
         // A last agent, left alone, finishes the queue (recovery requeues what the kills left).
-        let last = try q.startAgent("final", ["--concurrency", "2"])
+        let last = try q.startAgent("final", ["--concurrency", "2", "--max-attempts", "10"])
         // Its signal handler is in place once it says it is watching (the kills may already
         // have finished every job, and a SIGTERM before that would just end the process).
         try await QueueIT.waitUntil("the last agent watches") {
