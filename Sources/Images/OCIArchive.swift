@@ -22,7 +22,7 @@ extension ImageStore {
         return try importLayout(path: stage, tag: tag, as: reference)
     }
 
-    private func removeStage(_ stage: String) {
+    func removeStage(_ stage: String) {
         let blobs = stage + "/blobs/sha256"
         if let names = try? FileManager.default.contentsOfDirectory(atPath: blobs) {
             for n in names { unlink(blobs + "/" + n) }

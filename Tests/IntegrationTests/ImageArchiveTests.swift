@@ -35,6 +35,41 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/images/tmp").isEmpty)
     }
 
+    @Test func anImportedDockerArchiveRunsAJob() async throws {
+        let dir = try Harness.scratch("docker-archive")
+        let tar = dir + "/layered.tar"
+        try shell("skopeo copy -q oci:\(ImageTests.layouts)/layered:1 docker-archive:\(tar):localhost/layered:1 && chmod 644 \(tar)")
+        let f = try JobFixture("""
+        {"version": 1, "id": "docker-archived", "image": "localhost/saved:1", "pull": "never", "steps": [
+          {"name": "look", "run": "cat /etc/added; test ! -e /etc/lower-file && echo lower-gone; echo $IMAGE_VAR"}
+        ]}
+        """)
+        let imp = try await Harness.run(["image", "import", "--state-dir", f.state, "docker-archive:" + tar, "--tag", "localhost/saved:1"])
+        #expect(imp.status == 0, "\(imp.stderr)")
+        let r = try await f.run(["--policy", ImageTests.policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = try f.read("logs/01-look.log")
+        #expect(log.contains(" out from the upper layer") && log.contains(" out lower-gone") && log.contains(" out from-image"), "\(log)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.state + "/images/tmp").isEmpty)
+        // A layer the config does not describe (one flipped byte) fails its diff_id check.
+        let bad = dir + "/bad.tar"
+        try shell("""
+        python3 - '\(tar)' '\(bad)' <<'PY'
+        import io, json, sys, tarfile
+        src = tarfile.open(sys.argv[1]); m = json.load(src.extractfile("manifest.json"))
+        with tarfile.open(sys.argv[2], "w") as t:
+            for i in src.getmembers():
+                if not i.isfile(): continue
+                data = src.extractfile(i).read()
+                if i.name == m[0]["Layers"][-1]: data = data[:-1] + bytes([data[-1] ^ 1])
+                t.addfile(i, io.BytesIO(data))
+        PY
+        chmod 644 '\(bad)'
+        """)
+        let refused = try await Harness.run(["image", "import", "--state-dir", dir + "/state2", "docker-archive:" + bad, "--tag", "localhost/bad:1"])
+        #expect(refused.status == 3 && refused.stderr.contains("diff_id"), "\(refused.status) \(refused.stderr)")
+    }
+
     @Test func anArchiveEntryOutsideTheLayoutIsNeverWrittenAndALinkedIndexIsNotFollowed() async throws {
         let dir = try Harness.scratch("oci-archive-hostile")
         let tar = dir + "/hostile.tar"
