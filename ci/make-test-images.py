@@ -80,6 +80,17 @@ image("layered", [base, tar_bytes(lower), tar_bytes(upper)], config={
     "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "IMAGE_VAR=from-image"], "WorkingDir": "/opt",
     "Cmd": ["/bin/sh", "-c", "echo image-cmd in $(pwd) $IMAGE_VAR"]})
 
+# Images whose config has a User (steps and `agent exec --image` without a user run as
+# it): numeric, names from the image's own /etc/passwd and /etc/group, and a name nobody has.
+def accounts(t):
+    add(t, "etc", "dir")
+    add_file(t, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nbuilder:x:1500:1600:b:/home/builder:/bin/sh\n")
+    add_file(t, "etc/group", b"root:x:0:\nbuilders:x:1600:\nstaff:x:1700:builder\n")
+accounts_layer = tar_bytes(accounts)
+for name, user in [("user-numeric", "1234:2345"), ("user-name", "builder"), ("user-name-group", "builder:staff"),
+                   ("user-missing", "nobody-here")]:
+    image(name, [base, accounts_layer], config={"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "User": user})
+
 # Hostile layers: each must fail the pull naming the image, the layer digest and the entry.
 image("hostile-dotdot", [tar_bytes(lambda t: add_file(t, "../../../tmp/agent-escape", b"x"))])
 image("hostile-symlink", [tar_bytes(lambda t: (add(t, "evil", "symlink", "/"), add_file(t, "evil/tmp/agent-escape", b"x")))])

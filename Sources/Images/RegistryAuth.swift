@@ -11,6 +11,7 @@ public struct RegistryCredentials: Sendable, Equatable {
     public struct Login: Sendable, Equatable {
         public var user: String
         public var password: String
+        public init(user: String, password: String) { self.user = user; self.password = password }
     }
 
     public init(auths: [String: Login] = [:]) { self.auths = auths }
@@ -18,16 +19,7 @@ public struct RegistryCredentials: Sendable, Equatable {
     /// Reads the operator's file; a missing one means no credentials, a malformed one
     /// is an error naming it.
     public static func load(environment: [String: String]) throws(ImageError) -> RegistryCredentials {
-        let path: String
-        var explicit = false
-        if let p = environment["REGISTRY_AUTH_FILE"], !p.isEmpty {
-            path = p
-            explicit = true
-        } else if let home = environment["HOME"], !home.isEmpty {
-            path = home + "/.docker/config.json"
-        } else {
-            return RegistryCredentials()
-        }
+        guard let (path, explicit) = filePath(environment: environment) else { return RegistryCredentials() }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             // No file: no logins. The default file in a HOME that is not ours (sudo, setpriv)
@@ -38,6 +30,13 @@ public struct RegistryCredentials: Sendable, Equatable {
         defer { close(fd) }
         guard let bytes = readUpTo(fd, limit: 1 << 20) else { throw .store(path: path, operation: "read", errno: errno) }
         return try parse(bytes, file: path)
+    }
+
+    /// `$REGISTRY_AUTH_FILE`, else `$HOME/.docker/config.json` (`explicit`: the operator named it).
+    public static func filePath(environment: [String: String]) -> (path: String, explicit: Bool)? {
+        if let p = environment["REGISTRY_AUTH_FILE"], !p.isEmpty { return (p, true) }
+        if let home = environment["HOME"], !home.isEmpty { return (home + "/.docker/config.json", false) }
+        return nil
     }
 
     static func parse(_ bytes: [UInt8], file: String) throws(ImageError) -> RegistryCredentials {

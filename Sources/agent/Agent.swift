@@ -16,6 +16,8 @@ struct Agent: AsyncParsableCommand {
         subcommands: [
             ExecCommand.self,
             ImageCommand.self,
+            LoginCommand.self,
+            LogoutCommand.self,
             RunJobCommand.self,
             ValidateCommand.self,
             WatchCommand.self,

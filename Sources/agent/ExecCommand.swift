@@ -72,8 +72,8 @@ struct ExecCommand: AsyncParsableCommand {
     @Option(help: "Hostname inside the container.")
     var hostname: String = "sandbox"
 
-    @Option(help: "UID[:GID] the command runs as inside.")
-    var user: String = "0:0"
+    @Option(help: "UID[:GID] the command runs as inside (default 0:0, or the --image's User).")
+    var user: String?
 
     @Option(name: .customLong("id-map"), help: "Id mapping: auto, single or subordinate.")
     var idMap: String = "auto"
@@ -196,7 +196,8 @@ struct ExecCommand: AsyncParsableCommand {
         }
         if let image {
             guard rootfs == "host" else { throw ValidationError("--image and --rootfs cannot be combined") }
-            try ExecImage.apply(image, pull: pull, stateDir: stateDir, policy: resolved.policy, workdirGiven: workdir != "/", to: &c)
+            try ExecImage.apply(image, pull: pull, stateDir: stateDir, policy: resolved.policy, workdirGiven: workdir != "/",
+                                userGiven: user != nil, to: &c)
         }
         c.readOnlyRoot = !rwRootfs
         // Mounts apply in command-line order; fall back to binds-then-tmpfs if the raw
@@ -231,7 +232,8 @@ struct ExecCommand: AsyncParsableCommand {
         if image == nil || workdir != "/" { c.workingDirectory = workdir }
         guard !hostname.isEmpty, hostname.utf8.count <= 64 else { throw ValidationError("--hostname must be 1 to 64 bytes") }
         c.hostname = hostname
-        (c.uid, c.gid) = try ExecParsing.user(user)
+        // Without --user an image's User applies (ExecImage set it); else root.
+        if let user { (c.uid, c.gid) = try ExecParsing.user(user) } else if image == nil { (c.uid, c.gid) = (0, 0) }
         switch idMap {
         case "auto", "automatic": c.idMapping = .automatic
         case "single": c.idMapping = .single

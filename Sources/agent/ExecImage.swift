@@ -17,7 +17,7 @@ enum ExecImage {
     }
 
     static func apply(_ text: String, pull: String, stateDir: String?, policy: AgentPolicy, workdirGiven: Bool,
-                      to c: inout ContainerConfiguration) throws {
+                      userGiven: Bool, to c: inout ContainerConfiguration) throws {
         guard let pullPolicy = PullPolicy(rawValue: pull) else {
             throw ValidationError("--pull must be if-not-present, always or never, not '\(pull)'")
         }
@@ -35,6 +35,10 @@ enum ExecImage {
             guard let eq = kv.firstIndex(of: "=") else { continue }
             c.environment.removeAll { $0.hasPrefix(kv[...eq]) }
             c.environment.append(kv)
+        }
+        // The image's User unless --user: names resolved in the image's own /etc/passwd.
+        if !userGiven {
+            do { (c.uid, c.gid) = try ImageUser.resolve(image) ?? (0, 0) } catch { throw Refused(description: "--image: \(error)") }
         }
         if !workdirGiven, let w = image.config.workingDir { c.workingDirectory = w }
         if c.command.isEmpty {

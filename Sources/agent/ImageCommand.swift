@@ -77,19 +77,23 @@ struct ImagePull: AsyncParsableCommand {
 
 struct ImageImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "import", abstract: "Import an OCI image layout (oci:DIR[:TAG]) into the store under a reference.")
+        commandName: "import", abstract: "Import an OCI image layout (oci:DIR[:TAG]) or archive (oci-archive:FILE, docker-archive:FILE) into the store under a reference.")
     @OptionGroup var options: ImageStoreOptions
-    @Argument(help: "oci:DIR[:TAG]") var source: String
+    @Argument(help: "oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE (a tar, plain or gzip)") var source: String
     @Option(help: "The reference jobs name it by, e.g. localhost/tool:1 (with \"pull\": \"never\").") var tag: String
 
     func run() async throws {
         try imageCommand {
-            guard case .ociLayout(let dir, let t) = try ImageSource.parse(source) else {
-                throw ImageError.unsupported(reference: source, problem: "only oci:DIR[:TAG] can be imported yet")
-            }
             let key = try registryReference(tag).description
-            let abs = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
-            let image = try options.store().importLayout(path: abs, tag: t, as: key)
+            func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p }
+            let image: PreparedImage
+            switch try ImageSource.parse(source) {
+            case .ociLayout(let dir, let t): image = try options.store().importLayout(path: absolute(dir), tag: t, as: key)
+            case .ociArchive(let file): image = try options.store().importOCIArchive(file: absolute(file), tag: nil, as: key)
+            case .dockerArchive(let file): image = try options.store().importDockerArchive(file: absolute(file), as: key)
+            case .registry:
+                throw ImageError.unsupported(reference: source, problem: "import takes oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE (pull a registry's image)")
+            }
             for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
             print("\(image.reference) \(image.digest)")
             return 0

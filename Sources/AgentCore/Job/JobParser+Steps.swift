@@ -49,7 +49,7 @@ extension JobDocumentParser {
         step.type = kind
         if let v = obj["env"] { step.env = try env(v) }
         if let v = obj["workdir"] { step.workdir = try containerPath(v, try v.nonEmptyString("an absolute path")) }
-        if let v = obj["user"] { (step.uid, step.gid) = try user(v) }
+        if let v = obj["user"] { (step.uid, step.gid) = try user(v); step.userGiven = true }
         if let v = obj["timeout"] { step.timeout = try duration(v) }
         if let v = obj["when"] { step.when = StepSpec.When(rawValue: try enumValue(v, StepSpec.When.allCases.map(\.rawValue)))! }
         if let v = obj["allow_failure"] { step.allowFailure = try v.bool() }

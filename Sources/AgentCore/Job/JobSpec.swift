@@ -98,6 +98,8 @@ public struct StepSpec: Sendable, Equatable {
     public var workdir: String = "/workspace"
     public var uid: UInt32 = 0
     public var gid: UInt32 = 0
+    /// The step named its `user`: an image's `User` applies only to steps that did not.
+    public var userGiven = false
     public var timeout: Duration?
     public var when: When = .onSuccess
     public var allowFailure: Bool = false

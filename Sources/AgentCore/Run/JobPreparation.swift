@@ -18,6 +18,8 @@ struct PreparedJob: Sendable {
     let startedAt: Date
     /// The job's container image, pulled and unpacked (`"image": "REF"`).
     var image: PreparedImage? = nil
+    /// The image's `User` as ids (`ImageUser`), the default of steps that name no user.
+    var imageUser: (uid: UInt32, gid: UInt32)? = nil
 
     var spec: JobSpec { admitted.spec }
     func redact(_ text: String) -> String { secrets.redact(text) }
@@ -46,13 +48,20 @@ extension JobRunner {
         }
         // Pulled before anything is written: an image that cannot be had fails the job here.
         var image: PreparedImage?
+        var imageUser: (uid: UInt32, gid: UInt32)?
         if case .image(let source) = job.image {
             do {
                 var store = try ImageStore(stateDirectory: options.stateDirectory,
                                            insecureRegistries: options.policy.images.insecureRegistries)
                 // The operator's logins ($REGISTRY_AUTH_FILE, ~/.docker/config.json of the agent's user).
                 store.credentials = try RegistryCredentials.load(environment: options.environment)
-                image = try store.prepare(source, pull: job.pull)
+                let prepared = try store.prepare(source, pull: job.pull)
+                image = prepared
+                // Resolved once per job, and only if a step relies on it: an image whose
+                // User names nobody in its /etc/passwd fails the job before anything runs.
+                if job.steps.contains(where: { !$0.userGiven }) { imageUser = try ImageUser.resolve(prepared) }
+            } catch let e as ImageUser.Failure {
+                return fail(3, "\(e)")
             } catch {
                 return fail(3, "image \(source): \(error)")
             }
@@ -91,6 +100,7 @@ extension JobRunner {
         for dir in stale { jobLog.note("removed \(dir): the workspace layer of an agent that is gone") }
         for w in image?.warnings ?? [] { progress.warning(w) }
         return .success(PreparedJob(admitted: admitted, secrets: secrets, seccomp: seccomp, results: results,
-                                    workspace: workspace, progress: progress, jobLog: jobLog, startedAt: startedAt, image: image))
+                                    workspace: workspace, progress: progress, jobLog: jobLog, startedAt: startedAt, image: image,
+                                    imageUser: imageUser))
     }
 }

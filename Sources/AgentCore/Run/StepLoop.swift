@@ -75,7 +75,9 @@ extension JobRunner {
     private func runStep(_ i: Int, of job: PreparedJob, deadline: ContinuousClock.Instant, clock: ContinuousClock,
                          into out: inout StepsOutcome) async -> StepRun {
         let spec = job.spec
-        let step = spec.steps[i]
+        var step = spec.steps[i]
+        // The image's User is the default user of a step that names none.
+        if !step.userGiven, let u = job.imageUser { (step.uid, step.gid) = u }
         let stepStart = Date()
         out.status.steps[i].startedAt = LogTimestamp.format(stepStart)
         out.status.steps[i].state = .running
