@@ -77,8 +77,8 @@ import Testing
         #expect(try String(contentsOfFile: dir + "/file", encoding: .utf8) == "original")
     }
 
-    @Test func hostBindsAreNosuidAndNodev() async throws {
-        guard Harness.isRoot else { return }  // mknod and a root-owned setuid file need root
+    @Test(.enabled(if: Harness.isRoot, "mknod and a root-owned setuid file need root"))
+    func hostBindsAreNosuidAndNodev() async throws {
         let dir = try Harness.scratch("nodev")
         try SandboxFixture.run("/usr/bin/mknod", ["-m", "666", dir + "/null", "c", "1", "3"])
         try SandboxFixture.run("/usr/bin/install", ["-m", "4755", "-o", "root", "/usr/bin/id", dir + "/suid-id"])
