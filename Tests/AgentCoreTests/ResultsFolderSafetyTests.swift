@@ -18,6 +18,23 @@ import Glibc
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
     }
 
+    @Test func workingFoldersOfAKilledRunAreSweptWhenStale() throws {
+        let base = try tempDir()
+        // What a run-job killed with SIGKILL leaves beside its results folder.
+        for name in [".out.tmp-old", ".out.tmp-fresh", ".other.tmp-old"] {
+            try FileManager.default.createDirectory(atPath: base + "/" + name + "/logs", withIntermediateDirectories: true)
+        }
+        let dayAgo = timespec(tv_sec: time(nil) - 2 * 24 * 3600, tv_nsec: 0)
+        for name in [".out.tmp-old", ".other.tmp-old"] {
+            var times = [dayAgo, dayAgo]
+            #expect(utimensat(AT_FDCWD, base + "/" + name, &times, 0) == 0)
+        }
+        let folder = try ResultsFolder.create(at: base + "/out", force: false)
+        folder.discard()
+        // Only the stale working folder of this very results folder goes.
+        #expect(entries(base) == [".other.tmp-old", ".out.tmp-fresh"])
+    }
+
     @Test func symlinkAtTargetIsRefused() throws {
         let base = try tempDir()
         try FileManager.default.createDirectory(atPath: base + "/elsewhere", withIntermediateDirectories: true)

@@ -93,10 +93,40 @@ public final class ResultsFolder: Sendable {
         return try make(parent: parent, name: name, finalPath: final, force: force)
     }
 
+    /// How old a working folder of the same results folder must be before it counts as the
+    /// leftover of a killed `run-job`.
+    static let staleWorkingFolderAge: Int = 24 * 3600
+
+    /// Removes `.<name>.tmp-*` folders beside the target that belong to this user and were
+    /// last changed more than `staleWorkingFolderAge` ago: what a `run-job` killed with
+    /// SIGKILL left (the queue sweeps its own work folders). A live job's folder is younger
+    /// unless the job runs for over a day, and a second run for the same results folder
+    /// would then fail at its final rename anyway.
+    static func sweepStaleWorkingFolders(_ parent: Int32, _ name: String) {
+        let dup = fcntl(parent, F_DUPFD_CLOEXEC, 0)
+        guard dup >= 0, let d = fdopendir(dup) else { if dup >= 0 { close(dup) }; return }
+        defer { closedir(d) }
+        let prefix = ".\(name).tmp-"
+        var stale: [String] = []
+        let now = time(nil)
+        while let entry = readdir(d) {
+            let entryName = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            guard entryName.hasPrefix(prefix) else { continue }
+            var st = stat()
+            guard fstatat(parent, entryName, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFDIR,
+                  st.st_uid == getuid(), Int(now - st.st_mtim.tv_sec) > staleWorkingFolderAge else { continue }
+            stale.append(entryName)
+        }
+        for entryName in stale { ResultsFS.removeTree(parent, entryName) }
+    }
+
     /// Checks the target under `parent` (which it takes ownership of) and makes the working folder.
     private static func make(parent: Int32, name: String, finalPath: String, force: Bool) throws -> ResultsFolder {
         do {
             try checkTarget(parent, name, finalPath: finalPath, force: force)
+            sweepStaleWorkingFolders(parent, name)
             // mkdtemp has no *at form: pick random names until one is new.
             var working = ""
             for _ in 0..<100 {
