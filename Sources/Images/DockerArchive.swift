@@ -119,7 +119,7 @@ struct ArchiveEntries {
         return (d, size)
     }
 
-    private func copy(_ a: OpaquePointer, path: String, _ sink: (ArraySlice<UInt8>) throws(ImageError) -> Void) throws(ImageError) {
+    func copy(_ a: OpaquePointer, path: String, _ sink: (ArraySlice<UInt8>) throws(ImageError) -> Void) throws(ImageError) {
         var buf = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buf.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress, $0.count) }

@@ -46,27 +46,12 @@ struct OCIArchiveReader {
         return "blobs/sha256/" + parts[2]
     }
 
+    /// Takes the layout's files out of the tar (plain or gzip; the walk is `ArchiveEntries`,
+    /// shared with `docker-archive:`), each under the name `destination` builds.
     func extract(into stage: String) throws(ImageError) {
-        guard let a = archive_read_new() else { throw .store(path: file, operation: "archive_read_new", errno: ENOMEM) }
-        defer { archive_read_free(a) }
-        // tar only, plain or gzip: no other filter runs on an operator-given file.
-        archive_read_support_filter_gzip(a)
-        archive_read_support_format_tar(a)
-        guard archive_read_open_filename(a, file, 1 << 16) == ARCHIVE_OK else {
-            throw .unsupported(reference: name, problem: "cannot be read: " + LayerUnpacker.errorString(a))
-        }
-        while true {
-            var entry: OpaquePointer?
-            let r = archive_read_next_header(a, &entry)
-            if r == ARCHIVE_EOF { break }
-            guard r == ARCHIVE_OK || r == ARCHIVE_WARN, let e = entry else {
-                throw .unsupported(reference: name, problem: "is not a readable tar: " + LayerUnpacker.errorString(a))
-            }
-            let path = archive_entry_pathname(e).map { String(cString: $0) } ?? ""
-            guard UInt32(archive_entry_filetype(e)) == UInt32(Glibc.S_IFREG), let dest = Self.destination(path) else {
-                archive_read_data_skip(a)
-                continue
-            }
+        let entries = ArchiveEntries(file: file, name: name)
+        try entries.each { (path: String, a: OpaquePointer) throws(ImageError) -> Bool in
+            guard let dest = Self.destination(path) else { return false }
             let target = stage + "/" + dest
             // O_EXCL: an entry written twice is refused rather than silently replaced.
             let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -75,13 +60,10 @@ struct OCIArchiveReader {
                 throw .store(path: target, operation: "create", errno: errno)
             }
             defer { close(fd) }
-            var buf = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = buf.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress, $0.count) }
-                if n == 0 { break }
-                guard n > 0 else { throw .unsupported(reference: name, problem: "entry \"\(path)\" cannot be read: " + LayerUnpacker.errorString(a)) }
-                guard writeAll(fd, buf[..<n]) else { throw .store(path: target, operation: "write", errno: errno) }
+            try entries.copy(a, path: path) { (chunk: ArraySlice<UInt8>) throws(ImageError) in
+                guard writeAll(fd, chunk) else { throw .store(path: target, operation: "write", errno: errno) }
             }
+            return true
         }
     }
 }
