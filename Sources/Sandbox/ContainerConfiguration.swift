@@ -19,6 +19,11 @@ public struct ContainerConfiguration: Sendable, Equatable {
         /// An image: its unpacked layers (the agent's own snapshots), top first, as the
         /// read-only lower layers of that same overlay.
         case layers([HostPath])
+        /// An image build's RUN: `lower` snapshots (top first) under a writable `upper` and
+        /// its `work` folder on the host (one filesystem, `work` empty), so what the command
+        /// changed stays in `upper` after the container is gone (`agent build` reads its
+        /// new layer from there). Mount points the root lacks are made in `upper` too.
+        case layersWithUpper(lower: [HostPath], upper: HostPath, work: HostPath)
 
         /// True for roots that come from a folder tree (not the host's binds).
         public var isTree: Bool {

@@ -124,6 +124,8 @@ struct Launcher {
                 arena.plan.rootfs_id = PlanArena.identity(dir.identity)
             } else if case .layers(let layers) = c.rootfs {
                 arena.setRootfsLayers(layers)
+            } else if case .layersWithUpper(let lower, let upper, let work) = c.rootfs {
+                arena.setRootfsLayers(lower, upper: upper, work: work)
             }
             arena.plan.readonly_root = c.readOnlyRoot ? 1 : 0
             arena.plan.hostname = UnsafePointer(arena.string(c.hostname))

@@ -130,6 +130,17 @@ final class PlanArena {
         plan.n_rootfs_layers = paths.count
     }
 
+    /// A build's root: the lower layers (top first), then its host upper and work folders,
+    /// which agent-init uses instead of the ones on its staging tmpfs.
+    func setRootfsLayers(_ lower: [HostPath], upper: HostPath, work: HostPath) {
+        let l = Int32(AGENT_SANDBOX_LAYER_LOWER.rawValue)
+        let items = lower.map { (l, $0.path, $0.identity) }
+            + [(Int32(AGENT_SANDBOX_LAYER_UPPER.rawValue), upper.path, upper.identity),
+               (Int32(AGENT_SANDBOX_LAYER_WORK.rawValue), work.path, work.identity)]
+        plan.rootfs_layers = UnsafePointer(layers(items))
+        plan.n_rootfs_layers = items.count
+    }
+
     /// An array of overlay layers (an op's; the plan's rootfs layers use it too).
     func layers(_ items: [(role: Int32, path: String, identity: FileIdentity?)]) -> UnsafeMutablePointer<agent_sandbox_layer> {
         let built = items.map { agent_sandbox_layer(role: $0.role, path: UnsafePointer(string($0.path)), id: Self.identity($0.identity)) }

@@ -29,6 +29,10 @@ enum ShimFailure {
             if case .layers(let layers) = c.rootfs {
                 return SandboxError(stage: "rootfs", errno: err, detail: "(image layers \(layers.map(\.path).joined(separator: ", ")))")
             }
+            if case .layersWithUpper(let lower, let upper, _) = c.rootfs {
+                return SandboxError(stage: "rootfs", errno: err,
+                                    detail: "(image layers \(lower.map(\.path).joined(separator: ", ")) under upper \(upper.path))")
+            }
             return SandboxError(stage: "rootfs", errno: err)
         case AGENT_STAGE_OP.rawValue:
             let why = err == ELOOP ? "(the target path contains a symlink)" : nil

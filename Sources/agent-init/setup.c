@@ -325,6 +325,34 @@ static void sb_loopback(void) {
     SB1(SYS_close, s);
 }
 
+/// The root overlay over the opened rootfs descriptors (top lower first). Layers the
+/// plan marks upper and work (an image build's RUN, whose changes must outlive the
+/// container) are used as such; otherwise the upper and work live on the staging tmpfs, so
+/// the mount points the root lacks (dev, proc, workspace, ...) and any write go there and
+/// nothing is ever written into the folder or the snapshots themselves.
+static long sb_root_overlay(const struct agent_sandbox_plan *p, const int *rootsrc, size_t n_root) {
+    static const char *const flag_keys[] = { "userxattr" };
+    static const char *const flag_values[] = { 0 };
+    struct agent_sandbox_layer layers[MAX_LAYERS];
+    char fd_paths[MAX_LAYERS][32];
+    int host_upper = 0;
+    for (size_t k = 0; k < n_root; k++) {
+        int32_t role = p->rootfs_dir ? AGENT_SANDBOX_LAYER_LOWER : p->rootfs_layers[k].role;
+        if (role == AGENT_SANDBOX_LAYER_UPPER) host_upper = 1;
+        layers[k] = (struct agent_sandbox_layer){ .role = role };
+        layers[k].path = sb_fd_path(fd_paths[k], rootsrc[k]);
+    }
+    size_t n = n_root;
+    if (!host_upper) {
+        long r = SB3(SYS_mkdirat, AT_FDCWD, ROOT_UPPER, 0755);
+        if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, ROOT_WORK, 0700);
+        if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
+        layers[n++] = (struct agent_sandbox_layer){ .role = AGENT_SANDBOX_LAYER_UPPER, .path = ROOT_UPPER };
+        layers[n++] = (struct agent_sandbox_layer){ .role = AGENT_SANDBOX_LAYER_WORK, .path = ROOT_WORK };
+    }
+    return sb_make_overlay(p, layers, n, flag_keys, flag_values, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+}
+
 void sb_setup_root(const struct agent_sandbox_plan *p) {
     long r = SB3(SYS_setresgid, p->init_gid, p->init_gid, p->init_gid);
     if (r >= 0) r = SB3(SYS_setresuid, p->init_uid, p->init_uid, p->init_uid);
@@ -361,24 +389,7 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
     if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, FILES, 0700);
     if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
     if (n_root > 0) {
-        // The folder is the read-only lower layer; the upper lives on the staging tmpfs, so
-        // the mount points it lacks (dev, proc, workspace, ...) and any write go there and
-        // nothing is ever written into the folder itself.
-        r = SB3(SYS_mkdirat, AT_FDCWD, ROOT_UPPER, 0755);
-        if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, ROOT_WORK, 0700);
-        if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
-        static const char *const flag_keys[] = { "userxattr" };
-        static const char *const flag_values[] = { 0 };
-        // The lower layers are the descriptors opened above (top first): their fd paths.
-        struct agent_sandbox_layer layers[MAX_LAYERS];
-        char lower_paths[MAX_LAYERS][32];
-        for (size_t k = 0; k < n_root; k++) {
-            layers[k] = (struct agent_sandbox_layer){ .role = AGENT_SANDBOX_LAYER_LOWER };
-            layers[k].path = sb_fd_path(lower_paths[k], rootsrc[k]);
-        }
-        layers[n_root] = (struct agent_sandbox_layer){ .role = AGENT_SANDBOX_LAYER_UPPER, .path = ROOT_UPPER };
-        layers[n_root + 1] = (struct agent_sandbox_layer){ .role = AGENT_SANDBOX_LAYER_WORK, .path = ROOT_WORK };
-        long ovl = sb_make_overlay(p, layers, n_root + 2, flag_keys, flag_values, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        long ovl = sb_root_overlay(p, rootsrc, n_root);
         for (size_t k = 0; k < n_root; k++) SB1(SYS_close, rootsrc[k]);
         if (ovl < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, ovl);
         r = SB5(SYS_move_mount, ovl, "", AT_FDCWD, NEWROOT, MOVE_MOUNT_F_EMPTY_PATH);
