@@ -116,6 +116,11 @@ public struct WrittenLayer: Sendable, Equatable {
     /// Nothing changed: no entry at all. The executor marks its history `empty_layer`
     /// and adds no layer (the blob, an empty tar, is still stored).
     public var isEmpty: Bool { entries == 0 }
+
+    public init(descriptor: Descriptor, diffID: Digest, uncompressedSize: Int64, entries: Int) {
+        self.descriptor = descriptor; self.diffID = diffID
+        self.uncompressedSize = uncompressedSize; self.entries = entries
+    }
 }
 
 /// Writes deterministic layer tars into the content store: entries sorted by path

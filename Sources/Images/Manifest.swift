@@ -32,6 +32,11 @@ public struct Descriptor: Sendable, Equatable {
     public var os: String?
     public var architecture: String?
     public var variant: String?
+
+    public init(mediaType: String, digest: Digest, size: Int64, os: String? = nil, architecture: String? = nil, variant: String? = nil) {
+        self.mediaType = mediaType; self.digest = digest; self.size = size
+        self.os = os; self.architecture = architecture; self.variant = variant
+    }
 }
 
 /// A parsed manifest or index.

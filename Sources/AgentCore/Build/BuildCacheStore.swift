@@ -11,6 +11,8 @@ struct BuildCacheEntry: Codable, Sendable, Equatable {
     var layerMediaType: String?
     var diffID: String?
     var createdBy: String
+    var uncompressedSize: Int64?
+    var entries: Int?
 }
 
 /// The build cache, BuildKit's model: `key -> entry`, where the key chains the parent's key

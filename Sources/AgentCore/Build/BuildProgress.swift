@@ -1,0 +1,122 @@
+import AgentSupport
+import FoundationEssentials
+import Glibc
+import Synchronization
+
+/// Progress of a build in BuildKit's formats. `plain` (and `tty`, which prints the same
+/// lines: a build's parallel stages interleave, and numbered lines stay readable):
+///
+///     #5 [builder 2/4] RUN make
+///     #5 0.123 cc -c main.c
+///     #5 DONE 1.2s
+///     #6 [builder 3/4] COPY . /src
+///     #6 CACHED
+///
+/// `json`: one object per line (`{"vertex":5,"name":"[builder 2/4] RUN make","event":"start"}`,
+/// `"log"` with `"line"` and `"elapsed"`, `"cached"`, `"done"` with `"seconds"`, `"error"`).
+/// Every text passes the redactor first, before it is escaped or encoded.
+public final class BuildProgress: Sendable {
+    public enum Format: String, Sendable { case plain, tty, json }
+
+    let format: Format
+    let output: any ProgressOutput
+    let redact: @Sendable (String) -> String
+    private let counter = Mutex(0)
+
+    public init(format: Format, output: any ProgressOutput, redact: @escaping @Sendable (String) -> String) {
+        self.format = format
+        self.output = output
+        self.redact = redact
+    }
+
+    /// One step of the build (a vertex, as BuildKit calls it).
+    public struct Vertex: Sendable {
+        let number: Int
+        let started: ContinuousClock.Instant
+        let name: String
+    }
+
+    public func start(_ name: String) -> Vertex {
+        let n = counter.withLock { c -> Int in c += 1; return c }
+        let v = Vertex(number: n, started: .now, name: redact(name))
+        emit(v, event: "start", text: "#\(n) \(v.name)")
+        return v
+    }
+
+    public func log(_ v: Vertex, _ line: String) {
+        let t = seconds(ContinuousClock.now - v.started)
+        let text = redact(line)
+        emit(v, event: "log", text: "#\(v.number) \(fixed(t, 3)) \(text)", extra: ["line": text, "elapsed": fixed(t, 3)])
+    }
+
+    public func cached(_ v: Vertex) {
+        emit(v, event: "cached", text: "#\(v.number) CACHED")
+    }
+
+    public func done(_ v: Vertex) {
+        let t = seconds(ContinuousClock.now - v.started)
+        emit(v, event: "done", text: "#\(v.number) DONE \(fixed(t, 1))s", extra: ["seconds": fixed(t, 3)])
+    }
+
+    public func failed(_ v: Vertex, _ message: String) {
+        let text = redact(message)
+        emit(v, event: "error", text: "#\(v.number) ERROR: \(text)", extra: ["message": text])
+    }
+
+    /// A line outside any vertex (warnings, the final summary).
+    public func note(_ text: String) {
+        let t = redact(text)
+        if format == .json {
+            output.write("{\"event\":\"note\",\"message\":\(jsonString(t))}\n")
+        } else {
+            output.write(t + "\n")
+        }
+    }
+
+    private func emit(_ v: Vertex, event: String, text: String, extra: [String: String] = [:]) {
+        if format == .json {
+            var s = "{\"vertex\":\(v.number),\"name\":\(jsonString(v.name)),\"event\":\"\(event)\""
+            for k in extra.keys.sorted() {
+                let value = extra[k]!
+                s += ",\"\(k)\":" + (k == "seconds" || k == "elapsed" ? value : jsonString(value))
+            }
+            output.write(s + "}\n")
+        } else {
+            output.write(text + "\n")
+        }
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        let c = d.components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+
+    private func fixed(_ v: Double, _ places: Int) -> String {
+        var p = 1.0
+        for _ in 0..<places { p *= 10 }
+        let n = Int64((v * p).rounded())
+        let whole = n / Int64(p), frac = String(n % Int64(p))
+        return "\(whole)." + String(repeating: "0", count: places - frac.count) + frac
+    }
+
+    private func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let h = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
