@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "AgentCore",
             dependencies: [
-                "AgentSupport", "Sandbox", "SandboxPolicy", "Images", "CArchive", "CXML2", "CLazyLibs", "CAgentSandbox", "CAgentSys",
+                "AgentSupport", "Sandbox", "SandboxPolicy", "Images", "Dockerfile", "CArchive", "CXML2", "CLazyLibs", "CAgentSandbox", "CAgentSys",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -10,14 +10,14 @@ struct BuildCacheKey {
     private var hasher = SHA256()
 
     /// A key starting from `parent` (the previous instruction's key, or the base image's).
-    init(parent: Digest?, kind: String) {
+    init(parent: Images.Digest?, kind: String) {
         add("agent-build-cache-v1")
         add(parent?.description ?? "")
         add(kind)
     }
 
     /// The key of a `FROM`: the base's resolved manifest digest (or `scratch`), platform.
-    static func base(_ manifest: String, platform: String) -> Digest {
+    static func base(_ manifest: String, platform: String) -> Images.Digest {
         var k = BuildCacheKey(parent: nil, kind: "FROM")
         k.add(manifest)
         k.add(platform)
@@ -40,8 +40,8 @@ struct BuildCacheKey {
         for v in values { add(v) }
     }
 
-    func finish() -> Digest {
-        Digest(Self.hex(hasher.finalize()))!
+    func finish() -> Images.Digest {
+        Images.Digest(Self.hex(hasher.finalize()))!
     }
 
     static func hex(_ d: SHA256.Digest) -> String {

@@ -31,6 +31,7 @@ public final class BuildExecutor: Sendable {
         self.progress = progress
         self.allowRoot = allowRoot
         matcher = request.secrets.makeMatcher()
+        ignore = BuildIgnore(contextFD: request.contextFD)
         slots = BuildSlots(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         do {
             try state.create()
@@ -101,11 +102,12 @@ public final class BuildExecutor: Sendable {
             }
         }
         let final: StageResult
+        let all = tasks
         do {
             final = try await withTaskCancellationHandler {
-                try await tasks[target]!.value
+                try await all[target]!.value
             } onCancel: {
-                tasks.values.forEach { $0.cancel() }
+                all.values.forEach { $0.cancel() }
             }
         } catch let e as BuildError {
             tasks.values.forEach { $0.cancel() }
@@ -123,6 +125,8 @@ public final class BuildExecutor: Sendable {
 
     let counters = BuildCounters()
     let leases = BuildLeases()
+    /// The context's `.dockerignore`.
+    let ignore: BuildIgnore
 
     /// The global ARGs (before the first FROM) with the build args applied, plus the
     /// predefined platform ARGs.

@@ -72,7 +72,7 @@ struct BuildLayerCapture {
         }
         guard result.status == .exited(0) else {
             throw BuildError(.agent, stage: "layer", "reading the RUN's changes failed (\(result.status)): "
-                             + String(decoding: tail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+                             + String(decoding: tail, as: UTF8.self).trimmingWhitespaceAndNewlines())
         }
         let fd = open(out + "/layer.tar", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw BuildError(.agent, stage: "layer", "cannot open the RUN's changes: \(String(cString: strerror(errno)))") }

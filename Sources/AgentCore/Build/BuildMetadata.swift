@@ -1,3 +1,4 @@
+import AgentSupport
 import Dockerfile
 import FoundationEssentials
 import Images
@@ -54,10 +55,10 @@ extension BuildExecutor {
             }
             s.config.volumes.sort()
         case .cmd(let c):
-            s.config.cmd = commandLine(c, shell: s.shell)
+            s.config.cmd = commandLine(arguments: c.arguments, prependsShell: c.prependsShell, shell: s.shell)
             canonical = s.config.cmd!
         case .entrypoint(let c):
-            s.config.entrypoint = commandLine(c, shell: s.shell)
+            s.config.entrypoint = commandLine(arguments: c.arguments, prependsShell: c.prependsShell, shell: s.shell)
             // An ENTRYPOINT resets the base image's CMD, as in Docker.
             s.config.cmd = nil
             canonical = s.config.entrypoint!
@@ -102,8 +103,8 @@ extension BuildExecutor {
     }
 
     /// CMD/ENTRYPOINT/RUN argv: exec form as is, shell form behind the stage's SHELL.
-    func commandLine(_ c: Dockerfile.CommandLine, shell: [String]) -> [String] {
-        c.prependsShell ? shell + [c.arguments.joined(separator: " ")] : c.arguments
+    func commandLine(arguments: [String], prependsShell: Bool, shell: [String]) -> [String] {
+        prependsShell ? shell + [arguments.joined(separator: " ")] : arguments
     }
 
     /// `/a/./b/../c/` -> `/a/c`.

@@ -14,7 +14,7 @@ extension BuildExecutor {
         guard c.prependsShell else { return c.arguments }
         let line = c.arguments.joined(separator: " ")
         guard !c.heredocs.isEmpty else { return shell + [line] }
-        if c.heredocs.count == 1, line.trimmingCharacters(in: .whitespaces).hasPrefix("<<"),
+        if c.heredocs.count == 1, line.trimmingWhitespace().hasPrefix("<<"),
            !line.contains(where: { $0 == "|" || $0 == ">" || $0 == ";" || $0 == "&" }),
            line.split(separator: " ").count == 1 {
             return shell + [c.heredocs[0].text]

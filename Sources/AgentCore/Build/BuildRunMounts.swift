@@ -24,7 +24,7 @@ extension BuildExecutor {
     func runMounts(_ inst: Instruction, _ r: RunCommand, state s: StageResult, file: Dockerfile,
                    stageIndex: Int, inputs: [Int: StageResult]) async throws(BuildError) -> RunMountPlan {
         var plan = RunMountPlan()
-        do {
+        do throws(BuildError) {
             for m in r.mounts {
                 guard let rawTarget = m.effectiveTarget ?? (m.kind == .secret ? nil : m.target) else {
                     if m.kind == .secret, let id = m.secretID, let name = m.env {

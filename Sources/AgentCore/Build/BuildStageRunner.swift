@@ -17,7 +17,7 @@ extension BuildExecutor {
     func buildStage(_ stage: Stage, base: String, file: Dockerfile, globals: Variables,
                     inputs: [Int: StageResult]) async throws(BuildError) -> StageResult {
         let total = stage.instructions.count + 1
-        let v = progress.start(vertexName(stage, 1, stage.from, total: total).replacingOccurrences(of: stage.from.original, with: "FROM \(base)"))
+        let v = progress.start("[\(stage.name ?? "stage-\(stage.index)") 1/\(total)] FROM \(base)")
         var s: StageResult
         if base == "scratch" {
             s = StageResult(config: ImageConfigDocument(), key: BuildCacheKey.base("scratch", platform: "linux/" + hostArchitecture))

@@ -79,7 +79,7 @@ struct TreeCopier {
             defer { close(dst) }
             var buf = [UInt8](repeating: 0, count: 1 << 16)
             while true {
-                let n = copy_file_range(src, nil, dst, nil, 1 << 30, 0)
+                let n = copyFileRangeCall?(src, nil, dst, nil, 1 << 30, 0) ?? -1
                 if n > 0 { continue }
                 if n == 0 { break }
                 // Not supported between these files: plain reads and writes.

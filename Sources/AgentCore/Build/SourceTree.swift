@@ -1,3 +1,4 @@
+import AgentSupport
 import CAgentSandbox
 import FoundationEssentials
 import Glibc
@@ -61,8 +62,9 @@ final class SourceTree {
 
     static func isOpaque(_ fd: Int32) -> Bool {
         var v = [UInt8](repeating: 0, count: 4)
+        guard let get = fgetxattrCall else { return false }
         for name in ["user.overlay.opaque", "trusted.overlay.opaque"] {
-            let n = fgetxattr(fd, name, &v, v.count)
+            let n = get(fd, name, &v, v.count)
             if n == 1 && v[0] == UInt8(ascii: "y") { return true }
         }
         return false
@@ -198,3 +200,19 @@ final class SourceTree {
         return current.map(\.path)
     }
 }
+
+private typealias FGetXattr = @convention(c) (Int32, UnsafePointer<CChar>, UnsafeMutableRawPointer?, Int) -> Int
+/// Swift's Glibc module does not export <sys/xattr.h>; the symbol is looked up once.
+nonisolated(unsafe) private let fgetxattrCall: FGetXattr? = {
+    guard let symbol = dlsym(nil, "fgetxattr") else { return nil }
+    return unsafeBitCast(symbol, to: FGetXattr.self)
+}()
+
+private typealias CopyFileRange = @convention(c) (Int32, UnsafeMutablePointer<Int64>?, Int32,
+                                                   UnsafeMutablePointer<Int64>?, Int, UInt32) -> Int
+/// `copy_file_range` is behind `_GNU_SOURCE` in glibc's headers; looked up once.
+nonisolated(unsafe) let copyFileRangeCall: (@convention(c) (Int32, UnsafeMutablePointer<Int64>?, Int32,
+                                                   UnsafeMutablePointer<Int64>?, Int, UInt32) -> Int)? = {
+    guard let symbol = dlsym(nil, "copy_file_range") else { return nil }
+    return unsafeBitCast(symbol, to: CopyFileRange.self)
+}()
