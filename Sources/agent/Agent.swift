@@ -14,6 +14,7 @@ struct Agent: AsyncParsableCommand {
         abstract: "A rootless CI build agent: runs jobs in unprivileged Linux containers.",
         version: AgentVersion.current,
         subcommands: [
+            BuildCommand.self,
             ExecCommand.self,
             ImageCommand.self,
             LoginCommand.self,

@@ -63,7 +63,13 @@ public final class BuildExecutor: Sendable {
 
     /// Runs the build. Temporary folders are removed whatever happens.
     public func run() async throws(BuildError) -> BuildResult {
-        defer { Task.detached { [work] in await RootlessRemove.remove(work) } }
+        let outcome: Result<BuildResult, BuildError>
+        do { outcome = .success(try await build()) } catch { outcome = .failure(error) }
+        await RootlessRemove.remove(work)
+        return try outcome.get()
+    }
+
+    private func build() async throws(BuildError) -> BuildResult {
         let file: Dockerfile
         do {
             file = try Dockerfile.parse(String(decoding: request.dockerfile, as: UTF8.self), file: fileName)
