@@ -1,0 +1,227 @@
+import Foundation
+import Testing
+
+/// `agent build` end to end, as the unprivileged test user, on the loopback registry
+/// ci/test.sh starts (`$AGENT_TEST_REGISTRY/busybox:1` stands in for alpine, a shell
+/// command for `apk`).
+@Suite(.serialized) struct BuildTests {
+    static let secretValue = "s3cr3t-Build-Value-7f3a9c"
+
+    /// A context folder, a state folder and a secret file of the test's own.
+    struct Fixture {
+        let dir: String
+        let context: String
+        let state: String
+        let secretFile: String
+
+        init(_ dockerfile: String, files: [String: String] = [:]) throws {
+            dir = try Harness.scratch("build")
+            context = dir + "/ctx"
+            state = dir + "/state"
+            secretFile = dir + "/mysecret.txt"
+            try Harness.write(dockerfile, to: context + "/Dockerfile")
+            for (name, text) in files { try Harness.write(text, to: context + "/" + name) }
+            try Harness.write(BuildTests.secretValue, to: secretFile)
+            try BuildTests.sh("chown -R \(Harness.user.uid):\(Harness.user.gid) \(dir)")
+        }
+
+        func build(_ extra: [String] = [], environment: [String: String] = [:]) async throws -> Harness.Result {
+            try await Harness.run(["build", "--state-dir", state, "--policy", ImageTests.policy, "--progress", "plain"]
+                                  + extra + [context], environment: environment)
+        }
+    }
+
+    static func sh(_ script: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-ec", script]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(script)")
+    }
+
+    static func output(_ script: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static var base: String { ImageTests.ref("busybox") }
+
+    /// The issue's Dockerfile: a secret mount and a cache mount on a base image.
+    static var issueDockerfile: String {
+        """
+        # syntax=docker/dockerfile:experimental
+        FROM \(base) AS builder
+        RUN --mount=type=secret,id=mysecret \\
+            --mount=type=cache,target=/tmp/cache \\
+            sh -c 'test "$(cat /run/secrets/mysecret)" = "\(secretValue)" && echo "token: $(cat /run/secrets/mysecret)" && mkdir -p /usr/local/bin && echo "#!/bin/sh" > /usr/local/bin/curl && chmod 755 /usr/local/bin/curl && n=$(cat /tmp/cache/count 2>/dev/null || echo 0) && echo $((n+1)) > /tmp/cache/count && echo "cache count $((n+1))"'
+        """
+    }
+
+    @Test func theIssueDockerfileBuildsWithSecretAndCacheMountsAndTheSecretIsNowhere() async throws {
+        let f = try Fixture(Self.issueDockerfile)
+        let oci = f.dir + "/out.tar"
+        let r = try await f.build(["--secret", "id=mysecret,src=\(f.secretFile)", "-t", "localhost/issue:1",
+                                   "--output", "type=oci,dest=\(oci)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("[builder 2/2] RUN --mount=type=secret"), "\(r.stderr)")
+        #expect(r.stderr.contains("cache count 1"), "\(r.stderr)")
+        #expect(r.stderr.contains("token: ***"), "\(r.stderr)")
+        #expect(!r.stderr.contains(Self.secretValue) && !r.stdout.contains(Self.secretValue))
+        #expect(r.stdout.hasPrefix("sha256:"))
+        // Every byte of every layer (decompressed), the config and the history: no secret.
+        let unpacked = f.dir + "/unpacked"
+        try Self.sh("mkdir -p \(unpacked) && tar -xf \(oci) -C \(unpacked) && cd \(unpacked)/blobs/sha256 && for b in *; do (gzip -dc $b 2>/dev/null || cat $b) > ../../$b.raw; done")
+        let hits = try Self.output("grep -l -a -F '\(Self.secretValue)' \(unpacked)/*.raw \(unpacked)/index.json || true")
+        #expect(hits.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "secret found in \(hits)")
+        // The layer has the RUN's file and no secret mount point.
+        let files = try Self.output("for l in \(unpacked)/*.raw; do tar -tf $l 2>/dev/null; done")
+        #expect(files.contains("usr/local/bin/curl"), "\(files)")
+        #expect(!files.contains("run/secrets/mysecret"), "\(files)")
+        // skopeo reads the OCI archive; umoci unpacks it.
+        let inspect = try Self.output("skopeo inspect oci-archive:\(oci)")
+        #expect(inspect.contains("\"Layers\""), "\(inspect)")
+        let umoci = try Self.output("cd \(f.dir) && skopeo copy -q oci-archive:\(oci) oci:layout:latest && umoci unpack --rootless --image layout:latest bundle && ls bundle/rootfs/usr/local/bin")
+        #expect(umoci.contains("curl"), "\(umoci)")
+
+        // Unchanged: nothing runs; the cache mount kept its count.
+        let again = try await f.build(["--secret", "id=mysecret,src=\(f.secretFile)", "-t", "localhost/issue:1"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("CACHED") && !again.stderr.contains("cache count"), "\(again.stderr)")
+        let noCache = try await f.build(["--secret", "id=mysecret,src=\(f.secretFile)", "--no-cache"])
+        #expect(noCache.status == 0 && noCache.stderr.contains("cache count 2"), "\(noCache.stderr)")
+        // The built image runs in a job.
+        let job = try JobFixture("""
+        {"version": 1, "id": "built", "image": "localhost/issue:1", "pull": "never", "steps": [
+          {"name": "look", "run": "test -x /usr/local/bin/curl && echo has-curl"}
+        ]}
+        """)
+        let run = try await Harness.run(["run-job", job.job, "--output", job.results, "--state-dir", f.state,
+                                         "--progress", "plain", "--policy", ImageTests.policy])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try job.read("logs/01-look.log").contains("has-curl"))
+    }
+
+    @Test func multiStageCopyFromTargetDockerignoreAndHeredocs() async throws {
+        let f = try Fixture("""
+        ARG GREETING=hello
+        FROM \(Self.base) AS builder
+        ARG GREETING
+        WORKDIR /src
+        COPY . .
+        RUN <<EOF
+        set -e
+        mkdir -p /out
+        echo "$GREETING from $(cat input.txt)" > /out/result
+        ls /src > /out/listing
+        EOF
+        FROM \(Self.base) AS unused
+        RUN echo never-runs && exit 1
+
+        FROM \(Self.base)
+        COPY --from=builder /out/ /app/
+        COPY <<EOF /app/config
+        name=demo
+        EOF
+        ENV MODE=prod
+        CMD ["cat", "/app/result"]
+        """, files: ["input.txt": "the context\n", "secret.key": "ignored\n", ".dockerignore": "*.key\n"])
+        let r = try await f.build(["-t", "localhost/multi:1", "--build-arg", "GREETING=hi"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stderr.contains("never-runs"), "\(r.stderr)")
+        let rootfs = f.dir + "/rootfs"
+        let local = try await f.build(["--build-arg", "GREETING=hi", "--output", "type=local,dest=\(rootfs)"])
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect((try? String(contentsOfFile: rootfs + "/app/result", encoding: .utf8)) == "hi from the context\n")
+        let listing = (try? String(contentsOfFile: rootfs + "/app/listing", encoding: .utf8)) ?? ""
+        #expect(listing.contains("input.txt") && !listing.contains("secret.key"), "\(listing)")
+        #expect((try? String(contentsOfFile: rootfs + "/app/config", encoding: .utf8)) == "name=demo\n")
+        // --target builds the named stage only.
+        let t = try await f.build(["--target", "builder", "-t", "localhost/multi:builder"])
+        #expect(t.status == 0 && !t.stderr.contains("COPY --from"), "\(t.stderr)")
+    }
+
+    @Test func oneChangedFileRerunsOnlyWhatDependsOnItAndSourceDateEpochIsReproducible() async throws {
+        let f = try Fixture("""
+        FROM \(Self.base)
+        RUN echo first-run > /first
+        COPY a.txt /a.txt
+        RUN echo second-run && cat /a.txt > /second
+        """, files: ["a.txt": "one\n"])
+        let env = ["SOURCE_DATE_EPOCH": "1700000000"]
+        let r1 = try await f.build([], environment: env)
+        #expect(r1.status == 0 && r1.stderr.contains("#3 0.") && r1.stderr.contains("second-run"), "\(r1.stderr)")
+        let r2 = try await f.build([], environment: env)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        #expect(!r2.stderr.contains("first-run") && !r2.stderr.contains("second-run"), "\(r2.stderr)")
+        #expect(r1.stdout == r2.stdout, "same SOURCE_DATE_EPOCH, same image digest")
+        let again = try await f.build(["--no-cache"], environment: env)
+        #expect(again.stdout == r1.stdout, "rebuilt from scratch with the same epoch: \(again.stderr)")
+        try Harness.write("two\n", to: f.context + "/a.txt")
+        let r3 = try await f.build([], environment: env)
+        #expect(r3.status == 0, "\(r3.stderr)")
+        #expect(!r3.stderr.contains("first-run") && r3.stderr.contains("second-run"), "\(r3.stderr)")
+        #expect(r3.stdout != r1.stdout)
+        // A touched file with the same contents is still a hit (mtime is not in the key).
+        try Self.sh("touch -d '2001-01-01' \(f.context)/a.txt")
+        let r4 = try await f.build([], environment: env)
+        #expect(r4.stdout == r3.stdout && !r4.stderr.contains("second-run"), "\(r4.stderr)")
+    }
+
+    @Test func aFailingRunExitsOneNamingTheLine() async throws {
+        let f = try Fixture("""
+        FROM \(Self.base)
+
+        RUN echo before
+        RUN exit 3
+        """)
+        let r = try await f.build()
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("Dockerfile:4: RUN exit 3: exit code 3"), "\(r.stderr)")
+    }
+
+    @Test(arguments: [
+        ("FROM \(BuildTests.base)\nRUNN echo", "Dockerfile:2", "RUNN"),
+        ("FROM \(BuildTests.base)\nCOPY ../outside /x", "Dockerfile:2", "leads out of the build context"),
+        ("FROM \(BuildTests.base)\nCOPY link/passwd /x", "Dockerfile:2", "leads out of the build context"),
+        ("FROM \(BuildTests.base)\nCOPY missing.txt /x", "Dockerfile:2", "missing.txt"),
+        ("FROM 10.1.2.3:5000/evil:1\nRUN true", "Dockerfile:1", "allowedRegistries"),
+        ("FROM \(BuildTests.base)\nRUN --network=default true", "Dockerfile:2", "allowHostNetwork"),
+        ("FROM \(BuildTests.base)\nRUN --mount=type=secret,id=nope,required=true true", "Dockerfile:2", "nope"),
+    ])
+    func badInputExitsTwoNamingTheLine(dockerfile: String, line: String, detail: String) async throws {
+        let f = try Fixture(dockerfile)
+        try Self.sh("ln -s /etc \(f.context)/link && chown -h \(Harness.user.uid) \(f.context)/link")
+        let r = try await f.build()
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains(line) && r.stderr.contains(detail), "\(r.stderr)")
+    }
+
+    @Test func aHostileRunCannotReachTheHost() async throws {
+        let f = try Fixture("""
+        FROM \(Self.base)
+        RUN cp /bin/busybox /suid && chmod 4755 /suid; mknod /dev-node c 1 3 2>/dev/null; ln -s /etc/shadow /shadow-link; \\
+            dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null; echo done
+        """)
+        let rootfs = f.dir + "/rootfs"
+        let r = try await f.build(["--output", "type=local,dest=\(rootfs)", "--output", "type=docker,dest=\(f.dir)/docker.tar"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // The symlink is only text; the device node is not there; nothing is setuid on the host.
+        let link = try FileManager.default.destinationOfSymbolicLink(atPath: rootfs + "/shadow-link")
+        #expect(link == "/etc/shadow")
+        #expect(!FileManager.default.fileExists(atPath: rootfs + "/dev-node"))
+        var st = stat()
+        if lstat(rootfs + "/suid", &st) == 0 { #expect(st.st_uid != 0 || st.st_mode & 0o4000 == 0) }
+        // docker load's manifest.json lists the layers in order.
+        let manifest = try Self.output("tar -xOf \(f.dir)/docker.tar manifest.json")
+        #expect(manifest.contains("\"Layers\""), "\(manifest)")
+    }
+}
