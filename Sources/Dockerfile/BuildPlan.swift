@@ -144,7 +144,9 @@ public struct BuildPlan: Sendable {
         for stage in stages {
             all.append(try BuildPlan.edges(of: stage, in: dockerfile, scope: scope, lex: lex, earlier: all))
         }
-        var needed: [Int] = []
+        // Reachable stages (a cycle among them is an error), then an order where every
+        // stage follows its dependencies, lowest index first among the ready ones.
+        var reachable: Set<Int> = []
         var state: [Int: Int] = [:]  // 1 visiting, 2 done
         func visit(_ i: Int) throws(DockerfileError) {
             if state[i] == 2 { return }
@@ -155,9 +157,16 @@ public struct BuildPlan: Sendable {
             state[i] = 1
             for d in all[i].dependencies { try visit(d) }
             state[i] = 2
-            needed.append(i)
+            reachable.insert(i)
         }
         try visit(target)
+        var needed: [Int] = []
+        var done: Set<Int> = []
+        while needed.count < reachable.count {
+            let ready = reachable.filter { !done.contains($0) && all[$0].dependencies.allSatisfy(done.contains) }.min()!
+            needed.append(ready)
+            done.insert(ready)
+        }
         self.stages = needed.map { all[$0] }
 
         // Unsupported features in the stages that run.

@@ -153,7 +153,10 @@ struct PathGlob: Sendable, Equatable {
                 toks.append(.one)
                 kind = .glob
             case "\\":
+                // moby leaves an escaped pattern an exact match of its own text (so `\*.txt`
+                // matches nothing); the escape is honoured here instead.
                 if i < s.count { toks.append(.literal(s[i])); i += 1 } else { toks.append(.literal("\\")) }
+                kind = .glob
             case "[":
                 var negated = false
                 if i < s.count, s[i] == "^" { negated = true; i += 1 }
