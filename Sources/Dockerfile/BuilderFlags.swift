@@ -66,6 +66,10 @@ enum Suggest {
     /// The candidate nearest to `word` (case-insensitive) if it is close enough to be a typo.
     static func closest(_ word: String, among candidates: [String]) -> String? {
         let w = Array(word.lowercased().unicodeScalars)
+        // A word that starts a candidate (`--plat` for `--platform`) is a typo too.
+        if w.count >= 3, let c = candidates.first(where: { $0.lowercased().hasPrefix(word.lowercased()) && $0.count > w.count }) {
+            return c
+        }
         var best: (String, Int)?
         for c in candidates {
             let d = distance(w, Array(c.lowercased().unicodeScalars))
@@ -77,18 +81,22 @@ enum Suggest {
         return best.1 <= allowed && best.1 > 0 ? best.0 : (best.1 == 0 ? best.0 : nil)
     }
 
+    /// Edit distance where swapping two neighbours is one edit (`cahce` is one from `cache`).
     static func distance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
-        var prev = Array(0...b.count)
-        var cur = [Int](repeating: 0, count: b.count + 1)
+        var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
         for i in 1...a.count {
-            cur[0] = i
             for j in 1...b.count {
-                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+                }
             }
-            swap(&prev, &cur)
         }
-        return prev[b.count]
+        return d[a.count][b.count]
     }
 }

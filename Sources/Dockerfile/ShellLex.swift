@@ -281,6 +281,8 @@ private struct LexState {
         var op = next()
         var ops = op.map { String($0) } ?? ""
         switch op {
+        case nil:
+            throw LexFailure(message: "syntax error: missing '}'")
         case "}":
             let value = lookup(name)
             if value == nil && lex.skipUnsetVariables { return "${\(name)}" }

@@ -1,4 +1,5 @@
 import AgentSupport
+import CAgentSandbox
 import CArchive
 import Crypto
 import FoundationEssentials
@@ -139,6 +140,72 @@ public struct LayerWriter: Sendable {
 
     /// Writes the layer of `source` and returns its descriptor and diff_id.
     public func write(_ source: LayerSource) throws(ImageError) -> WrittenLayer {
-        throw .unsupported(reference: "layer", problem: "LayerWriter is not implemented yet")
+        var entries: [LayerEntry]
+        var spool: LayerTarSource?
+        switch source {
+        case .directory(let fd):
+            entries = try LayerDirectorySource(root: fd, options: options).collect()
+        case .tarStream(let fd):
+            let s = try LayerTarSource(fd: fd, store: store, options: options)
+            entries = try s.collect()
+            spool = s
+        }
+        entries = LayerEntries.convertWhiteouts(entries, convert: options.convertOverlayWhiteouts)
+        guard entries.count <= options.maxEntries else {
+            throw .layer(entries.last?.name ?? "", "the layer has more than \(options.maxEntries) entries")
+        }
+        try LayerEntries.finish(&entries, epoch: options.sourceDateEpoch)
+        let out = try LayerTarOutput(store: store, compression: options.compression, level: options.compressionLevel)
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        for e in entries {
+            try out.header(e)
+            if e.hardlink == nil, e.size > 0 {
+                switch (source, e.data) {
+                case (.directory(let root), .file(let path)):
+                    try copyFile(root, path, e, out, &buf)
+                case (_, .spool(let offset)):
+                    try copySpool(spool!.spool, offset, e, out, &buf)
+                default:
+                    break
+                }
+            }
+            try out.finishEntry(e.name)
+        }
+        let r = try out.finish()
+        return WrittenLayer(descriptor: Descriptor(mediaType: options.compression.mediaType, digest: r.digest, size: r.size),
+                            diffID: r.diffID, uncompressedSize: out.tarSize, entries: entries.count)
+    }
+
+    /// Streams a staged file's content (exactly the size its entry was collected with: a
+    /// file changed since fails the layer rather than writing a tar that lies).
+    private func copyFile(_ root: Int32, _ path: [UInt8], _ e: LayerEntry, _ out: LayerTarOutput, _ buf: inout [UInt8]) throws(ImageError) {
+        let fd = cPath(path) { agent_resolve_open_in_root_nosymlinks(root, $0, O_RDONLY | O_NOFOLLOW, 0) }
+        guard fd >= 0 else { throw .layer(e.name, "cannot be opened: " + String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & Glibc.S_IFMT) == Glibc.S_IFREG, Int64(st.st_size) == e.size else {
+            throw .layer(e.name, "changed while the layer was written")
+        }
+        var left = e.size
+        while left > 0 {
+            let want = Int(min(Int64(buf.count), left))
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw .layer(e.name, "changed while the layer was written") }
+            try out.data(buf, n, entry: e.name)
+            left -= Int64(n)
+        }
+    }
+
+    private func copySpool(_ spool: Int32, _ offset: Int64, _ e: LayerEntry, _ out: LayerTarOutput, _ buf: inout [UInt8]) throws(ImageError) {
+        var done: Int64 = 0
+        while done < e.size {
+            let want = Int(min(Int64(buf.count), e.size - done))
+            let n = buf.withUnsafeMutableBytes { pread(spool, $0.baseAddress, want, off_t(offset + done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw .store(path: "layer spool", operation: "read", errno: n < 0 ? errno : EIO) }
+            try out.data(buf, n, entry: e.name)
+            done += Int64(n)
+        }
     }
 }

@@ -1,0 +1,102 @@
+import Testing
+@testable import Dockerfile
+
+func plan(_ text: String, target: String? = nil) throws -> BuildPlan {
+    try BuildPlan(try Dockerfile.parse(text), options: BuildOptions(target: target))
+}
+
+func planError(_ text: String, target: String? = nil) -> String? {
+    do {
+        _ = try plan(text, target: target)
+        return nil
+    } catch let error as DockerfileError {
+        return error.description
+    } catch {
+        return "\(error)"
+    }
+}
+
+let multiStage = """
+FROM busybox AS deps
+RUN fetch
+FROM busybox AS tools
+RUN build-tools
+FROM deps AS build
+COPY --from=tools /bin/t /bin/t
+RUN --mount=type=bind,from=deps,source=/d,target=/d make
+FROM scratch AS unused
+FROM alpine AS final
+COPY --from=build /out /app
+COPY --from=1 /bin/t /t
+COPY --from=ghcr.io/org/helper:1 /h /h
+"""
+
+@Test func onlyTheStagesTheTargetNeedsAreRunInDependencyOrder() throws {
+    let p = try plan(multiStage)
+    #expect(p.target == 4)
+    #expect(p.stages.map(\.index) == [0, 1, 2, 4])
+    #expect(p.planned(2)?.base == .stage(0))
+    #expect(p.planned(2)?.dependencies == [0, 1])
+    #expect(p.planned(4)?.dependencies == [1, 2])
+    #expect(p.planned(4)?.images == ["ghcr.io/org/helper:1"])
+    #expect(p.planned(4)?.base == .image("alpine"))
+    #expect(p.planned(3) == nil)
+}
+
+@Test func independentStagesShareAWave() throws {
+    #expect(try plan(multiStage).waves == [[0, 1], [2], [4]])
+}
+
+@Test func targetSelectsAStage() throws {
+    let p = try plan(multiStage, target: "build")
+    #expect(p.stages.map(\.index) == [0, 1, 2])
+    #expect(try plan(multiStage, target: "Unused").stages.map(\.index) == [3])
+}
+
+@Test func unknownTargetIsNamedWithASuggestion() {
+    #expect(planError(multiStage, target: "biuld") == "Dockerfile: target stage \"biuld\" could not be found (did you mean \"build\"?)")
+    #expect(planError(multiStage, target: "zzz") == "Dockerfile: target stage \"zzz\" could not be found")
+}
+
+@Test func unknownFromNameIsAnImage() throws {
+    let p = try plan("FROM scratch\nCOPY --from=nosuchstage /a /b")
+    #expect(p.stages[0].images == ["nosuchstage"])
+    #expect(p.stages[0].dependencies.isEmpty)
+}
+
+@Test func fromLaterStageNameIsAnImageButCopyFromLaterStageIsAnEdge() throws {
+    let p = try plan("FROM scratch AS a\nCOPY --from=b /x /x\nFROM busybox AS b", target: "a")
+    #expect(p.stages.map(\.index) == [1, 0])
+    #expect(p.planned(0)?.dependencies == [1])
+}
+
+@Test(arguments: [
+    ("FROM scratch AS a\nCOPY --from=a /x /y", "Dockerfile:2: circular dependency detected on stage: a"),
+    ("FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y", "Dockerfile:3: circular dependency detected on stage: b"),
+    ("FROM scratch\nCOPY --from=5 /x /y", "Dockerfile:2: invalid stage index 5 in --from (the Dockerfile has stages 0 to 0)"),
+    ("FROM scratch\nCOPY --from=0 /x /y", "Dockerfile:2: invalid stage index 0 in --from (the Dockerfile has stages 0 to 0)"),
+    ("ARG S=a\nFROM scratch AS a\nFROM scratch\nCOPY --from=$S /x /y", "Dockerfile:4: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"),
+    ("ARG IMG\nFROM $IMG", "Dockerfile:2: base name ($IMG) should not be blank"),
+    ("FROM --platform=linux/a/b/c busybox", "Dockerfile:1: failed to parse platform linux/a/b/c: \"linux/a/b/c\" is no os/arch[/variant]"),
+    ("ARG V=${X:?required}\nFROM busybox", "Dockerfile:1: failed to process \"${X:?required}\": X: required"),
+])
+func graphErrors(text: String, description: String) {
+    #expect(planError(text) == description)
+}
+
+@Test func baseStageOnbuildTriggersAddTheirEdges() throws {
+    let p = try plan("FROM busybox AS assets\nFROM busybox AS base\nONBUILD COPY --from=assets /a /a\nFROM base")
+    #expect(p.stages.map(\.index) == [0, 1, 2])
+    #expect(p.planned(2)?.dependencies == [0, 1])
+}
+
+@Test func stageBaseIsCaseInsensitive() throws {
+    let p = try plan("FROM busybox AS Base\nFROM BASE")
+    #expect(p.planned(1)?.base == .stage(0))
+    #expect(try plan("FROM SCRATCH").stages[0].base == .scratch)
+}
+
+@Test func displayNamesForProgress() throws {
+    let df = try Dockerfile.parse("FROM busybox AS builder\nRUN a\nFROM scratch\nCOPY --from=builder / /")
+    #expect(df.stages.map(\.displayName) == ["builder", "1"])
+}
