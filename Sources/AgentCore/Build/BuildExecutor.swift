@@ -31,7 +31,7 @@ public final class BuildExecutor: Sendable {
         self.progress = progress
         self.allowRoot = allowRoot
         matcher = request.secrets.makeMatcher()
-        ignore = BuildIgnore(contextFD: request.contextFD)
+        ignore = try BuildIgnore(contextFD: request.contextFD)
         slots = BuildSlots(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         do {
             try state.create()

@@ -51,7 +51,9 @@ extension BuildExecutor {
         do {
             let source = try ImageSource.parse(text)
             let image = try store.prepare(source, pull: .ifNotPresent)
-            let base = try store.baseImage(manifest: image.digest, reference: image.reference)
+            let loaded = try store.load(manifest: image.digest, reference: image.reference)
+            let base = (config: try ImageConfigDocument.parse(try store.content.read(loaded.configDigest), reference: image.reference,
+                                                               digest: loaded.configDigest), layers: loaded.layers)
             var s = StageResult(config: base.config, baseManifest: image.digest,
                                 key: BuildCacheKey.base(image.digest.description, platform: "linux/" + hostArchitecture))
             s.baseLayers = base.layers
