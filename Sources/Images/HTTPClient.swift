@@ -62,11 +62,13 @@ struct HTTPClient: Sendable {
 }
 
 /// Carries the Swift sink through libcurl's C callbacks for the length of one transfer.
-private final class SinkBox {
+final class SinkBox {
     let sink: (UnsafeRawBufferPointer) -> Bool
     var headers: [String: String] = [:]
     var status = 0
     var aborted = false
+    /// Error bodies reach the sink too (push reads the registry's error codes).
+    var keepErrorBodies = false
 
     init(sink: @escaping (UnsafeRawBufferPointer) -> Bool) { self.sink = sink }
 
@@ -86,7 +88,7 @@ private final class SinkBox {
 
     func body(_ chunk: UnsafeRawBufferPointer) -> Bool {
         // Only a 2xx body is content; error pages are ignored rather than written.
-        guard status >= 200 && status < 300 else { return true }
+        guard keepErrorBodies || (status >= 200 && status < 300) else { return true }
         if sink(chunk) { return true }
         aborted = true
         return false
