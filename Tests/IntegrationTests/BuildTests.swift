@@ -231,3 +231,53 @@ import Testing
         #expect(manifest.contains("\"Layers\""), "\(manifest)")
     }
 }
+
+/// The job step `build`: a job builds and pushes an image with its secrets and caches;
+/// another job (with an empty state folder) pulls and runs it.
+@Suite(.serialized) struct BuildStepJobTests {
+    @Test func aJobBuildsAndPushesAnImageThatAnotherJobRuns() async throws {
+        let ref = ImageTests.registry + "/built/app:\(UInt32.random(in: 0...UInt32.max))"
+        let f = try JobFixture("""
+        {"version": 1, "id": "image", "workspace": "src", "steps": [
+          {"name": "image", "build": {"context": "app", "tags": ["\(ref)"], "push": true, "secrets": ["tok"],
+                                      "args": {"WHO": "job"}}}
+        ]}
+        """, files: ["src/app/Dockerfile": """
+        FROM \(BuildTests.base)
+        ARG WHO
+        RUN --mount=type=secret,id=tok --mount=type=cache,target=/cache,id=shared-with-jobs \\
+            sh -c 'echo "token $(cat /run/secrets/tok)"; echo "built by $WHO" > /built; date > /cache/stamp'
+        CMD ["cat", "/built"]
+        """])
+        try BuildTests.sh("chown -R \(Harness.user.uid) \(f.dir)")
+        let secret = f.dir + "/tok.txt"
+        try Harness.write(BuildTests.secretValue, to: secret)
+        let r = try await f.run(["--policy", ImageTests.policy, "--secret", "id=tok,src=\(secret)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = try f.read("logs/01-image.log")
+        #expect(log.contains("token ***") && !log.contains(BuildTests.secretValue), "\(log)")
+        #expect(log.contains("pushing \(ref)"), "\(log)")
+        // The build's cache mount is the job cache store's: same scope, same id.
+        #expect(FileManager.default.fileExists(atPath: f.state + "/caches/default"), "caches")
+        let runner = try JobFixture("""
+        {"version": 1, "id": "use", "image": "\(ref)", "steps": [{"name": "look", "run": "cat /built"}]}
+        """)
+        let u = try await runner.run(["--policy", ImageTests.policy])
+        #expect(u.status == 0, "\(u.stderr)")
+        #expect(try runner.read("logs/01-look.log").contains("built by job"))
+    }
+
+    @Test func aBuildStepContextOutsideTheWorkspaceIsRefused() async throws {
+        let f = try JobFixture("""
+        {"version": 1, "id": "escape", "workspace": "src", "steps": [
+          {"name": "image", "build": {"context": "../.."}}
+        ]}
+        """, files: ["src/Dockerfile": "FROM scratch\n"])
+        let r = try await f.run(["--policy", ImageTests.policy])
+        #expect(r.status != 0)
+        #expect(try f.read("logs/01-image.log").isEmpty || true)
+        let status = try f.status()
+        let steps = status["steps"] as? [[String: Any]] ?? []
+        #expect((steps.first?["reason"] as? String ?? "").contains("leads out of the workspace"), "\(status)")
+    }
+}

@@ -29,6 +29,7 @@ extension JobDocumentParser {
 
     func step(_ n: JobJSONNode) throws -> StepSpec {
         let obj = try n.object("a step object with \"name\" and \"run\"")
+        if obj["build"] != nil { return try buildStep(obj) }
         // The type decides which keys are allowed, so read it first.
         var kind = StepSpec.Kind.build
         if let t = obj["type"] { kind = StepSpec.Kind(rawValue: try enumValue(t, StepSpec.Kind.allCases.map(\.rawValue)))! }
@@ -60,6 +61,46 @@ extension JobDocumentParser {
             step.overlayWorkspace = try enumValue(v, ["readonly", "overlay"]) == "overlay"
         }
         if let v = obj["fail_on_report_failures"] { step.failOnReportFailures = try v.bool() }
+        return step
+    }
+
+    static let buildOnlyStepKeys = ["name", "build", "timeout", "when", "allow_failure"]
+    static let buildKeys = ["context", "file", "tags", "push", "target", "args", "secrets", "no_cache"]
+
+    /// `{"name": "image", "build": {"context": ".", "file": "Dockerfile", "tags": [...], "push": true,
+    /// "target": "...", "args": {...}, "secrets": ["id"], "no_cache": false}}`.
+    func buildStep(_ obj: JobJSONObject) throws -> StepSpec {
+        try obj.checkKeys(allowed: Self.buildOnlyStepKeys, required: ["name", "build"]) { key in
+            "\(jsonQuoted(key)) is not allowed on a build step (a build step has name, build, timeout, when, allow_failure)"
+        }
+        let name = try obj["name"]!.nonEmptyString()
+        let b = try obj["build"]!.object("an object with the build's context, file, tags, ...")
+        try b.checkKeys(allowed: Self.buildKeys)
+        var spec = BuildStepSpec()
+        func relative(_ n: JobJSONNode) throws -> String {
+            let s = try n.nonEmptyString("a relative path")
+            guard !s.hasPrefix("/"), !s.utf8.contains(0) else { throw n.error("must be a path relative to the workspace") }
+            return s
+        }
+        if let v = b["context"] { spec.context = try relative(v) }
+        if let v = b["file"] { spec.file = try relative(v) }
+        if let v = b["tags"] { spec.tags = try v.array("an array of image references").map { try $0.nonEmptyString() } }
+        if let v = b["push"] { spec.push = try v.bool() }
+        if let v = b["target"] { spec.target = try v.nonEmptyString() }
+        if let v = b["args"] { spec.args = try env(v) }
+        if let v = b["no_cache"] { spec.noCache = try v.bool() }
+        if let v = b["secrets"] {
+            spec.secrets = try v.array("an array of secret ids").map { node in
+                let id = try node.nonEmptyString()
+                guard JobParser.isValidName(id) else { throw node.error("\(jsonQuoted(id)) is not a valid secret id: \(JobParser.nameRule)") }
+                return id
+            }
+        }
+        var step = StepSpec(name: name, run: .argv(["agent", "build", spec.context]))
+        step.build = spec
+        if let v = obj["timeout"] { step.timeout = try duration(v) }
+        if let v = obj["when"] { step.when = StepSpec.When(rawValue: try enumValue(v, StepSpec.When.allCases.map(\.rawValue)))! }
+        if let v = obj["allow_failure"] { step.allowFailure = try v.bool() }
         return step
     }
 

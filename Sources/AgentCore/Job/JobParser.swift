@@ -129,6 +129,8 @@ struct JobDocumentParser {
         if let n = obj["secrets"] { spec.secrets = try secrets(n) }
         if let n = obj["artifacts"] { spec.artifacts = try artifacts(n) }
         spec.steps = try steps(obj["steps"]!)
+        // A build step's secret ids are the job's too (values only from the operator).
+        for step in spec.steps { for id in step.build?.secrets ?? [] where spec.secrets[id] == nil { spec.secrets[id] = SecretSpec() } }
         if let n = obj["$schema"] { _ = try n.string() }
         return spec
     }

@@ -112,6 +112,8 @@ public struct StepSpec: Sendable, Equatable {
     /// Test steps: a throwaway writable layer over the workspace (`"workspace": "overlay"`).
     public var overlayWorkspace: Bool = false
     public var failOnReportFailures: Bool = true
+    /// A build step (`"build": {...}`): an image built from a Dockerfile instead of `run`.
+    public var build: BuildStepSpec? = nil
 
     public init(name: String, run: Run) {
         self.name = name

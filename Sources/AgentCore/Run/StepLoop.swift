@@ -89,7 +89,9 @@ extension JobRunner {
         let stepTimeout = step.timeout.map { min($0, remaining) } ?? remaining
         let boundByJob = step.timeout.map { $0 >= remaining } ?? true
         var run: StepRun
-        do {
+        if let build = step.build {
+            run = await BuildStepRunner(spec: build, step: step, index: i, job: job, options: options).run()
+        } else { do {
             let plan = try await planMounts(step: step, index: i, job: job.admitted, secrets: job.secrets, progress: job.progress)
             defer { plan.release() }
             out.status.steps[i].caches = plan.caches
@@ -101,7 +103,7 @@ extension JobRunner {
         } catch {
             let msg = job.redact("\(error)")
             run = StepRun(state: .error, duration: .zero, reason: msg, lastLines: [msg])
-        }
+        } }
         if Task.isCancelled, run.state != .succeeded { run.state = .cancelled; run.reason = "cancelled" }
         if let m = run.idMapping { out.status.idMapping = m == .subordinate ? "subordinate" : "single" }
         out.status.steps[i].state = run.state
