@@ -158,7 +158,7 @@ import Testing
     @Test func oneChangedFileRerunsOnlyWhatDependsOnItAndSourceDateEpochIsReproducible() async throws {
         let f = try Fixture("""
         FROM \(Self.base)
-        RUN echo first-run > /first
+        RUN echo first-run && echo 1 > /first
         COPY a.txt /a.txt
         RUN echo second-run && cat /a.txt > /second
         """, files: ["a.txt": "one\n"])
@@ -275,7 +275,6 @@ import Testing
         """, files: ["src/Dockerfile": "FROM scratch\n"])
         let r = try await f.run(["--policy", ImageTests.policy])
         #expect(r.status != 0)
-        #expect(try f.read("logs/01-image.log").isEmpty || true)
         let status = try f.status()
         let steps = status["steps"] as? [[String: Any]] ?? []
         #expect((steps.first?["reason"] as? String ?? "").contains("leads out of the workspace"), "\(status)")
