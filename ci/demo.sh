@@ -19,8 +19,13 @@ if [ "$(id -u)" = 0 ]; then
   fi
 fi
 
-swift build -c release 2>&1 | tail -n 1
-bin=$(swift build -c release --show-bin-path)/agent
+# AGENT_BIN_DIR=DIR uses a prebuilt agent (and its agent-init) instead of a release build.
+if [ -n "${AGENT_BIN_DIR:-}" ]; then
+  bin="$AGENT_BIN_DIR/agent"
+else
+  swift build -c release 2>&1 | tail -n 1
+  bin=$(swift build -c release --show-bin-path)/agent
+fi
 
 # The agent runs as an ordinary user. As root, use (or create) the user `agentdemo` and a
 # world-readable copy of the binary and the example.

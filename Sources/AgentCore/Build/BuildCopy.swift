@@ -54,7 +54,7 @@ extension BuildExecutor {
         let destPath = s.absolute(dest)
         let lower = try SourceTree(layers: s.snapshots)
         let destNode = s.snapshots.isEmpty ? nil : try? lower.lookup(destPath, what: what)
-        let intoDirectory = dest.hasSuffix("/") || selected.count > 1 || (destNode ?? nil)?.isDirectory == true
+        let intoDirectory = dest.hasSuffix("/") || dest == "." || dest.hasSuffix("/.") || selected.count > 1 || (destNode ?? nil)?.isDirectory == true
             || (selected.count == 1 && selected[0].node.isDirectory)
         var chown: (UInt32, UInt32)? = nil
         if let o = c.chown {
