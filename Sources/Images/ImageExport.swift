@@ -82,7 +82,9 @@ extension ImageStore {
     }
 
     func indexEntry(manifest: Digest, size: Int64, name: String?) -> JSONValue {
-        var o: [String: JSONValue] = ["mediaType": .string(MediaType.ociManifest), "digest": .string(manifest.description), "size": .unsigned(UInt64(size))]
+        let stored = (try? content.read(manifest)).flatMap { try? JSONValue.parse($0) }
+        let mediaType: String = if case .object(let m)? = stored, let t = m["mediaType"]?.string { t } else { MediaType.ociManifest }
+        var o: [String: JSONValue] = ["mediaType": .string(mediaType), "digest": .string(manifest.description), "size": .unsigned(UInt64(size))]
         if let name { o["annotations"] = .object(["org.opencontainers.image.ref.name": .string(name)]) }
         return .object(o)
     }
