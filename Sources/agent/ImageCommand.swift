@@ -130,7 +130,10 @@ struct ImageExport: AsyncParsableCommand {
             if destination.hasPrefix("oci-archive:"), case let rest = String(destination.dropFirst(12)), !rest.isEmpty {
                 let (f, t) = split(rest); dest = .ociArchive(path: absolute(f)); name = t ?? tag
             } else if destination.hasPrefix("docker-archive:"), case let rest = String(destination.dropFirst(15)), !rest.isEmpty {
-                let (f, t) = split(rest); dest = .dockerArchive(path: absolute(f)); name = t ?? ref.description
+                // As skopeo reads it: the path ends at the first ':' (the reference has its own).
+                let parts = rest.split(separator: ":", maxSplits: 1).map(String.init)
+                dest = .dockerArchive(path: absolute(parts[0]))
+                name = parts.count > 1 ? try registryReference(parts[1]).description : ref.description
             } else if case .ociLayout(let dir, let t) = try ImageSource.parse(destination) {
                 dest = .ociLayout(path: absolute(dir)); name = t ?? tag
             } else {
