@@ -38,6 +38,8 @@ extension ImageStore {
     /// temporary file beside the destination, fsynced and renamed, so the destination is
     /// either the old file (or none) or the whole new archive.
     public func export(manifest: Digest, to destination: ExportDestination, options: ExportOptions = ExportOptions()) throws(ImageError) {
+        let gate = try content.lock("pull", shared: true)
+        defer { close(gate) }
         let image = try baseImage(manifest: manifest, reference: manifest.description)
         let configDigest = try configDescriptor(manifest).digest
         let blobs = [manifest, configDigest] + image.layers.map(\.digest)
@@ -64,6 +66,8 @@ extension ImageStore {
     /// empty folder the caller opened; `type=local`). Returns unpack warnings (device
     /// nodes skipped). Files belong to the agent; owners are recorded as LayerUnpacker does.
     public func exportRootFilesystem(manifest: Digest, into directory: Int32) throws(ImageError) -> [String] {
+        let gate = try content.lock("pull", shared: true)
+        defer { close(gate) }
         let image = try baseImage(manifest: manifest, reference: manifest.description)
         var warnings: [String] = []
         for l in image.layers {
