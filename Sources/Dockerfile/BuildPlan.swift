@@ -176,6 +176,14 @@ public struct BuildPlan: Sendable {
                     throw DockerfileError(.unsupported, "RUN --mount=type=ssh is not supported: agent build forwards no SSH agent",
                                           file: file, line: inst.line, instruction: "RUN")
                 }
+                // Git sources are told apart on the words as written; an expanded word that
+                // turns into one is caught by the executor through `classifiedSources`.
+                if case .add(let c) = inst.command {
+                    for case .git(let src) in c.classifiedSources {
+                        throw DockerfileError(.unsupported, "ADD of a git repository (\(src)) is not supported: clone it in a RUN step instead",
+                                              file: file, line: inst.line, instruction: "ADD")
+                    }
+                }
             }
         }
 

@@ -199,41 +199,50 @@ struct PathGlob: Sendable, Equatable {
         }
     }
 
+    /// Runs the tokens as an NFA over the path (no recursion): state `t` waits at token
+    /// `t`; a `**/` token has a second state, "inside the folders", at `m + 1 + t`.
     static func match(_ tokens: [Token], _ s: [Unicode.Scalar]) -> Bool {
-        var failed = Set<Int>()
-        func go(_ t: Int, _ p: Int) -> Bool {
-            if t == tokens.count { return p == s.count }
-            let key = t * (s.count + 1) + p
-            if failed.contains(key) { return false }
-            var ok = false
-            switch tokens[t] {
-            case .literal(let c): ok = p < s.count && s[p] == c && go(t + 1, p + 1)
-            case .one: ok = p < s.count && s[p] != "/" && go(t + 1, p + 1)
-            case .star:
-                var q = p
-                while true {
-                    if go(t + 1, q) { ok = true; break }
-                    if q < s.count && s[q] != "/" { q += 1 } else { break }
-                }
-            case .folders:
-                if go(t + 1, p) { ok = true; break }
-                var q = p
-                while q < s.count {
-                    if s[q] == "/" && go(t + 1, q + 1) { ok = true; break }
-                    q += 1
-                }
-            case .anything:
-                ok = true
-            case .set(let ranges, let negated):
-                if p < s.count {
-                    let inSet = ranges.contains { $0.contains(s[p]) }
-                    ok = inSet != negated && go(t + 1, p + 1)
+        let m = tokens.count
+        func close(_ set: inout [Bool]) {
+            for t in 0..<m where set[t] {
+                switch tokens[t] {
+                case .star, .folders, .anything: set[t + 1] = true
+                default: break
                 }
             }
-            if !ok { failed.insert(key) }
-            return ok
         }
-        return go(0, 0)
+        var cur = [Bool](repeating: false, count: 2 * m + 2)
+        cur[0] = true
+        close(&cur)
+        for c in s {
+            var next = [Bool](repeating: false, count: 2 * m + 2)
+            var alive = false
+            for t in 0..<m {
+                if cur[t] {
+                    switch tokens[t] {
+                    case .literal(let l): if c == l { next[t + 1] = true; alive = true }
+                    case .one: if c != "/" { next[t + 1] = true; alive = true }
+                    case .star: if c != "/" { next[t] = true; alive = true }
+                    case .anything: next[t] = true; alive = true
+                    case .folders:
+                        next[m + 1 + t] = true
+                        if c == "/" { next[t + 1] = true }
+                        alive = true
+                    case .set(let ranges, let negated):
+                        if ranges.contains(where: { $0.contains(c) }) != negated { next[t + 1] = true; alive = true }
+                    }
+                }
+                if cur[m + 1 + t] {
+                    next[m + 1 + t] = true
+                    if c == "/" { next[t + 1] = true }
+                    alive = true
+                }
+            }
+            guard alive else { return false }
+            close(&next)
+            cur = next
+        }
+        return cur[m]
     }
 
     /// Whether something strictly beneath the folder `comps` could match: true when the

@@ -355,7 +355,7 @@ private struct LexState {
             let value = lookup(name)
             if lex.skipUnsetVariables && value == nil { return "${\(name)/\(pattern)/\(replacement)}" }
             let glob = try ShellPattern(pattern)
-            let out = glob.replace(in: value ?? "", with: replacement, all: all)
+            let out = try glob.replace(in: value ?? "", with: replacement, all: all)
             try LexState.checkSize(out)
             return out
         default:

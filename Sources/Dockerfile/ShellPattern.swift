@@ -1,6 +1,9 @@
 /// The shell patterns of `${VAR#pat}`, `${VAR%pat}` and `${VAR/pat/repl}`: `*` any run,
-/// `?` one character, `\*`, `\?`, `\\` literal; everything else matches itself. Matching
-/// backtracks over at most a word's length (expansions are bounded), no regex engine.
+/// `?` one character, `\*`, `\?`, `\\` literal; everything else matches itself.
+///
+/// Matching runs the pattern as a small NFA over the value (no recursion, no regex
+/// engine), so a hostile pattern on a long value costs time linear in the value for `#`
+/// and `%`; `/` and `//` try each start and are held to a step budget.
 struct ShellPattern {
     enum Token: Equatable {
         case literal(Unicode.Scalar)
@@ -9,6 +12,9 @@ struct ShellPattern {
     }
 
     let tokens: [Token]
+
+    /// The most NFA steps one `${VAR/pat/repl}` may take before it is refused.
+    static let stepBudget = 4_000_000
 
     init(_ pattern: String) throws(LexFailure) {
         var out: [Token] = []
@@ -37,67 +43,87 @@ struct ShellPattern {
         tokens = out
     }
 
-    /// Whether the whole of `text[from..<to]` matches.
-    func matches(_ text: [Unicode.Scalar], _ from: Int, _ to: Int) -> Bool {
-        var memo = Set<Int>()  // failed (token, position) pairs, packed
-        func go(_ t: Int, _ p: Int) -> Bool {
-            if t == tokens.count { return p == to }
-            let key = t * (to + 1) + p
-            if memo.contains(key) { return false }
-            let ok: Bool
-            switch tokens[t] {
-            case .literal(let c): ok = p < to && text[p] == c && go(t + 1, p + 1)
-            case .any: ok = p < to && go(t + 1, p + 1)
-            case .star: ok = go(t + 1, p) || (p < to && go(t, p + 1))
-            }
-            if !ok { memo.insert(key) }
-            return ok
+    private init(tokens: [Token]) { self.tokens = tokens }
+
+    /// The shortest or longest end `e` (from `start`) where `text[start..<e]` matches, nil
+    /// when none; stops when no state is alive. `steps` counts work for the budget.
+    func matchEnd(_ text: [Unicode.Scalar], from start: Int, longest: Bool, steps: inout Int) -> Int? {
+        let m = tokens.count
+        var cur = [Bool](repeating: false, count: m + 1)
+        var next = cur
+        func close(_ set: inout [Bool]) {
+            for t in 0..<m where set[t] && tokens[t] == .star { set[t + 1] = true }
         }
-        return go(0, from)
+        cur[0] = true
+        close(&cur)
+        var best: Int? = cur[m] ? start : nil
+        if best != nil && !longest { return best }
+        var p = start
+        while p < text.count {
+            for t in 0...m { next[t] = false }
+            var alive = false
+            let c = text[p]
+            for t in 0..<m where cur[t] {
+                steps += 1
+                switch tokens[t] {
+                case .literal(let l): if c == l { next[t + 1] = true; alive = true }
+                case .any: next[t + 1] = true; alive = true
+                case .star: next[t] = true; alive = true
+                }
+            }
+            guard alive else { break }
+            close(&next)
+            p += 1
+            if next[m] {
+                best = p
+                if !longest { return best }
+            }
+            swap(&cur, &next)
+        }
+        return best
     }
 
     /// `${VAR#pat}` (shortest) and `${VAR##pat}` (longest): removes a matching prefix.
     func trimPrefix(_ value: String, greedy: Bool) -> String {
         let s = Array(value.unicodeScalars)
-        let ends = greedy ? Array((0...s.count).reversed()) : Array(0...s.count)
-        for end in ends where matches(s, 0, end) {
-            return String(String.UnicodeScalarView(s[end...]))
-        }
-        return value
+        var steps = 0
+        guard let end = matchEnd(s, from: 0, longest: greedy, steps: &steps) else { return value }
+        return String(String.UnicodeScalarView(s[end...]))
     }
 
-    /// `${VAR%pat}` (shortest) and `${VAR%%pat}` (longest): removes a matching suffix.
+    /// `${VAR%pat}` (shortest) and `${VAR%%pat}` (longest): removes a matching suffix, by
+    /// matching the reversed pattern against the reversed value.
     func trimSuffix(_ value: String, greedy: Bool) -> String {
-        let s = Array(value.unicodeScalars)
-        let starts = greedy ? Array(0...s.count) : Array((0...s.count).reversed())
-        for start in starts where matches(s, start, s.count) {
-            return String(String.UnicodeScalarView(s[..<start]))
-        }
-        return value
+        let s = Array(value.unicodeScalars.reversed())
+        let reversed = ShellPattern(tokens: tokens.reversed())
+        var steps = 0
+        guard let end = reversed.matchEnd(s, from: 0, longest: greedy, steps: &steps) else { return value }
+        return String(String.UnicodeScalarView(s[end...].reversed()))
     }
 
     /// `${VAR/pat/repl}` (first match) and `${VAR//pat/repl}` (every match): the leftmost
     /// longest match is replaced; an empty match replaces nothing.
-    func replace(in value: String, with replacement: String, all: Bool) -> String {
+    func replace(in value: String, with replacement: String, all: Bool) throws(LexFailure) -> String {
         let s = Array(value.unicodeScalars)
         var out = String.UnicodeScalarView()
         var i = 0
         var replaced = false
-        while i <= s.count {
-            var matchEnd: Int?
-            if !(replaced && !all) {
-                for end in stride(from: s.count, through: i, by: -1) where matches(s, i, end) {
-                    matchEnd = end
-                    break
-                }
-            }
-            if let end = matchEnd, end > i {
-                out.append(contentsOf: replacement.unicodeScalars)
+        var steps = 0
+        var written = 0
+        let replacementScalars = Array(replacement.unicodeScalars)
+        while i < s.count {
+            if !(replaced && !all), let end = matchEnd(s, from: i, longest: true, steps: &steps), end > i {
+                out.append(contentsOf: replacementScalars)
+                written += replacementScalars.count
                 i = end
                 replaced = true
+                if written > DockerfileLimits.maxExpansionBytes { break }
                 continue
             }
-            if i < s.count { out.append(s[i]) }
+            if steps > ShellPattern.stepBudget {
+                throw LexFailure(message: "pattern substitution is too expensive (more than \(ShellPattern.stepBudget) steps)")
+            }
+            out.append(s[i])
             i += 1
         }
         return String(out)

@@ -38,6 +38,8 @@ extension ImageStore {
     /// temporary file beside the destination, fsynced and renamed, so the destination is
     /// either the old file (or none) or the whole new archive.
     public func export(manifest: Digest, to destination: ExportDestination, options: ExportOptions = ExportOptions()) throws(ImageError) {
+        let gate = try content.lock("pull", shared: true)
+        defer { close(gate) }
         let image = try baseImage(manifest: manifest, reference: manifest.description)
         let configDigest = try configDescriptor(manifest).digest
         let blobs = [manifest, configDigest] + image.layers.map(\.digest)
@@ -64,6 +66,8 @@ extension ImageStore {
     /// empty folder the caller opened; `type=local`). Returns unpack warnings (device
     /// nodes skipped). Files belong to the agent; owners are recorded as LayerUnpacker does.
     public func exportRootFilesystem(manifest: Digest, into directory: Int32) throws(ImageError) -> [String] {
+        let gate = try content.lock("pull", shared: true)
+        defer { close(gate) }
         let image = try baseImage(manifest: manifest, reference: manifest.description)
         var warnings: [String] = []
         for l in image.layers {
@@ -82,7 +86,9 @@ extension ImageStore {
     }
 
     func indexEntry(manifest: Digest, size: Int64, name: String?) -> JSONValue {
-        var o: [String: JSONValue] = ["mediaType": .string(MediaType.ociManifest), "digest": .string(manifest.description), "size": .unsigned(UInt64(size))]
+        let stored = (try? content.read(manifest)).flatMap { try? JSONValue.parse($0) }
+        let mediaType: String = if case .object(let m)? = stored, let t = m["mediaType"]?.string { t } else { MediaType.ociManifest }
+        var o: [String: JSONValue] = ["mediaType": .string(mediaType), "digest": .string(manifest.description), "size": .unsigned(UInt64(size))]
         if let name { o["annotations"] = .object(["org.opencontainers.image.ref.name": .string(name)]) }
         return .object(o)
     }

@@ -178,7 +178,7 @@ final class LayerTarOutput {
     func finish() throws(ImageError) -> (digest: Digest, size: Int64, diffID: Digest) {
         guard archive_write_close(tar) == ARCHIVE_OK, !failed else { throw writeError("") }
         if let c = compressor {
-            guard archive_write_finish_entry(c) == ARCHIVE_OK || true, archive_write_close(c) == ARCHIVE_OK else {
+            guard archive_write_close(c) == ARCHIVE_OK else {
                 throw .store(path: blob.tempPath, operation: "compress: " + LayerUnpacker.errorString(c), errno: blob.failure != 0 ? blob.failure : EIO)
             }
         }

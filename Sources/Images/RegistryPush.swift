@@ -37,6 +37,9 @@ extension ImageStore {
     /// (`credentials`); plain HTTP only for loopback and `insecureRegistries`. Admission of
     /// the destination registry (policy `images.allowedRegistries`) is the caller's.
     public func push(manifest: Digest, to destination: ImageReference, options: PushOptions = PushOptions()) throws(ImageError) -> PushReport {
+        // Shared like a pull: a prune cannot take the blobs while they are sent.
+        let gate = try content.lock("pull", shared: true)
+        defer { close(gate) }
         let image = try baseImage(manifest: manifest, reference: destination.description)
         let config = try configDescriptor(manifest)
         let bytes = try content.read(manifest)

@@ -130,7 +130,10 @@ struct ImageExport: AsyncParsableCommand {
             if destination.hasPrefix("oci-archive:"), case let rest = String(destination.dropFirst(12)), !rest.isEmpty {
                 let (f, t) = split(rest); dest = .ociArchive(path: absolute(f)); name = t ?? tag
             } else if destination.hasPrefix("docker-archive:"), case let rest = String(destination.dropFirst(15)), !rest.isEmpty {
-                let (f, t) = split(rest); dest = .dockerArchive(path: absolute(f)); name = t ?? ref.description
+                // As skopeo reads it: the path ends at the first ':' (the reference has its own).
+                let parts = rest.split(separator: ":", maxSplits: 1).map(String.init)
+                dest = .dockerArchive(path: absolute(parts[0]))
+                name = parts.count > 1 ? try registryReference(parts[1]).description : ref.description
             } else if case .ociLayout(let dir, let t) = try ImageSource.parse(destination) {
                 dest = .ociLayout(path: absolute(dir)); name = t ?? tag
             } else {
@@ -150,6 +153,9 @@ struct ImagePush: AsyncParsableCommand {
     @OptionGroup var options: ImageStoreOptions
     @Argument(help: "The stored image's reference.") var reference: String
     @Argument(help: "Where to push it (default: the reference itself).") var destination: String?
+    @Option(help: "Blobs up to this many bytes are uploaded in one request, larger ones in chunks.")
+    var monolithicLimit: Int64 = PushOptions().monolithicLimit
+    @Option(help: "The size in bytes of one chunk of a chunked upload.") var chunkSize: Int64 = PushOptions().chunkSize
 
     func run() async throws {
         try imageCommand {
@@ -157,7 +163,14 @@ struct ImagePush: AsyncParsableCommand {
             let dest = try registryReference(destination ?? reference)
             let store = try options.store()
             guard let rec = store.refs.get(ref.description) else { throw ImageError.notPresent(reference: ref.description) }
-            let r = try store.push(manifest: rec.manifest, to: dest)
+            guard monolithicLimit >= 0, chunkSize > 0 else {
+                printToStandardError("agent: --monolithic-limit must be >= 0 and --chunk-size > 0\n")
+                return 2
+            }
+            var o = PushOptions()
+            o.monolithicLimit = monolithicLimit
+            o.chunkSize = chunkSize
+            let r = try store.push(manifest: rec.manifest, to: dest, options: o)
             print("pushed \(dest.description) \(r.digest) (\(r.uploadedMonolithic.count + r.uploadedChunked.count) uploaded, "
                   + "\(r.mounted.count) mounted, \(r.present.count) present, \(r.bytesUploaded) bytes)")
             return 0

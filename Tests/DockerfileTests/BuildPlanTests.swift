@@ -100,3 +100,28 @@ func graphErrors(text: String, description: String) {
     let df = try Dockerfile.parse("FROM busybox AS builder\nRUN a\nFROM scratch\nCOPY --from=builder / /")
     #expect(df.stages.map(\.displayName) == ["builder", "1"])
 }
+
+@Test(arguments: [
+    ("src/app.tar.gz", AddSource.local("src/app.tar.gz")),
+    ("https://example.org/x.tgz", .url("https://example.org/x.tgz")),
+    ("HTTP://example.org/x", .url("HTTP://example.org/x")),
+    ("https://github.com/moby/buildkit.git", .git("https://github.com/moby/buildkit.git")),
+    ("https://github.com/moby/buildkit.git#v0.12", .git("https://github.com/moby/buildkit.git#v0.12")),
+    ("git@github.com:moby/buildkit.git", .git("git@github.com:moby/buildkit.git")),
+    ("git://host/repo", .git("git://host/repo")),
+    ("github.com/moby/buildkit", .git("github.com/moby/buildkit")),
+])
+func addSourcesAreClassified(source: String, kind: AddSource) {
+    #expect(AddSource.classify(source) == kind)
+}
+
+@Test func addOfGitIsRefusedBeforeAnythingRuns() {
+    #expect(planError("FROM scratch\nADD https://github.com/moby/buildkit.git /src")
+            == "Dockerfile:2: ADD of a git repository (https://github.com/moby/buildkit.git) is not supported: clone it in a RUN step instead")
+}
+
+@Test func syntaxDirectiveIsReportedAsNotFetched() throws {
+    let df = try Dockerfile.parse("# syntax=docker/dockerfile:1.7\nFROM scratch", file: "build/Dockerfile")
+    #expect(df.syntaxNotice == "build/Dockerfile: # syntax=docker/dockerfile:1.7 is not fetched: agent build reads the Dockerfile with its built-in dockerfile:1 frontend")
+    #expect(try Dockerfile.parse("FROM scratch").syntaxNotice == nil)
+}

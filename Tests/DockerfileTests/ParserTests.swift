@@ -348,3 +348,15 @@ func fileErrors(text: String, description: String) {
     let lines = "FROM scratch\n" + String(repeating: "\n", count: DockerfileLimits.maxLines)
     #expect(parseError(lines)?.code == .tooLarge)
 }
+
+@Test func largeDockerfileParsesQuickly() throws {
+    var text = "FROM scratch\n"
+    let line = "RUN --mount=type=cache,target=/c echo " + String(repeating: "word ", count: 30) + "\\\n  && true\n"
+    while text.utf8.count + line.utf8.count < DockerfileLimits.maxBytes && text.utf8.count < 900_000 { text += line }
+    let clock = ContinuousClock()
+    let start = clock.now
+    let df = try Dockerfile.parse(text)
+    let elapsed = clock.now - start
+    #expect(df.stages[0].instructions.count > 4000)
+    #expect(elapsed < .seconds(20))
+}

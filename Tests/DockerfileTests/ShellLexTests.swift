@@ -145,3 +145,30 @@ func wordSplittingFollowsBuildKit(input: String, expected: [String]) throws {
     lex.skipUnsetVariables = true
     #expect(try lex.expand("$PWD $NOPE ${NOPE} ${NOPE:-d}", lexVars) == "/home $NOPE ${NOPE} ${NOPE:-d}")
 }
+
+@Test func patternWorkOnLongValuesIsBounded() throws {
+    let long = String(repeating: "a", count: 200_000)
+    let vars = Variables([("L", long)])
+    // Linear for # and %: these finish at once.
+    #expect(try ShellLex().expand("${L##*a}", vars) == "")
+    #expect(try ShellLex().expand("${L%a}", vars).count == 199_999)
+    #expect(try ShellLex().expand("${L#*}", vars).count == 200_000)
+    // A pattern that fails at every start of a long value is refused, not run for hours.
+    #expect(throws: ExpansionError.self) { try ShellLex().expand("${L//a*b/x}", vars) }
+    // One that matches at once is fine.
+    #expect(try ShellLex().expand("${L//a/b}", vars) == String(repeating: "b", count: 200_000))
+}
+
+@Test func envDoublingIsStoppedByTheBound() throws {
+    var text = "FROM scratch\nENV A=" + String(repeating: "x", count: 1000) + "\n"
+    for _ in 0..<12 { text += "ENV A=$A$A\n" }
+    let df = try Dockerfile.parse(text)
+    let plan = try BuildPlan(df)
+    var state = try plan.stageState(for: 0, base: ImageConfig())
+    var failed: DockerfileError?
+    for inst in df.stages[0].instructions {
+        do { _ = try state.apply(inst) } catch { failed = error; break }
+    }
+    #expect(failed?.code == .expansion)
+    #expect(failed?.line == 11)
+}
