@@ -178,6 +178,18 @@ public struct BuildPlan: Sendable {
                 }
                 // Git sources are told apart on the words as written; an expanded word that
                 // turns into one is caught by the executor through `classifiedSources`.
+                // Sources as written that leave the context; expanded ones are checked by
+                // `StageState.apply`.
+                if case .copy(let c) = inst.command, !c.sources.contains(where: { $0.contains("$") }) {
+                    do { try ContextPaths.check(c, keyword: "COPY") } catch {
+                        throw error.located(file: file, line: inst.line, instruction: "COPY")
+                    }
+                }
+                if case .add(let c) = inst.command, !c.sources.contains(where: { $0.contains("$") }) {
+                    do { try ContextPaths.check(c, keyword: "ADD") } catch {
+                        throw error.located(file: file, line: inst.line, instruction: "ADD")
+                    }
+                }
                 if case .add(let c) = inst.command {
                     for case .git(let src) in c.classifiedSources {
                         throw DockerfileError(.unsupported, "ADD of a git repository (\(src)) is not supported: clone it in a RUN step instead",

@@ -196,6 +196,7 @@ public struct StageState: Sendable {
                     throw DockerfileError(.expansion, error.message)
                 }
             }
+            try ContextPaths.check(c, keyword: inst.keyword)
             out.command = c.isAdd ? .add(c) : .copy(c)
         }
         return AppliedInstruction(instruction: out, variables: seen, args: args,

@@ -97,12 +97,15 @@ struct LayerDirectorySource {
     /// The entry's xattrs, sorted by name (read by `/proc/self/fd/DIR/NAME`, no final symlink).
     private func xattrs(_ fd: Int32, _ name: [UInt8], _ shown: String) throws(ImageError) -> [(name: String, value: [UInt8])] {
         let path = Array("/proc/self/fd/\(fd)/".utf8) + name
-        var list = [UInt8](repeating: 0, count: 64 << 10)
-        let n = cPath(path) { p in list.withUnsafeMutableBytes { agent_resolve_llistxattr(p, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) } }
-        if n < 0 {
-            if errno == ENOTSUP || errno == ENODATA { return [] }
+        // The size first: most files have no xattr, and then nothing is allocated.
+        let size = cPath(path) { agent_resolve_llistxattr($0, nil, 0) }
+        if size <= 0 {
+            if size == 0 || errno == ENOTSUP || errno == ENODATA { return [] }
             throw .layer(shown, "its xattrs cannot be read: " + String(cString: strerror(errno)))
         }
+        var list = [UInt8](repeating: 0, count: 64 << 10)
+        let n = cPath(path) { p in list.withUnsafeMutableBytes { agent_resolve_llistxattr(p, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) } }
+        if n < 0 { throw .layer(shown, "its xattrs cannot be read: " + String(cString: strerror(errno))) }
         var out: [(name: String, value: [UInt8])] = []
         for raw in list[..<n].split(separator: 0) {
             let key = String(decoding: raw, as: UTF8.self)

@@ -125,3 +125,28 @@ func addSourcesAreClassified(source: String, kind: AddSource) {
     #expect(df.syntaxNotice == "build/Dockerfile: # syntax=docker/dockerfile:1.7 is not fetched: agent build reads the Dockerfile with its built-in dockerfile:1 frontend")
     #expect(try Dockerfile.parse("FROM scratch").syntaxNotice == nil)
 }
+
+@Test(arguments: [
+    ("a/b", "a/b" as String?), ("/a/./b/", "a/b"), ("./", ""), (".", ""), ("a/../b", "b"), ("*.go", "*.go"),
+    ("../x", nil), ("a/../../x", nil), ("/..", nil), ("..", nil),
+])
+func contextSourcesStayInTheContext(source: String, relative: String?) {
+    #expect(ContextPaths.relative(source) == relative)
+}
+
+@Test func copySourceOutsideTheContextIsRefusedBeforeAnythingRuns() {
+    #expect(planError("FROM scratch\nCOPY ../secret /s") == "Dockerfile:2: COPY source \"../secret\" is outside the build context")
+    #expect(planError("FROM scratch\nADD a/../../x /s") == "Dockerfile:2: ADD source \"a/../../x\" is outside the build context")
+    // From another stage or image the path is that root's, not the context's.
+    #expect(planError("FROM busybox AS b\nFROM scratch\nCOPY --from=b ../x /s") == nil)
+    #expect(planError("FROM scratch\nADD https://example.org/../x /s") == nil)
+}
+
+@Test func expandedSourceOutsideTheContextIsRefusedByApply() {
+    do {
+        _ = try dispatch("FROM scratch\nARG UP=..\nCOPY $UP/etc /s")
+        Issue.record("applied")
+    } catch let error as DockerfileError {
+        #expect(error.description == "Dockerfile:3: COPY source \"../etc\" is outside the build context")
+    } catch { Issue.record("\(error)") }
+}

@@ -138,3 +138,40 @@ struct LayerWriterTests {
         #expect(l.uncompressedSize == 1024)
     }
 }
+
+@Suite("LayerWriter names and xattrs")
+struct LayerWriterNameTests {
+    @Test func namesAreBytesAndXattrsAreKeptButOverlaysDropped() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try ContentStore(stateDirectory: dir)
+        let t = dir + "/t"
+        try FileManager.default.createDirectory(atPath: t, withIntermediateDirectories: true)
+        // A UTF-8 name, a name that is not UTF-8, and a file with user and overlay xattrs.
+        let script = """
+        import os, sys
+        t = sys.argv[1]
+        open(os.path.join(t, "café"), "w").write("1")
+        open(os.path.join(t.encode(), b"raw\\xff"), "w").write("2")
+        p = os.path.join(t, "x"); open(p, "w").write("3")
+        os.setxattr(p, "user.keep", b"v1"); os.setxattr(p, "user.overlay.origin", b"o")
+        """
+        #expect(try run(["/usr/bin/python3", "-c", script, t]).status == 0)
+        var o = LayerWriteOptions()
+        o.compression = .uncompressed
+        let fd = openDir(t)
+        defer { close(fd) }
+        let l = try LayerWriter(store: store, options: o).write(.directory(fd))
+        let check = """
+        import sys, tarfile
+        with tarfile.open(sys.argv[1], encoding="utf-8", errors="surrogateescape") as t:
+            for m in t:
+                print(m.name.encode("utf-8", "surrogateescape").hex(), sorted(k for k in m.pax_headers if "xattr" in k))
+        """
+        let lines = try run(["/usr/bin/python3", "-c", check, store.blobPath(l.diffID)]).out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3)
+        #expect(lines[0].hasPrefix(Data("café".utf8).map { String(format: "%02x", $0) }.joined()))
+        #expect(lines[1].hasPrefix("726177ff"))
+        #expect(lines[2].hasPrefix("78 ") && lines[2].contains("user.keep") && !lines[2].contains("overlay"), "\(lines)")
+    }
+}
