@@ -182,6 +182,25 @@ import Testing
         #expect(r4.stdout == r3.stdout && !Self.printed(r4.stderr, "second-run"), "\(r4.stderr)")
     }
 
+    @Test func independentStagesRunInParallel() async throws {
+        let f = try Fixture("""
+        FROM \(Self.base) AS a
+        RUN echo a-start && sleep 2 && echo a > /a
+        FROM \(Self.base) AS b
+        RUN echo b-start && sleep 2 && echo b > /b
+        FROM \(Self.base)
+        COPY --from=a /a /a
+        COPY --from=b /b /b
+        """)
+        let r = try await f.build(["--progress", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // Both RUNs start before either is done.
+        let lines = r.stderr.split(separator: "\n").map(String.init)
+        let starts = lines.indices.filter { lines[$0].contains("-start\"") }
+        let firstDone = lines.firstIndex { $0.contains("\"event\":\"done\"") && $0.contains("] RUN echo") }
+        #expect(starts.count == 2 && firstDone != nil && starts.allSatisfy { $0 < firstDone! }, "\(r.stderr)")
+    }
+
     @Test func aFailingRunExitsOneNamingTheLine() async throws {
         let f = try Fixture("""
         FROM \(Self.base)
