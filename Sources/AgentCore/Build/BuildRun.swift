@@ -137,7 +137,8 @@ extension BuildExecutor {
             container.terminate(grace: .seconds(2))
         }
         if Task.isCancelled { throw BuildError(.cancelled, stage: "RUN", "cancelled") }
-        let display = redact(inst.original.count > 120 ? String(inst.original.prefix(120)) + "..." : inst.original)
+        let redacted = redact(inst.original)
+        let display = redacted.count > 120 ? String(redacted.prefix(120)) + "..." : redacted
         switch result.status {
         case .exited(0): break
         case .exited(let code):

@@ -8,7 +8,8 @@ extension BuildExecutor {
     /// The progress name of an instruction: `[builder 2/4] RUN make`.
     func vertexName(_ stage: Stage, _ position: Int, _ inst: Instruction, total: Int) -> String {
         let label = stage.name ?? "stage-\(stage.index)"
-        var text = inst.original
+        // Redacted before it is clipped: a clip must never cut a secret in two.
+        var text = redact(inst.original)
         if text.count > 200 { text = String(text.prefix(200)) + "..." }
         return "[\(label) \(position)/\(total)] \(text)"
     }
