@@ -182,6 +182,24 @@ import Testing
         #expect(r4.stdout == r3.stdout && !Self.printed(r4.stderr, "second-run"), "\(r4.stderr)")
     }
 
+    @Test func onbuildTriggersRunWhenALaterBuildStartsFromTheImage() async throws {
+        let parent = try Fixture("""
+        FROM \(Self.base)
+        ONBUILD COPY marker.txt /from-child-context
+        ONBUILD RUN echo triggered > /onbuild-ran
+        """)
+        let p = try await parent.build(["-t", "localhost/onbuild-parent:1"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let child = try Fixture("FROM localhost/onbuild-parent:1\nRUN cat /onbuild-ran /from-child-context\n",
+                                files: ["marker.txt": "child context\n"])
+        // The child uses the parent's state folder (the parent image is in its store).
+        let r = try await Harness.run(["build", "--state-dir", parent.state, "--policy", ImageTests.policy, "--progress", "plain",
+                                       child.context])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("ONBUILD 1: COPY marker.txt") && Self.printed(r.stderr, "triggered")
+                && Self.printed(r.stderr, "child context"), "\(r.stderr)")
+    }
+
     @Test func independentStagesRunInParallel() async throws {
         let f = try Fixture("""
         FROM \(Self.base) AS a
