@@ -36,19 +36,19 @@ if [ "$(id -u)" = 0 ]; then
   install -m 0755 "$bin" "$demo/agent"
   install -m 0755 "$bin-init" "$demo/agent-init"
   cp -r "$repo/ci/examples" "$demo/examples"
-  cp "$repo/ci/make-oci-image.py" "$repo/ci/make-busybox-rootfs.sh" "$demo/"
+  cp "$repo/ci/make-oci-image.py" "$repo/ci/make-busybox-rootfs.sh" "$repo/ci/demo-policy.json" "$demo/"
   chown -R agentdemo: "$demo"
   run() { setpriv --reuid=agentdemo --regid=agentdemo --clear-groups env HOME=/home/agentdemo "$@"; }
 else
   demo=$(mktemp -d)
   cp "$bin" "$demo/agent"; cp "$bin-init" "$demo/agent-init"; cp -r "$repo/ci/examples" "$demo/examples"
-  cp "$repo/ci/make-oci-image.py" "$repo/ci/make-busybox-rootfs.sh" "$demo/"
+  cp "$repo/ci/make-oci-image.py" "$repo/ci/make-busybox-rootfs.sh" "$repo/ci/demo-policy.json" "$demo/"
   run() { "$@"; }
 fi
 
 cd "$demo"
 state="$demo/state"
-policy="$demo/examples/demo-policy.json"
+policy="$demo/demo-policy.json"
 echo "== 1. a base image, offline: busybox-static as a one-layer OCI image, imported as localhost/busybox:demo"
 run ./make-busybox-rootfs.sh "$demo/busybox-rootfs"
 run python3 ./make-oci-image.py "$demo/busybox-rootfs" "$demo/busybox-oci" demo

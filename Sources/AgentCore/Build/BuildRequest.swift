@@ -51,7 +51,7 @@ public struct BuildRequest: Sendable {
     public static func parseOutput(_ text: String) throws(BuildError) -> Output {
         var kv: [String: String] = [:]
         for part in text.split(separator: ",") {
-            let p = part.split(separator: "=", maxSplits: 1).map(String.init)
+            let p = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             kv[p[0]] = p.count > 1 ? p[1] : "true"
         }
         let type = kv["type"] ?? (kv.isEmpty ? "" : "local")
