@@ -58,7 +58,8 @@ public struct BuildPlan: Sendable {
     public let target: Int
     /// The needed stages in an order where each comes after its dependencies.
     public let stages: [PlannedStage]
-    /// `--build-arg` names no needed `ARG` declared (predefined and proxy ARGs excepted).
+    /// `--build-arg` names no needed `ARG` declared (predefined and proxy ARGs,
+    /// `SOURCE_DATE_EPOCH` and `BUILDKIT_*` excepted).
     public let unusedBuildArgs: [String]
 
     /// BuildKit's warning for unused build args, nil when all were used.
@@ -207,7 +208,9 @@ public struct BuildPlan: Sendable {
         }
         let predefined = Set(BuildPlan.predefinedArgs(options).names)
         unusedBuildArgs = options.buildArgs.keys.filter {
+            // SOURCE_DATE_EPOCH and BUILDKIT_* are read by the build itself, not by ARGs.
             !declared.contains($0) && !predefined.contains($0) && !StageState.isProxyName($0)
+                && $0 != "SOURCE_DATE_EPOCH" && !$0.hasPrefix("BUILDKIT_")
         }.sorted()
     }
 
@@ -238,9 +241,11 @@ public struct BuildPlan: Sendable {
         var deps: Set<Int> = []
         var images: [String] = []
         let base: StageBase
-        if name.lowercased() == "scratch" {
+        if name == "scratch" {
             base = .scratch
-        } else if let s = earlier.first(where: { $0.stage.name == name.lowercased() }) {
+        } else if let s = earlier.first(where: { $0.stage.name == name }) {
+            // As BuildKit: the name exactly as the stage's (stage names are lower case, so
+            // `FROM Base` is an image reference, not the stage `base`).
             base = .stage(s.index)
             deps.insert(s.index)
         } else {
@@ -249,7 +254,11 @@ public struct BuildPlan: Sendable {
         // Named stages anywhere count for --from; an index must name another stage.
         func resolve(_ ref: String, _ inst: Instruction) throws(DockerfileError) {
             if let n = Int(ref) {
-                guard n >= 0 && n < df.stages.count && n != stage.index else {
+                guard n != stage.index else {
+                    throw DockerfileError(.stage, "circular dependency detected on stage: \(stage.displayName)",
+                                          file: file, line: inst.line, instruction: inst.keyword)
+                }
+                guard n >= 0 && n < df.stages.count else {
                     throw DockerfileError(.stage, "invalid stage index \(n) in --from (the Dockerfile has stages 0 to \(df.stages.count - 1))",
                                           file: file, line: inst.line, instruction: inst.keyword)
                 }

@@ -153,8 +153,7 @@ struct PathGlob: Sendable, Equatable {
                 toks.append(.one)
                 kind = .glob
             case "\\":
-                // moby leaves an escaped pattern an exact match of its own text (so `\*.txt`
-                // matches nothing); the escape is honoured here instead.
+                // An escaped character matches itself (`\*.txt` is the file `*.txt`).
                 if i < s.count { toks.append(.literal(s[i])); i += 1 } else { toks.append(.literal("\\")) }
                 kind = .glob
             case "[":

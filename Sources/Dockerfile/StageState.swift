@@ -37,7 +37,15 @@ public struct StageState: Sendable {
         }
         var triggers: [Instruction] = []
         for text in cfg.onBuild {
-            triggers.append(try Dockerfile.parseInstruction(text, file: file, line: triggerLine, escape: escape))
+            do {
+                triggers.append(try Dockerfile.parseInstruction(text, file: file, line: triggerLine, escape: escape))
+            } catch {
+                // The trigger comes from the base image, not this file: say so, clipped.
+                var e = error
+                let shown = text.count > 80 ? String(text.prefix(80)) + "..." : text
+                e.message = "ONBUILD trigger \(CacheText.quote(shown)) of the base image: " + e.message
+                throw e
+            }
         }
         cfg.onBuild = []
         self.config = cfg

@@ -139,7 +139,11 @@ public final class RegistryClient: @unchecked Sendable {
             }
             var query: [String] = []
             if let s = c.parameters["service"] { query.append("service=" + queryEncoded(s)) }
-            query.append("scope=" + queryEncoded(c.parameters["scope"] ?? "repository:\(repository):" + (pushing ? "pull,push" : "pull")))
+            // A challenge may name several scopes (a cross-repository mount: the target's
+            // push and the source's pull), space-separated: one `scope=` each, as the
+            // token spec asks.
+            let scopes = (c.parameters["scope"] ?? "repository:\(repository):" + (pushing ? "pull,push" : "pull")).split(separator: " ")
+            for scope in scopes { query.append("scope=" + queryEncoded(String(scope))) }
             let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
             let r = try call("token from \(realm)") { () throws(HTTPError) in
                 try http.get(url, headers: login.map { [basicAuthorization($0)] } ?? [], maxBytes: 1 << 20)

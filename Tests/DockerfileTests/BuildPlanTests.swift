@@ -74,7 +74,7 @@ COPY --from=ghcr.io/org/helper:1 /h /h
     ("FROM scratch AS a\nCOPY --from=a /x /y", "Dockerfile:2: circular dependency detected on stage: a"),
     ("FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y", "Dockerfile:3: circular dependency detected on stage: b"),
     ("FROM scratch\nCOPY --from=5 /x /y", "Dockerfile:2: invalid stage index 5 in --from (the Dockerfile has stages 0 to 0)"),
-    ("FROM scratch\nCOPY --from=0 /x /y", "Dockerfile:2: invalid stage index 0 in --from (the Dockerfile has stages 0 to 0)"),
+    ("FROM scratch\nCOPY --from=0 /x /y", "Dockerfile:2: circular dependency detected on stage: 0"),
     ("ARG S=a\nFROM scratch AS a\nFROM scratch\nCOPY --from=$S /x /y", "Dockerfile:4: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"),
     ("ARG IMG\nFROM $IMG", "Dockerfile:2: base name ($IMG) should not be blank"),
     ("FROM --platform=linux/a/b/c busybox", "Dockerfile:1: failed to parse platform linux/a/b/c: \"linux/a/b/c\" is no os/arch[/variant]"),
@@ -90,10 +90,14 @@ func graphErrors(text: String, description: String) {
     #expect(p.planned(2)?.dependencies == [0, 1])
 }
 
-@Test func stageBaseIsCaseInsensitive() throws {
-    let p = try plan("FROM busybox AS Base\nFROM BASE")
+@Test func stageBaseMatchesTheLowerCaseNameExactly() throws {
+    let p = try plan("FROM busybox AS Base\nFROM base")
     #expect(p.planned(1)?.base == .stage(0))
-    #expect(try plan("FROM SCRATCH").stages[0].base == .scratch)
+    // As BuildKit: `FROM BASE` names an image, not the stage (whose name is lower case).
+    #expect(try plan("FROM busybox AS base\nFROM BASE").planned(1)?.base == .image("BASE"))
+    #expect(try plan("FROM SCRATCH").stages[0].base == .image("SCRATCH"))
+    // --from is case-insensitive.
+    #expect(try plan("FROM busybox AS base\nFROM scratch\nCOPY --from=BASE / /").planned(1)?.dependencies == [0])
 }
 
 @Test func displayNamesForProgress() throws {

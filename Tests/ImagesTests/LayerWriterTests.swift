@@ -175,3 +175,29 @@ struct LayerWriterNameTests {
         #expect(lines[2].hasPrefix("78 ") && lines[2].contains("user.keep") && !lines[2].contains("overlay"), "\(lines)")
     }
 }
+
+@Suite("LayerWriter file capabilities")
+struct LayerWriterCapabilityTests {
+    @Test(.enabled(if: getuid() == 0, "setting security.capability needs CAP_SETFCAP (ci/test.sh runs the unit tests as root)"))
+    func securityCapabilityIsKeptFromAFolderAndFromATarStream() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try ContentStore(stateDirectory: dir)
+        let t = dir + "/t"
+        try FileManager.default.createDirectory(atPath: t, withIntermediateDirectories: true)
+        try "ping".write(toFile: t + "/ping", atomically: false, encoding: .utf8)
+        // VFS_CAP_REVISION_2 with CAP_NET_RAW (13) permitted and effective.
+        let set = "import os, sys; os.setxattr(sys.argv[1], 'security.capability', bytes.fromhex('0100000200200000000000000000000000000000'))"
+        #expect(try run(["/usr/bin/python3", "-c", set, t + "/ping"]).status == 0)
+        var o = LayerWriteOptions()
+        o.compression = .uncompressed
+        let fd = openDir(t)
+        defer { close(fd) }
+        let l = try LayerWriter(store: store, options: o).write(.directory(fd))
+        let lines = try listLayer(store.blobPath(l.diffID))
+        #expect(lines.count == 1 && lines[0].hasSuffix(" security.capability"), "\(lines)")
+        let streamed = try layerFromCommand(["/usr/bin/tar", "--sort=name", "--format=pax", "--numeric-owner", "--xattrs",
+                                             "--xattrs-include=*", "-C", t, "-cf", "-", "."], store: store, options: o).get()
+        #expect(streamed.diffID == l.diffID)
+    }
+}

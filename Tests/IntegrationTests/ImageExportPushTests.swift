@@ -144,6 +144,22 @@ import Testing
         #expect(pull.status == 0, "\(pull.stderr)")
     }
 
+    @Test func aMountTheRegistryRefusesFallsBackToTheUploadItOpened() async throws {
+        let dir = try Harness.scratch("push-mount-202")
+        // Stored under a repository of the registry that does not hold the blobs: the agent
+        // tries to mount from it, the registry answers 202 with an upload, which is used.
+        let ghost = ImageTests.registry + "/ghost-" + UUID().uuidString.prefix(8).lowercased() + ":1"
+        let imp = try await Harness.run(["image", "import", "--state-dir", dir + "/state", "oci:\(ImageTests.layouts)/layered:1", "--tag", ghost])
+        #expect(imp.status == 0, "\(imp.stderr)")
+        let repo = "target-" + UUID().uuidString.prefix(8).lowercased()
+        let r = try await Harness.run(["image", "push", "--state-dir", dir + "/state", ghost, ImageTests.registry + "/" + repo + ":1"])
+        #expect(r.status == 0 && r.stdout.contains("4 uploaded, 0 mounted"), "\(r.stdout) \(r.stderr)")
+        let log = try Self.requests("plain", repo)
+        #expect(log.filter { $0.contains("?mount=") && $0.contains("\" 202 ") }.count == 4, "\(log)")
+        #expect(log.filter { $0.contains("\"PUT /v2/\(repo)/blobs/uploads/") && $0.contains("\" 201 ") }.count == 4, "\(log)")
+        #expect(!log.contains { $0.contains("\"POST /v2/\(repo)/blobs/uploads/ ") }, "\(log)")
+    }
+
     @Test func aPushOfAnImageNotInTheStoreOrToABadReferenceFailsClearly() async throws {
         let dir = try Harness.scratch("push-bad")
         let missing = try await Harness.run(["image", "push", "--state-dir", dir + "/state", ImageTests.ref("nothing-here")])
