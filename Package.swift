@@ -11,7 +11,7 @@
 //   Dockerfile     the Dockerfile frontend: parser, BuildKit's variable expansion, stage graph,
 //                  .dockerignore (pure Swift, no I/O)
 //   AgentCore      the agent policy, admission, jobs, mounts, caches, secrets, reports (JUnit read
-//                  with libxml2), artifacts, queue
+//                  with libxml2), artifacts, queue, and image builds (Build/: agent build's executor)
 //   agent          the thin CLI
 import PackageDescription
 
