@@ -304,16 +304,19 @@ import Testing
         #expect(try runner.read("logs/01-look.log").contains("built by job"))
     }
 
-    @Test func aBuildStepContextOutsideTheWorkspaceIsRefused() async throws {
+    @Test(arguments: [
+        ("{\"context\": \"../..\"}", "steps[0].build.context: \"../..\" leads out of the workspace"),
+        ("{\"tags\": [\"10.9.8.7:5000/x:1\"], \"push\": true}", "steps[0].build.tags[0]: push:"),
+    ])
+    func aBuildStepIsAdmittedBeforeAnythingRuns(build: String, message: String) async throws {
         let f = try JobFixture("""
-        {"version": 1, "id": "escape", "workspace": "src", "steps": [
-          {"name": "image", "build": {"context": "../.."}}
+        {"version": 1, "id": "refused", "workspace": "src", "steps": [
+          {"name": "first", "run": "echo ran-first"},
+          {"name": "image", "build": \(build)}
         ]}
         """, files: ["src/Dockerfile": "FROM scratch\n"])
         let r = try await f.run(["--policy", ImageTests.policy])
-        #expect(r.status != 0)
-        let status = try f.status()
-        let steps = status["steps"] as? [[String: Any]] ?? []
-        #expect((steps.first?["reason"] as? String ?? "").contains("leads out of the workspace"), "\(status)")
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains(message) && !r.stderr.contains("ran-first"), "\(r.stderr)")
     }
 }

@@ -87,6 +87,7 @@ public enum Admission {
                                               file: file, jsonPath: "workspace")
         }
         let binds = try admitBinds(job, file: file, workspace: workspace, grant: grant)
+        try admitBuildSteps(job, file: file, workspace: workspace, policy: policy)
         let secrets = try SecretStore.resolve(
             job: job, cliSecrets: grant.secretFlags, policySecrets: policy.secrets, environment: grant.environment,
             cwd: grant.workingDirectory, maxBytes: Int(policy.maxSecretBytes))
