@@ -305,8 +305,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ("{\"context\": \"../..\"}", "steps[0].build.context: \"../..\" leads out of the workspace"),
-        ("{\"tags\": [\"10.9.8.7:5000/x:1\"], \"push\": true}", "steps[0].build.tags[0]: push:"),
+        ("{\"context\": \"../..\"}", "steps[1].build.context: \"../..\" leads out of the workspace"),
+        ("{\"tags\": [\"10.9.8.7:5000/x:1\"], \"push\": true}", "steps[1].build.tags[0]: push:"),
     ])
     func aBuildStepIsAdmittedBeforeAnythingRuns(build: String, message: String) async throws {
         let f = try JobFixture("""
