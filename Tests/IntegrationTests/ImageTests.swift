@@ -310,3 +310,67 @@ import Testing
         #expect(most >= 2 && most <= 3, "at most \(most) blob downloads at once")
     }
 }
+
+/// The htpasswd Basic registry of ci/test.sh, and the fault proxy in front of it: every blob
+/// is redirected to another host name (`localhost:CDN`), whose first answer for each blob
+/// is cut off half-way.
+@Suite(.serialized) struct ImageFaultTests {
+    static func env(_ name: String) -> String {
+        guard let r = ProcessInfo.processInfo.environment[name], !r.isEmpty else {
+            Issue.record("\(name) is not set: run the tests through ci/test.sh")
+            return "127.0.0.1:1"
+        }
+        return r
+    }
+
+    func authFile(_ dir: String, _ registry: String, _ login: String) throws -> [String: String] {
+        let path = dir + "/auth-\(UUID().uuidString.prefix(6)).json"
+        try Harness.write(#"{"auths": {"\#(registry)": {"auth": "\#(Data(login.utf8).base64EncodedString())"}}}"#, to: path, mode: 0o600)
+        return ["REGISTRY_AUTH_FILE": path]
+    }
+
+    func cdnStats() throws -> [String: Int] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = ["-fsS", "http://\(Self.env("AGENT_TEST_FAULT_CDN"))/stats"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        return try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Int] ?? [:]
+    }
+
+    @Test func anHtpasswdBasicRegistryTakesOnlyTheOperatorsLogin() async throws {
+        let registry = Self.env("AGENT_TEST_BASIC_REGISTRY")
+        let dir = try Harness.scratch("basic")
+        let ref = registry + "/private/layered:1"
+        let none = try await Harness.run(["image", "pull", "--state-dir", dir + "/s1", ref],
+                                         environment: ["REGISTRY_AUTH_FILE": dir + "/none.json"])
+        #expect(none.status == 3 && none.stderr.contains(registry) && none.stderr.contains("no login"), "\(none.stderr)")
+        let wrong = try await Harness.run(["image", "pull", "--state-dir", dir + "/s2", ref], environment: try authFile(dir, registry, "ci:wrong"))
+        #expect(wrong.status == 3 && wrong.stderr.contains(registry), "\(wrong.stderr)")
+        #expect(!wrong.stderr.contains("ci:wrong") && !wrong.stderr.contains(Data("ci:wrong".utf8).base64EncodedString()))
+        let right = try await Harness.run(["image", "pull", "--state-dir", dir + "/s3", ref], environment: try authFile(dir, registry, "ci:secret"))
+        #expect(right.status == 0, "\(right.stderr)")
+        #expect(right.stdout.hasPrefix(ref + " sha256:"), "\(right.stdout)")
+    }
+
+    @Test func aCutBlobResumesWithRangeAndARedirectToAnotherHostGetsNoAuthorization() async throws {
+        let registry = Self.env("AGENT_TEST_FAULT_REGISTRY")
+        let dir = try Harness.scratch("fault")
+        let before = try cdnStats()
+        let r = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", registry + "/private/layered:1"],
+                                      environment: try authFile(dir, registry, "ci:secret"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let after = try cdnStats()
+        let cuts = (after["cuts"] ?? 0) - (before["cuts"] ?? 0), ranges = (after["ranges"] ?? 0) - (before["ranges"] ?? 0)
+        // Config and three layers: each was cut once and each cut was resumed with a Range
+        // (not downloaded again from the start).
+        #expect(cuts >= 1 && ranges >= cuts, "cuts \(cuts), ranges \(ranges)")
+        #expect(after["authorization"] == before["authorization"], "the redirect target was sent the agent's Authorization: \(after)")
+        // What was stored is the image: a job runs on it.
+        let run = try await Harness.run(["exec", "--state-dir", dir + "/state", "--policy", Harness.testPolicy("images"), "--image", registry + "/private/layered:1", "--pull", "never",
+                                         "--", "/bin/sh", "-c", "echo resumed"], environment: try authFile(dir, registry, "ci:secret"))
+        #expect(run.status == 0 && run.stdout.contains("resumed"), "\(run.stderr)")
+    }
+}
