@@ -27,6 +27,7 @@ enum ExecImage {
         let state = try StateDirectory.resolve(explicit: stateDir)
         try state.create()
         var store = try ImageStore(stateDirectory: state.root, insecureRegistries: policy.images.insecureRegistries)
+        store.storeMaxBytes = Int64(clamping: policy.images.storeMaxBytes)
         store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
         let image = try store.prepare(source, pull: pullPolicy)
         held = image.lease

@@ -374,3 +374,75 @@ import Testing
         #expect(run.status == 0 && run.stdout.contains("resumed"), "\(run.stderr)")
     }
 }
+
+/// The store's budget (policy `images.storeMaxBytes`): least recently used images go first,
+/// never one a running step holds, never the one just pulled.
+@Suite(.serialized) struct ImageBudgetTests {
+    let dir: String
+    var state: String { dir + "/state" }
+    init() throws { dir = try Harness.scratch("budget") }
+
+    func policy(_ bytes: UInt64) throws -> String {
+        let path = dir + "/policy-\(bytes).json"
+        try Harness.write(#"{"images": {"allowedRegistries": ["127.0.0.1"], "storeMaxBytes": \#(bytes)}}"#, to: path)
+        return path
+    }
+
+    func refs() async throws -> Set<String> {
+        let ls = try await Harness.run(["image", "ls", "--state-dir", state])
+        return Set(ls.stdout.split(separator: "\n").compactMap { $0.split(separator: "\t").first.map(String.init) }
+            .filter { $0.contains(ImageTests.registry) })
+    }
+
+    func usage(_ policy: String) async throws -> UInt64 {
+        let df = try await Harness.run(["image", "df", "--state-dir", state, "--policy", policy])
+        #expect(df.status == 0, "\(df.stderr)")
+        return UInt64(df.stdout.split(separator: " ")[1]) ?? 0
+    }
+
+    @Test func aPullPastTheBudgetEvictsTheLeastRecentlyUsedButKeepsWhatItPulled() async throws {
+        let tiny = try policy(1)
+        let a = try await Harness.run(["image", "pull", "--state-dir", state, "--policy", tiny, ImageTests.ref("busybox")])
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(a.stderr.contains("over its budget of 1 (images.storeMaxBytes)"), "\(a.stderr)")
+        let b = try await Harness.run(["image", "pull", "--state-dir", state, "--policy", tiny, ImageTests.ref("layered")])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(b.stderr.contains("evicted \(ImageTests.ref("busybox"))"), "\(b.stderr)")
+        #expect(try await refs() == [ImageTests.ref("layered")])
+        // What is left still runs.
+        let run = try await Harness.exec(["--state-dir", state, "--policy", tiny, "--image", ImageTests.ref("layered"), "--pull", "never"], ["/bin/true"])
+        #expect(run.status == 0, "\(run.stderr)")
+    }
+
+    @Test func theOrderIsLastUseAndALeasedImageIsNeverEvicted() async throws {
+        let roomy = try policy(1 << 40)
+        for name in ["busybox", "layered"] {
+            #expect(try await Harness.run(["image", "pull", "--state-dir", state, "--policy", roomy, ImageTests.ref(name)]).status == 0)
+        }
+        try await Task.sleep(for: .milliseconds(1100))
+        #expect(try await Harness.run(["image", "pull", "--state-dir", state, "--policy", roomy, ImageTests.ref("user-numeric")]).status == 0)
+        try await Task.sleep(for: .milliseconds(1100))
+        // busybox is used last: layered is now the least recently used.
+        let use = try await Harness.exec(["--state-dir", state, "--policy", roomy, "--image", ImageTests.ref("busybox"), "--pull", "never"], ["/bin/true"])
+        #expect(use.status == 0, "\(use.stderr)")
+        let total = try await usage(roomy)
+        let prune = try await Harness.run(["image", "prune", "--state-dir", state, "--policy", try policy(total - 1)])
+        #expect(prune.status == 0, "\(prune.stderr)")
+        #expect(prune.stdout.contains("evicted \(ImageTests.ref("layered"))"), "\(prune.stdout)")
+        #expect(try await refs() == [ImageTests.ref("busybox"), ImageTests.ref("user-numeric")])
+        #expect(try await usage(roomy) < total)
+
+        // A step running on user-numeric holds it: a budget of 1 byte evicts busybox only.
+        let f = try JobFixture("""
+        {"version": 1, "id": "held", "image": "\(ImageTests.ref("user-numeric"))", "steps": [{"name": "wait", "run": "sleep 2"}]}
+        """)
+        let job = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", state, "--policy", roomy,
+                                     "--progress", "plain"], until: "[wait 1/1]")
+        let squeezed = try await Harness.run(["image", "prune", "--state-dir", state, "--policy", try policy(1)])
+        #expect(squeezed.stdout.contains("evicted \(ImageTests.ref("busybox"))"), "\(squeezed.stdout)")
+        #expect(squeezed.stdout.contains("what is left is in use"), "\(squeezed.stdout)")
+        #expect(try await refs() == [ImageTests.ref("user-numeric")])
+        job.process.waitUntilExit()
+        #expect(job.process.terminationStatus == 0)
+    }
+}

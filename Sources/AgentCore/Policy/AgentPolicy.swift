@@ -131,6 +131,9 @@ public struct AgentPolicy: Sendable, Equatable {
         public var insecureRegistries: [String] = []
         /// When set, the only references a job may name (normalised: `docker.io/library/alpine:3`).
         public var allowedImages: [String]? = nil
+        /// The image store's size budget in bytes (blobs plus unpacked snapshots): after a
+        /// pull or import grows it past this, least recently used images are evicted.
+        public var storeMaxBytes: UInt64 = 20_000_000_000
         public init() {}
     }
 

@@ -53,6 +53,7 @@ extension JobRunner {
             do {
                 var store = try ImageStore(stateDirectory: options.stateDirectory,
                                            insecureRegistries: options.policy.images.insecureRegistries)
+                store.storeMaxBytes = Int64(clamping: options.policy.images.storeMaxBytes)
                 // The operator's logins ($REGISTRY_AUTH_FILE, ~/.docker/config.json of the agent's user).
                 store.credentials = try RegistryCredentials.load(environment: options.environment)
                 let prepared = try store.prepare(source, pull: job.pull)
