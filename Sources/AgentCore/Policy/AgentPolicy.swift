@@ -134,6 +134,9 @@ public struct AgentPolicy: Sendable, Equatable {
         /// The image store's size budget in bytes (blobs plus unpacked snapshots): after a
         /// pull or import grows it past this, least recently used images are evicted.
         public var storeMaxBytes: UInt64 = 20_000_000_000
+        /// Folders beneath which a job's local image sources (`oci:DIR`, `oci-archive:FILE`,
+        /// `docker-archive:FILE`) may lie; relative sources are beneath the job file's folder.
+        public var localRoots: [String] = []
         public init() {}
     }
 
