@@ -13,6 +13,8 @@ public final class RegistryClient: @unchecked Sendable {
     let plainHTTP: Bool
     let repository: String
     let login: RegistryCredentials.Login?
+    /// Why no login could be had (a credential helper failed): reported at the first challenge.
+    let loginProblem: ImageError?
     let http = HTTPClient()
     /// The Authorization header that worked last, shared by the pull's download threads.
     private var authorizationValue: String?
@@ -30,7 +32,13 @@ public final class RegistryClient: @unchecked Sendable {
         repository = reference.repository
         self.plainHTTP = plainHTTP
         base = (plainHTTP ? "http://" : "https://") + reference.apiHost + "/v2/"
-        login = credentials.login(for: reference.registry)
+        do throws(ImageError) {
+            login = try credentials.resolveLogin(for: reference.registry)
+            loginProblem = nil
+        } catch {
+            login = nil
+            loginProblem = error
+        }
     }
 
     /// `GET /v2/`: the registry is there and speaks the API (a 401 here is normal: the
@@ -147,6 +155,7 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// The Authorization header for a challenge.
     private func answer(_ header: String) throws(ImageError) -> String {
+        if let loginProblem { throw loginProblem }
         guard let c = AuthChallenge.parse(header) else { throw .unauthorized(registry: registry, challenge: "no challenge") }
         switch c.scheme {
         case "basic":

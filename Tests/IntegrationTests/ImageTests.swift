@@ -446,3 +446,52 @@ import Testing
         #expect(job.process.terminationStatus == 0)
     }
 }
+
+/// Docker's credential helpers (`credHelpers`, `credsStore`): the operator's programs on the
+/// agent's PATH, asked for the Basic registry's login.
+@Suite struct CredentialHelperTests {
+    func setUp(_ helpers: [String: String], config: String) throws -> (dir: String, env: [String: String]) {
+        let dir = try Harness.scratch("credhelper")
+        for (name, script) in helpers {
+            try Harness.write("#!/bin/sh\n" + script + "\n", to: dir + "/bin/docker-credential-" + name, mode: 0o755)
+        }
+        try Harness.write(config, to: dir + "/config.json", mode: 0o600)
+        return (dir, ["REGISTRY_AUTH_FILE": dir + "/config.json", "PATH": dir + "/bin:/usr/bin:/bin"])
+    }
+
+    var registry: String { ImageFaultTests.env("AGENT_TEST_BASIC_REGISTRY") }
+
+    @Test func aRegistrysHelperGivesTheLoginAndOthersAreNotAsked() async throws {
+        let s = try setUp([
+            "agenttest": #"read reg; [ "$1" = get ] || exit 2; case "$reg" in \#(registry)) printf '{"ServerURL":"%s","Username":"ci","Secret":"secret"}' "$reg";; *) echo "credentials not found in native keychain"; exit 1;; esac"#,
+            "never": "echo asked >> \"$(dirname \"$0\")/../never-asked\"; exit 1",
+        ], config: #"{"credHelpers": {"\#(registry)": "agenttest", "other.example": "never"}}"#)
+        let r = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/state", registry + "/private/layered:1"], environment: s.env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.dir + "/never-asked"))
+    }
+
+    @Test func aStoreWithoutTheLoginMeansNoLoginAndABrokenHelperIsNamed() async throws {
+        let s = try setUp(["empty": #"echo "credentials not found in native keychain"; exit 1"#,
+                           "broken": "echo 'secret-ish output'; exit 3",
+                           "slow": "sleep 60"],
+                          config: #"{"credsStore": "empty"}"#)
+        let none = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s1", registry + "/private/layered:1"], environment: s.env)
+        #expect(none.status == 3 && none.stderr.contains("no login"), "\(none.stderr)")
+        try Harness.write(#"{"credsStore": "broken"}"#, to: s.dir + "/config.json", mode: 0o600)
+        let broken = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s2", registry + "/private/layered:1"], environment: s.env)
+        #expect(broken.status == 3 && broken.stderr.contains("docker-credential-broken failed with status 3"), "\(broken.stderr)")
+        #expect(!broken.stderr.contains("secret-ish"))
+        try Harness.write(#"{"credsStore": "missing"}"#, to: s.dir + "/config.json", mode: 0o600)
+        let missing = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s3", registry + "/private/layered:1"], environment: s.env)
+        #expect(missing.status == 3 && missing.stderr.contains("docker-credential-missing is not on the agent's PATH"), "\(missing.stderr)")
+        try Harness.write(#"{"credsStore": "../../bin/sh"}"#, to: s.dir + "/config.json", mode: 0o600)
+        let bad = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s4", registry + "/private/layered:1"], environment: s.env)
+        #expect(bad.status == 3 && bad.stderr.contains("is not a valid helper name"), "\(bad.stderr)")
+        try Harness.write(#"{"credsStore": "slow"}"#, to: s.dir + "/config.json", mode: 0o600)
+        let started = Date()
+        let slow = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s5", registry + "/private/layered:1"], environment: s.env)
+        #expect(slow.status == 3 && slow.stderr.contains("did not answer within 10 s"), "\(slow.stderr)")
+        #expect(Date().timeIntervalSince(started) < 30)
+    }
+}
