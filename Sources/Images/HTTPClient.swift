@@ -75,7 +75,7 @@ private final class SinkBox {
     /// The response callback ran for the current response.
     private var announced = false
 
-    init(sink: @escaping (UnsafeRawBufferPointer) -> Bool, response: @escaping (Int, [String: String]) -> Bool) {
+    init(sink: @escaping (UnsafeRawBufferPointer) -> Bool, response: @escaping (Int, [String: String]) -> Bool = { _, _ in true }) {
         self.sink = sink
         self.response = response
     }
