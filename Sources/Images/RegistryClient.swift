@@ -154,7 +154,7 @@ public final class RegistryClient: @unchecked Sendable {
     }
 
     /// The Authorization header for a challenge.
-    private func answer(_ header: String) throws(ImageError) -> String {
+    func answer(_ header: String) throws(ImageError) -> String {
         if let loginProblem { throw loginProblem }
         guard let c = AuthChallenge.parse(header) else { throw .unauthorized(registry: registry, challenge: "no challenge") }
         switch c.scheme {
@@ -185,7 +185,7 @@ public final class RegistryClient: @unchecked Sendable {
         }
     }
 
-    private func call<T>(_ what: String, _ body: () throws(HTTPError) -> T) throws(ImageError) -> T {
+    func call<T>(_ what: String, _ body: () throws(HTTPError) -> T) throws(ImageError) -> T {
         do { return try body() } catch { throw .transfer(registry: registry, what: what, message: error.message) }
     }
 
