@@ -66,7 +66,7 @@ struct HTTPClient: Sendable {
 }
 
 /// Carries the Swift sink through libcurl's C callbacks for the length of one transfer.
-private final class SinkBox {
+final class SinkBox {
     let sink: (UnsafeRawBufferPointer) -> Bool
     let response: (Int, [String: String]) -> Bool
     var headers: [String: String] = [:]
@@ -74,6 +74,8 @@ private final class SinkBox {
     var aborted = false
     /// The response callback ran for the current response.
     private var announced = false
+    /// Error bodies reach the sink too (push reads the registry's error codes).
+    var keepErrorBodies = false
 
     init(sink: @escaping (UnsafeRawBufferPointer) -> Bool, response: @escaping (Int, [String: String]) -> Bool = { _, _ in true }) {
         self.sink = sink
@@ -97,7 +99,7 @@ private final class SinkBox {
 
     func body(_ chunk: UnsafeRawBufferPointer) -> Bool {
         // Only a 2xx body is content; error pages are ignored rather than written.
-        guard status >= 200 && status < 300 else { return true }
+        guard keepErrorBodies || (status >= 200 && status < 300) else { return true }
         if !announced {
             announced = true
             if !response(status, headers) { aborted = true; return false }

@@ -20,6 +20,17 @@ import Glibc
 struct LayerUnpacker {
     let image: String
     let layer: Digest
+    /// Unpacking onto the layers below in one folder (`type=local`, a root filesystem
+    /// export) rather than into a snapshot: a whiteout removes what it names, an opaque
+    /// marker what its folder held from below, and neither leaves a trace.
+    var applyWhiteouts = false
+    /// Paths this layer has written (apply mode: what an opaque marker keeps).
+    private let written = WrittenPaths()
+    final class WrittenPaths: @unchecked Sendable { var set = Set<String>() }
+
+    init(image: String, layer: Digest, applyWhiteouts: Bool = false) {
+        self.image = image; self.layer = layer; self.applyWhiteouts = applyWhiteouts
+    }
 
     /// Layers are uncompressed, gzip or zstd tars. Only libarchive's built-in decoders for
     /// those: `filter_all` would also run external programs (lrzip, lzop, ...) on a hostile
@@ -55,6 +66,11 @@ struct LayerUnpacker {
         let root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
         guard root >= 0 else { throw .store(path: dir, operation: "open", errno: errno) }
         defer { close(root) }
+        return try unpack(blob: path, root: root)
+    }
+
+    /// Unpacks blob `path` beneath the folder descriptor `root`. Returns warnings.
+    func unpack(blob path: String, root: Int32) throws(ImageError) -> [String] {
         guard let a = archive_read_new() else { throw .store(path: path, operation: "archive_read_new", errno: ENOMEM) }
         defer { archive_read_free(a) }
         Self.supportLayerFilters(a)
@@ -130,9 +146,10 @@ struct LayerUnpacker {
         let parent = try folder(parts[...], root, entry: raw, create: true)
         defer { close(parent) }
         if name.hasPrefix(".wh.") {
-            try whiteout(String(name.dropFirst(4)), parent, raw)
+            try whiteout(String(name.dropFirst(4)), parent, raw, folder: parts.joined(separator: "/"))
             return nil
         }
+        if applyWhiteouts { written.set.insert((parts + [name]).joined(separator: "/")) }
         let mode = UInt32(archive_entry_perm(e)) & 0o7777
         if let link = archive_entry_hardlink(e) {
             let target = String(cString: link)
@@ -206,7 +223,14 @@ struct LayerUnpacker {
     }
 
     /// `.wh.NAME` hides NAME of the layers below; `.wh..wh..opq` hides everything below its folder.
-    private func whiteout(_ target: String, _ parent: Int32, _ raw: String) throws(ImageError) {
+    private func whiteout(_ target: String, _ parent: Int32, _ raw: String, folder: String) throws(ImageError) {
+        if target == ".wh..opq" && applyWhiteouts {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd/\(parent)")) ?? []
+            for n in names where !written.set.contains(folder.isEmpty ? n : folder + "/" + n) {
+                clear(parent, n, keepFolder: false)
+            }
+            return
+        }
         if target == ".wh..opq" {
             let fd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { throw errnoError(raw, "open", errno) }
@@ -218,6 +242,7 @@ struct LayerUnpacker {
             throw hostile(raw, "is a whiteout of \(jsonish(target)), which names no file of the folder")
         }
         clear(parent, target, keepFolder: false)
+        if applyWhiteouts { return }
         // makedev(0, 0): overlayfs's whiteout.
         guard mknodat(parent, target, Glibc.S_IFCHR | 0o000, 0) == 0 else { throw errnoError(raw, "mknod whiteout", errno) }
     }

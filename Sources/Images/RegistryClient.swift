@@ -23,6 +23,8 @@ public final class RegistryClient: @unchecked Sendable {
         get { lock.withLock { authorizationValue } }
         set { lock.withLock { authorizationValue = newValue } }
     }
+    /// Pushing: a Bearer challenge without a scope is answered for `pull,push`.
+    var pushing = false
     /// Manifests and indexes are small; a larger answer is refused, not buffered.
     static let maxManifestBytes = 4 << 20
 
@@ -114,7 +116,7 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// Runs `request` with the current Authorization; on a 401 answers the challenge once
     /// and runs it again.
-    private func authorized<T>(_ what: String, retry reset: () throws(ImageError) -> Void = {},
+    func authorized<T>(_ what: String, retry reset: () throws(ImageError) -> Void = {},
                                _ request: ([String]) throws(HTTPError) -> (Int, [String: String], T)) throws(ImageError) -> (status: Int, headers: [String: String], value: T) {
         var r = try retrying(what, reset) { () throws(HTTPError) in try request(authorization.map { [$0] } ?? []) }
         if r.0 == 401 {
@@ -169,7 +171,11 @@ public final class RegistryClient: @unchecked Sendable {
             }
             var query: [String] = []
             if let s = c.parameters["service"] { query.append("service=" + queryEncoded(s)) }
-            query.append("scope=" + queryEncoded(c.parameters["scope"] ?? "repository:\(repository):pull"))
+            // A challenge may name several scopes (a cross-repository mount: the target's
+            // push and the source's pull), space-separated: one `scope=` each, as the
+            // token spec asks.
+            let scopes = (c.parameters["scope"] ?? "repository:\(repository):" + (pushing ? "pull,push" : "pull")).split(separator: " ")
+            for scope in scopes { query.append("scope=" + queryEncoded(String(scope))) }
             let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
             let r = try call("token from \(realm)") { () throws(HTTPError) in
                 try http.get(url, headers: login.map { [basicAuthorization($0)] } ?? [], maxBytes: 1 << 20)
@@ -190,7 +196,7 @@ public final class RegistryClient: @unchecked Sendable {
     }
 
     /// The first error code of a registry error body (`{"errors":[{"code":"MANIFEST_UNKNOWN"}]}`).
-    private func errorCode(_ body: [UInt8]) -> String {
+    func errorCode(_ body: [UInt8]) -> String {
         guard case .object(let o)? = try? JSONValue.parse(body), case .array(let errors)? = o["errors"],
               case .object(let first)? = errors.first, let code = first["code"]?.string else { return "" }
         return code

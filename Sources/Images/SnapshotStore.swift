@@ -1,3 +1,5 @@
+import AgentSupport
+import Dispatch
 import FoundationEssentials
 import Glibc
 
@@ -24,11 +26,29 @@ public struct SnapshotStore: Sendable {
         guard layers.count == diffIDs.count, !layers.isEmpty else {
             throw .badManifest(reference: image, digest: "", problem: "\(layers.count) layers but \(diffIDs.count) diff_ids in the config")
         }
-        var warnings: [String] = []
         let chain = Digest.chainIDs(diffIDs)
-        for (i, layer) in layers.enumerated() where !has(chain[i]) {
-            warnings += try unpack(image: image, layer: layer.digest, diffID: diffIDs[i], chainID: chain[i])
+        let todo = layers.indices.filter { !has(chain[$0]) }
+        // Each snapshot holds only its own layer's files, so layers unpack independently:
+        // in parallel, one per core (decompression and file creation are CPU-bound).
+        final class Results: @unchecked Sendable {
+            let lock = Lock()
+            var warnings: [Int: [String]] = [:]
+            var failures: [Int: ImageError] = [:]
         }
+        let results = Results()
+        let store = self
+        DispatchQueue.concurrentPerform(iterations: todo.count) { k in
+            let i = todo[k]
+            do throws(ImageError) {
+                let w = try store.unpack(image: image, layer: layers[i].digest, diffID: diffIDs[i], chainID: chain[i])
+                results.lock.withLock { results.warnings[i] = w }
+            } catch {
+                results.lock.withLock { results.failures[i] = error }
+            }
+        }
+        // The first failure in layer order is reported; snapshots that completed stay.
+        if let first = results.failures.keys.min() { throw results.failures[first]! }
+        let warnings = todo.flatMap { results.warnings[$0] ?? [] }
         return (chain.reversed().map(path), warnings)
     }
 
