@@ -57,14 +57,13 @@ public struct SnapshotStore: Sendable {
         defer { close(lfd) }
         if has(chainID) { return [] }  // another agent unpacked it while this one waited
         let blob = store.blobPath(layer)
-        // The diff_id is checked before anything is unpacked: a snapshot is shared by its
-        // ChainID, so a layer whose content is not what its config claims must never get one.
-        let actual = try LayerUnpacker.diffID(ofBlob: blob, image: image, layer: layer)
-        guard actual == diffID else { throw .diffIDMismatch(image: image, layer: layer, expected: diffID, actual: actual) }
+        // The diff_id is checked in the same pass as the unpack (one decompression), into a
+        // temporary folder renamed only when it matched: a snapshot is shared by its ChainID,
+        // so a layer whose content is not what its config claims must never get one.
         let tmp = store.temporaryPath("unpack-" + chainID.short)
         guard mkdir(tmp, 0o755) == 0 else { throw .store(path: tmp, operation: "mkdir", errno: errno) }
         do throws(ImageError) {
-            let warnings = try LayerUnpacker(image: image, layer: layer).unpack(blob: blob, into: tmp)
+            let warnings = try LayerUnpacker(image: image, layer: layer).unpackVerifying(blob: blob, into: tmp, diffID: diffID)
             guard rename(tmp, path(chainID)) == 0 else { throw ImageError.store(path: path(chainID), operation: "rename", errno: errno) }
             return warnings
         } catch {
