@@ -108,7 +108,12 @@ struct Launcher {
 
             let initFD = try Self.initBinary()
             let arena = PlanArena()
-            arena.setOps(plan.ops)
+            // File owners as the init sees them (the container's namespace, see IDMapPlan.outer).
+            arena.setOps(plan.ops.map { op in
+                var o = op
+                if o.kind == .file { (o.uid, o.gid) = ids.containerIDs(uid: o.uid, gid: o.gid) }
+                return o
+            })
             arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
             var flags = Self.newUser | Self.newNS | Self.newPID | Self.newIPC | Self.newUTS | Self.newCgroup
             if c.network == .none { flags |= Self.newNet }
