@@ -123,12 +123,23 @@ struct ExecFlags {
         _exit(code)
     }
 
+    /// The variables `agent exec` reads (the policy, the home and state folders), by
+    /// getenv: `ProcessInfo.environment` builds a dictionary of the whole environment, and
+    /// was built three times per start.
+    static var environment: [String: String] {
+        var e: [String: String] = [:]
+        for key in ["AGENT_POLICY", "HOME", "XDG_STATE_HOME"] {
+            if let v = getenv(key) { e[key] = String(cString: v) }
+        }
+        return e
+    }
+
     /// The container this command line asks for, within the agent policy, and that policy.
     /// Throws `ExecParsing.InvalidValue`/`ValidationError` for a bad flag value,
     /// `PolicyError` for a policy that does not load, `ExecPolicyGate.Refusal` for a flag
     /// the policy does not allow.
     func makeConfiguration() throws -> (configuration: ContainerConfiguration, policy: AgentPolicy) {
-        let resolved = try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment)
+        let resolved = try AgentPolicy.resolve(commandLine: policy, environment: Self.environment)
         let gate = ExecPolicyGate(policy: resolved.policy.sandbox, source: resolved.source)
         var c = ContainerConfiguration(command: command.first == "--" ? Array(command.dropFirst()) : command)
         if rootfs != "host" {
@@ -154,7 +165,7 @@ struct ExecFlags {
         }
         // The agent's own files never reach a container; what is checked is what is mounted.
         var opened: [Int32] = []
-        try ExecHostPaths.admit(&c, keep: &opened)
+        try ExecHostPaths.admit(&c, keep: &opened, environment: Self.environment)
         Self.heldDescriptors = opened
         c.network = try gate.network(network)
         c.seccomp = try gate.seccomp(seccomp)
