@@ -41,7 +41,8 @@ struct Agent: AsyncParsableCommand {
         }
         // `agent exec` in its plain form skips swift-argument-parser (see ExecFlags.parseFast).
         if let exec = ExecFlags.fastPath(CommandLine.arguments) {
-            do { try await exec.run() } catch { exit(withError: error) }
+            // On the main thread, which lives as long as the process: the container's parent thread.
+            do { try exec.run() } catch { exit(withError: error) }
         }
         do {
             var command = try parseAsRoot()

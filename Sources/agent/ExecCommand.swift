@@ -125,5 +125,5 @@ struct ExecCommand: AsyncParsableCommand {
         try flags.validate()
     }
 
-    func run() async throws { try await flags.run() }
+    func run() async throws { try flags.run() }
 }

@@ -63,7 +63,9 @@ struct ExecFlags {
         }
     }
 
-    func run() async throws {
+    /// Runs the container on the calling thread (`RunningContainer.runOnThisThread`: no
+    /// thread start and no hand-off between threads) and exits with its status.
+    func run() throws {
         let c: ContainerConfiguration
         let policy: AgentPolicy
         do {
@@ -75,12 +77,13 @@ struct ExecFlags {
             // The gate already refused `--network host` unless the policy allows it; the
             // sandbox checks again so no path around the gate can open the host network.
             let allowHostNetwork = policy.allowHostNetwork
-            let container = try await RunningContainer.start(c, hostNetworkAllowed: { allowHostNetwork })
-            if verbose {
-                printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n")
-                printToStandardError("agent: seccomp: \(Self.seccompSource(SeccompCache.shared.statistics)) (cache folder: \(c.seccompCacheDirectory ?? "none"))\n")
+            let verbose = self.verbose
+            let result = try RunningContainer.runOnThisThread(c, hostNetworkAllowed: { allowHostNetwork }) { container in
+                if verbose {
+                    printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n")
+                    printToStandardError("agent: seccomp: \(Self.seccompSource(SeccompCache.shared.statistics)) (cache folder: \(c.seccompCacheDirectory ?? "none"))\n")
+                }
             }
-            let result = await container.wait()
             if verbose {
                 let ms = Double(result.duration.components.attoseconds) / 1e15 + Double(result.duration.components.seconds) * 1000
                 printToStandardError("agent: container ran \(fixedPoint(ms, decimals: 2)) ms (clone to exit), \(result.status)\n")

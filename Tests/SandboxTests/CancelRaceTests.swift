@@ -49,3 +49,33 @@ import Testing
         }
     }
 }
+
+/// `RunningContainer.runOnThisThread`: the one-shot start `agent exec` uses (no thread, no task).
+@Suite struct RunOnThisThreadTests {
+    @Test func runsTheContainerToItsEndOnTheCallingThread() throws {
+        var cfg = RunningContainerTests.config("exit 7")
+        cfg.output = .inherit
+        var started: Int32 = 0
+        let r = try RunningContainer.runOnThisThread(cfg, hostNetworkAllowed: { true }) { c in started = c.pid }
+        #expect(started > 0)
+        #expect(r.status == .exited(7))
+        // The init was reaped by this thread: no process is left.
+        #expect(kill(started, 0) == -1 && errno == ESRCH)
+    }
+
+    @Test func timeoutAndSetupFailuresAsWithStart() throws {
+        var cfg = RunningContainerTests.config("sleep 300")
+        cfg.output = .inherit
+        cfg.timeout = .milliseconds(100)
+        let r = try RunningContainer.runOnThisThread(cfg, hostNetworkAllowed: { true }) { _ in }
+        #expect(r.timedOut && r.status == .signaled(SIGTERM))
+        var bad = RunningContainerTests.config("true")
+        bad.output = .inherit
+        bad.workingDirectory = "relative"
+        #expect(throws: SandboxError.self) { try RunningContainer.runOnThisThread(bad, hostNetworkAllowed: { true }) { _ in } }
+        // Captured output needs a consumer, which a blocking caller cannot be.
+        #expect(throws: SandboxError.self) {
+            try RunningContainer.runOnThisThread(RunningContainerTests.config("true"), hostNetworkAllowed: { true }) { _ in }
+        }
+    }
+}
