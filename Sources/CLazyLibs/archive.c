@@ -45,6 +45,10 @@ AGENT_LAZY(archive, int, archive_read_free, (struct archive *a), (a))
 AGENT_LAZY(archive, int, archive_read_next_header, (struct archive *a, struct archive_entry **e), (a, e))
 AGENT_LAZY(archive, int, archive_read_next_header2, (struct archive *a, struct archive_entry *e), (a, e))
 AGENT_LAZY(archive, int, archive_read_open_filename, (struct archive *a, const char *f, size_t n), (a, f, n))
+// A tar read from another reader's output (one decompression for the diff_id and the unpack).
+AGENT_LAZY(archive, int, archive_read_open,
+           (struct archive *a, void *c, archive_open_callback *o, archive_read_callback *r, archive_close_callback *cl),
+           (a, c, o, r, cl))
 AGENT_LAZY(archive, int, archive_read_support_filter_gzip, (struct archive *a), (a))
 AGENT_LAZY(archive, int, archive_read_support_filter_zstd, (struct archive *a), (a))
 AGENT_LAZY(archive, int, archive_read_support_format_tar, (struct archive *a), (a))

@@ -15,9 +15,9 @@ import SandboxPolicy
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
-        abstract: "Manage container images (pull, push, import, export, ls, inspect, rm, prune).",
+        abstract: "Manage container images (pull, push, import, export, ls, inspect, rm, prune, df).",
         discussion: "Exit codes: 0 ok, 1 not in the store, 2 usage or invalid reference, 3 pull or store failure.",
-        subcommands: [ImagePull.self, ImagePush.self, ImageImport.self, ImageExport.self, ImageList.self, ImageInspect.self, ImageRemove.self, ImagePrune.self]
+        subcommands: [ImagePull.self, ImagePush.self, ImageImport.self, ImageExport.self, ImageList.self, ImageInspect.self, ImageRemove.self, ImagePrune.self, ImageDiskUsage.self]
     )
 }
 
@@ -32,6 +32,7 @@ struct ImageStoreOptions: ParsableArguments {
         let dir = try state.open()
         try dir.create()
         var store = try ImageStore(stateDirectory: dir.root, insecureRegistries: policy.images.insecureRegistries)
+        store.storeMaxBytes = Int64(clamping: policy.images.storeMaxBytes)
         store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
         return store
     }
@@ -86,14 +87,17 @@ struct ImageImport: AsyncParsableCommand {
         try imageCommand {
             let key = try registryReference(tag).description
             func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p }
-            let image: PreparedImage
+            var image: PreparedImage
+            let store = try options.store()
             switch try ImageSource.parse(source) {
-            case .ociLayout(let dir, let t): image = try options.store().importLayout(path: absolute(dir), tag: t, as: key)
-            case .ociArchive(let file): image = try options.store().importOCIArchive(file: absolute(file), tag: nil, as: key)
-            case .dockerArchive(let file): image = try options.store().importDockerArchive(file: absolute(file), as: key)
+            case .ociLayout(let dir, let t): image = try store.importLayout(path: absolute(dir), tag: t, as: key)
+            case .ociArchive(let file): image = try store.importOCIArchive(file: absolute(file), tag: nil, as: key)
+            case .dockerArchive(let file): image = try store.importDockerArchive(file: absolute(file), as: key)
             case .registry:
                 throw ImageError.unsupported(reference: source, problem: "import takes oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE (pull a registry's image)")
             }
+            image.lease = nil
+            image.warnings += store.applyBudget(keep: [key])
             for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
             print("\(image.reference) \(image.digest)")
             return 0
@@ -248,8 +252,25 @@ struct ImagePrune: AsyncParsableCommand {
 
     func run() async throws {
         try imageCommand {
-            let r = try options.store().prune()
-            print("removed \(r.blobs) blobs and \(r.snapshots) snapshots (\(r.bytes) bytes of blobs); \(r.inUse) snapshots in use kept")
+            let store = try options.store()
+            let r = try store.prune()
+            print("removed \(r.blobs) blobs and \(r.snapshots) snapshots (\(r.bytes) bytes); \(r.inUse) snapshots in use kept")
+            // A store over its budget (images.storeMaxBytes) also loses its least recently used images.
+            for note in store.applyBudget(keep: []) { print(note) }
+            return 0
+        }
+    }
+}
+
+struct ImageDiskUsage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "df", abstract: "Print the bytes the image store holds (blobs and unpacked snapshots) and its budget.")
+    @OptionGroup var options: ImageStoreOptions
+
+    func run() async throws {
+        try imageCommand {
+            let store = try options.store()
+            print("store \(store.usage()) bytes, budget \(store.storeMaxBytes.map(String.init) ?? "none") bytes (images.storeMaxBytes)")
             return 0
         }
     }
