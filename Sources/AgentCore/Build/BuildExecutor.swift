@@ -143,7 +143,7 @@ public final class BuildExecutor: Sendable {
             for d in decls {
                 if let given = request.buildArgs[d.name] { v[d.name] = given }
                 else if let def = d.defaultValue { v[d.name] = try expand(def, v, inst) }
-                else if v[d.name] == nil { v[d.name] = "" }
+                // Declared without a value: unset (BuildKit), so `${NAME-word}` gives `word`.
             }
         }
         return v

@@ -22,7 +22,10 @@ extension BuildExecutor {
                 let value: String
                 if let given = request.buildArgs[d.name] { value = given }
                 else if let def = d.defaultValue { value = try x(def) }
-                else { value = globals[d.name] ?? "" }
+                else if let global = globals[d.name] { value = global }
+                // Declared without a value anywhere: unset, as BuildKit leaves it
+                // (`${NAME-word}` gives `word`, RUN does not see it), not empty.
+                else { canonical.append(d.name); continue }
                 s.args[d.name] = value
                 canonical.append(d.name + "=" + value)
             }
