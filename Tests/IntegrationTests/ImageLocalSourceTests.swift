@@ -85,3 +85,34 @@ extension ImageLocalSourceTests {
         #expect(r.status == 0 && r.stdout.contains("from the upper layer"), "\(r.stderr)")
     }
 }
+
+/// Build steps of a job on an image share one writable root layer, as one GitLab job
+/// container does; test steps see it read-only; the image's snapshots never change.
+@Suite struct SharedRootLayerTests {
+    @Test func step1sInstallIsThereInStep2AndReadOnlyInTests() async throws {
+        let ref = ImageTests.ref("layered")
+        let f = try JobFixture("""
+        {"version": 1, "id": "shared-root", "image": "\(ref)", "steps": [
+          {"name": "install", "run": "mkdir -p /opt/tool && echo installed > /opt/tool/bin && rm /etc/added"},
+          {"name": "use", "run": "cat /opt/tool/bin; test ! -e /etc/added && echo lower-gone; echo more >> /opt/tool/bin"},
+          {"name": "check", "type": "test", "run": "cat /opt/tool/bin; if echo x > /opt/tool/other 2>/dev/null; then echo WROTE; fi; test ! -e /etc/added && echo still-gone"}
+        ]}
+        """)
+        let r = try await f.run(["--policy", ImageTests.policy])
+        #expect(r.status == 0, "\(r.stderr)")
+        let use = try f.read("logs/02-use.log"), check = try f.read("logs/03-check.log")
+        #expect(use.contains(" out installed") && use.contains(" out lower-gone"), "\(use)")
+        #expect(check.contains(" out installed") && check.contains(" out more") && check.contains(" out still-gone"), "\(check)")
+        #expect(!check.contains("WROTE"), "\(check)")
+        // Another job on the same image starts from the image, not from this job's root.
+        let g = try JobFixture("""
+        {"version": 1, "id": "fresh-root", "image": "\(ref)", "pull": "never", "steps": [
+          {"name": "look", "run": "test ! -e /opt/tool/bin && test -e /etc/added && echo pristine"}
+        ]}
+        """)
+        let again = try await Harness.run(["run-job", g.job, "--output", g.results, "--state-dir", f.state, "--progress", "plain",
+                                           "--policy", ImageTests.policy])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try g.read("logs/01-look.log").contains(" out pristine"))
+    }
+}

@@ -101,15 +101,32 @@ struct StepExecutor {
         return "fork failed: the step reached its process limit (\(limit.kind == "rlimit" ? "RLIMIT_NPROC" : "pids.max") \(limit.value))"
     }
 
+    /// The root of a step on an image or a rootfs folder. Build steps share one writable
+    /// root layer over it (the job's `root-upper`, on the host); test steps see that layer
+    /// read-only on top of the image. Without a layer (none made yet, or it cannot be
+    /// made), the image alone under the container's private tmpfs upper.
+    func treeRoot(lower: [HostPath], into c: inout ContainerConfiguration) {
+        if step.type == .build, let r = try? workspace.rootLayer() {
+            c.rootfs = .layersWithUpper(lower: lower, upper: HostPath(r.upper), work: HostPath(r.work))
+            c.readOnlyRoot = false
+        } else if let shared = workspace.existingRootUpper {
+            c.rootfs = .layers([HostPath(shared)] + lower)
+        } else if lower.count == 1, case .rootfs = job.image {
+            c.rootfs = .directory(lower[0])
+        } else {
+            c.rootfs = .layers(lower)
+        }
+    }
+
     func configuration(mounts: [Mount], env: [String], timeout: Duration?) -> ContainerConfiguration {
         var c = ContainerConfiguration(command: step.run.argv)
+        c.readOnlyRoot = true
         switch job.image {
         case .host: c.rootfs = .host
-        case .rootfs(let path): c.rootfs = .directory(rootfs ?? HostPath(path))
+        case .rootfs(let path): treeRoot(lower: [rootfs ?? HostPath(path)], into: &c)
         // The agent's own snapshots (in its state folder), read-only lower layers.
-        case .image: c.rootfs = .layers((image?.layers ?? []).map { HostPath($0) })
+        case .image: treeRoot(lower: (image?.layers ?? []).map { HostPath($0) }, into: &c)
         }
-        c.readOnlyRoot = true
         c.mounts = mounts
         c.environment = env
         c.workingDirectory = step.workdir

@@ -79,6 +79,25 @@ public final class WorkspaceLayer: @unchecked Sendable {
         return warnings
     }
 
+    /// The job's writable root layer over its image or rootfs folder (`root-upper`, with
+    /// `root-work` for overlayfs), made on first use: build steps mount it as their root's
+    /// upper layer, so step 1's installs are there in step 2, as in one GitLab job
+    /// container. It lives in this layer's folder (never visible to a container as such)
+    /// and goes with it.
+    public func rootLayer() throws -> (upper: String, work: String) {
+        for d in ["root-upper", "root-work"] where mkdir(root + "/" + d, 0o755) != 0 && errno != EEXIST {
+            throw SandboxError(stage: "root layer", errno: errno, detail: root + "/" + d)
+        }
+        return (root + "/root-upper", root + "/root-work")
+    }
+
+    /// The shared root layer when a build step made one: test steps see it read-only, as
+    /// the top lower layer of their root.
+    public var existingRootUpper: String? {
+        var st = stat()
+        return lstat(root + "/root-upper", &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR ? root + "/root-upper" : nil
+    }
+
     /// The `/workspace` mount of a build step: read-write, shared by all steps of the job.
     public func buildMount(target: String = "/workspace") -> Mount {
         switch mode {
