@@ -128,7 +128,7 @@ struct SetupPlan: Sendable, Equatable {
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
             ops.append(SetupOp(kind: .symlink, flags: SetupOp.noSymlinks, target: "dev/" + name, data: dest))
         }
-        if c.network == .none {
+        if c.network != .host {
             // sysfs shows the network namespace it was mounted in; only ours is safe to show.
             // Optional in a directory rootfs: /sys may not exist there and need not be created.
             var sysFlags = SetupOp.noSymlinks
@@ -136,12 +136,13 @@ struct SetupPlan: Sendable, Equatable {
             ops.append(SetupOp(kind: .mount, flags: sysFlags, source: "sysfs", target: "sys",
                                mountFlags: sys | MountFlag.rdonly))
         }
-        for m in Self.maskedPaths where c.network == .none || !m.hasPrefix("sys/") {
+        for m in Self.maskedPaths where c.network != .host || !m.hasPrefix("sys/") {
             ops.append(SetupOp(kind: .mask, flags: SetupOp.noSymlinks | SetupOp.noCreate, target: m))
         }
         for r in Self.readOnlyPaths {
             ops.append(SetupOp(kind: .readonly, flags: SetupOp.noSymlinks | SetupOp.noCreate, target: r))
         }
+        if c.network == .outbound { ops += Self.outboundFiles(c) }
         // Caller targets must not pass through any symlink (a job can plant one in a
         // volume or rootfs between runs); the shim also resolves them inside the root.
         for m in c.mounts {
@@ -153,6 +154,20 @@ struct SetupPlan: Sendable, Equatable {
         if case .host = c.rootfs, let bin = agentBinary,
            Self.hostRootEntries.contains(where: { bin.hasPrefix("/\($0)/") }) {
             ops.append(SetupOp(kind: .mask, flags: SetupOp.noCreate, target: try Self.relativeTarget(bin, what: "mask")))
+        }
+    }
+
+    /// The container's own `/etc/resolv.conf` (the stack's resolver) and `/etc/hosts`, as
+    /// read-only files on its private tmpfs. An image's or rootfs's path is resolved without
+    /// symlinks (a job could point it anywhere in the container); the host's `/etc` may hold a
+    /// link (systemd-resolved's resolv.conf), followed inside the new root only.
+    static func outboundFiles(_ c: ContainerConfiguration) -> [SetupOp] {
+        let flags = SetupOp.file | (c.rootfs.isTree ? SetupOp.noSymlinks : 0)
+        let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            + "\(OutboundNetwork.address)\t\(c.hostname)\n\(OutboundNetwork.gateway)\t\(OutboundNetwork.hostName)\n"
+        let resolv = "nameserver \(OutboundNetwork.resolver)\n"
+        return [("etc/hosts", hosts), ("etc/resolv.conf", resolv)].map { target, text in
+            SetupOp(kind: .file, flags: flags, target: target, contents: Array(text.utf8), mode: 0o644, uid: c.uid, gid: c.gid)
         }
     }
 

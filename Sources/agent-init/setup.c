@@ -393,6 +393,7 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
 
     for (size_t i = 0; i < p->n_ops; i++) sb_apply(p, root, files, devnull, i);
     if (p->loopback) sb_loopback();
+    if (p->n_routes) sb_net_routes(p);
 
     r = SB1(SYS_fchdir, root);
     if (r >= 0) r = SB2(SYS_pivot_root, ".", ".");

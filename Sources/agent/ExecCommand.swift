@@ -51,7 +51,7 @@ struct ExecCommand: AsyncParsableCommand {
     @Option(help: "Agent policy file (default: $AGENT_POLICY, else the built-in policy).")
     var policy: String?
 
-    @Option(help: "Network: none (loopback only) or host (if the policy allows it).")
+    @Option(help: "Network: none (loopback only), outbound (a way out through slirp4netns, if the policy allows it) or host (if the policy allows it).")
     var network: String = "none"
 
     @Option(help: "Seccomp profile: 'default' (the policy's), or 'unconfined' / a Docker-format JSON file if the policy allows it.")
@@ -138,6 +138,7 @@ struct ExecCommand: AsyncParsableCommand {
             let container = try await RunningContainer.start(c, hostNetworkAllowed: { allowHostNetwork })
             if verbose {
                 printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n")
+                if let stack = container.networkStack { printToStandardError("agent: network: outbound through \(stack)\n") }
                 printToStandardError("agent: seccomp: \(Self.seccompSource(SeccompCache.shared.statistics)) (cache folder: \(c.seccompCacheDirectory ?? "none"))\n")
             }
             let result = await container.wait()
@@ -217,6 +218,11 @@ struct ExecCommand: AsyncParsableCommand {
         try ExecHostPaths.admit(&c, keep: &opened)
         Self.heldDescriptors = opened
         c.network = try gate.network(network)
+        if c.network == .outbound {
+            c.outbound = gate.outbound
+            // Checked now, so a missing device fails before anything starts, naming the fix.
+            try c.outbound.preflight()
+        }
         c.seccomp = try gate.seccomp(seccomp)
         c.capabilities = try gate.capabilities(drop: capDrop, add: capAdd)
         for e in env {
