@@ -112,6 +112,8 @@ public struct StepSpec: Sendable, Equatable {
     /// Test steps: a throwaway writable layer over the workspace (`"workspace": "overlay"`).
     public var overlayWorkspace: Bool = false
     public var failOnReportFailures: Bool = true
+    /// The step's own `network`, overriding the job's (nil: the job's).
+    public var network: ContainerConfiguration.Network?
 
     public init(name: String, run: Run) {
         self.name = name

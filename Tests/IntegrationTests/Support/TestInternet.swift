@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+
+/// A stand-in for the internet that has no way out: a network namespace the test makes (as
+/// root) with a veth pair to the host, no default route and servers on its addresses. The
+/// host routes to it, so slirp4netns (running as the test user in the host's namespace)
+/// reaches it like any remote server, and nothing in it reaches anything else.
+///
+/// Named after the registry port of the run (ci/test.sh's isolation variable), so two
+/// worktrees' runs never share one.
+final class TestInternet: @unchecked Sendable {
+    static var tag: String { ProcessInfo.processInfo.environment["AGENT_TEST_REGISTRY_PORT"] ?? "5000" }
+    let namespace = "agent-inet-\(TestInternet.tag)"
+    let hostSide = "ainet\(TestInternet.tag)h"
+    let nsSide = "ainet\(TestInternet.tag)n"
+    /// 10.231.K.0/24: K from the tag, so parallel runs do not overlap.
+    let subnet: Int = (Int(TestInternet.tag) ?? 5000) % 250
+    var hostAddress: String { "10.231.\(subnet).1" }
+    /// The server standing for the internet.
+    var serverAddress: String { "10.231.\(subnet).2" }
+    /// A second server, in a CIDR the tests' policies deny.
+    var deniedAddress: String { "10.231.\(subnet).3" }
+    private var servers: [Process] = []
+
+    /// Makes the namespace and starts an HTTP server on `serverAddress` and `deniedAddress`
+    /// at `port`, serving `body` as /probe.
+    init(port: Int, body: String) throws {
+        teardownNetwork()
+        try Self.sh("ip netns add \(namespace)")
+        try Self.sh("ip link add \(hostSide) type veth peer name \(nsSide)")
+        try Self.sh("ip link set \(nsSide) netns \(namespace)")
+        try Self.sh("ip addr add \(hostAddress)/24 dev \(hostSide) && ip link set \(hostSide) up")
+        try Self.sh("ip -n \(namespace) addr add \(serverAddress)/24 dev \(nsSide)")
+        try Self.sh("ip -n \(namespace) addr add \(deniedAddress)/24 dev \(nsSide)")
+        try Self.sh("ip -n \(namespace) link set \(nsSide) up && ip -n \(namespace) link set lo up")
+        let root = try Harness.scratch("inet")
+        try Harness.write(body, to: root + "/probe")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        p.arguments = ["netns", "exec", namespace, "python3", "-m", "http.server", "\(port)", "--bind", "0.0.0.0", "--directory", root]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        servers.append(p)
+        try Self.waitForServer(serverAddress, port)
+    }
+
+    /// Another server in the test internet: `command` run inside the namespace.
+    func start(_ command: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        p.arguments = ["netns", "exec", namespace] + command
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        servers.append(p)
+        return p
+    }
+
+    func stop() {
+        for s in servers where s.isRunning { s.terminate(); s.waitUntilExit() }
+        servers = []
+        teardownNetwork()
+    }
+
+    private func teardownNetwork() {
+        _ = try? Self.sh("ip netns pids \(namespace) 2>/dev/null | xargs -r kill -9; ip netns del \(namespace) 2>/dev/null; ip link del \(hostSide) 2>/dev/null; true")
+    }
+
+    /// Waits until a TCP connect to `host:port` succeeds from the host (5 s at most).
+    static func waitForServer(_ host: String, _ port: Int) throws {
+        for _ in 0..<100 {
+            if (try? sh("python3 -c 'import socket; socket.create_connection((\"\(host)\", \(port)), 0.2)' 2>/dev/null")) != nil { return }
+            usleep(50_000)
+        }
+        throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "no server at \(host):\(port)"])
+    }
+
+    @discardableResult
+    static func sh(_ script: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "\(script): status \(p.terminationStatus)"])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A python3 one-liner for the container (host rootfs): connects to argv[1]:argv[2] and
+    /// prints `OK <first bytes>` (an HTTP GET of /probe) or `ERR <errno name>`.
+    static let probe = """
+        import socket, sys, errno
+        try:
+            s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)
+            s.sendall(b"GET /probe HTTP/1.0\\r\\n\\r\\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk: break
+                data += chunk
+            print("OK", data.split(b"\\r\\n\\r\\n", 1)[-1].decode(errors="replace").strip())
+        except OSError as e:
+            print("ERR", errno.errorcode.get(e.errno, str(e)) if e.errno else type(e).__name__)
+        """
+
+    /// Writes a policy file for the test user (outbound allowed plus `extra` keys).
+    static func policy(_ extra: String = "") throws -> String {
+        let dir = try Harness.scratch("netpolicy")
+        let path = dir + "/policy.json"
+        try Harness.write("{\"allowOutboundNetwork\": true\(extra.isEmpty ? "" : ", " + extra)}", to: path)
+        return path
+    }
+
+    /// A free TCP port on the host (bound and released).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
