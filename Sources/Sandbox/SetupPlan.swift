@@ -14,6 +14,8 @@ struct SetupOp: Sendable, Equatable {
     static let noCreate: UInt32 = 0x8
     /// A device bind: keeps device access (every other bind is nosuid,nodev).
     static let device: UInt32 = 0x10
+    /// Skipped when the target is missing and cannot be created (a root-owned rootfs tree).
+    static let optional: UInt32 = 0x20
 
     var kind: Kind
     var flags: UInt32 = 0
@@ -160,9 +162,11 @@ struct SetupPlan: Sendable, Equatable {
     /// The container's own `/etc/resolv.conf` (the stack's resolver) and `/etc/hosts`, as
     /// read-only files on its private tmpfs. An image's or rootfs's path is resolved without
     /// symlinks (a job could point it anywhere in the container); the host's `/etc` may hold a
-    /// link (systemd-resolved's resolv.conf), followed inside the new root only.
+    /// link (systemd-resolved's resolv.conf), followed inside the new root only. A tree whose
+    /// `/etc` lacks the file and belongs to someone else (host root) keeps its own lookup:
+    /// nothing can be created there from inside.
     static func outboundFiles(_ c: ContainerConfiguration) -> [SetupOp] {
-        let flags = SetupOp.file | (c.rootfs.isTree ? SetupOp.noSymlinks : 0)
+        let flags = SetupOp.file | SetupOp.optional | (c.rootfs.isTree ? SetupOp.noSymlinks : 0)
         let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
             + "\(OutboundNetwork.address)\t\(c.hostname)\n\(OutboundNetwork.gateway)\t\(OutboundNetwork.hostName)\n"
         let resolv = "nameserver \(OutboundNetwork.resolver)\n"

@@ -274,6 +274,7 @@ static void sb_apply(const struct agent_sandbox_plan *p, int root, int files, in
     int t = sb_resolve(p, root, op->target, rflags);
     // NOCREATE targets are optional (e.g. /sys in a rootfs without it): missing means skip.
     if (t == -ENOENT && (op->flags & AGENT_SANDBOX_F_NOCREATE)) return;
+    if ((t == -ENOENT || t == -EACCES || t == -EPERM || t == -EROFS) && (op->flags & AGENT_SANDBOX_F_OPTIONAL)) return;
     if (t < 0) sb_fail(AGENT_STAGE_OP, (int)i, t);
     long r = 0;
     char path[32];

@@ -29,9 +29,10 @@ struct NetworkOutboundTests {
         let policy = try TestInternet.policy()
         #expect(try await probe(net.serverAddress, port, policy: policy) == "OK \(Self.body)")
         #expect(try await probe(net.serverAddress, port, network: "none", policy: policy) == "ERR ENETUNREACH")
-        // The same in a busybox rootfs (an untrusted tree): DNS and hosts are the container's own.
+        // The same in a busybox rootfs (an untrusted tree; its wget crashes, nc does not):
+        // DNS and hosts are the container's own.
         let r = try await Harness.exec(["--policy", policy, "--network", "outbound", "--rootfs", Harness.busyboxRootfs],
-                                       ["sh", "-c", "cat /etc/resolv.conf /etc/hosts; wget -q -T 3 -O - http://\(net.serverAddress):\(port)/probe"])
+                                       ["sh", "-c", "cat /etc/resolv.conf /etc/hosts; printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' | nc -w 3 \(net.serverAddress) \(port)"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("nameserver 10.0.2.3"))
         #expect(r.stdout.contains("10.0.2.2\thost.agent.internal"))
@@ -45,10 +46,10 @@ struct NetworkOutboundTests {
         // Servers on the host: one on loopback only, one on every address of the host.
         let loopPort = TestInternet.freePort()
         let loop = try Self.hostServer(bind: "127.0.0.1", port: loopPort)
-        defer { loop.terminate(); loop.waitUntilExit() }
+        defer { TestInternet.kill(loop) }
         let anyPort = TestInternet.freePort()
         let any = try Self.hostServer(bind: "0.0.0.0", port: anyPort)
-        defer { any.terminate(); any.waitUntilExit() }
+        defer { TestInternet.kill(any) }
         let policy = try TestInternet.policy(#""network": {"deniedCIDRs": ["\#(net.deniedAddress)/32"]}"#)
         // Reachable from the host itself, so a refusal below is the fence, not a dead server.
         try TestInternet.waitForServer(net.deniedAddress, port)
@@ -73,9 +74,9 @@ struct NetworkOutboundTests {
     @Test func aPolicyAllowedHostPortIsReachableAndNoOtherOne() async throws {
         let allowed = TestInternet.freePort(), other = TestInternet.freePort()
         let a = try Self.hostServer(bind: "127.0.0.1", port: allowed)
-        defer { a.terminate(); a.waitUntilExit() }
+        defer { TestInternet.kill(a) }
         let b = try Self.hostServer(bind: "127.0.0.1", port: other)
-        defer { b.terminate(); b.waitUntilExit() }
+        defer { TestInternet.kill(b) }
         let policy = try TestInternet.policy(#""network": {"allowedHostPorts": [\#(allowed)]}"#)
         #expect(try await probe("10.0.2.2", allowed, policy: policy) == "OK host-\(allowed)")
         #expect(try await probe("host.agent.internal", allowed, policy: policy) == "OK host-\(allowed)")

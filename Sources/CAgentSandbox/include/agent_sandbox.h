@@ -48,6 +48,7 @@ enum agent_sandbox_op_kind {
 #define AGENT_SANDBOX_F_NOSYMLINKS 0x4u  /* resolve the target without any symlink (kernel fs) */
 #define AGENT_SANDBOX_F_NOCREATE 0x8u    /* do not create a missing target */
 #define AGENT_SANDBOX_F_DEVICE 0x10u     /* a device bind (/dev/null, ...): keeps device access (no nodev) */
+#define AGENT_SANDBOX_F_OPTIONAL 0x20u   /* skip when the target is missing and cannot be made (a root-owned tree) */
 
 /// Which inode a host path must be when the child opens it: the parent admitted it by
 /// descriptor and recorded its identity (a job's workspace, rootfs or bind source). The

@@ -58,9 +58,17 @@ final class TestInternet: @unchecked Sendable {
     }
 
     func stop() {
-        for s in servers where s.isRunning { s.terminate(); s.waitUntilExit() }
+        for s in servers { Self.kill(s) }
         servers = []
         teardownNetwork()
+    }
+
+    /// SIGKILL and reap: a child of the test process inherits its blocked signals, so
+    /// SIGTERM (`terminate()`) may never arrive.
+    static func kill(_ p: Process) {
+        guard p.isRunning else { return }
+        Glibc.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
     }
 
     private func teardownNetwork() {
