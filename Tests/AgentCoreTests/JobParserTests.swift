@@ -181,7 +181,7 @@ func oneStep(_ step: String, job: String = "") -> String {
     }
 
     @Test func aStepMayHaveItsOwnNetwork() throws {
-        let spec = try parseJob(oneStep(#"{"name": "a", "run": "x", "network": "outbound"}, {"name": "b", "run": "y""#, job: #""network": "none","#))
+        let spec = try parseJob(oneStep(#"{"name": "a", "run": "x", "network": "outbound"}, {"name": "b", "run": "y"}"#, job: #""network": "none","#))
         #expect(spec.network == .none)
         #expect(spec.steps.map(\.network) == [.outbound, nil])
     }
