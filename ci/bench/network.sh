@@ -49,7 +49,7 @@ ip netns exec "$ns" iperf3 -s -D -B "$server" --pidfile "$work/iperf3.pid"
 for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('$server', 5201), 0.2)" 2>/dev/null && break; sleep 0.1; done
 
 agent_exec=("${as_user[@]}" "$work/agent" exec --policy "$work/policy.json")
-gbits() { python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
+gbits() { python3 -c 'import json,sys; d = json.load(sys.stdin); d.get("error") and sys.exit("iperf3: " + d["error"]); print("%.2f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
 
 # slirp4netns by hand, as podman/rootlesskit run it: the same options the agent passes.
 cat > "$work/by-hand.sh" <<EOF
@@ -70,7 +70,7 @@ chmod a+r "$work/by-hand.sh"
 agent_sum=0 hand_sum=0
 echo "iperf3, $ROUNDS rounds of $SECS s, to $server in the test namespace:"
 for r in $(seq "$ROUNDS"); do
-  a=$("${agent_exec[@]}" --network outbound --timeout 60s -- iperf3 -c "$server" -t "$SECS" -J | gbits)
+  a=$("${agent_exec[@]}" --network outbound --tmpfs /tmp --timeout 60s -- iperf3 -c "$server" -t "$SECS" -J | gbits)
   h=$("${as_user[@]}" bash "$work/by-hand.sh" | gbits)
   echo "  round $r: agent outbound $a Gbit/s, slirp4netns by hand $h Gbit/s"
   agent_sum=$(python3 -c "print($agent_sum + $a)") hand_sum=$(python3 -c "print($hand_sum + $h)")
