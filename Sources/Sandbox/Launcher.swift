@@ -173,6 +173,8 @@ struct Launcher {
             }
             if let hook = Self.beforeSyncHooks.withLock({ $0.isEmpty ? nil : $0[c.hostname] }) { hook(pid) }
             do {
+                // The way out starts now, beside the id mapping (see NetworkStack.start).
+                if c.network == .outbound { stack = try NetworkStack.start(c.outbound, childPID: pid) }
                 try ids.apply(pid: pid, timeout: c.setupTimeout)
             } catch {
                 abandon(); throw error
@@ -181,7 +183,7 @@ struct Launcher {
             // the stack's routes (agent-init/net.c), then builds the root.
             if c.network == .outbound {
                 do {
-                    stack = try NetworkStack.start(c.outbound, childPID: pid, timeout: c.setupTimeout)
+                    try stack?.waitUntilReady(timeout: c.setupTimeout)
                 } catch {
                     abandon(); throw error
                 }

@@ -23,11 +23,14 @@ final class NetworkStack: Sendable {
     let pid: pid_t
     let name: String
     private let fds: Mutex<(exit: Int32, stderr: Int32)>
+    /// Its `--ready-fd`, until `waitUntilReady` read it.
+    private let readyFD: Mutex<Int32>
 
-    private init(pid: pid_t, name: String, exitFD: Int32, stderrFD: Int32) {
+    private init(pid: pid_t, name: String, exitFD: Int32, stderrFD: Int32, readyFD: Int32) {
         self.pid = pid
         self.name = name
         self.fds = Mutex((exitFD, stderrFD))
+        self.readyFD = Mutex(readyFD)
     }
 
     /// Where the stack's program is looked for (`AGENT_SLIRP4NETNS` replaces it).
@@ -61,9 +64,11 @@ final class NetworkStack: Sendable {
     }
 
 
-    /// Starts the stack for the child `pid` (its id maps written, waiting on the sync pipe)
-    /// and waits for its ready byte within `timeout`. On any failure nothing is left running.
-    static func start(_ o: OutboundNetwork, childPID pid: Int32, timeout: Duration) throws -> NetworkStack {
+    /// Starts the stack for the child `pid` (waiting on its sync pipe), without waiting for it:
+    /// it may start while the id maps are being written (joining a user namespace needs no
+    /// map: its owner holds every capability in it), so its ~15 ms of start-up overlap the
+    /// id-mapping helpers. Call `waitUntilReady` before the child goes on.
+    static func start(_ o: OutboundNetwork, childPID pid: Int32) throws -> NetworkStack {
         let path: String
         do { path = try preflight(o.stack) } catch { throw SandboxError(stage: "network", detail: "(\(error.message))") }
         var ready: [Int32] = [-1, -1], exit: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
@@ -113,17 +118,23 @@ final class NetworkStack: Sendable {
             close(ready[0]); close(exit[1]); close(err[0])
             throw SandboxError(stage: "slirp4netns", errno: rc, detail: path)
         }
-        let stack = NetworkStack(pid: child, name: "slirp4netns", exitFD: exit[1], stderrFD: err[0])
-        defer { close(ready[0]) }
-        switch waitReady(ready[0], until: .now + timeout) {
+        return NetworkStack(pid: child, name: "slirp4netns", exitFD: exit[1], stderrFD: err[0], readyFD: ready[0])
+    }
+
+    /// Waits for the ready byte within `timeout`; on failure the stack is stopped.
+    func waitUntilReady(timeout: Duration) throws {
+        let fd = readyFD.withLock { f -> Int32 in defer { f = -1 }; return f }
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        switch Self.waitReady(fd, until: .now + timeout) {
         case .ready:
-            return stack
+            return
         case .timedOut:
-            stack.stop()
+            stop()
             throw SandboxError.timedOut(stage: "slirp4netns", after: timeout)
         case .failed:
-            let why = stack.stderrText()
-            stack.stop()
+            let why = stderrText()
+            stop()
             throw SandboxError(stage: "slirp4netns", detail: "(it exited before it was ready\(why.isEmpty ? "" : ": " + why))")
         }
     }
@@ -185,7 +196,11 @@ final class NetworkStack: Sendable {
         }
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        let fd = readyFD.withLock { $0 }
+        if fd >= 0 { close(fd) }
+    }
 }
 
 extension OutboundNetwork {
