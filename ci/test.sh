@@ -10,8 +10,10 @@ repo=$(pwd)
 PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap busybox-static
       golang-github-containers-common
       libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema gcc
-      docker-registry skopeo umoci libcurl4-openssl-dev
-      slirp4netns passt postgresql iperf3)
+      docker-registry skopeo umoci libcurl4-openssl-dev)
+# The outbound network (README "Network"): its stack, the alternative the probe knows of,
+# PostgreSQL's binaries for services tests, iperf3 for ci/bench/network.sh.
+PKGS+=(slirp4netns passt postgresql iperf3)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -6,11 +6,14 @@ import Testing
 /// host routes to it, so slirp4netns (running as the test user in the host's namespace)
 /// reaches it like any remote server, and nothing in it reaches anything else.
 ///
-/// Named after the registry port of the run (ci/test.sh's isolation variable), so two
-/// worktrees' runs never share one.
+/// The namespace is held by a process (`unshare -n sleep`), not named with `ip netns add`:
+/// that would add a mount to the test process's mount namespace, which other tests running
+/// beside these compare before and after. Its interfaces are named after the registry port
+/// of the run (ci/test.sh's isolation variable), so two worktrees' runs never share one.
 final class TestInternet: @unchecked Sendable {
     static var tag: String { ProcessInfo.processInfo.environment["AGENT_TEST_REGISTRY_PORT"] ?? "5000" }
-    let namespace = "agent-inet-\(TestInternet.tag)"
+    /// The process holding the namespace; commands enter it with `nsenter -t PID -n`.
+    private var holder: Process?
     let hostSide = "ainet\(TestInternet.tag)h"
     let nsSide = "ainet\(TestInternet.tag)n"
     /// 10.231.K.0/24: K from the tag, so parallel runs do not overlap.
@@ -25,31 +28,34 @@ final class TestInternet: @unchecked Sendable {
     /// Makes the namespace and starts an HTTP server on `serverAddress` and `deniedAddress`
     /// at `port`, serving `body` as /probe.
     init(port: Int, body: String) throws {
-        teardownNetwork()
-        try Self.sh("ip netns add \(namespace)")
-        try Self.sh("ip link add \(hostSide) type veth peer name \(nsSide)")
-        try Self.sh("ip link set \(nsSide) netns \(namespace)")
+        _ = try? Self.sh("ip link del \(hostSide) 2>/dev/null; true")
+        let h = Process()
+        h.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        h.arguments = ["--net", "sleep", "3600"]
+        try h.run()
+        holder = h
+        let pid = h.processIdentifier
+        // unshare execs sleep once the namespace exists: wait until it is not ours any more.
+        let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        for _ in 0..<100 where (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")) == own {
+            usleep(10_000)
+        }
+        try Self.sh("ip link add \(hostSide) type veth peer name \(nsSide) netns \(pid)")
         try Self.sh("ip addr add \(hostAddress)/24 dev \(hostSide) && ip link set \(hostSide) up")
-        try Self.sh("ip -n \(namespace) addr add \(serverAddress)/24 dev \(nsSide)")
-        try Self.sh("ip -n \(namespace) addr add \(deniedAddress)/24 dev \(nsSide)")
-        try Self.sh("ip -n \(namespace) link set \(nsSide) up && ip -n \(namespace) link set lo up")
+        try Self.sh("nsenter -t \(pid) -n ip addr add \(serverAddress)/24 dev \(nsSide)")
+        try Self.sh("nsenter -t \(pid) -n ip addr add \(deniedAddress)/24 dev \(nsSide)")
+        try Self.sh("nsenter -t \(pid) -n sh -c 'ip link set \(nsSide) up && ip link set lo up'")
         let root = try Harness.scratch("inet")
         try Harness.write(body, to: root + "/probe")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        p.arguments = ["netns", "exec", namespace, "python3", "-m", "http.server", "\(port)", "--bind", "0.0.0.0", "--directory", root]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        servers.append(p)
+        _ = try start(["python3", "-m", "http.server", "\(port)", "--bind", "0.0.0.0", "--directory", root])
         try Self.waitForServer(serverAddress, port)
     }
 
     /// Another server in the test internet: `command` run inside the namespace.
     func start(_ command: [String]) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        p.arguments = ["netns", "exec", namespace] + command
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+        p.arguments = ["-t", "\(holder!.processIdentifier)", "-n", "--"] + command
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -60,7 +66,10 @@ final class TestInternet: @unchecked Sendable {
     func stop() {
         for s in servers { Self.kill(s) }
         servers = []
-        teardownNetwork()
+        // The namespace goes with its last process; the veth pair with it.
+        if let holder { Self.kill(holder) }
+        holder = nil
+        _ = try? Self.sh("ip link del \(hostSide) 2>/dev/null; true")
     }
 
     /// SIGKILL and reap: a child of the test process inherits its blocked signals, so
@@ -71,9 +80,6 @@ final class TestInternet: @unchecked Sendable {
         p.waitUntilExit()
     }
 
-    private func teardownNetwork() {
-        _ = try? Self.sh("ip netns pids \(namespace) 2>/dev/null | xargs -r kill -9; ip netns del \(namespace) 2>/dev/null; ip link del \(hostSide) 2>/dev/null; true")
-    }
 
     /// Waits until a TCP connect to `host:port` succeeds from the host (5 s at most).
     static func waitForServer(_ host: String, _ port: Int) throws {
