@@ -8,6 +8,8 @@
 //   SandboxPolicy  seccomp profiles (Docker JSON -> BPF via libseccomp), capabilities, sandbox limits
 //   Sandbox        container configuration and the async run API (Swift side of the shim)
 //   Images         container images: references, registry client, content store, unpack
+//   Dockerfile     the Dockerfile frontend: parser, BuildKit's variable expansion, stage graph,
+//                  .dockerignore (pure Swift, no I/O)
 //   AgentCore      the agent policy, admission, jobs, mounts, caches, secrets, reports (JUnit read
 //                  with libxml2), artifacts, queue
 //   agent          the thin CLI
@@ -61,6 +63,7 @@ let package = Package(
             dependencies: ["AgentSupport", "CArchive", "CLazyLibs", "CAgentSandbox",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(name: "Dockerfile", dependencies: ["AgentSupport"]),
         .target(
             name: "AgentCore",
             dependencies: [
@@ -91,6 +94,7 @@ let package = Package(
                     swiftSettings: [.unsafeFlags(libxml2ImportFlags)]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "SandboxPolicy"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "AgentSupport"]),
+        .testTarget(name: "DockerfileTests", dependencies: ["Dockerfile"]),
         // Runs the built `agent` binary as an unprivileged user (see ci/test.sh).
         .testTarget(name: "IntegrationTests", dependencies: []),
     ]

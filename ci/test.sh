@@ -10,7 +10,7 @@ repo=$(pwd)
 PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap busybox-static
       golang-github-containers-common
       libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema gcc
-      docker-registry skopeo umoci libcurl4-openssl-dev)
+      docker-registry skopeo umoci libcurl4-openssl-dev apache2-utils)
 # The outbound network (README "Network"): its stack, the alternative the probe knows of,
 # PostgreSQL's binaries for services tests, iperf3 for ci/bench/network.sh.
 PKGS+=(slirp4netns passt postgresql iperf3)
@@ -70,13 +70,14 @@ ci/make-busybox-rootfs.sh "$TEST_ROOT/fixtures/busybox-rootfs"
 # ci:secret: a pull there works only with the operator's credentials.
 REGISTRY_PORT=${AGENT_TEST_REGISTRY_PORT:-5000}
 AUTH_PORT=$((REGISTRY_PORT + 1)) TOKEN_PORT=$((REGISTRY_PORT + 2)) FLAKY_PORT=$((REGISTRY_PORT + 3))
+BASIC_PORT=$((REGISTRY_PORT + 4)) FAULT_PORT=$((REGISTRY_PORT + 5)) CDN_PORT=$((REGISTRY_PORT + 6))
 REGISTRY_DIR="$TEST_ROOT/registry"
-for port in "$REGISTRY_PORT" "$AUTH_PORT" "$TOKEN_PORT" "$FLAKY_PORT"; do
+for port in "$REGISTRY_PORT" "$AUTH_PORT" "$TOKEN_PORT" "$FLAKY_PORT" "$BASIC_PORT" "$FAULT_PORT" "$CDN_PORT"; do
   pidfile="/tmp/agent-test-registry-$port.pid"
   if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
   for pid in $(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
     case "$(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ')" in
-      *docker-registry*|*test-token-server.py*|*test-flaky-proxy.py*) kill "$pid" 2>/dev/null || true ;;
+      *docker-registry*|*test-token-server.py*|*test-flaky-proxy.py*|*test-fault-proxy.py*) kill "$pid" 2>/dev/null || true ;;
     esac
   done
 done
@@ -115,12 +116,28 @@ start_registry auth "$AUTH_PORT" "auth:
 # request with 503/429 and Retry-After (a pull through it needs the agent's retries).
 setsid python3 ci/test-flaky-proxy.py "$FLAKY_PORT" "127.0.0.1:$REGISTRY_PORT" >/dev/null 2>&1 < /dev/null &
 echo $! > "/tmp/agent-test-registry-$FLAKY_PORT.pid"
+# The port after that: a registry with htpasswd Basic auth (login ci:secret, bcrypt as the
+# registry requires), and in front of it a fault proxy (ci/test-fault-proxy.py) that
+# redirects every blob to another host name and port, which cuts each blob's first
+# download mid-way: a pull through it needs the agent's Range resume, and the redirect
+# target must never see the agent's Authorization.
+mkdir -p "$REGISTRY_DIR/basic"
+htpasswd -Bbn ci secret > "$REGISTRY_DIR/basic/htpasswd"
+start_registry basic "$BASIC_PORT" "auth:
+  htpasswd:
+    realm: agent-test-basic
+    path: $REGISTRY_DIR/basic/htpasswd"
+setsid python3 ci/test-fault-proxy.py "$FAULT_PORT" "$CDN_PORT" "127.0.0.1:$BASIC_PORT" ci:secret >/dev/null 2>&1 < /dev/null &
+echo $! > "/tmp/agent-test-registry-$FAULT_PORT.pid"
 export AGENT_TEST_REGISTRY="127.0.0.1:$REGISTRY_PORT" AGENT_TEST_AUTH_REGISTRY="127.0.0.1:$AUTH_PORT"
-export AGENT_TEST_FLAKY_REGISTRY="127.0.0.1:$FLAKY_PORT"
+export AGENT_TEST_FLAKY_REGISTRY="127.0.0.1:$FLAKY_PORT" AGENT_TEST_BASIC_REGISTRY="127.0.0.1:$BASIC_PORT"
+export AGENT_TEST_FAULT_REGISTRY="127.0.0.1:$FAULT_PORT" AGENT_TEST_FAULT_CDN="127.0.0.1:$CDN_PORT"
 python3 ci/make-test-images.py "$AGENT_TEST_REGISTRY" "$TEST_ROOT/fixtures/busybox-rootfs" "$REGISTRY_DIR/layouts" \
   "$REGISTRY_DIR/plain/storage" > "$TEST_ROOT/fixtures/tampered-digest"
 skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds ci:secret \
   "docker://$AGENT_TEST_REGISTRY/busybox:1" "docker://$AGENT_TEST_AUTH_REGISTRY/private/busybox:1"
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds ci:secret \
+  "docker://$AGENT_TEST_REGISTRY/layered:1" "docker://$AGENT_TEST_BASIC_REGISTRY/private/layered:1"
 chmod -R a+rX "$TEST_ROOT"
 
 export AGENT_BIN="$TEST_ROOT/bin/agent" AGENT_FIXTURES="$TEST_ROOT/fixtures" AGENT_TEST_USER="$TEST_USER"

@@ -36,3 +36,10 @@ int agent_resolve_open_in_root_nosymlinks(int rootfd, const char *path, int flag
 int agent_resolve_fsetxattr(int fd, const char *name, const char *value, size_t size) {
     return fsetxattr(fd, name, value, size, 0);
 }
+
+long agent_resolve_llistxattr(const char *path, char *list, size_t size) {
+    return (long)llistxattr(path, list, size);
+}
+long agent_resolve_lgetxattr(const char *path, const char *name, void *value, size_t size) {
+    return (long)lgetxattr(path, name, value, size);
+}

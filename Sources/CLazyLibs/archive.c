@@ -45,6 +45,10 @@ AGENT_LAZY(archive, int, archive_read_free, (struct archive *a), (a))
 AGENT_LAZY(archive, int, archive_read_next_header, (struct archive *a, struct archive_entry **e), (a, e))
 AGENT_LAZY(archive, int, archive_read_next_header2, (struct archive *a, struct archive_entry *e), (a, e))
 AGENT_LAZY(archive, int, archive_read_open_filename, (struct archive *a, const char *f, size_t n), (a, f, n))
+// A tar read from another reader's output (one decompression for the diff_id and the unpack).
+AGENT_LAZY(archive, int, archive_read_open,
+           (struct archive *a, void *c, archive_open_callback *o, archive_read_callback *r, archive_close_callback *cl),
+           (a, c, o, r, cl))
 AGENT_LAZY(archive, int, archive_read_support_filter_gzip, (struct archive *a), (a))
 AGENT_LAZY(archive, int, archive_read_support_filter_zstd, (struct archive *a), (a))
 AGENT_LAZY(archive, int, archive_read_support_format_tar, (struct archive *a), (a))
@@ -60,3 +64,32 @@ AGENT_LAZY(archive, int, archive_write_free, (struct archive *a), (a))
 AGENT_LAZY(archive, int, archive_write_header, (struct archive *a, struct archive_entry *e), (a, e))
 AGENT_LAZY(archive, int, archive_write_open_filename, (struct archive *a, const char *f), (a, f))
 AGENT_LAZY(archive, int, archive_write_set_format_pax_restricted, (struct archive *a), (a))
+// The write side of image layers and exports (Images: LayerWriter, ImageExport).
+AGENT_LAZY(archive, int, archive_write_open,
+           (struct archive *a, void *c, archive_open_callback *o, archive_write_callback *w, archive_close_callback *cl),
+           (a, c, o, w, cl))
+AGENT_LAZY(archive, int, archive_write_set_format_raw, (struct archive *a), (a))
+AGENT_LAZY(archive, int, archive_write_set_filter_option,
+           (struct archive *a, const char *m, const char *o, const char *v), (a, m, o, v))
+AGENT_LAZY(archive, int, archive_write_set_format_option,
+           (struct archive *a, const char *m, const char *o, const char *v), (a, m, o, v))
+AGENT_LAZY(archive, int, archive_write_set_bytes_per_block, (struct archive *a, int n), (a, n))
+AGENT_LAZY(archive, int, archive_write_set_bytes_in_last_block, (struct archive *a, int n), (a, n))
+AGENT_LAZY(archive, int, archive_read_open_fd, (struct archive *a, int fd, size_t n), (a, fd, n))
+AGENT_LAZY_VOID(archive, archive_entry_set_filetype, (struct archive_entry *e, unsigned int t), (e, t))
+AGENT_LAZY_VOID(archive, archive_entry_set_size, (struct archive_entry *e, la_int64_t s), (e, s))
+AGENT_LAZY_VOID(archive, archive_entry_set_mtime, (struct archive_entry *e, time_t t, long n), (e, t, n))
+AGENT_LAZY_VOID(archive, archive_entry_set_uid, (struct archive_entry *e, la_int64_t u), (e, u))
+AGENT_LAZY_VOID(archive, archive_entry_set_gid, (struct archive_entry *e, la_int64_t g), (e, g))
+AGENT_LAZY_VOID(archive, archive_entry_copy_symlink, (struct archive_entry *e, const char *s), (e, s))
+AGENT_LAZY_VOID(archive, archive_entry_set_rdevmajor, (struct archive_entry *e, dev_t d), (e, d))
+AGENT_LAZY_VOID(archive, archive_entry_set_rdevminor, (struct archive_entry *e, dev_t d), (e, d))
+AGENT_LAZY_VOID(archive, archive_entry_xattr_add_entry,
+                (struct archive_entry *e, const char *n, const void *v, size_t s), (e, n, v, s))
+AGENT_LAZY(archive, int, archive_entry_xattr_reset, (struct archive_entry *e), (e))
+AGENT_LAZY(archive, int, archive_entry_xattr_next,
+           (struct archive_entry *e, const char **n, const void **v, size_t *s), (e, n, v, s))
+AGENT_LAZY(archive, time_t, archive_entry_mtime, (struct archive_entry *e), (e))
+AGENT_LAZY(archive, dev_t, archive_entry_rdevmajor, (struct archive_entry *e), (e))
+AGENT_LAZY(archive, dev_t, archive_entry_rdevminor, (struct archive_entry *e), (e))
+AGENT_LAZY(archive, int, archive_entry_size_is_set, (struct archive_entry *e), (e))

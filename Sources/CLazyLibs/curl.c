@@ -4,7 +4,9 @@
 #include "include/agent_http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *curl_handle;
 static const char curl_soname[] = "libcurl.so.4";
@@ -72,6 +74,92 @@ int agent_http_get(const char *url, const char *const *headers, size_t n_headers
     set(c, CURLOPT_TIMEOUT, timeout_seconds);
     set(c, CURLOPT_USERAGENT, "agent");
     if (resume_from > 0) set(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)resume_from);
+    set(c, CURLOPT_WRITEFUNCTION, write_cb);
+    set(c, CURLOPT_WRITEDATA, &b);
+    if (header) {
+        set(c, CURLOPT_HEADERFUNCTION, write_cb);
+        set(c, CURLOPT_HEADERDATA, &h);
+    }
+    char err[CURL_ERROR_SIZE] = {0};
+    set(c, CURLOPT_ERRORBUFFER, err);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    lazy_getinfo()(c, CURLINFO_RESPONSE_CODE, &status);
+    result->status = status;
+    result->curl_code = (int)rc;
+    if (rc != CURLE_OK) {
+        const char *m = err[0] ? err : curl_easy_strerror(rc);
+        strncpy(result->error, m, sizeof result->error - 1);
+    }
+    curl_easy_cleanup(c);
+    curl_slist_free_all(list);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+struct body_ctx { const struct agent_http_body *b; long long sent; };
+static size_t read_cb(char *buf, size_t size, size_t n, void *userdata) {
+    struct body_ctx *r = userdata;
+    long long left = r->b->length - r->sent;
+    size_t want = size * n;
+    if (left <= 0) return 0;
+    if ((long long)want > left) want = (size_t)left;
+    if (r->b->fd < 0) {
+        memcpy(buf, r->b->data + r->sent, want);
+        r->sent += (long long)want;
+        return want;
+    }
+    ssize_t got;
+    do { got = pread(r->b->fd, buf, want, (off_t)(r->b->offset + r->sent)); } while (got < 0 && errno == EINTR);
+    // A short file (it shrank under us) ends the body early: the registry sees a size
+    // or digest mismatch, never bytes from elsewhere.
+    if (got <= 0) return CURL_READFUNC_ABORT;
+    r->sent += got;
+    return (size_t)got;
+}
+
+int agent_http_request(const char *method, const char *url, const char *const *headers, size_t n_headers,
+                       const struct agent_http_body *body, int follow_redirects, long timeout_seconds,
+                       agent_http_sink sink, agent_http_sink header, void *ctx, struct agent_http_result *result) {
+    static int initialised;
+    if (!__atomic_exchange_n(&initialised, 1, __ATOMIC_ACQ_REL)) curl_global_init(CURL_GLOBAL_DEFAULT);
+    memset(result, 0, sizeof *result);
+    CURL *c = curl_easy_init();
+    if (!c) { result->curl_code = CURLE_FAILED_INIT; strcpy(result->error, "curl_easy_init failed"); return -1; }
+    setopt_fn set = lazy_setopt();
+    struct curl_slist *list = 0;
+    for (size_t i = 0; i < n_headers; i++) list = curl_slist_append(list, headers[i]);
+    list = curl_slist_append(list, "Expect:");
+    struct sink_ctx b = { sink, ctx }, h = { header, ctx };
+    struct body_ctx rb = { body, 0 };
+    int https = strncmp(url, "https://", 8) == 0;
+    set(c, CURLOPT_URL, url);
+    set(c, CURLOPT_HTTPHEADER, list);
+    set(c, CURLOPT_NOSIGNAL, 1L);
+    set(c, CURLOPT_FOLLOWLOCATION, follow_redirects ? 1L : 0L);
+    set(c, CURLOPT_MAXREDIRS, 5L);
+    set(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    set(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    set(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
+    set(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    set(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    set(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    set(c, CURLOPT_TIMEOUT, timeout_seconds);
+    set(c, CURLOPT_USERAGENT, "agent");
+    if (strcmp(method, "HEAD") == 0) {
+        set(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0) {
+        if (body) {
+            set(c, CURLOPT_UPLOAD, 1L);
+            set(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body->length);
+            set(c, CURLOPT_READFUNCTION, read_cb);
+            set(c, CURLOPT_READDATA, &rb);
+        } else if (strcmp(method, "POST") == 0) {
+            set(c, CURLOPT_POST, 1L);
+            set(c, CURLOPT_POSTFIELDS, "");
+            set(c, CURLOPT_POSTFIELDSIZE, 0L);
+        }
+        set(c, CURLOPT_CUSTOMREQUEST, method);
+    }
     set(c, CURLOPT_WRITEFUNCTION, write_cb);
     set(c, CURLOPT_WRITEDATA, &b);
     if (header) {

@@ -30,9 +30,13 @@ struct HTTPClient: Sendable {
 
     /// Streams the body of a successful (2xx) response to `sink`; error bodies are dropped.
     /// `sink` returning false aborts the transfer (reported as `aborted`, not thrown).
+    /// `resumeFrom` > 0 asks for a Range; `response` sees the status and headers of the
+    /// response whose body follows, before its first byte reaches `sink` (a 200 to a Range
+    /// request means the whole body comes again), and may abort by returning false.
     func stream(_ url: String, headers: [String] = [], resumeFrom: Int64 = 0,
+                response: @escaping (Int, [String: String]) -> Bool = { _, _ in true },
                 _ sink: @escaping (UnsafeRawBufferPointer) -> Bool) throws(HTTPError) -> (status: Int, headers: [String: String], aborted: Bool) {
-        let box = SinkBox(sink: sink)
+        let box = SinkBox(sink: sink, response: response)
         var result = agent_http_result()
         let cHeaders = headers.map { strdup($0) }
         defer { cHeaders.forEach { free($0) } }
@@ -62,13 +66,21 @@ struct HTTPClient: Sendable {
 }
 
 /// Carries the Swift sink through libcurl's C callbacks for the length of one transfer.
-private final class SinkBox {
+final class SinkBox {
     let sink: (UnsafeRawBufferPointer) -> Bool
+    let response: (Int, [String: String]) -> Bool
     var headers: [String: String] = [:]
     var status = 0
     var aborted = false
+    /// The response callback ran for the current response.
+    private var announced = false
+    /// Error bodies reach the sink too (push reads the registry's error codes).
+    var keepErrorBodies = false
 
-    init(sink: @escaping (UnsafeRawBufferPointer) -> Bool) { self.sink = sink }
+    init(sink: @escaping (UnsafeRawBufferPointer) -> Bool, response: @escaping (Int, [String: String]) -> Bool = { _, _ in true }) {
+        self.sink = sink
+        self.response = response
+    }
 
     func header(_ line: UnsafeRawBufferPointer) {
         let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: "\r\n")
@@ -76,6 +88,7 @@ private final class SinkBox {
             // A new response (after a redirect or a 100 Continue): its headers replace the last.
             headers = [:]
             status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+            announced = false
             return
         }
         guard let colon = text.firstIndex(of: ":") else { return }
@@ -86,7 +99,11 @@ private final class SinkBox {
 
     func body(_ chunk: UnsafeRawBufferPointer) -> Bool {
         // Only a 2xx body is content; error pages are ignored rather than written.
-        guard status >= 200 && status < 300 else { return true }
+        guard keepErrorBodies || (status >= 200 && status < 300) else { return true }
+        if !announced {
+            announced = true
+            if !response(status, headers) { aborted = true; return false }
+        }
         if sink(chunk) { return true }
         aborted = true
         return false

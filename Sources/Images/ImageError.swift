@@ -23,6 +23,12 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
     case unauthorized(registry: String, challenge: String)
     /// A source this build cannot read yet (`oci:`, `oci-archive:`, `docker-archive:`).
     case unsupported(reference: String, problem: String)
+    /// A layer could not be written (LayerWriter): `path` is the entry inside the layer.
+    case layerWrite(path: String, problem: String)
+    /// A push the registry did not complete (`what`: the blob or manifest).
+    case push(registry: String, what: String, problem: String)
+    /// An export destination that exists (without `force`) or cannot be written.
+    case exportDestination(path: String, problem: String)
 
     public var description: String {
         switch self {
@@ -48,8 +54,22 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
             return "registry \(r) refused access (\(challenge)); credentials come from the operator: $REGISTRY_AUTH_FILE or ~/.docker/config.json"
         case .unsupported(let ref, let problem):
             return "\(ref): \(problem)"
+        case .layerWrite(let path, let problem):
+            return "layer entry \(jsonish(path)): \(problem); no layer was stored"
+        case .push(let r, let what, let problem):
+            return "registry \(r): push \(what): \(problem)"
+        case .exportDestination(let path, let problem):
+            return "export to \(path): \(problem)"
         }
     }
 }
 
 import Glibc
+
+extension ImageError {
+    /// A layer that cannot be written (a bound exceeded, a hostile name or stream): names
+    /// the path inside the layer. Nothing was stored.
+    static func layer(_ path: String, _ problem: String) -> ImageError {
+        .layerWrite(path: path, problem: problem)
+    }
+}

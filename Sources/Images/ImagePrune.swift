@@ -19,12 +19,18 @@ public struct PruneResult: Sendable, Equatable {
 }
 
 extension ImageStore {
-    /// Leases the snapshots of `chainIDs` (shared flocks, taken while pulls are held off).
-    func lease(_ chainIDs: [Digest]) throws(ImageError) -> ImageLease {
+    /// Leases the snapshots of `chainIDs` (shared flocks, taken while pulls are held off)
+    /// and, with `image`, the image itself (`locks/image-MANIFEST`, which the budget's
+    /// eviction checks: a snapshot may be shared by images that are not running).
+    func lease(_ chainIDs: [Digest], image: Digest? = nil) throws(ImageError) -> ImageLease {
         var fds: [Int32] = []
-        for c in chainIDs {
+        let names = chainIDs.map { "snapshot-" + $0.hex } + (image.map { ["image-" + $0.hex] } ?? [])
+        for name in names {
             do throws(ImageError) {
-                fds.append(try content.lock("snapshot-" + c.hex, shared: true))
+                let fd = try content.lock(name, shared: true)
+                fds.append(fd)
+                // The image lock's mtime is the image's "last used" (ImageBudget).
+                if name.hasPrefix("image-") { futimens(fd, nil) }
             } catch {
                 for fd in fds { close(fd) }
                 throw error
@@ -59,7 +65,10 @@ extension ImageStore {
         for hex in (try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [] where !liveSnapshots.contains(hex) {
             guard let fd = try? content.lock("snapshot-" + hex, nonBlocking: true) else { out.inUse += 1; continue }
             defer { close(fd) }
+            let size = snapshotSize(hex)
             removeTree(snapDir + "/" + hex)
+            unlink(content.root + "/snapshot-sizes/" + hex)
+            out.bytes += size
             out.snapshots += 1
         }
         return out

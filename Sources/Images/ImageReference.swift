@@ -47,6 +47,22 @@ public enum ImageSource: Sendable, Equatable, Hashable, CustomStringConvertible 
         case .dockerArchive(let p): return "docker-archive:" + p
         }
     }
+
+    /// `oci`, `oci-archive`, `docker-archive`, or `docker` for a registry reference.
+    public var transport: String {
+        switch self {
+        case .registry: return "docker"
+        case .ociLayout: return "oci"
+        case .ociArchive: return "oci-archive"
+        case .dockerArchive: return "docker-archive"
+        }
+    }
+
+    /// The tag of `oci:DIR:TAG`.
+    public var localTag: String? {
+        if case .ociLayout(_, let t) = self { return t }
+        return nil
+    }
 }
 
 /// A registry image reference, fully qualified: registry host[:port], repository, and a

@@ -25,6 +25,8 @@ public struct PreparedImage: Sendable {
     public var warnings: [String] = []
     /// Shared locks on the snapshots (see `ImageStore.prune`).
     public var lease: ImageLease? = nil
+    /// The store grew for this image (a pull), so its budget is checked.
+    var fetchedNow = false
 }
 
 /// The image store's front door: pull, prepare for a container, list, inspect, remove.
@@ -36,6 +38,9 @@ public struct ImageStore: Sendable {
     public var insecureRegistries: [String]
     /// The operator's registry logins (`RegistryCredentials.load`); never a job's.
     public var credentials = RegistryCredentials()
+    /// The store's size budget (policy `images.storeMaxBytes`), checked after a pull or an
+    /// import grew the store: least recently used images are evicted (see ImageBudget.swift).
+    public var storeMaxBytes: Int64? = nil
 
     public init(stateDirectory: String, insecureRegistries: [String] = []) throws(ImageError) {
         content = try ContentStore(stateDirectory: stateDirectory)
@@ -50,13 +55,35 @@ public struct ImageStore: Sendable {
 
     /// The image of `source`, pulled as `policy` says, with its snapshots unpacked.
     public func prepare(_ source: ImageSource, pull policy: PullPolicy = .ifNotPresent) throws(ImageError) -> PreparedImage {
+        var image = try prepareGated(source, pull: policy)
+        // After the gate: eviction prunes, which takes it exclusively. The image's own
+        // lease keeps its snapshots; `keep` keeps its reference.
+        if image.fetchedNow { image.warnings += applyBudget(keep: [image.reference]) }
+        return image
+    }
+
+    private func prepareGated(_ source: ImageSource, pull policy: PullPolicy) throws(ImageError) -> PreparedImage {
         // Held shared while the image is fetched and leased, so a prune cannot take
         // blobs or snapshots between being stored and being leased.
         let gate = try content.lock("pull", shared: true)
         defer { close(gate) }
         var image = try fetch(source, pull: policy)
-        image.lease = try lease(Digest.chainIDs(image.config.diffIDs))
+        image.lease = try lease(Digest.chainIDs(image.config.diffIDs), image: image.digest)
         return image
+    }
+
+    /// Enforces `storeMaxBytes` (when set), keeping `keep`; returns what to tell the user
+    /// (evicted images, a store still over budget, an eviction that failed).
+    public func applyBudget(keep: Set<String>) -> [String] {
+        guard let max = storeMaxBytes else { return [] }
+        do {
+            let r = try enforceBudget(max, keep: keep)
+            var notes = r.evicted.map { "image store over its budget (images.storeMaxBytes \(max)): evicted \($0), the least recently used" }
+            if r.over { notes.append("image store holds \(r.bytes) bytes, over its budget of \(max) (images.storeMaxBytes): what is left is in use") }
+            return notes
+        } catch {
+            return ["image store budget not enforced: \(error)"]
+        }
     }
 
     private func fetch(_ source: ImageSource, pull policy: PullPolicy) throws(ImageError) -> PreparedImage {
@@ -74,9 +101,14 @@ public struct ImageStore: Sendable {
     /// Pulls `ref`: manifest (an index resolves to linux and this machine's architecture),
     /// config and layers, each verified; then unpacks the snapshots and records the reference.
     public func pull(_ ref: ImageReference) throws(ImageError) -> PreparedImage {
-        let gate = try content.lock("pull", shared: true)
-        defer { close(gate) }
-        return try pullLocked(ref)
+        var image: PreparedImage
+        do {
+            let gate = try content.lock("pull", shared: true)
+            defer { close(gate) }
+            image = try pullLocked(ref)
+        }
+        image.warnings += applyBudget(keep: [image.reference])
+        return image
     }
 
     private func pullLocked(_ ref: ImageReference) throws(ImageError) -> PreparedImage {
@@ -111,7 +143,8 @@ public struct ImageStore: Sendable {
         // The manifest (and index) are stored last: a stored manifest means a complete image.
         try content.put(bytes, registry: ref.registry)
         if let indexBytes { try content.put(indexBytes, registry: ref.registry) }
-        let prepared = try materialise(key, manifest: digest, config: config, layers: layers)
+        var prepared = try materialise(key, manifest: digest, config: config, layers: layers)
+        prepared.fetchedNow = true
         let record = ImageRecord(reference: key, manifest: digest, digest: top.digest, pulled: Int64(time(nil)))
         try refs.update { $0[key] = record }
         return prepared

@@ -20,6 +20,17 @@ import Glibc
 struct LayerUnpacker {
     let image: String
     let layer: Digest
+    /// Unpacking onto the layers below in one folder (`type=local`, a root filesystem
+    /// export) rather than into a snapshot: a whiteout removes what it names, an opaque
+    /// marker what its folder held from below, and neither leaves a trace.
+    var applyWhiteouts = false
+    /// Paths this layer has written (apply mode: what an opaque marker keeps).
+    private let written = WrittenPaths()
+    final class WrittenPaths: @unchecked Sendable { var set = Set<String>() }
+
+    init(image: String, layer: Digest, applyWhiteouts: Bool = false) {
+        self.image = image; self.layer = layer; self.applyWhiteouts = applyWhiteouts
+    }
 
     /// Layers are uncompressed, gzip or zstd tars. Only libarchive's built-in decoders for
     /// those: `filter_all` would also run external programs (lrzip, lzop, ...) on a hostile
@@ -55,6 +66,11 @@ struct LayerUnpacker {
         let root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
         guard root >= 0 else { throw .store(path: dir, operation: "open", errno: errno) }
         defer { close(root) }
+        return try unpack(blob: path, root: root)
+    }
+
+    /// Unpacks blob `path` beneath the folder descriptor `root`. Returns warnings.
+    func unpack(blob path: String, root: Int32) throws(ImageError) -> [String] {
         guard let a = archive_read_new() else { throw .store(path: path, operation: "archive_read_new", errno: ENOMEM) }
         defer { archive_read_free(a) }
         Self.supportLayerFilters(a)
@@ -62,6 +78,49 @@ struct LayerUnpacker {
         guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK else {
             throw hostile("", "cannot be read: " + Self.errorString(a))
         }
+        return try entries(a, root)
+    }
+
+    /// Unpacks blob `path` into folder `dir` and checks its diff_id in the same pass: the
+    /// blob is decompressed once (a raw reader), each chunk hashed on its way into the tar
+    /// reader. Throws `diffIDMismatch` after the unpack when the stream is not the layer its
+    /// config claims; the caller unpacks into a temporary folder and renames it only on
+    /// success, so no snapshot is ever made of a wrong layer.
+    func unpackVerifying(blob path: String, into dir: String, diffID expected: Digest) throws(ImageError) -> [String] {
+        let root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
+        guard root >= 0 else { throw .store(path: dir, operation: "open", errno: errno) }
+        defer { close(root) }
+        guard let raw = archive_read_new() else { throw .store(path: path, operation: "archive_read_new", errno: ENOMEM) }
+        defer { archive_read_free(raw) }
+        Self.supportLayerFilters(raw)
+        archive_read_support_format_raw(raw)
+        var rawEntry: OpaquePointer?
+        guard archive_read_open_filename(raw, path, 1 << 16) == ARCHIVE_OK,
+              archive_read_next_header(raw, &rawEntry) == ARCHIVE_OK else {
+            throw hostile("", "cannot be read: " + Self.errorString(raw))
+        }
+        let feed = HashingFeed(raw: raw)
+        guard let a = archive_read_new() else { throw .store(path: path, operation: "archive_read_new", errno: ENOMEM) }
+        defer { archive_read_free(a) }
+        archive_read_support_format_tar(a)
+        let opened = withExtendedLifetime(feed) {
+            archive_read_open(a, Unmanaged.passUnretained(feed).toOpaque(), nil, { _, ctx, buffer in
+                let f = Unmanaged<HashingFeed>.fromOpaque(ctx!).takeUnretainedValue()
+                return f.next(buffer)
+            }, nil)
+        }
+        guard opened == ARCHIVE_OK else { throw hostile("", "is not a readable tar: " + Self.errorString(a)) }
+        let warnings = try withExtendedLifetime(feed) { () throws(ImageError) -> [String] in try entries(a, root) }
+        // The tar's end-of-archive blocks and any padding after them belong to the stream too.
+        feed.drain()
+        if feed.failed { throw hostile("", "cannot be read: " + Self.errorString(raw)) }
+        let actual = Digest(finalized: feed.hasher)
+        guard actual == expected else { throw .diffIDMismatch(image: image, layer: layer, expected: expected, actual: actual) }
+        return warnings
+    }
+
+    /// Every entry of tar reader `a`, unpacked beneath `root`. Returns warnings.
+    private func entries(_ a: OpaquePointer, _ root: Int32) throws(ImageError) -> [String] {
         var warnings: [String] = []
         while true {
             var entryPointer: OpaquePointer?
@@ -130,9 +189,10 @@ struct LayerUnpacker {
         let parent = try folder(parts[...], root, entry: raw, create: true)
         defer { close(parent) }
         if name.hasPrefix(".wh.") {
-            try whiteout(String(name.dropFirst(4)), parent, raw)
+            try whiteout(String(name.dropFirst(4)), parent, raw, folder: parts.joined(separator: "/"))
             return nil
         }
+        if applyWhiteouts { written.set.insert((parts + [name]).joined(separator: "/")) }
         let mode = UInt32(archive_entry_perm(e)) & 0o7777
         if let link = archive_entry_hardlink(e) {
             let target = String(cString: link)
@@ -206,7 +266,14 @@ struct LayerUnpacker {
     }
 
     /// `.wh.NAME` hides NAME of the layers below; `.wh..wh..opq` hides everything below its folder.
-    private func whiteout(_ target: String, _ parent: Int32, _ raw: String) throws(ImageError) {
+    private func whiteout(_ target: String, _ parent: Int32, _ raw: String, folder: String) throws(ImageError) {
+        if target == ".wh..opq" && applyWhiteouts {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd/\(parent)")) ?? []
+            for n in names where !written.set.contains(folder.isEmpty ? n : folder + "/" + n) {
+                clear(parent, n, keepFolder: false)
+            }
+            return
+        }
         if target == ".wh..opq" {
             let fd = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { throw errnoError(raw, "open", errno) }
@@ -218,6 +285,7 @@ struct LayerUnpacker {
             throw hostile(raw, "is a whiteout of \(jsonish(target)), which names no file of the folder")
         }
         clear(parent, target, keepFolder: false)
+        if applyWhiteouts { return }
         // makedev(0, 0): overlayfs's whiteout.
         guard mknodat(parent, target, Glibc.S_IFCHR | 0o000, 0) == 0 else { throw errnoError(raw, "mknod whiteout", errno) }
     }
@@ -241,5 +309,37 @@ struct LayerUnpacker {
 
     static func errorString(_ a: OpaquePointer) -> String {
         archive_error_string(a).map { String(cString: $0) } ?? "unknown error"
+    }
+}
+
+/// The uncompressed stream of a layer blob, handed to a tar reader chunk by chunk and
+/// hashed on the way (its SHA-256 is the layer's diff_id).
+final class HashingFeed {
+    let raw: OpaquePointer
+    var hasher = SHA256()
+    var failed = false
+    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+
+    init(raw: OpaquePointer) { self.raw = raw }
+
+    /// The next chunk for libarchive's read callback: its length, 0 at the end, -1 on error.
+    func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int {
+        let n = buffer.withUnsafeMutableBytes { archive_read_data(raw, $0.baseAddress, $0.count) }
+        if n < 0 { failed = true; return -1 }
+        buffer.withUnsafeBytes { b in
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: b[0..<n]))
+            out?.pointee = b.baseAddress
+        }
+        return n
+    }
+
+    /// Hashes what the tar reader did not ask for.
+    func drain() {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { archive_read_data(raw, $0.baseAddress, $0.count) }
+            if n < 0 { failed = true; return }
+            if n == 0 { return }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
     }
 }

@@ -1,21 +1,32 @@
 import AgentSupport
+import CAgentSandbox
 import FoundationEssentials
 import Glibc
 
 /// Reads an OCI image layout folder (`oci:DIR[:TAG]`, image-spec image-layout.md) into the
 /// store: `index.json` names the manifest (by its `org.opencontainers.image.ref.name`
 /// annotation, or the only one), and every blob is copied from `blobs/sha256/HEX` with its
-/// digest and size checked as for a registry. The folder is the operator's (it is never
-/// a job's: admission refuses local sources), yet its content is verified all the same.
+/// digest and size checked as for a registry. The folder may be a job's (admitted beneath
+/// policy `images.localRoots`, then named `/proc/self/fd/N`): every file is opened beneath
+/// it with `RESOLVE_BENEATH`, so a symlink in the layout cannot lead the agent's read out.
 struct OCILayout {
     let path: String
     let tag: String?
     var name: String { "oci:" + path + (tag.map { ":" + $0 } ?? "") }
 
+    /// Opens `file` (relative) beneath the layout folder for reading.
+    func open(_ file: String) throws(ImageError) -> Int32 {
+        let dir = Glibc.open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard dir >= 0 else { throw .store(path: path, operation: "open", errno: errno) }
+        defer { close(dir) }
+        let fd = agent_resolve_open_beneath(dir, file, O_RDONLY | O_NOFOLLOW)
+        guard fd >= 0 else { throw .store(path: path + "/" + file, operation: "open", errno: errno) }
+        return fd
+    }
+
     func read(_ file: String, max: Int) throws(ImageError) -> [UInt8] {
         let p = path + "/" + file
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .store(path: p, operation: "open", errno: errno) }
+        let fd = try open(file)
         defer { close(fd) }
         guard let bytes = readUpTo(fd, limit: max) else { throw .store(path: p, operation: "read", errno: errno) }
         return bytes
@@ -49,8 +60,7 @@ struct OCILayout {
         defer { close(lock) }
         if store.has(d) { return }
         let p = path + "/blobs/sha256/" + d.hex
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .store(path: p, operation: "open", errno: errno) }
+        let fd = try open("blobs/sha256/" + d.hex)
         defer { close(fd) }
         let w = try BlobWriter(store: store, expected: d, size: size, registry: name)
         var buf = [UInt8](repeating: 0, count: 1 << 16)
@@ -169,4 +179,27 @@ func writeFile(_ bytes: [UInt8], to dest: String) throws(ImageError) {
     let e = errno
     close(fd)
     guard ok, rename(tmp, dest) == 0 else { unlink(tmp); throw .store(path: dest, operation: "write", errno: ok ? errno : e) }
+}
+
+extension ImageStore {
+    /// A job's local image (`oci:`, `oci-archive:`, `docker-archive:`), read from `opened`
+    /// (the admitted descriptor's `/proc/self/fd/N`, never the job's string), imported under
+    /// `reference` (every blob verified; blobs already stored are not copied again) and
+    /// leased for the container, like `prepare` does for a registry image.
+    public func prepareLocal(_ source: ImageSource, opened: String, as reference: String) throws(ImageError) -> PreparedImage {
+        var image: PreparedImage
+        switch source {
+        case .ociLayout(_, let tag): image = try importLayout(path: opened, tag: tag, as: reference)
+        case .ociArchive: image = try importOCIArchive(file: opened, tag: nil, as: reference)
+        case .dockerArchive: image = try importDockerArchive(file: opened, as: reference)
+        case .registry: return try prepare(source)
+        }
+        do {
+            let gate = try content.lock("pull", shared: true)
+            defer { close(gate) }
+            image.lease = try lease(Digest.chainIDs(image.config.diffIDs), image: image.digest)
+        }
+        image.warnings += applyBudget(keep: [reference])
+        return image
+    }
 }

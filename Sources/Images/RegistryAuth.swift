@@ -4,9 +4,17 @@ import Glibc
 
 /// Registry credentials, from the operator only (never from a job): the file named by
 /// `$REGISTRY_AUTH_FILE`, else `~/.docker/config.json`, in Docker's format
-/// (`{"auths": {"HOST[:PORT]": {"auth": base64("user:password")}}}`).
+/// (`{"auths": {"HOST[:PORT]": {"auth": base64("user:password")}}}`), and the credential
+/// helpers it names (`credHelpers` per registry, `credsStore` for the rest).
+/// Order for a registry: its `credHelpers` entry, then its `auths` entry, then `credsStore`.
 public struct RegistryCredentials: Sendable, Equatable {
     public var auths: [String: Login] = [:]
+    /// `credHelpers`: registry → helper name (`docker-credential-NAME`).
+    public var helpers: [String: String] = [:]
+    /// `credsStore`: the helper for registries without an entry of their own.
+    public var store: String?
+    /// Where helpers are looked for: the agent's `PATH`.
+    public var searchPath = "/usr/local/bin:/usr/bin:/bin"
 
     public struct Login: Sendable, Equatable {
         public var user: String
@@ -29,7 +37,9 @@ public struct RegistryCredentials: Sendable, Equatable {
         }
         defer { close(fd) }
         guard let bytes = readUpTo(fd, limit: 1 << 20) else { throw .store(path: path, operation: "read", errno: errno) }
-        return try parse(bytes, file: path)
+        var out = try parse(bytes, file: path)
+        if let p = environment["PATH"], !p.isEmpty { out.searchPath = p }
+        return out
     }
 
     /// `$REGISTRY_AUTH_FILE`, else `$HOME/.docker/config.json` (`explicit`: the operator named it).
@@ -44,6 +54,10 @@ public struct RegistryCredentials: Sendable, Equatable {
             throw .unsupported(reference: file, problem: "registry credentials: not a JSON object")
         }
         var out = RegistryCredentials()
+        if case .object(let helpers)? = root["credHelpers"] {
+            for (key, v) in helpers { if let name = v.string { out.helpers[normalise(key)] = name } }
+        }
+        if let name = root["credsStore"]?.string, !name.isEmpty { out.store = name }
         guard case .object(let auths)? = root["auths"] else { return out }
         for (key, v) in auths {
             guard case .object(let entry) = v, let b64 = entry["auth"]?.string,
@@ -63,7 +77,18 @@ public struct RegistryCredentials: Sendable, Equatable {
         return k == "index.docker.io" || k == "registry-1.docker.io" ? ImageReference.dockerHub : String(k)
     }
 
+    /// The stored login for `registry` (the file's `auths` only; see `resolveLogin`).
     public func login(for registry: String) -> Login? { auths[Self.normalise(registry)] }
+
+    /// The login for `registry` in the documented order, running a credential helper
+    /// when one applies.
+    public func resolveLogin(for registry: String) throws(ImageError) -> Login? {
+        let key = Self.normalise(registry)
+        if let name = helpers[key] { return try CredentialHelper(name: name, searchPath: searchPath).get(key) }
+        if let l = auths[key] { return l }
+        if let name = store { return try CredentialHelper(name: name, searchPath: searchPath).get(key) }
+        return nil
+    }
 }
 
 /// A `WWW-Authenticate` challenge: `Basic realm="x"` or

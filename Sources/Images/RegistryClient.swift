@@ -13,6 +13,8 @@ public final class RegistryClient: @unchecked Sendable {
     let plainHTTP: Bool
     let repository: String
     let login: RegistryCredentials.Login?
+    /// Why no login could be had (a credential helper failed): reported at the first challenge.
+    let loginProblem: ImageError?
     let http = HTTPClient()
     /// The Authorization header that worked last, shared by the pull's download threads.
     private var authorizationValue: String?
@@ -21,6 +23,8 @@ public final class RegistryClient: @unchecked Sendable {
         get { lock.withLock { authorizationValue } }
         set { lock.withLock { authorizationValue = newValue } }
     }
+    /// Pushing: a Bearer challenge without a scope is answered for `pull,push`.
+    var pushing = false
     /// Manifests and indexes are small; a larger answer is refused, not buffered.
     static let maxManifestBytes = 4 << 20
 
@@ -30,7 +34,13 @@ public final class RegistryClient: @unchecked Sendable {
         repository = reference.repository
         self.plainHTTP = plainHTTP
         base = (plainHTTP ? "http://" : "https://") + reference.apiHost + "/v2/"
-        login = credentials.login(for: reference.registry)
+        do throws(ImageError) {
+            login = try credentials.resolveLogin(for: reference.registry)
+            loginProblem = nil
+        } catch {
+            login = nil
+            loginProblem = error
+        }
     }
 
     /// `GET /v2/`: the registry is there and speaks the API (a 401 here is normal: the
@@ -59,6 +69,9 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// Streams blob `d` into the store (nothing when it is already there). The transfer
     /// stops as soon as it is larger than `size`; a wrong digest or size stores nothing.
+    /// A transfer cut off mid-way is resumed with a `Range` request from the bytes already
+    /// written (hashed as they came, so nothing is read twice); a server that answers the
+    /// Range with the whole body (200) starts the blob again.
     /// Concurrent pulls (other agents on the same state folder) download each blob once:
     /// the second waits on the blob's lock and then finds it stored.
     public func fetchBlob(_ repository: String, _ d: Digest, size: Int64, into store: ContentStore) throws(ImageError) {
@@ -69,21 +82,41 @@ public final class RegistryClient: @unchecked Sendable {
         let what = "blob \(d)"
         let w = try BlobWriter(store: store, expected: d, size: size, registry: registry)
         let url = base + repository + "/blobs/" + d.description
-        // Only a 2xx body reaches the writer, so a 401 answered and retried leaves it empty.
-        let r = try authorized(what, retry: { () throws(ImageError) in try w.reset() }) { (auth) throws(HTTPError) in
-            let r = try http.stream(url, headers: auth) { w.write($0) }
-            return (r.status, r.headers, r)
+        // Only a 2xx body reaches the writer, so a 401 or 5xx answered and retried leaves
+        // what it holds a true prefix of the blob: each attempt goes on from there.
+        let r = try authorized(what) { (auth) throws(HTTPError) in
+            let from = w.written
+            if from == size { return (200, [:], (status: 200, headers: [String: String](), aborted: false)) }
+            let r = try http.stream(url, headers: auth, resumeFrom: from, response: { status, headers in
+                Self.acceptsResumed(status: status, headers: headers, from: from, writer: w)
+            }) { w.write($0) }
+            return (r.status == 206 ? 200 : r.status, r.headers, r)
         }.value
-        guard r.status == 200 else { throw .registry(registry: registry, what: what, status: r.status, detail: "") }
+        guard r.status == 200 || r.status == 206 else { throw .registry(registry: registry, what: what, status: r.status, detail: "") }
         if r.aborted && w.written > size {
             throw .sizeMismatch(registry: registry, digest: d, expected: size, actual: w.written)
         }
         try w.commit()
     }
 
+    /// Whether the body of a response to a blob request that asked for bytes `from`-… may
+    /// be appended to what `writer` holds: a 206 must start exactly there; a 200 is the
+    /// whole blob, so the writer starts again. Anything else aborts the transfer.
+    static func acceptsResumed(status: Int, headers: [String: String], from: Int64, writer w: BlobWriter) -> Bool {
+        if status == 206 {
+            // "bytes START-END/TOTAL"
+            let range = headers["content-range"] ?? ""
+            guard range.hasPrefix("bytes "), let dash = range.firstIndex(of: "-"),
+                  Int64(range[range.index(range.startIndex, offsetBy: 6)..<dash]) == from else { return false }
+            return true
+        }
+        if from > 0 { return (try? w.reset()) != nil }
+        return true
+    }
+
     /// Runs `request` with the current Authorization; on a 401 answers the challenge once
     /// and runs it again.
-    private func authorized<T>(_ what: String, retry reset: () throws(ImageError) -> Void = {},
+    func authorized<T>(_ what: String, retry reset: () throws(ImageError) -> Void = {},
                                _ request: ([String]) throws(HTTPError) -> (Int, [String: String], T)) throws(ImageError) -> (status: Int, headers: [String: String], value: T) {
         var r = try retrying(what, reset) { () throws(HTTPError) in try request(authorization.map { [$0] } ?? []) }
         if r.0 == 401 {
@@ -123,7 +156,8 @@ public final class RegistryClient: @unchecked Sendable {
     }
 
     /// The Authorization header for a challenge.
-    private func answer(_ header: String) throws(ImageError) -> String {
+    func answer(_ header: String) throws(ImageError) -> String {
+        if let loginProblem { throw loginProblem }
         guard let c = AuthChallenge.parse(header) else { throw .unauthorized(registry: registry, challenge: "no challenge") }
         switch c.scheme {
         case "basic":
@@ -137,7 +171,11 @@ public final class RegistryClient: @unchecked Sendable {
             }
             var query: [String] = []
             if let s = c.parameters["service"] { query.append("service=" + queryEncoded(s)) }
-            query.append("scope=" + queryEncoded(c.parameters["scope"] ?? "repository:\(repository):pull"))
+            // A challenge may name several scopes (a cross-repository mount: the target's
+            // push and the source's pull), space-separated: one `scope=` each, as the
+            // token spec asks.
+            let scopes = (c.parameters["scope"] ?? "repository:\(repository):" + (pushing ? "pull,push" : "pull")).split(separator: " ")
+            for scope in scopes { query.append("scope=" + queryEncoded(String(scope))) }
             let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
             let r = try call("token from \(realm)") { () throws(HTTPError) in
                 try http.get(url, headers: login.map { [basicAuthorization($0)] } ?? [], maxBytes: 1 << 20)
@@ -153,12 +191,12 @@ public final class RegistryClient: @unchecked Sendable {
         }
     }
 
-    private func call<T>(_ what: String, _ body: () throws(HTTPError) -> T) throws(ImageError) -> T {
+    func call<T>(_ what: String, _ body: () throws(HTTPError) -> T) throws(ImageError) -> T {
         do { return try body() } catch { throw .transfer(registry: registry, what: what, message: error.message) }
     }
 
     /// The first error code of a registry error body (`{"errors":[{"code":"MANIFEST_UNKNOWN"}]}`).
-    private func errorCode(_ body: [UInt8]) -> String {
+    func errorCode(_ body: [UInt8]) -> String {
         guard case .object(let o)? = try? JSONValue.parse(body), case .array(let errors)? = o["errors"],
               case .object(let first)? = errors.first, let code = first["code"]?.string else { return "" }
         return code

@@ -1,3 +1,5 @@
+import AgentSupport
+import Dispatch
 import FoundationEssentials
 import Glibc
 
@@ -24,11 +26,29 @@ public struct SnapshotStore: Sendable {
         guard layers.count == diffIDs.count, !layers.isEmpty else {
             throw .badManifest(reference: image, digest: "", problem: "\(layers.count) layers but \(diffIDs.count) diff_ids in the config")
         }
-        var warnings: [String] = []
         let chain = Digest.chainIDs(diffIDs)
-        for (i, layer) in layers.enumerated() where !has(chain[i]) {
-            warnings += try unpack(image: image, layer: layer.digest, diffID: diffIDs[i], chainID: chain[i])
+        let todo = layers.indices.filter { !has(chain[$0]) }
+        // Each snapshot holds only its own layer's files, so layers unpack independently:
+        // in parallel, one per core (decompression and file creation are CPU-bound).
+        final class Results: @unchecked Sendable {
+            let lock = Lock()
+            var warnings: [Int: [String]] = [:]
+            var failures: [Int: ImageError] = [:]
         }
+        let results = Results()
+        let store = self
+        DispatchQueue.concurrentPerform(iterations: todo.count) { k in
+            let i = todo[k]
+            do throws(ImageError) {
+                let w = try store.unpack(image: image, layer: layers[i].digest, diffID: diffIDs[i], chainID: chain[i])
+                results.lock.withLock { results.warnings[i] = w }
+            } catch {
+                results.lock.withLock { results.failures[i] = error }
+            }
+        }
+        // The first failure in layer order is reported; snapshots that completed stay.
+        if let first = results.failures.keys.min() { throw results.failures[first]! }
+        let warnings = todo.flatMap { results.warnings[$0] ?? [] }
         return (chain.reversed().map(path), warnings)
     }
 
@@ -37,14 +57,13 @@ public struct SnapshotStore: Sendable {
         defer { close(lfd) }
         if has(chainID) { return [] }  // another agent unpacked it while this one waited
         let blob = store.blobPath(layer)
-        // The diff_id is checked before anything is unpacked: a snapshot is shared by its
-        // ChainID, so a layer whose content is not what its config claims must never get one.
-        let actual = try LayerUnpacker.diffID(ofBlob: blob, image: image, layer: layer)
-        guard actual == diffID else { throw .diffIDMismatch(image: image, layer: layer, expected: diffID, actual: actual) }
+        // The diff_id is checked in the same pass as the unpack (one decompression), into a
+        // temporary folder renamed only when it matched: a snapshot is shared by its ChainID,
+        // so a layer whose content is not what its config claims must never get one.
         let tmp = store.temporaryPath("unpack-" + chainID.short)
         guard mkdir(tmp, 0o755) == 0 else { throw .store(path: tmp, operation: "mkdir", errno: errno) }
         do throws(ImageError) {
-            let warnings = try LayerUnpacker(image: image, layer: layer).unpack(blob: blob, into: tmp)
+            let warnings = try LayerUnpacker(image: image, layer: layer).unpackVerifying(blob: blob, into: tmp, diffID: diffID)
             guard rename(tmp, path(chainID)) == 0 else { throw ImageError.store(path: path(chainID), operation: "rename", errno: errno) }
             return warnings
         } catch {

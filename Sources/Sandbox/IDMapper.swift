@@ -39,7 +39,7 @@ struct IDMapPlan: Sendable, Equatable {
 
     var method: Method
     var reported: ContainerConfiguration.IDMapping
-    /// The ids the init takes once the maps exist.
+    /// The ids the init takes once the maps exist (in the container's namespace: never 0).
     var initUID: UInt32
     var initGID: UInt32
     /// setgroups(2) is allowed (not in single mode).
@@ -69,19 +69,19 @@ struct IDMapPlan: Sendable, Equatable {
             // so it cannot collide with a user's subordinate ids.
             let u = uids ?? rootFallbackRange
             let g = gids ?? rootFallbackRange
-            return IDMapPlan(method: .rootRange(uids: u, gids: g), reported: .subordinate, initUID: 0, initGID: 0, groupsAllowed: true)
+            return IDMapPlan(method: .rootRange(uids: u, gids: g), reported: .subordinate, initUID: 1, initGID: 1, groupsAllowed: true)
         }
         let canUseHelpers = uids != nil && gids != nil && helpersExist
         switch requested {
         case .subordinate where !canUseHelpers:
             throw SandboxError(stage: "id mapping", detail: "(subordinate mapping needs ranges for \(userName ?? String(hostUID)) in /etc/subuid and /etc/subgid and \(newuidmap)/\(newgidmap))")
         case .subordinate:
-            return IDMapPlan(method: .helpers(uids: uids!, gids: gids!), reported: .subordinate, initUID: 0, initGID: 0, groupsAllowed: true)
+            return IDMapPlan(method: .helpers(uids: uids!, gids: gids!), reported: .subordinate, initUID: 1, initGID: 1, groupsAllowed: true)
         case .automatic where canUseHelpers:
-            return IDMapPlan(method: .helpers(uids: uids!, gids: gids!), reported: .subordinate, initUID: 0, initGID: 0, groupsAllowed: true)
+            return IDMapPlan(method: .helpers(uids: uids!, gids: gids!), reported: .subordinate, initUID: 1, initGID: 1, groupsAllowed: true)
         default:
             return IDMapPlan(method: .single(insideUID: inside, insideGID: insideGID), reported: .single,
-                             initUID: inside, initGID: insideGID, groupsAllowed: false)
+                             initUID: outer(inside), initGID: outer(insideGID), groupsAllowed: false)
         }
     }
 
@@ -103,15 +103,33 @@ struct IDMapPlan: Sendable, Equatable {
             helpersExist: helpers)
     }
 
+    /// The id the container's user namespace (the init's) gives to inside id `id` of the
+    /// command's: never 0. The container's namespace maps no id 0 at all, so the kernel makes a
+    /// non-dumpable init's /proc/1/{fd,environ,...} owned by *host* root (task_dump_owner:
+    /// uid 0 of the namespace that owns its mm, or global root when that has none), which no
+    /// process of the container is or can override (it is mapped in no namespace of theirs).
+    /// With uid 0 mapped there, container root would be the owner and could list /proc/1/fd.
+    /// The command's own namespace puts the ids back where the job expects them (0 is root).
+    static func outer(_ id: UInt32) -> UInt32 { id == 0 ? 1 : id }
+
+    /// The container namespace's ids for the command's `uid`/`gid` (the owner of a file the
+    /// init writes, e.g. a secret file mount): one up, as the nested maps shift them back.
+    func containerIDs(uid: UInt32, gid: UInt32) -> (uid: UInt32, gid: UInt32) {
+        switch method {
+        case .single(let u, let g): return (uid == u ? Self.outer(u) : uid, gid == g ? Self.outer(g) : gid)
+        case .helpers, .rootRange: return (uid == .max ? uid : uid + 1, gid == .max ? gid : gid + 1)
+        }
+    }
+
     /// The command's maps in its nested user namespace (written by the init): every id the
-    /// container's map has, 1:1, so ids look the same inside as in the container. One line per
-    /// line of the container's map: the kernel requires each extent to fall within a single
-    /// extent of the parent's map.
+    /// container's map has, shifted back so the command sees the ids it asked for (inside 0 is
+    /// the container's 1, see `outer`). One line per line of the container's map: the kernel
+    /// requires each extent to fall within a single extent of the parent's map.
     var nestedMaps: (uid: String, gid: String) {
         switch method {
-        case .single(let u, let g): return ("\(u) \(u) 1\n", "\(g) \(g) 1\n")
-        case .helpers(let u, let g): return ("0 0 1\n1 1 \(u.count)\n", "0 0 1\n1 1 \(g.count)\n")
-        case .rootRange(let u, let g): return ("0 0 \(u.count)\n", "0 0 \(g.count)\n")
+        case .single(let u, let g): return ("\(u) \(Self.outer(u)) 1\n", "\(g) \(Self.outer(g)) 1\n")
+        case .helpers(let u, let g): return ("0 1 1\n1 2 \(u.count)\n", "0 1 1\n1 2 \(g.count)\n")
+        case .rootRange(let u, let g): return ("0 1 \(u.count)\n", "0 1 \(g.count)\n")
         }
     }
 
@@ -121,19 +139,20 @@ struct IDMapPlan: Sendable, Equatable {
     func apply(pid: Int32, timeout: Duration, helpers: (uid: String, gid: String) = (newuidmap, newgidmap)) throws {
         let uid = getuid(), gid = getgid()
         switch method {
+        // Every map leaves the container's id 0 unmapped (see `outer`).
         case .single(let u, let g):
             try Self.writeProc(pid, "setgroups", "deny\n")
-            try Self.writeProc(pid, "uid_map", "\(u) \(uid) 1\n")
-            try Self.writeProc(pid, "gid_map", "\(g) \(gid) 1\n")
+            try Self.writeProc(pid, "uid_map", "\(Self.outer(u)) \(uid) 1\n")
+            try Self.writeProc(pid, "gid_map", "\(Self.outer(g)) \(gid) 1\n")
         case .rootRange(let u, let g):
-            try Self.writeProc(pid, "uid_map", "0 \(u.start) \(u.count)\n")
-            try Self.writeProc(pid, "gid_map", "0 \(g.start) \(g.count)\n")
+            try Self.writeProc(pid, "uid_map", "1 \(u.start) \(u.count)\n")
+            try Self.writeProc(pid, "gid_map", "1 \(g.start) \(g.count)\n")
         case .helpers(let u, let g):
             // Both helpers run at once: each costs an exec of a setuid binary.
-            let a = try Self.spawnHelper("newuidmap", helpers.uid, ["\(pid)", "0", "\(uid)", "1", "1", "\(u.start)", "\(u.count)"])
+            let a = try Self.spawnHelper("newuidmap", helpers.uid, ["\(pid)", "1", "\(uid)", "1", "2", "\(u.start)", "\(u.count)"])
             let b: Helper
             do {
-                b = try Self.spawnHelper("newgidmap", helpers.gid, ["\(pid)", "0", "\(gid)", "1", "1", "\(g.start)", "\(g.count)"])
+                b = try Self.spawnHelper("newgidmap", helpers.gid, ["\(pid)", "1", "\(gid)", "1", "2", "\(g.start)", "\(g.count)"])
             } catch {
                 a.kill(); _ = a.finish(); throw error
             }

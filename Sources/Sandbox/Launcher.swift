@@ -7,7 +7,7 @@ import Synchronization
 /// Starts one container on its supervisor thread: pipes, plan, clone (from this thread, which
 /// outlives the init), id maps, the sync byte, then the error pipe, which reads EOF once the
 /// command has exec'd or one failure record naming the stage.
-struct Launcher {
+struct Launcher: Sendable {
     var configuration: ContainerConfiguration
     var ids: IDMapPlan
     var plan: SetupPlan
@@ -82,7 +82,32 @@ struct Launcher {
         }
     }
 
+    /// A container whose command has exec'd, and the parent's ends of its pipes for `supervise`.
+    struct Started {
+        var core: ContainerCore
+        var stdoutFD: Int32, stderrFD: Int32, statusFD: Int32
+
+        /// The supervisor loop, on the calling thread (the init's parent thread) until the
+        /// container is gone.
+        func supervise() { core.supervise(stdoutFD: stdoutFD, stderrFD: stderrFD, statusFD: statusFD) }
+    }
+
+    /// On the supervisor thread: starts, hands the container over, then supervises it.
     func run(_ cont: CheckedContinuation<RunningContainer, any Error>) {
+        let started: Started
+        do {
+            started = try launch()
+        } catch {
+            cont.resume(throwing: error)
+            return
+        }
+        cont.resume(returning: RunningContainer(core: started.core))
+        started.supervise()
+    }
+
+    /// Everything up to the command's exec, on the calling thread, which becomes the init's
+    /// parent thread (PR_SET_PDEATHSIG) and must supervise it (`Started.supervise`).
+    func launch() throws -> Started {
         var toClose: [Int32] = []  // parent-side descriptors to close on failure
         var childEnds: [Int32] = []
         func closeAll(_ fds: [Int32]) { for fd in fds where fd > 2 { close(fd) } }
@@ -108,7 +133,12 @@ struct Launcher {
 
             let initFD = try Self.initBinary()
             let arena = PlanArena()
-            arena.setOps(plan.ops)
+            // File owners as the init sees them (the container's namespace, see IDMapPlan.outer).
+            arena.setOps(plan.ops.map { op in
+                var o = op
+                if o.kind == .file { (o.uid, o.gid) = ids.containerIDs(uid: o.uid, gid: o.gid) }
+                return o
+            })
             arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
             var flags = Self.newUser | Self.newNS | Self.newPID | Self.newIPC | Self.newUTS | Self.newCgroup
             if c.network != .host { flags |= Self.newNet }
@@ -208,12 +238,11 @@ struct Launcher {
                 abandon()
                 throw ShimFailure.error(stage: record.stage, op: record.op, errno: record.err, ops: plan.ops, configuration: c)
             }
-            cont.resume(returning: RunningContainer(core: core))
-            core.supervise(stdoutFD: outRead, stderrFD: errRead, statusFD: status.read)
+            return Started(core: core, stdoutFD: outRead, stderrFD: errRead, statusFD: status.read)
         } catch {
             closeAll(childEnds)
             closeAll(toClose)
-            cont.resume(throwing: error)
+            throw error
         }
     }
 }

@@ -35,6 +35,48 @@ public final class RunningContainer: Sendable {
         _ configuration: ContainerConfiguration, hostNetworkAllowed: @Sendable () -> Bool, bpfOverride: [UInt8]?
     ) async throws -> RunningContainer {
         let c = configuration
+        let launcher = try prepare(c, hostNetworkAllowed: hostNetworkAllowed, bpfOverride: bpfOverride)
+        return try await withCheckedThrowingContinuation { cont in
+            // The supervisor thread: it clones the init (its parent thread for
+            // PR_SET_PDEATHSIG) and reaps it before ending.
+            do {
+                try startDetachedThread { launcher.run(cont) }
+            } catch {
+                cont.resume(throwing: SandboxError(stage: "thread", errno: (error as? ThreadStartError)?.errno ?? EAGAIN))
+            }
+        }
+    }
+
+    /// Starts the container and supervises it on the calling thread, with no other thread
+    /// and no task, and returns its result once it is gone: for a one-shot caller with
+    /// nothing else to do meanwhile (`agent exec`), whose start then takes no thread
+    /// start-up and no hand-off between threads. `onStart` runs once the command has exec'd.
+    /// The calling thread is the init's parent thread (`PR_SET_PDEATHSIG`): the container
+    /// dies if it ends, so it must be a thread that lives as long as the caller needs the
+    /// container (a process's main thread). Output must be `.inherit` (nothing reads pipes
+    /// here but the supervisor loop itself, which has no consumer to hand them to).
+    public static func runOnThisThread(
+        _ configuration: ContainerConfiguration, hostNetworkAllowed: @Sendable () -> Bool,
+        onStart: (RunningContainer) -> Void
+    ) throws -> ContainerResult {
+        guard configuration.output == .inherit else {
+            throw SandboxError(stage: "start", detail: "(runOnThisThread needs output .inherit)")
+        }
+        let launcher = try prepare(configuration, hostNetworkAllowed: hostNetworkAllowed, bpfOverride: nil)
+        let started = try launcher.launch()
+        let container = RunningContainer(core: started.core)
+        onStart(container)
+        started.supervise()
+        // supervise() publishes the result before it returns.
+        return started.core.state.withLock { $0.result }!
+    }
+
+    /// The checks and the parent-side work before any thread or clone: refusals, the
+    /// seccomp program, the id mapping and the set-up plan.
+    static func prepare(
+        _ configuration: ContainerConfiguration, hostNetworkAllowed: () -> Bool, bpfOverride: [UInt8]?
+    ) throws -> Launcher {
+        let c = configuration
         if getuid() == 0 && !c.allowRoot {
             throw SandboxError(stage: "start", detail: "(refusing to run containers as root: run the agent as an unprivileged user, or pass --allow-root / allowRoot)")
         }
@@ -57,17 +99,7 @@ public final class RunningContainer: Sendable {
         }
         let ids = try IDMapPlan.forCurrentUser(c)
         let plan = try SetupPlan(configuration: c, agentBinary: Self.agentBinaryPath())
-        return try await withCheckedThrowingContinuation { cont in
-            // The supervisor thread: it clones the init (its parent thread for
-            // PR_SET_PDEATHSIG) and reaps it before ending.
-            do {
-                try startDetachedThread {
-                    Launcher(configuration: c, ids: ids, plan: plan, bpf: bpf).run(cont)
-                }
-            } catch {
-                cont.resume(throwing: SandboxError(stage: "thread", errno: (error as? ThreadStartError)?.errno ?? EAGAIN))
-            }
-        }
+        return Launcher(configuration: c, ids: ids, plan: plan, bpf: bpf)
     }
 
     static func agentBinaryPath() -> String? {

@@ -39,6 +39,11 @@ struct Agent: AsyncParsableCommand {
         if agent_disable_core_dumps() != 0 {
             printToStandardError("agent: warning: cannot disable core dumps: \(String(cString: strerror(errno)))\n")
         }
+        // `agent exec` in its plain form skips swift-argument-parser (see ExecFlags.parseFast).
+        if let exec = ExecFlags.fastPath(CommandLine.arguments) {
+            // On the main thread, which lives as long as the process: the container's parent thread.
+            do { try exec.run() } catch { exit(withError: error) }
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -93,163 +93,37 @@ struct ExecCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
     var command: [String] = []
 
-    /// The configuration `validate()` built, so `run()` does not build it again (nor read a
-    /// `--seccomp` file twice). Written by `validate()` and read by `run()`, one after the
-    /// other on the task that parses and runs the command.
-    nonisolated(unsafe) private static var validated: (configuration: ContainerConfiguration, policy: AgentPolicy)?
-
-    /// The descriptors of the admitted rootfs and bind sources: held open (their inodes
-    /// alive) until the process exits; set with `validated`, on the same task.
-    nonisolated(unsafe) private static var heldDescriptors: [Int32] = []
+    /// The parsed flags as a plain value (the fast path of `Agent.main` builds the same value
+    /// without the parser).
+    var flags: ExecFlags {
+        ExecFlags(rootfs: rootfs,
+                  image: image,
+                  pull: pull,
+                  stateDir: stateDir,
+                  rwRootfs: rwRootfs,
+                  binds: binds,
+                  tmpfs: tmpfs,
+                  policy: policy,
+                  network: network,
+                  seccomp: seccomp,
+                  capDrop: capDrop,
+                  capAdd: capAdd,
+                  env: env,
+                  workdir: workdir,
+                  hostname: hostname,
+                  user: user,
+                  idMap: idMap,
+                  timeout: timeout,
+                  allowRoot: allowRoot,
+                  interactive: interactive,
+                  verbose: verbose,
+                  command: command)
+    }
 
     mutating func validate() throws {
         if command.first == "--" { command.removeFirst() }
-        if let first = command.first {
-            // Passthrough capture also swallows a mistyped option; never run it as a command.
-            if first.hasPrefix("-") { throw ValidationError("unknown option '\(first)' (the command goes after --)") }
-        } else if image == nil {
-            throw ValidationError("missing command: agent exec [options] -- CMD [ARGS...]")
-        }
-        do {
-            Self.validated = try makeConfiguration()
-        } catch let e as ExecParsing.InvalidValue {
-            throw ValidationError(e.description)
-        } catch let e as ValidationError {
-            throw e
-        } catch {
-            // A policy that does not load, or a flag it refuses: an agent error (125), not
-            // a usage error, and nothing has started yet.
-            Self.fail("\(error)")
-        }
+        try flags.validate()
     }
 
-    func run() async throws {
-        let c: ContainerConfiguration
-        let policy: AgentPolicy
-        do {
-            (c, policy) = try Self.validated ?? makeConfiguration()
-        } catch {
-            Self.fail("\(error)")
-        }
-        do {
-            // The gate already refused `--network host` unless the policy allows it; the
-            // sandbox checks again so no path around the gate can open the host network.
-            let allowHostNetwork = policy.allowHostNetwork
-            let container = try await RunningContainer.start(c, hostNetworkAllowed: { allowHostNetwork })
-            if verbose {
-                printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n")
-                if let stack = container.networkStack { printToStandardError("agent: network: outbound through \(stack)\n") }
-                printToStandardError("agent: seccomp: \(Self.seccompSource(SeccompCache.shared.statistics)) (cache folder: \(c.seccompCacheDirectory ?? "none"))\n")
-            }
-            let result = await container.wait()
-            if verbose {
-                let ms = Double(result.duration.components.attoseconds) / 1e15 + Double(result.duration.components.seconds) * 1000
-                printToStandardError("agent: container ran \(fixedPoint(ms, decimals: 2)) ms (clone to exit), \(result.status)\n")
-            }
-            if result.timedOut { printToStandardError("agent: timed out after \(timeout ?? "")\n") }
-            // Exits here rather than throwing ExitCode: the parser would first build a usage
-            // text for it that nobody reads.
-            Self.exit(result.status.shellExitCode)
-        } catch let e as SandboxError {
-            printToStandardError("agent: \(e)\n")
-            if e.isExecFailure { Self.exit(e.errno == ENOENT ? 127 : 126) }
-            Self.exit(125)
-        }
-    }
-
-    /// How this process got its seccomp program, for `--verbose` (and the cache tests).
-    static func seccompSource(_ s: SeccompCache.Statistics) -> String {
-        if s.diskHits > 0 { return "program from the disk cache" }
-        if s.compiles > 0 { return "compiled" + (s.diskWrites > 0 ? ", stored in the disk cache" : ", not stored") }
-        return "none"
-    }
-
-    static func name(_ m: ContainerConfiguration.IDMapping) -> String {
-        switch m {
-        case .automatic: return "automatic"
-        case .single: return "single"
-        case .subordinate: return "subordinate"
-        }
-    }
-
-    static func fail(_ message: String) -> Never {
-        printToStandardError("agent: \(message)\n")
-        exit(125)
-    }
-
-    /// Ends the process: C stdio flushed, then `_exit` (the container is over; exit(3)'s
-    /// handlers and library destructors have nothing left to do for it).
-    static func exit(_ code: Int32) -> Never {
-        fflush(nil)
-        _exit(code)
-    }
-
-    /// The container this command line asks for, within the agent policy, and that policy.
-    /// Throws `ExecParsing.InvalidValue`/`ValidationError` for a bad flag value,
-    /// `PolicyError` for a policy that does not load, `ExecPolicyGate.Refusal` for a flag
-    /// the policy does not allow.
-    func makeConfiguration() throws -> (configuration: ContainerConfiguration, policy: AgentPolicy) {
-        let resolved = try AgentPolicy.resolve(commandLine: policy, environment: ProcessInfo.processInfo.environment)
-        let gate = ExecPolicyGate(policy: resolved.policy.sandbox, source: resolved.source)
-        var c = ContainerConfiguration(command: command.first == "--" ? Array(command.dropFirst()) : command)
-        if rootfs != "host" {
-            c.rootfs = .directory(HostPath(rootfs.hasPrefix("/") ? rootfs : FileManager.default.currentDirectoryPath + "/" + rootfs))
-        }
-        if let image {
-            guard rootfs == "host" else { throw ValidationError("--image and --rootfs cannot be combined") }
-            try ExecImage.apply(image, pull: pull, stateDir: stateDir, policy: resolved.policy, workdirGiven: workdir != "/",
-                                userGiven: user != nil, to: &c)
-        }
-        c.readOnlyRoot = !rwRootfs
-        // Mounts apply in command-line order; fall back to binds-then-tmpfs if the raw
-        // arguments cannot be matched (e.g. when parsed from somewhere else).
-        let ordered = ExecParsing.orderedMountFlags(Array(CommandLine.arguments.dropFirst()))
-        if ordered.filter({ $0.flag == "--bind" }).map(\.value) == binds,
-           ordered.filter({ $0.flag == "--tmpfs" }).map(\.value) == tmpfs {
-            for (flag, value) in ordered {
-                c.mounts.append(flag == "--bind" ? try ExecParsing.bind(value) : try ExecParsing.tmpfs(value))
-            }
-        } else {
-            for b in binds { c.mounts.append(try ExecParsing.bind(b)) }
-            for t in tmpfs { c.mounts.append(try ExecParsing.tmpfs(t)) }
-        }
-        // The agent's own files never reach a container; what is checked is what is mounted.
-        var opened: [Int32] = []
-        try ExecHostPaths.admit(&c, keep: &opened)
-        Self.heldDescriptors = opened
-        c.network = try gate.network(network)
-        if c.network == .outbound {
-            c.outbound = gate.outbound
-            // Checked now, so a missing device fails before anything starts, naming the fix.
-            try c.outbound.preflight()
-        }
-        c.seccomp = try gate.seccomp(seccomp)
-        c.capabilities = try gate.capabilities(drop: capDrop, add: capAdd)
-        for e in env {
-            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else {
-                throw ValidationError("--env must be K=V, not '\(e)'")
-            }
-            let key = e[..<eq]
-            c.environment.removeAll { $0.hasPrefix(key + "=") }
-            c.environment.append(e)
-        }
-        guard workdir.hasPrefix("/") else { throw ValidationError("--workdir must be an absolute path, not '\(workdir)'") }
-        // An image's WorkingDir applies unless --workdir is given.
-        if image == nil || workdir != "/" { c.workingDirectory = workdir }
-        guard !hostname.isEmpty, hostname.utf8.count <= 64 else { throw ValidationError("--hostname must be 1 to 64 bytes") }
-        c.hostname = hostname
-        // Without --user an image's User applies (ExecImage set it); else root.
-        if let user { (c.uid, c.gid) = try ExecParsing.user(user) } else if image == nil { (c.uid, c.gid) = (0, 0) }
-        switch idMap {
-        case "auto", "automatic": c.idMapping = .automatic
-        case "single": c.idMapping = .single
-        case "subordinate": c.idMapping = .subordinate
-        default: throw ValidationError("--id-map must be auto, single or subordinate, not '\(idMap)'")
-        }
-        if let timeout { c.timeout = try ExecParsing.duration(timeout) }
-        c.allowRoot = allowRoot
-        c.stdin = interactive ? .inherit : .null
-        c.output = .inherit
-        return (c, resolved.policy)
-    }
+    func run() async throws { try flags.run() }
 }

@@ -19,9 +19,10 @@ enum ExecHostPaths {
 
     /// `c` with its rootfs and bind sources opened and checked. `keep` receives the
     /// descriptors, which must stay open until the container has started.
-    static func admit(_ c: inout ContainerConfiguration, keep: inout [Int32]) throws {
-        let state = (try? StateDirectory.resolve(explicit: nil))?.root ?? "/nonexistent"
-        let protected = ProtectedPaths.current(stateDirectory: state)
+    static func admit(_ c: inout ContainerConfiguration, keep: inout [Int32],
+                      environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let state = (try? StateDirectory.resolve(explicit: nil, environment: environment))?.root ?? "/nonexistent"
+        let protected = ProtectedPaths.current(stateDirectory: state, environment: environment)
         if case .directory(let dir) = c.rootfs {
             c.rootfs = .directory(try open(dir.path, flag: "--rootfs", protected: protected, keep: &keep))
         }

@@ -27,8 +27,16 @@ enum ExecImage {
         let state = try StateDirectory.resolve(explicit: stateDir)
         try state.create()
         var store = try ImageStore(stateDirectory: state.root, insecureRegistries: policy.images.insecureRegistries)
+        store.storeMaxBytes = Int64(clamping: policy.images.storeMaxBytes)
         store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
-        let image = try store.prepare(source, pull: pullPolicy)
+        let image: PreparedImage
+        switch source {
+        case .registry: image = try store.prepare(source, pull: pullPolicy)
+        case .ociLayout(let p, _), .ociArchive(let p), .dockerArchive(let p):
+            // The operator's own path (exec is the operator's command), imported as named.
+            let path = p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p
+            image = try store.prepareLocal(source, opened: path, as: source.description)
+        }
         held = image.lease
         c.rootfs = .layers(image.layers.map { HostPath($0) })
         for kv in image.config.env {

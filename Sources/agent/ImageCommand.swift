@@ -15,9 +15,9 @@ import SandboxPolicy
 struct ImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
-        abstract: "Manage container images (pull, import, export, ls, inspect, rm, prune).",
+        abstract: "Manage container images (pull, push, import, export, ls, inspect, rm, prune, df).",
         discussion: "Exit codes: 0 ok, 1 not in the store, 2 usage or invalid reference, 3 pull or store failure.",
-        subcommands: [ImagePull.self, ImageImport.self, ImageExport.self, ImageList.self, ImageInspect.self, ImageRemove.self, ImagePrune.self]
+        subcommands: [ImagePull.self, ImagePush.self, ImageImport.self, ImageExport.self, ImageList.self, ImageInspect.self, ImageRemove.self, ImagePrune.self, ImageDiskUsage.self]
     )
 }
 
@@ -32,6 +32,7 @@ struct ImageStoreOptions: ParsableArguments {
         let dir = try state.open()
         try dir.create()
         var store = try ImageStore(stateDirectory: dir.root, insecureRegistries: policy.images.insecureRegistries)
+        store.storeMaxBytes = Int64(clamping: policy.images.storeMaxBytes)
         store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
         return store
     }
@@ -86,14 +87,17 @@ struct ImageImport: AsyncParsableCommand {
         try imageCommand {
             let key = try registryReference(tag).description
             func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p }
-            let image: PreparedImage
+            var image: PreparedImage
+            let store = try options.store()
             switch try ImageSource.parse(source) {
-            case .ociLayout(let dir, let t): image = try options.store().importLayout(path: absolute(dir), tag: t, as: key)
-            case .ociArchive(let file): image = try options.store().importOCIArchive(file: absolute(file), tag: nil, as: key)
-            case .dockerArchive(let file): image = try options.store().importDockerArchive(file: absolute(file), as: key)
+            case .ociLayout(let dir, let t): image = try store.importLayout(path: absolute(dir), tag: t, as: key)
+            case .ociArchive(let file): image = try store.importOCIArchive(file: absolute(file), tag: nil, as: key)
+            case .dockerArchive(let file): image = try store.importDockerArchive(file: absolute(file), as: key)
             case .registry:
                 throw ImageError.unsupported(reference: source, problem: "import takes oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE (pull a registry's image)")
             }
+            image.lease = nil
+            image.warnings += store.applyBudget(keep: [key])
             for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
             print("\(image.reference) \(image.digest)")
             return 0
@@ -103,20 +107,76 @@ struct ImageImport: AsyncParsableCommand {
 
 struct ImageExport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Write a stored image as an OCI image layout (oci:DIR[:TAG]).")
+        commandName: "export",
+        abstract: "Write a stored image as an OCI layout (oci:DIR[:TAG]), an OCI archive (oci-archive:FILE[:TAG]) or a docker load archive (docker-archive:FILE[:REF]).")
     @OptionGroup var options: ImageStoreOptions
     @Argument(help: "The image reference.") var reference: String
-    @Argument(help: "oci:DIR[:TAG] (TAG defaults to the reference's tag, else latest)") var destination: String
+    @Argument(help: "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF] (TAG defaults to the reference's tag, else latest; REF to the reference)")
+    var destination: String
+    @Flag(help: "Replace an existing archive file (an existing file is refused otherwise).") var force = false
 
     func run() async throws {
         try imageCommand {
             let ref = try registryReference(reference)
-            guard case .ociLayout(let dir, let t) = try ImageSource.parse(destination) else {
-                throw ImageError.unsupported(reference: destination, problem: "only oci:DIR[:TAG] can be exported yet")
+            let store = try options.store()
+            guard let rec = store.refs.get(ref.description) else { throw ImageError.notPresent(reference: ref.description) }
+            func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p }
+            // FILE:NAME, the name after the last ':' that is not inside the path.
+            func split(_ rest: String) -> (String, String?) {
+                if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("/") {
+                    return (String(rest[..<colon]), String(rest[rest.index(after: colon)...]))
+                }
+                return (rest, nil)
             }
-            let abs = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
-            try options.store().exportLayout(ref.description, to: abs, tag: t ?? ref.tag ?? "latest")
-            print("exported \(ref.description) to oci:\(abs):\(t ?? ref.tag ?? "latest")")
+            let tag = ref.tag ?? "latest"
+            let dest: ExportDestination
+            let name: String
+            if destination.hasPrefix("oci-archive:"), case let rest = String(destination.dropFirst(12)), !rest.isEmpty {
+                let (f, t) = split(rest); dest = .ociArchive(path: absolute(f)); name = t ?? tag
+            } else if destination.hasPrefix("docker-archive:"), case let rest = String(destination.dropFirst(15)), !rest.isEmpty {
+                // As skopeo reads it: the path ends at the first ':' (the reference has its own).
+                let parts = rest.split(separator: ":", maxSplits: 1).map(String.init)
+                dest = .dockerArchive(path: absolute(parts[0]))
+                name = parts.count > 1 ? try registryReference(parts[1]).description : ref.description
+            } else if case .ociLayout(let dir, let t) = try ImageSource.parse(destination) {
+                dest = .ociLayout(path: absolute(dir)); name = t ?? tag
+            } else {
+                throw ImageError.unsupported(reference: destination, problem: "export takes oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]")
+            }
+            try store.export(manifest: rec.manifest, to: dest, options: ExportOptions(names: [name], overwrite: force))
+            print("exported \(ref.description) to \(destination)")
+            return 0
+        }
+    }
+}
+
+struct ImagePush: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Push a stored image to its registry, or to DEST (blobs the registry has are not sent again).")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument(help: "The stored image's reference.") var reference: String
+    @Argument(help: "Where to push it (default: the reference itself).") var destination: String?
+    @Option(help: "Blobs up to this many bytes are uploaded in one request, larger ones in chunks.")
+    var monolithicLimit: Int64 = PushOptions().monolithicLimit
+    @Option(help: "The size in bytes of one chunk of a chunked upload.") var chunkSize: Int64 = PushOptions().chunkSize
+
+    func run() async throws {
+        try imageCommand {
+            let ref = try registryReference(reference)
+            let dest = try registryReference(destination ?? reference)
+            let store = try options.store()
+            guard let rec = store.refs.get(ref.description) else { throw ImageError.notPresent(reference: ref.description) }
+            guard monolithicLimit >= 0, chunkSize > 0 else {
+                printToStandardError("agent: --monolithic-limit must be >= 0 and --chunk-size > 0\n")
+                return 2
+            }
+            var o = PushOptions()
+            o.monolithicLimit = monolithicLimit
+            o.chunkSize = chunkSize
+            let r = try store.push(manifest: rec.manifest, to: dest, options: o)
+            print("pushed \(dest.description) \(r.digest) (\(r.uploadedMonolithic.count + r.uploadedChunked.count) uploaded, "
+                  + "\(r.mounted.count) mounted, \(r.present.count) present, \(r.bytesUploaded) bytes)")
             return 0
         }
     }
@@ -192,8 +252,25 @@ struct ImagePrune: AsyncParsableCommand {
 
     func run() async throws {
         try imageCommand {
-            let r = try options.store().prune()
-            print("removed \(r.blobs) blobs and \(r.snapshots) snapshots (\(r.bytes) bytes of blobs); \(r.inUse) snapshots in use kept")
+            let store = try options.store()
+            let r = try store.prune()
+            print("removed \(r.blobs) blobs and \(r.snapshots) snapshots (\(r.bytes) bytes); \(r.inUse) snapshots in use kept")
+            // A store over its budget (images.storeMaxBytes) also loses its least recently used images.
+            for note in store.applyBudget(keep: []) { print(note) }
+            return 0
+        }
+    }
+}
+
+struct ImageDiskUsage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "df", abstract: "Print the bytes the image store holds (blobs and unpacked snapshots) and its budget.")
+    @OptionGroup var options: ImageStoreOptions
+
+    func run() async throws {
+        try imageCommand {
+            let store = try options.store()
+            print("store \(store.usage()) bytes, budget \(store.storeMaxBytes.map(String.init) ?? "none") bytes (images.storeMaxBytes)")
             return 0
         }
     }

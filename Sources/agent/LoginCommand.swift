@@ -1,4 +1,5 @@
 import AgentSupport
+import AgentCore
 import ArgumentParser
 import FoundationEssentials
 import Glibc
@@ -8,8 +9,10 @@ import Images
 /// `$REGISTRY_AUTH_FILE`, else `~/.docker/config.json` (Docker's format), which every pull
 /// then reads (README "Container images"). The password is never an argument (argv is
 /// visible in /proc to every user) and never printed: `--password-stdin`, or typed at a
-/// terminal with echo off. The registry is not contacted: the first pull says whether the
-/// login works. Exit codes: 0 stored, 2 usage, 3 the file could not be written.
+/// terminal with echo off. The login is checked against the registry first (as `docker
+/// login` does; `--no-verify` skips that, for a registry not reachable from here).
+/// Exit codes: 0 stored, 1 the registry refused the login (nothing stored), 2 usage,
+/// 3 the registry could not be reached or the file could not be written.
 struct LoginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "login", abstract: "Store credentials for a registry (for image pulls).")
@@ -22,6 +25,12 @@ struct LoginCommand: ParsableCommand {
 
     @Flag(name: .customLong("password-stdin"), help: "Read the password from stdin (else asked at the terminal, not echoed).")
     var passwordStdin = false
+
+    @Flag(name: .customLong("no-verify"), help: "Store the login without checking it against the registry.")
+    var noVerify = false
+
+    @Option(help: "Agent policy file, for images.insecureRegistries (default: $AGENT_POLICY, else the built-in policy).")
+    var policy: String?
 
     func run() throws {
         try checkRegistry(registry)
@@ -43,12 +52,35 @@ struct LoginCommand: ParsableCommand {
             password = readHidden("Password: ")
         }
         guard !password.isEmpty else { throw ValidationError("the password is empty") }
+        if !noVerify { try verify(RegistryCredentials.Login(user: user, password: password)) }
         do {
             let path = try RegistryLogin.store(.init(user: user, password: password), registry: registry,
                                                environment: ProcessInfo.processInfo.environment)
             print("Login for \(registry) stored in \(path)")
         } catch {
             printToStandardError("agent: \(error)\n")
+            throw ExitCode(3)
+        }
+    }
+
+    /// Asks the registry whether it takes `login` (exit 1 when it refuses, 3 when it cannot be asked).
+    func verify(_ login: RegistryCredentials.Login) throws {
+        let env = ProcessInfo.processInfo.environment
+        let insecure = try AgentPolicy.resolve(commandLine: policy, environment: env).policy.images.insecureRegistries
+        var host = Substring(registry)
+        for p in ["https://", "http://"] where host.hasPrefix(p) { host = host.dropFirst(p.count) }
+        if host.hasSuffix("/") { host = host.dropLast() }
+        let ref: ImageReference
+        do { ref = try ImageReference.parse(host + "/agent-login/check") } catch { throw ValidationError("\(registry): \(error)") }
+        let client = RegistryClient(reference: ref, plainHTTP: ref.isLoopback || insecure.contains(ref.registry) || insecure.contains(ref.hostName),
+                                    credentials: RegistryCredentials(auths: [ref.registry: login]))
+        do {
+            try client.verifyLogin()
+        } catch ImageError.unauthorized(let r, let challenge) {
+            printToStandardError("agent: registry \(r) refused the login for \(login.user) (\(challenge)); nothing was stored\n")
+            throw ExitCode(1)
+        } catch {
+            printToStandardError("agent: \(error); nothing was stored (--no-verify stores a login without asking the registry)\n")
             throw ExitCode(3)
         }
     }

@@ -68,6 +68,11 @@ import Testing
         """)
         let refused = try await Harness.run(["image", "import", "--state-dir", dir + "/state2", "docker-archive:" + bad, "--tag", "localhost/bad:1"])
         #expect(refused.status == 3 && refused.stderr.contains("diff_id"), "\(refused.status) \(refused.stderr)")
+        // The diff_id is checked while the layer unpacks (one decompression): the unpacked
+        // folder of the bad layer never becomes a snapshot, and nothing is left in tmp.
+        let snapshots = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/state2/images/snapshots/sha256")) ?? []
+        #expect(snapshots.count == 2, "\(snapshots)")  // the two good lower layers only
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/state2/images/tmp").isEmpty)
     }
 
     @Test func anArchiveEntryOutsideTheLayoutIsNeverWrittenAndALinkedIndexIsNotFollowed() async throws {

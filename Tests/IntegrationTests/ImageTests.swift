@@ -310,3 +310,188 @@ import Testing
         #expect(most >= 2 && most <= 3, "at most \(most) blob downloads at once")
     }
 }
+
+/// The htpasswd Basic registry of ci/test.sh, and the fault proxy in front of it: every blob
+/// is redirected to another host name (`localhost:CDN`), whose first answer for each blob
+/// is cut off half-way.
+@Suite(.serialized) struct ImageFaultTests {
+    static func env(_ name: String) -> String {
+        guard let r = ProcessInfo.processInfo.environment[name], !r.isEmpty else {
+            Issue.record("\(name) is not set: run the tests through ci/test.sh")
+            return "127.0.0.1:1"
+        }
+        return r
+    }
+
+    func authFile(_ dir: String, _ registry: String, _ login: String) throws -> [String: String] {
+        let path = dir + "/auth-\(UUID().uuidString.prefix(6)).json"
+        try Harness.write(#"{"auths": {"\#(registry)": {"auth": "\#(Data(login.utf8).base64EncodedString())"}}}"#, to: path, mode: 0o600)
+        return ["REGISTRY_AUTH_FILE": path]
+    }
+
+    func cdnStats() throws -> [String: Int] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = ["-fsS", "http://\(Self.env("AGENT_TEST_FAULT_CDN"))/stats"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        return try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Int] ?? [:]
+    }
+
+    @Test func anHtpasswdBasicRegistryTakesOnlyTheOperatorsLogin() async throws {
+        let registry = Self.env("AGENT_TEST_BASIC_REGISTRY")
+        let dir = try Harness.scratch("basic")
+        let ref = registry + "/private/layered:1"
+        let none = try await Harness.run(["image", "pull", "--state-dir", dir + "/s1", ref],
+                                         environment: ["REGISTRY_AUTH_FILE": dir + "/none.json"])
+        #expect(none.status == 3 && none.stderr.contains(registry) && none.stderr.contains("no login"), "\(none.stderr)")
+        let wrong = try await Harness.run(["image", "pull", "--state-dir", dir + "/s2", ref], environment: try authFile(dir, registry, "ci:wrong"))
+        #expect(wrong.status == 3 && wrong.stderr.contains(registry), "\(wrong.stderr)")
+        #expect(!wrong.stderr.contains("ci:wrong") && !wrong.stderr.contains(Data("ci:wrong".utf8).base64EncodedString()))
+        let right = try await Harness.run(["image", "pull", "--state-dir", dir + "/s3", ref], environment: try authFile(dir, registry, "ci:secret"))
+        #expect(right.status == 0, "\(right.stderr)")
+        #expect(right.stdout.hasPrefix(ref + " sha256:"), "\(right.stdout)")
+    }
+
+    @Test func aCutBlobResumesWithRangeAndARedirectToAnotherHostGetsNoAuthorization() async throws {
+        let registry = Self.env("AGENT_TEST_FAULT_REGISTRY")
+        let dir = try Harness.scratch("fault")
+        let before = try cdnStats()
+        let r = try await Harness.run(["image", "pull", "--state-dir", dir + "/state", registry + "/private/layered:1"],
+                                      environment: try authFile(dir, registry, "ci:secret"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let after = try cdnStats()
+        let cuts = (after["cuts"] ?? 0) - (before["cuts"] ?? 0), ranges = (after["ranges"] ?? 0) - (before["ranges"] ?? 0)
+        // Config and three layers: each was cut once and each cut was resumed with a Range
+        // (not downloaded again from the start).
+        #expect(cuts >= 1 && ranges >= cuts, "cuts \(cuts), ranges \(ranges)")
+        #expect(after["authorization"] == before["authorization"], "the redirect target was sent the agent's Authorization: \(after)")
+        // What was stored is the image: a job runs on it.
+        let run = try await Harness.run(["exec", "--state-dir", dir + "/state", "--policy", Harness.testPolicy("images"), "--image", registry + "/private/layered:1", "--pull", "never",
+                                         "--", "/bin/sh", "-c", "echo resumed"], environment: try authFile(dir, registry, "ci:secret"))
+        #expect(run.status == 0 && run.stdout.contains("resumed"), "\(run.stderr)")
+    }
+}
+
+/// The store's budget (policy `images.storeMaxBytes`): least recently used images go first,
+/// never one a running step holds, never the one just pulled.
+@Suite(.serialized) struct ImageBudgetTests {
+    let dir: String
+    var state: String { dir + "/state" }
+    init() throws { dir = try Harness.scratch("budget") }
+
+    func policy(_ bytes: UInt64) throws -> String {
+        let path = dir + "/policy-\(bytes).json"
+        try Harness.write(#"{"images": {"allowedRegistries": ["127.0.0.1"], "storeMaxBytes": \#(bytes)}}"#, to: path)
+        return path
+    }
+
+    func refs() async throws -> Set<String> {
+        let ls = try await Harness.run(["image", "ls", "--state-dir", state])
+        return Set(ls.stdout.split(separator: "\n").compactMap { $0.split(separator: "\t").first.map(String.init) }
+            .filter { $0.contains(ImageTests.registry) })
+    }
+
+    func usage(_ policy: String) async throws -> UInt64 {
+        let df = try await Harness.run(["image", "df", "--state-dir", state, "--policy", policy])
+        #expect(df.status == 0, "\(df.stderr)")
+        return UInt64(df.stdout.split(separator: " ")[1]) ?? 0
+    }
+
+    @Test func aPullPastTheBudgetEvictsTheLeastRecentlyUsedButKeepsWhatItPulled() async throws {
+        let tiny = try policy(1)
+        let a = try await Harness.run(["image", "pull", "--state-dir", state, "--policy", tiny, ImageTests.ref("busybox")])
+        #expect(a.status == 0, "\(a.stderr)")
+        #expect(a.stderr.contains("over its budget of 1 (images.storeMaxBytes)"), "\(a.stderr)")
+        let b = try await Harness.run(["image", "pull", "--state-dir", state, "--policy", tiny, ImageTests.ref("layered")])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(b.stderr.contains("evicted \(ImageTests.ref("busybox"))"), "\(b.stderr)")
+        #expect(try await refs() == [ImageTests.ref("layered")])
+        // What is left still runs.
+        let run = try await Harness.exec(["--state-dir", state, "--policy", tiny, "--image", ImageTests.ref("layered"), "--pull", "never"], ["/bin/true"])
+        #expect(run.status == 0, "\(run.stderr)")
+    }
+
+    @Test func theOrderIsLastUseAndALeasedImageIsNeverEvicted() async throws {
+        let roomy = try policy(1 << 40)
+        for name in ["busybox", "layered"] {
+            #expect(try await Harness.run(["image", "pull", "--state-dir", state, "--policy", roomy, ImageTests.ref(name)]).status == 0)
+        }
+        try await Task.sleep(for: .milliseconds(1100))
+        #expect(try await Harness.run(["image", "pull", "--state-dir", state, "--policy", roomy, ImageTests.ref("user-numeric")]).status == 0)
+        try await Task.sleep(for: .milliseconds(1100))
+        // busybox is used last: layered is now the least recently used.
+        let use = try await Harness.exec(["--state-dir", state, "--policy", roomy, "--image", ImageTests.ref("busybox"), "--pull", "never"], ["/bin/true"])
+        #expect(use.status == 0, "\(use.stderr)")
+        let total = try await usage(roomy)
+        let prune = try await Harness.run(["image", "prune", "--state-dir", state, "--policy", try policy(total - 1)])
+        #expect(prune.status == 0, "\(prune.stderr)")
+        #expect(prune.stdout.contains("evicted \(ImageTests.ref("layered"))"), "\(prune.stdout)")
+        #expect(try await refs() == [ImageTests.ref("busybox"), ImageTests.ref("user-numeric")])
+        #expect(try await usage(roomy) < total)
+
+        // A step running on user-numeric holds it: a budget of 1 byte evicts busybox only.
+        let f = try JobFixture("""
+        {"version": 1, "id": "held", "image": "\(ImageTests.ref("user-numeric"))", "steps": [{"name": "wait", "run": "sleep 2"}]}
+        """)
+        let job = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", state, "--policy", roomy,
+                                     "--progress", "plain"], until: "[wait 1/1]")
+        let squeezed = try await Harness.run(["image", "prune", "--state-dir", state, "--policy", try policy(1)])
+        #expect(squeezed.stdout.contains("evicted \(ImageTests.ref("busybox"))"), "\(squeezed.stdout)")
+        #expect(squeezed.stdout.contains("what is left is in use"), "\(squeezed.stdout)")
+        #expect(try await refs() == [ImageTests.ref("user-numeric")])
+        job.process.waitUntilExit()
+        #expect(job.process.terminationStatus == 0)
+    }
+}
+
+/// Docker's credential helpers (`credHelpers`, `credsStore`): the operator's programs on the
+/// agent's PATH, asked for the Basic registry's login.
+@Suite struct CredentialHelperTests {
+    func setUp(_ helpers: [String: String], config: String) throws -> (dir: String, env: [String: String]) {
+        let dir = try Harness.scratch("credhelper")
+        for (name, script) in helpers {
+            try Harness.write("#!/bin/sh\n" + script + "\n", to: dir + "/bin/docker-credential-" + name, mode: 0o755)
+        }
+        try Harness.write(config, to: dir + "/config.json", mode: 0o600)
+        return (dir, ["REGISTRY_AUTH_FILE": dir + "/config.json", "PATH": dir + "/bin:/usr/bin:/bin"])
+    }
+
+    var registry: String { ImageFaultTests.env("AGENT_TEST_BASIC_REGISTRY") }
+
+    @Test func aRegistrysHelperGivesTheLoginAndOthersAreNotAsked() async throws {
+        let s = try setUp([
+            "agenttest": #"read reg; [ "$1" = get ] || exit 2; case "$reg" in \#(registry)) printf '{"ServerURL":"%s","Username":"ci","Secret":"secret"}' "$reg";; *) echo "credentials not found in native keychain"; exit 1;; esac"#,
+            "never": "echo asked >> \"$(dirname \"$0\")/../never-asked\"; exit 1",
+        ], config: #"{"credHelpers": {"\#(registry)": "agenttest", "other.example": "never"}}"#)
+        let r = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/state", registry + "/private/layered:1"], environment: s.env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.dir + "/never-asked"))
+    }
+
+    @Test func aStoreWithoutTheLoginMeansNoLoginAndABrokenHelperIsNamed() async throws {
+        let s = try setUp(["empty": #"echo "credentials not found in native keychain"; exit 1"#,
+                           "broken": "echo 'secret-ish output'; exit 3",
+                           "slow": "sleep 60"],
+                          config: #"{"credsStore": "empty"}"#)
+        let none = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s1", registry + "/private/layered:1"], environment: s.env)
+        #expect(none.status == 3 && none.stderr.contains("no login"), "\(none.stderr)")
+        try Harness.write(#"{"credsStore": "broken"}"#, to: s.dir + "/config.json", mode: 0o600)
+        let broken = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s2", registry + "/private/layered:1"], environment: s.env)
+        #expect(broken.status == 3 && broken.stderr.contains("docker-credential-broken failed with status 3"), "\(broken.stderr)")
+        #expect(!broken.stderr.contains("secret-ish"))
+        try Harness.write(#"{"credsStore": "missing"}"#, to: s.dir + "/config.json", mode: 0o600)
+        let missing = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s3", registry + "/private/layered:1"], environment: s.env)
+        #expect(missing.status == 3 && missing.stderr.contains("docker-credential-missing is not on the agent's PATH"), "\(missing.stderr)")
+        try Harness.write(#"{"credsStore": "../../bin/sh"}"#, to: s.dir + "/config.json", mode: 0o600)
+        let bad = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s4", registry + "/private/layered:1"], environment: s.env)
+        #expect(bad.status == 3 && bad.stderr.contains("is not a valid helper name"), "\(bad.stderr)")
+        try Harness.write(#"{"credsStore": "slow"}"#, to: s.dir + "/config.json", mode: 0o600)
+        let started = Date()
+        let slow = try await Harness.run(["image", "pull", "--state-dir", s.dir + "/s5", registry + "/private/layered:1"], environment: s.env)
+        #expect(slow.status == 3 && slow.stderr.contains("did not answer within 10 s"), "\(slow.stderr)")
+        #expect(Date().timeIntervalSince(started) < 30)
+    }
+}

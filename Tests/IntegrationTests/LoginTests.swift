@@ -24,7 +24,8 @@ import Testing
         try Harness.write(#"{"auths": {"other.example:5000": {"auth": "\#(other)"}, "http://\#(registry)/": {"auth": "eDp5"}}, "HttpHeaders": {"X-A": "b"}}"#,
                           to: file, mode: 0o600)
         let env = ["REGISTRY_AUTH_FILE": file]
-        let wrong = try await Harness.run(["login", registry, "--username", "ci", "--password-stdin"], environment: env, stdin: "wrong\n")
+        // --no-verify: stored without asking the registry (so the pull below is what refuses it).
+        let wrong = try await Harness.run(["login", registry, "--username", "ci", "--password-stdin", "--no-verify"], environment: env, stdin: "wrong\n")
         #expect(wrong.status == 0, "\(wrong.stderr)")
         #expect(!wrong.stdout.contains("wrong") && !wrong.stderr.contains("wrong"))
         #expect(try mode(file) == 0o600)
@@ -66,6 +67,25 @@ import Testing
         #expect(try mode(home + "/.docker/config.json") == 0o600)
         let pulled = try await Harness.run(["image", "pull", "--state-dir", home + "/state", ref], environment: env)
         #expect(pulled.status == 0, "\(pulled.stderr)")
+    }
+
+    @Test(arguments: ["AGENT_TEST_AUTH_REGISTRY", "AGENT_TEST_BASIC_REGISTRY"])
+    func loginAsksTheRegistryFirstAndStoresNothingItRefuses(variable: String) async throws {
+        let registry = ImageFaultTests.env(variable)
+        let dir = try Harness.scratch("login-verify")
+        let file = dir + "/auth.json"
+        let env = ["REGISTRY_AUTH_FILE": file]
+        let wrong = try await Harness.run(["login", registry, "--username", "ci", "--password-stdin"], environment: env, stdin: "wrong\n")
+        #expect(wrong.status == 1 && wrong.stderr.contains("refused the login for ci") && wrong.stderr.contains("nothing was stored"), "\(wrong.stderr)")
+        #expect(!wrong.stderr.contains("wrong"))
+        #expect(!FileManager.default.fileExists(atPath: file))
+        let right = try await Harness.run(["login", registry, "--username", "ci", "--password-stdin"], environment: env, stdin: "secret\n")
+        #expect(right.status == 0, "\(right.stderr)")
+        #expect((try auths(file)[registry] as? [String: Any])?["auth"] as? String == Data("ci:secret".utf8).base64EncodedString())
+        // Nobody listens there: the registry cannot be asked (3), and nothing is stored.
+        let gone = try await Harness.run(["login", "127.0.0.1:1", "--username", "ci", "--password-stdin"], environment: env, stdin: "x\n")
+        #expect(gone.status == 3 && gone.stderr.contains("--no-verify"), "\(gone.stderr)")
+        #expect(try auths(file)["127.0.0.1:1"] == nil)
     }
 
     @Test func loginRefusesAMissingUserOrPasswordAndABadRegistry() async throws {

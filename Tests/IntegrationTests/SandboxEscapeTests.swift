@@ -27,8 +27,7 @@ import Testing
 
     /// CVE-2019-5736 class: the container's PID 1 (agent-init, exec'd from a descriptor the
     /// agent holds) must not be reachable through /proc/1/exe or /proc/1/fd/N (nor
-    /// /proc/self/exe rewrite anything of the host). Its mm belongs to the container's user
-    /// namespace, so container root may list /proc/1/fd (the numbers), never open an entry.
+    /// /proc/self/exe rewrite anything of the host). (Nor list /proc/1/fd: see below.)
     @Test func procExeCannotModifyTheAgentBinary() async throws {
         let before = try Self.sha256(Harness.agentBinary)
         let script = """
@@ -56,6 +55,38 @@ import Testing
         #expect(lines.count == 7, "\(r.stdout) \(r.stderr)")
         #expect(lines.allSatisfy { !$0.hasSuffix("opened") && !$0.hasSuffix("listed") }, "\(lines)")
         #expect(try Self.sha256(Harness.agentBinary) == before)
+    }
+
+    /// The init's descriptors, environment and maps are out of reach for container root with
+    /// Docker's default capabilities (CAP_DAC_OVERRIDE among them), in both id mappings: the
+    /// init is non-dumpable and its /proc entries belong to host root (the container's user
+    /// namespace maps no id 0), an owner no process of the container is or may override. The
+    /// init stays visible (comm), and the command's own /proc/self/fd is listable as usual.
+    @Test(arguments: ["single", "subordinate"]) func initDescriptorsAreNotListable(idMap: String) async throws {
+        let script = """
+            id -u; grep CapEff /proc/self/status
+            for f in fd fdinfo; do ls -l /proc/1/$f >/dev/null 2>&1 && echo "$f listed" || echo "$f refused"; done
+            for f in environ maps mem auxv; do cat /proc/1/$f >/dev/null 2>&1 && echo "$f read" || echo "$f refused"; done
+            readlink /proc/1/fd/0 >/dev/null 2>&1 && echo "fd/0 read" || echo "fd/0 refused"
+            stat -c 'owner %u' /proc/1/fd
+            ls /proc/self/fd >/dev/null && echo "own fds listed"
+            cat /proc/1/comm
+            """
+        let r = try await Harness.exec(["--rootfs", Harness.busyboxRootfs, "--id-map", idMap], ["sh", "-c", script])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 12, "\(r.stdout)")
+        guard lines.count == 12 else { return }
+        #expect(lines[0] == "0")
+        // Root with CAP_DAC_OVERRIDE (bit 1) in its own namespace: the refusals below are not
+        // for want of a capability.
+        let eff = UInt64(lines[1].split(separator: "\t").last ?? "", radix: 16) ?? 0
+        #expect(eff & 0b10 != 0, "\(lines[1])")
+        #expect(Array(lines[2...8]) == ["fd refused", "fdinfo refused", "environ refused", "maps refused", "mem refused",
+                                       "auxv refused", "fd/0 refused"], "\(lines)")
+        // Host root, which no namespace of the container maps (the overflow uid).
+        #expect(lines[9] == "owner 65534", "\(lines[9])")
+        #expect(lines[10] == "own fds listed" && lines[11] == "init", "\(lines)")
     }
 
     /// CVE-2024-21626 class: no working directory or descriptor leads outside the container.

@@ -53,8 +53,9 @@ enum SandboxFixture {
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
         #expect(lines.first == "0")
-        // The command's own map is the nested user namespace's (locked mounts): the same ids 1:1.
-        #expect(lines.count == 3 && lines[2] == "0 0 1", "\(r.stdout)")
+        // The command's own map is the nested user namespace's (locked mounts): its 0 is the
+        // container's 1 (the container's namespace maps no 0, so the init's /proc is host root's).
+        #expect(lines.count == 3 && lines[2] == "0 1 1", "\(r.stdout)")
         #expect(Self.hostOwner(dir, "f") == Harness.user.uid)
         #expect(r.stderr.contains("id mapping: subordinate") || r.stderr.contains("id mapping: single"), "\(r.stderr)")
     }
@@ -74,9 +75,10 @@ enum SandboxFixture {
         let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "subordinate", "--tmpfs", "/t"],
                                        ["sh", "-c", "cat /proc/self/uid_map; chown 1000:1000 /t && stat -c %u /t"])
         #expect(r.status == 0, "\(r.stderr)")
-        // Two lines, as the container's map (0 = the agent user, 1... = the subordinate range).
+        // Two lines, as the container's map (0 = the agent user, 1... = the subordinate range),
+        // each one up in the container's namespace, which maps no id 0.
         let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
-        #expect(lines.count == 3 && lines[0] == "0 0 1" && lines[1].hasPrefix("1 1 ") && lines[2] == "1000", "\(r.stdout)")
+        #expect(lines.count == 3 && lines[0] == "0 1 1" && lines[1].hasPrefix("1 2 ") && lines[2] == "1000", "\(r.stdout)")
     }
 
     @Test func onlyContainerProcessesAreVisible() async throws {

@@ -12,9 +12,12 @@ import SandboxPolicy
         return path
     }
 
-    @Test func builtInPolicyMatchesTheDocumentedDefaults() {
+    @Test func builtInPolicyMatchesTheDocumentedDefaults() throws {
         let policy = AgentPolicy.default
         #expect(policy == AgentPolicy())
+        // What the CLI resolves without --policy or $AGENT_POLICY (built without parsing).
+        let resolved = try AgentPolicy.resolve(commandLine: nil, environment: [:])
+        #expect(resolved.policy == AgentPolicy.default && resolved.source == "built-in")
         #expect(policy.capabilities == .dockerDefault)
         #expect(policy.seccompProfile == .projectDefault)
         #expect(!policy.allowHostNetwork && !policy.allowNetlink && !policy.allowRawSockets)

@@ -103,6 +103,10 @@ import SandboxPolicy
                                       subuid: subuid, subgid: subuid, helpersExist: true)
         #expect(p.method == .single(insideUID: 1000, insideGID: 100))
         #expect(p.initUID == 1000 && p.initGID == 100)
+        // Inside 0 is the container's 1: its namespace maps no id 0 (see IDMapPlan.outer).
+        let z = try IDMapPlan.resolve(requested: .single, uid: 0, gid: 0, hostUID: 1000, userName: "alice",
+                                      subuid: subuid, subgid: subuid, helpersExist: true)
+        #expect(z.initUID == 1 && z.initGID == 1 && z.nestedMaps.uid == "0 1 1\n")
     }
 
     @Test func subordinateWithoutRangeIsAnError() {
@@ -118,13 +122,13 @@ import SandboxPolicy
         let h = try IDMapPlan.resolve(requested: .subordinate, uid: 0, gid: 0, hostUID: 1000, userName: "alice",
                                       subuid: subuid, subgid: subuid, helpersExist: true)
         guard case .helpers(let u, _) = h.method else { Issue.record("\(h)"); return }
-        #expect(h.nestedMaps.uid == "0 0 1\n1 1 \(u.count)\n")
+        #expect(h.nestedMaps.uid == "0 1 1\n1 2 \(u.count)\n")
         let s = try IDMapPlan.resolve(requested: .single, uid: 1000, gid: 100, hostUID: 1000, userName: "alice",
                                       subuid: subuid, subgid: subuid, helpersExist: true)
         #expect(s.nestedMaps.uid == "1000 1000 1\n" && s.nestedMaps.gid == "100 100 1\n")
         let r = try IDMapPlan.resolve(requested: .single, uid: 0, gid: 0, hostUID: 0, userName: "root",
                                       subuid: nil, subgid: nil, helpersExist: false)
-        #expect(r.nestedMaps.uid == "0 0 65536\n")
+        #expect(r.nestedMaps.uid == "0 1 65536\n")
     }
 
     @Test func rootNeverMapsToHostRoot() throws {

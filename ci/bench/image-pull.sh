@@ -23,7 +23,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-install -m 0755 "$("${build[@]}" --show-bin-path)/agent" "$work/agent"
+for b in agent agent-init; do install -m 0755 "$("${build[@]}" --show-bin-path)/$b" "$work/$b"; done
 chmod 755 "$work"
 
 as_user=()

@@ -49,6 +49,8 @@ public struct AdmittedJob: Sendable {
     public let workspace: AdmittedPath?
     /// The root filesystem folder of `"image": {"rootfs": ...}`.
     public let rootfs: AdmittedPath?
+    /// The folder or file of a local image source (`"image": "oci-archive:FILE"` and the like).
+    public var localImage: AdmittedPath? = nil
     /// Every bind source, by step and mount.
     public let binds: [MountIndex: AdmittedPath]
     /// The values of the secrets the job may use, from the operator's sources only.
@@ -68,6 +70,7 @@ public enum Admission {
         let job = try ScopeGrant.apply(grant.cacheScope, to: parsed, file: file)
         try admitNetwork(job, file: file, policy: policy)
         try ImageGate.admit(job, file: file, policy: policy)
+        let localImage = try ImageGate.admitLocal(job, file: file, grant: grant)
         try admitTmpfs(job, file: file, limits: policy.tmpfs)
         var rootfs: AdmittedPath?
         if case .rootfs(let path) = job.image {
@@ -87,7 +90,9 @@ public enum Admission {
         let secrets = try SecretStore.resolve(
             job: job, cliSecrets: grant.secretFlags, policySecrets: policy.secrets, environment: grant.environment,
             cwd: grant.workingDirectory, maxBytes: Int(policy.maxSecretBytes))
-        return AdmittedJob(spec: job, file: file, workspace: workspace, rootfs: rootfs, binds: binds, secrets: secrets)
+        var admitted = AdmittedJob(spec: job, file: file, workspace: workspace, rootfs: rootfs, binds: binds, secrets: secrets)
+        admitted.localImage = localImage
+        return admitted
     }
 
     /// The job's and every step's `network`: `host` needs `allowHostNetwork`, `outbound`

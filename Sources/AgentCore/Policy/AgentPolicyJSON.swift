@@ -82,7 +82,9 @@ extension AgentPolicy {
             secrets = try Self.secrets(reader, file: file, baseDirectory: baseDirectory)
         }
         if let reader = try root.object("images") {
-            try reader.rejectUnknownKeys(["allowedRegistries", "insecureRegistries", "allowedImages"])
+            try reader.rejectUnknownKeys(["allowedRegistries", "insecureRegistries", "allowedImages", "storeMaxBytes", "localRoots"])
+            images.localRoots = try Self.roots(reader, "localRoots", file: file) ?? []
+            images.storeMaxBytes = try reader.unsigned("storeMaxBytes") ?? images.storeMaxBytes
             images.allowedRegistries = try reader.strings("allowedRegistries") ?? []
             images.insecureRegistries = try reader.strings("insecureRegistries") ?? []
             images.allowedImages = try reader.strings("allowedImages")
@@ -181,6 +183,8 @@ extension AgentPolicy {
         var imageFields: [String: JSONValue] = [
             "allowedRegistries": .array(images.allowedRegistries.map(JSONValue.string)),
             "insecureRegistries": .array(images.insecureRegistries.map(JSONValue.string)),
+            "storeMaxBytes": .unsigned(images.storeMaxBytes),
+            "localRoots": .array(images.localRoots.map(JSONValue.string)),
         ]
         if let list = images.allowedImages { imageFields["allowedImages"] = .array(list.map(JSONValue.string)) }
         fields["images"] = .object(imageFields)

@@ -43,6 +43,9 @@ public enum DefaultPolicy {
     "maxCases": 100000
   },
   "secrets": {},
+  "images": {
+    "storeMaxBytes": 20000000000
+  },
   "tmpfs": {
     "defaultSizeBytes": 268435456,
     "maxSizeBytes": 1073741824

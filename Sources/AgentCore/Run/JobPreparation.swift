@@ -53,9 +53,17 @@ extension JobRunner {
             do {
                 var store = try ImageStore(stateDirectory: options.stateDirectory,
                                            insecureRegistries: options.policy.images.insecureRegistries)
+                store.storeMaxBytes = Int64(clamping: options.policy.images.storeMaxBytes)
                 // The operator's logins ($REGISTRY_AUTH_FILE, ~/.docker/config.json of the agent's user).
                 store.credentials = try RegistryCredentials.load(environment: options.environment)
-                let prepared = try store.prepare(source, pull: job.pull)
+                let prepared: PreparedImage
+                if let local = admitted.localImage {
+                    // Read through the admitted descriptor, never the job's string.
+                    prepared = try store.prepareLocal(source, opened: "/proc/self/fd/\(local.descriptor)",
+                                                      as: source.transport + ":" + local.host.path + (source.localTag.map { ":" + $0 } ?? ""))
+                } else {
+                    prepared = try store.prepare(source, pull: job.pull)
+                }
                 image = prepared
                 // Resolved once per job, and only if a step relies on it: an image whose
                 // User names nobody in its /etc/passwd fails the job before anything runs.

@@ -24,4 +24,9 @@ int agent_resolve_open_in_root_nosymlinks(int rootfd, const char *path, int flag
 /// marks opaque folders with `user.overlay.opaque`.
 int agent_resolve_fsetxattr(int fd, const char *name, const char *value, size_t size);
 
+/// llistxattr(2) and lgetxattr(2) (never following a final symlink): layer writing reads a
+/// staged file's xattrs by `/proc/self/fd/DIRFD/NAME`. Return the size, or -1 with errno.
+long agent_resolve_llistxattr(const char *path, char *list, size_t size);
+long agent_resolve_lgetxattr(const char *path, const char *name, void *value, size_t size);
+
 #endif

@@ -24,4 +24,20 @@ int agent_http_get(const char *url, const char *const *headers, size_t n_headers
                    long timeout_seconds, agent_http_sink body, agent_http_sink header, void *ctx,
                    struct agent_http_result *result);
 
+/// The body of a request: `length` bytes from descriptor `fd` at `offset` (read with
+/// pread, so the caller's file position is untouched), or from `data` when `fd` < 0.
+struct agent_http_body {
+    int fd;
+    long long offset;
+    long long length;
+    const char *data;
+};
+
+/// Any method (`HEAD`, `GET`, `POST`, `PUT`, `PATCH`, `DELETE`) with an optional body (sent
+/// with Content-Length, no `Expect: 100-continue`). Redirects are followed only when
+/// `follow_redirects` (uploads are never re-sent elsewhere). Otherwise as agent_http_get.
+int agent_http_request(const char *method, const char *url, const char *const *headers, size_t n_headers,
+                       const struct agent_http_body *body, int follow_redirects, long timeout_seconds,
+                       agent_http_sink sink, agent_http_sink header, void *ctx, struct agent_http_result *result);
+
 #endif
