@@ -24,8 +24,8 @@ struct NetworkOutboundTests {
 
     @Test func outboundReachesTheInternetAndNoneDoesNot() async throws {
         let port = TestInternet.freePort()
-        let net = try TestInternet(port: port, body: Self.body)
-        defer { net.stop() }
+        let net = try await TestInternet.make(port: port, body: Self.body)
+        defer { Thread.detachNewThread { net.stop() } }
         let policy = try TestInternet.policy()
         #expect(try await probe(net.serverAddress, port, policy: policy) == "OK \(Self.body)")
         #expect(try await probe(net.serverAddress, port, network: "none", policy: policy) == "ERR ENETUNREACH")
@@ -41,18 +41,18 @@ struct NetworkOutboundTests {
 
     @Test func hostLoopbackHostAddressesMetadataAndDeniedCIDRsAreUnreachable() async throws {
         let port = TestInternet.freePort()
-        let net = try TestInternet(port: port, body: Self.body)
-        defer { net.stop() }
+        let net = try await TestInternet.make(port: port, body: Self.body)
+        defer { Thread.detachNewThread { net.stop() } }
         // Servers on the host: one on loopback only, one on every address of the host.
         let loopPort = TestInternet.freePort()
-        let loop = try Self.hostServer(bind: "127.0.0.1", port: loopPort)
-        defer { TestInternet.kill(loop) }
+        let loop = try await Self.hostServer(bind: "127.0.0.1", port: loopPort)
+        defer { Thread.detachNewThread { TestInternet.kill(loop) } }
         let anyPort = TestInternet.freePort()
-        let any = try Self.hostServer(bind: "0.0.0.0", port: anyPort)
-        defer { TestInternet.kill(any) }
+        let any = try await Self.hostServer(bind: "0.0.0.0", port: anyPort)
+        defer { Thread.detachNewThread { TestInternet.kill(any) } }
         let policy = try TestInternet.policy(#""network": {"deniedCIDRs": ["\#(net.deniedAddress)/32"]}"#)
         // Reachable from the host itself, so a refusal below is the fence, not a dead server.
-        try TestInternet.waitForServer(net.deniedAddress, port)
+        try await TestInternet.offPool { try TestInternet.waitForServer(net.deniedAddress, port) }
         #expect(try await probe(net.serverAddress, port, policy: policy) == "OK \(Self.body)")
         #expect(try await probe(net.deniedAddress, port, policy: policy) == "ERR EHOSTUNREACH")
         // The gateway stands for the host's loopback: unreachable with no allowed port.
@@ -61,7 +61,7 @@ struct NetworkOutboundTests {
         #expect(try await probe("127.0.0.1", loopPort, policy: policy) == "ERR ECONNREFUSED")
         // Every address of the host (the veth's and the host's other interfaces).
         var hostAddresses = [net.hostAddress]
-        hostAddresses += try TestInternet.sh("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1")
+        hostAddresses += try await TestInternet.shell("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1")
             .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
         for a in Set(hostAddresses) {
             #expect(try await probe(a, anyPort, policy: policy) == "ERR EHOSTUNREACH", "host address \(a)")
@@ -73,10 +73,10 @@ struct NetworkOutboundTests {
 
     @Test func aPolicyAllowedHostPortIsReachableAndNoOtherOne() async throws {
         let allowed = TestInternet.freePort(), other = TestInternet.freePort()
-        let a = try Self.hostServer(bind: "127.0.0.1", port: allowed)
-        defer { TestInternet.kill(a) }
-        let b = try Self.hostServer(bind: "127.0.0.1", port: other)
-        defer { TestInternet.kill(b) }
+        let a = try await Self.hostServer(bind: "127.0.0.1", port: allowed)
+        defer { Thread.detachNewThread { TestInternet.kill(a) } }
+        let b = try await Self.hostServer(bind: "127.0.0.1", port: other)
+        defer { Thread.detachNewThread { TestInternet.kill(b) } }
         let policy = try TestInternet.policy(#""network": {"allowedHostPorts": [\#(allowed)]}"#)
         #expect(try await probe("10.0.2.2", allowed, policy: policy) == "OK host-\(allowed)")
         #expect(try await probe("host.agent.internal", allowed, policy: policy) == "OK host-\(allowed)")
@@ -110,8 +110,8 @@ struct NetworkOutboundTests {
 
     @Test func theJobNeedsThePolicyAndReportsTheStack() async throws {
         let port = TestInternet.freePort()
-        let net = try TestInternet(port: port, body: Self.body)
-        defer { net.stop() }
+        let net = try await TestInternet.make(port: port, body: Self.body)
+        defer { Thread.detachNewThread { net.stop() } }
         let job = """
             {"version": 1, "id": "outbound", "steps": [
               {"name": "fetch", "network": "outbound", "run": "wget -q -T 3 -O - http://\(net.serverAddress):\(port)/probe"},
@@ -135,8 +135,8 @@ struct NetworkOutboundTests {
     }
 
     @Test func anUnusableTunDeviceRefusesTheJobNamingTheFix() async throws {
-        try TestInternet.sh("chmod 0600 /dev/net/tun")
-        defer { _ = try? TestInternet.sh("chmod 0666 /dev/net/tun") }
+        chmod("/dev/net/tun", 0o600)
+        defer { chmod("/dev/net/tun", 0o666) }
         let f = try JobFixture(#"{"version": 1, "id": "tun", "network": "outbound", "steps": [{"name": "s", "run": "echo ran"}]}"#)
         let r = try await f.run(["--policy", try TestInternet.policy()])
         let fix = "/dev/net/tun is not readable and writable by the agent user (mode 0600); make it 0666, as Debian's default is"
@@ -159,17 +159,17 @@ struct NetworkOutboundTests {
         let stacks = Self.children(of: agent, named: "slirp4netns")
         #expect(stacks.count == 1, "stacks of \(agent): \(stacks)")
         kill(agent, SIGKILL)
-        p.waitUntilExit()
+        await Harness.waitForExit(p)
         var left = stacks
         for _ in 0..<50 where !left.isEmpty {
-            usleep(100_000)
+            try await Task.sleep(for: .milliseconds(100))
             left = left.filter { kill($0, 0) == 0 && !Self.isZombie($0) }
         }
         #expect(left.isEmpty, "slirp4netns outlived the agent: \(left)")
     }
 
     /// A host HTTP server that answers every path with `host-<port>`.
-    static func hostServer(bind: String, port: Int) throws -> Process {
+    static func hostServer(bind: String, port: Int) async throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         p.arguments = ["-c", """
@@ -184,7 +184,7 @@ struct NetworkOutboundTests {
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        try TestInternet.waitForServer(bind == "0.0.0.0" ? "127.0.0.1" : bind, port)
+        try await TestInternet.offPool { try TestInternet.waitForServer(bind == "0.0.0.0" ? "127.0.0.1" : bind, port) }
         return p
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// A stand-in for the internet that has no way out: a network namespace the test makes (as
@@ -14,10 +15,14 @@ final class TestInternet: @unchecked Sendable {
     static var tag: String { ProcessInfo.processInfo.environment["AGENT_TEST_REGISTRY_PORT"] ?? "5000" }
     /// The process holding the namespace; commands enter it with `nsenter -t PID -n`.
     private var holder: Process?
-    let hostSide = "ainet\(TestInternet.tag)h"
-    let nsSide = "ainet\(TestInternet.tag)n"
-    /// 10.231.K.0/24: K from the tag, so parallel runs do not overlap.
-    let subnet: Int = (Int(TestInternet.tag) ?? 5000) % 250
+    /// Each instance its own interfaces and subnet: one torn down on a thread while the
+    /// next test makes its own never collide.
+    static let counter = Mutex(0)
+    let serial = TestInternet.counter.withLock { n -> Int in n += 1; return n % 10 }
+    var hostSide: String { "ain\(TestInternet.tag)\(serial)h" }
+    var nsSide: String { "ain\(TestInternet.tag)\(serial)n" }
+    /// 10.231.K.0/24: K from the tag and the instance, so parallel runs do not overlap.
+    var subnet: Int { ((Int(TestInternet.tag) ?? 5000) % 25) * 10 + serial }
     var hostAddress: String { "10.231.\(subnet).1" }
     /// The server standing for the internet.
     var serverAddress: String { "10.231.\(subnet).2" }
@@ -129,6 +134,26 @@ final class TestInternet: @unchecked Sendable {
         let path = dir + "/policy.json"
         try Harness.write("{\"allowOutboundNetwork\": true\(extra.isEmpty ? "" : ", " + extra)}", to: path)
         return path
+    }
+
+    /// Runs `body` on a thread of its own: the set-up and teardown here block (processes,
+    /// waits), and a test that blocks a cooperative thread stalls every other test's agent
+    /// (see `Harness.readToEnd`).
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// `init(port:body:)` off the cooperative pool.
+    static func make(port: Int, body: String) async throws -> TestInternet {
+        try await offPool { try TestInternet(port: port, body: body) }
+    }
+
+    /// `sh` off the cooperative pool.
+    @discardableResult
+    static func shell(_ script: String) async throws -> String {
+        try await offPool { try sh(script) }
     }
 
     /// A free TCP port on the host (bound and released).
