@@ -12,7 +12,7 @@ PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap
       libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema gcc
       docker-registry skopeo umoci libcurl4-openssl-dev apache2-utils)
 # The outbound network (README "Network"): its stack, the alternative the probe knows of,
-# PostgreSQL's binaries for services tests, iperf3 for ci/bench/network.sh.
+# PostgreSQL's binaries (for the services tests to come), iperf3 for ci/bench/network.sh.
 PKGS+=(slirp4netns passt postgresql iperf3)
 if [ "$(id -u)" = 0 ]; then
   missing=()
