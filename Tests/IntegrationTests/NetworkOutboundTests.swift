@@ -25,7 +25,7 @@ struct NetworkOutboundTests {
     @Test func outboundReachesTheInternetAndNoneDoesNot() async throws {
         let port = TestInternet.freePort()
         let net = try await TestInternet.make(port: port, body: Self.body)
-        defer { Thread.detachNewThread { net.stop() } }
+        defer { net.stop() }
         let policy = try TestInternet.policy()
         #expect(try await probe(net.serverAddress, port, policy: policy) == "OK \(Self.body)")
         #expect(try await probe(net.serverAddress, port, network: "none", policy: policy) == "ERR ENETUNREACH")
@@ -42,14 +42,14 @@ struct NetworkOutboundTests {
     @Test func hostLoopbackHostAddressesMetadataAndDeniedCIDRsAreUnreachable() async throws {
         let port = TestInternet.freePort()
         let net = try await TestInternet.make(port: port, body: Self.body)
-        defer { Thread.detachNewThread { net.stop() } }
+        defer { net.stop() }
         // Servers on the host: one on loopback only, one on every address of the host.
         let loopPort = TestInternet.freePort()
         let loop = try await Self.hostServer(bind: "127.0.0.1", port: loopPort)
-        defer { Thread.detachNewThread { TestInternet.kill(loop) } }
+        defer { TestInternet.kill(loop) }
         let anyPort = TestInternet.freePort()
         let any = try await Self.hostServer(bind: "0.0.0.0", port: anyPort)
-        defer { Thread.detachNewThread { TestInternet.kill(any) } }
+        defer { TestInternet.kill(any) }
         let policy = try TestInternet.policy(#""network": {"deniedCIDRs": ["\#(net.deniedAddress)/32"]}"#)
         // Reachable from the host itself, so a refusal below is the fence, not a dead server.
         try await TestInternet.offPool { try TestInternet.waitForServer(net.deniedAddress, port) }
@@ -74,9 +74,9 @@ struct NetworkOutboundTests {
     @Test func aPolicyAllowedHostPortIsReachableAndNoOtherOne() async throws {
         let allowed = TestInternet.freePort(), other = TestInternet.freePort()
         let a = try await Self.hostServer(bind: "127.0.0.1", port: allowed)
-        defer { Thread.detachNewThread { TestInternet.kill(a) } }
+        defer { TestInternet.kill(a) }
         let b = try await Self.hostServer(bind: "127.0.0.1", port: other)
-        defer { Thread.detachNewThread { TestInternet.kill(b) } }
+        defer { TestInternet.kill(b) }
         let policy = try TestInternet.policy(#""network": {"allowedHostPorts": [\#(allowed)]}"#)
         #expect(try await probe("10.0.2.2", allowed, policy: policy) == "OK host-\(allowed)")
         #expect(try await probe("host.agent.internal", allowed, policy: policy) == "OK host-\(allowed)")
@@ -111,7 +111,7 @@ struct NetworkOutboundTests {
     @Test func theJobNeedsThePolicyAndReportsTheStack() async throws {
         let port = TestInternet.freePort()
         let net = try await TestInternet.make(port: port, body: Self.body)
-        defer { Thread.detachNewThread { net.stop() } }
+        defer { net.stop() }
         let job = """
             {"version": 1, "id": "outbound", "steps": [
               {"name": "fetch", "network": "outbound", "run": "wget -q -T 3 -O - http://\(net.serverAddress):\(port)/probe"},

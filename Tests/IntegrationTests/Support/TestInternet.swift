@@ -74,15 +74,15 @@ final class TestInternet: @unchecked Sendable {
         // The namespace goes with its last process; the veth pair with it.
         if let holder { Self.kill(holder) }
         holder = nil
-        _ = try? Self.sh("ip link del \(hostSide) 2>/dev/null; true")
     }
 
-    /// SIGKILL and reap: a child of the test process inherits its blocked signals, so
-    /// SIGTERM (`terminate()`) may never arrive.
+    /// SIGKILL now (a child of the test process inherits its blocked signals, so SIGTERM,
+    /// `terminate()`, may never arrive), reaped on a thread of its own: nothing blocks, and
+    /// nothing is left running if the test process ends first.
     static func kill(_ p: Process) {
         guard p.isRunning else { return }
         Glibc.kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        Thread.detachNewThread { p.waitUntilExit() }
     }
 
 
