@@ -12,4 +12,8 @@ for applet in $("$dir/bin/busybox" --list); do
 done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$dir/etc/passwd"
 echo 'root:x:0:' > "$dir/etc/group"
+# As in Docker images: the files a container's network set-up binds over (the tree is
+# root-owned, so nothing can be created in it from inside).
+echo '127.0.0.1 localhost' > "$dir/etc/hosts"
+: > "$dir/etc/resolv.conf"
 chmod -R a+rX "$dir"

@@ -11,16 +11,28 @@ PKGS=(libseccomp-dev libcap-dev libarchive-dev libxml2-dev pkg-config bubblewrap
       golang-github-containers-common
       libxml2-utils uidmap ccache util-linux iproute2 python3 python3-jsonschema gcc
       docker-registry skopeo umoci libcurl4-openssl-dev apache2-utils)
+# The outbound network (README "Network"): its stack, the alternative the probe knows of,
+# PostgreSQL's binaries (for the services tests to come), iperf3 for ci/bench/network.sh.
+PKGS+=(slirp4netns passt postgresql iperf3)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
+    # PostgreSQL for its binaries only: no main cluster is created (nor started) on install.
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/agent-test.conf
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
 
 swift build --build-tests 2>&1 | tail -n 3
+
+# The outbound network's stack (slirp4netns, run as the test user) opens /dev/net/tun; some
+# machines ship it 0600, Debian's default is 0666 (README "Network"). The test that expects
+# the clear error makes it 0600 for its own duration. The postgresql package is installed for
+# its binaries only (the services tests run their own server): no cluster is started here.
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
 
 # The unprivileged user the integration tests run the agent as. useradd gives it a
 # /etc/subuid and /etc/subgid range, so both id-mapping modes are exercised.

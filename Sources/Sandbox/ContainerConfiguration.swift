@@ -38,6 +38,10 @@ public struct ContainerConfiguration: Sendable, Equatable {
         case none
         /// The agent's own network namespace (only when the policy allows it).
         case host
+        /// A new network namespace with a way out through a user-mode stack (slirp4netns)
+        /// attached from outside; host loopback, host addresses, link-local/metadata and
+        /// denied CIDRs unreachable (see `OutboundNetwork`).
+        case outbound
     }
 
     /// How ids inside map to the agent's ids outside.
@@ -81,6 +85,8 @@ public struct ContainerConfiguration: Sendable, Equatable {
     public var idMapping: IDMapping = .automatic
     public var hostname: String = "sandbox"
     public var network: Network = .none
+    /// With `network == .outbound`: the stack and its fences.
+    public var outbound = OutboundNetwork()
     public var rlimits: [ResourceLimit] = ResourceLimit.defaults
     /// Capabilities the command keeps (bounding, permitted, effective, inheritable).
     public var capabilities: CapabilitySet = .dockerDefault

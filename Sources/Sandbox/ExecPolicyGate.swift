@@ -56,16 +56,30 @@ public struct ExecPolicyGate: Sendable {
         return try CapabilitySet.narrowing(policy.capabilities, drop: drop, add: add)
     }
 
-    /// `--network none|host`; `host` only when the policy's `allowHostNetwork` is true.
+    /// `--network none|host|outbound`; `host` only when the policy's `allowHostNetwork` is
+    /// true, `outbound` only when its `allowOutboundNetwork` is.
     public func network(_ value: String) throws -> ContainerConfiguration.Network {
         guard let network = ContainerConfiguration.Network(rawValue: value) else {
-            throw ExecParsing.InvalidValue("--network must be none or host, not '\(value)'")
+            throw ExecParsing.InvalidValue("--network must be none, host or outbound, not '\(value)'")
         }
         if network == .host && !policy.allowHostNetwork {
             throw Refusal(flag: "--network", value: value, problem: "the agent policy does not allow the host network",
                           source: source, key: "allowHostNetwork")
         }
+        if network == .outbound && !policy.allowOutboundNetwork {
+            throw Refusal(flag: "--network", value: value, problem: "the agent policy does not allow the outbound network",
+                          source: source, key: "allowOutboundNetwork")
+        }
         return network
+    }
+
+    /// The outbound network the policy's `network` object describes.
+    public var outbound: OutboundNetwork { Self.outbound(policy.network) }
+
+    /// `OutboundNetwork` from the policy's settings (checked when the policy loaded).
+    public static func outbound(_ s: SandboxLimits.OutboundSettings) -> OutboundNetwork {
+        OutboundNetwork(stack: .slirp4netns, deniedCIDRs: s.deniedCIDRs.compactMap(CIDR.init),
+                        allowedHostPorts: s.allowedHostPorts, mtu: Int(s.mtu))
     }
 
     /// `--seccomp default|unconfined|FILE`.

@@ -141,7 +141,7 @@ struct Launcher: Sendable {
             })
             arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
             var flags = Self.newUser | Self.newNS | Self.newPID | Self.newIPC | Self.newUTS | Self.newCgroup
-            if c.network == .none { flags |= Self.newNet }
+            if c.network != .host { flags |= Self.newNet }
             arena.plan.version = AGENT_SANDBOX_PLAN_VERSION
             arena.plan.clone_flags = flags
             arena.plan.sync_fd = sync.read
@@ -159,7 +159,10 @@ struct Launcher: Sendable {
             }
             arena.plan.readonly_root = c.readOnlyRoot ? 1 : 0
             arena.plan.hostname = UnsafePointer(arena.string(c.hostname))
-            arena.plan.loopback = c.network == .none ? 1 : 0
+            arena.plan.loopback = c.network != .host ? 1 : 0
+            if c.network == .outbound {
+                arena.setRoutes(c.outbound.routes(hostAddresses: OutboundNetwork.hostAddresses()))
+            }
             arena.plan.init_uid = ids.initUID
             arena.plan.init_gid = ids.initGID
             arena.plan.clear_groups = ids.groupsAllowed ? 1 : 0
@@ -183,7 +186,9 @@ struct Launcher: Sendable {
                 throw SandboxError(stage: "clone", errno: -rc, detail: detail)
             }
             // From here on a failure must kill and reap the init: no process is left behind.
+            var stack: NetworkStack? = nil
             func abandon() {
+                stack?.stop()
                 _ = agent_sandbox_pidfd_signal(pidfd, SIGKILL)
                 var st: Int32 = 0
                 _ = agent_sandbox_pidfd_reap(pidfd, &st)
@@ -200,9 +205,20 @@ struct Launcher: Sendable {
             }
             if let hook = Self.beforeSyncHooks.withLock({ $0.isEmpty ? nil : $0[c.hostname] }) { hook(pid) }
             do {
+                // The way out starts now, beside the id mapping (see NetworkStack.start).
+                if c.network == .outbound { stack = try NetworkStack.start(c.outbound, childPID: pid) }
                 try ids.apply(pid: pid, timeout: c.setupTimeout)
             } catch {
                 abandon(); throw error
+            }
+            // The way out, before the child goes on: agent-init installs its fences over
+            // the stack's routes (agent-init/net.c), then builds the root.
+            if c.network == .outbound {
+                do {
+                    try stack?.waitUntilReady(timeout: c.setupTimeout)
+                } catch {
+                    abandon(); throw error
+                }
             }
             var one: UInt8 = 1
             _ = write(sync.write, &one, 1)
@@ -210,7 +226,7 @@ struct Launcher: Sendable {
             // Built while the child sets up its root, rather than after: nothing in it depends
             // on the outcome, and a failure below just drops it (it owns only its eventfd).
             let core = ContainerCore(configuration: c, pid: pid, pidfd: pidfd, releaseFD: release.write,
-                                     idMapping: ids.reported, started: started)
+                                     idMapping: ids.reported, started: started, network: stack)
 
             var record = agent_sandbox_failure()
             let size = MemoryLayout<agent_sandbox_failure>.size

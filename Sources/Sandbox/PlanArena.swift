@@ -122,6 +122,15 @@ final class PlanArena {
         plan.op_fds = Self.ref(array(ops.count, of: Int32.self))
     }
 
+    /// The outbound network's routes and rules (agent-init/net.c).
+    func setRoutes(_ routes: [agent_sandbox_route]) {
+        guard !routes.isEmpty else { return }
+        let a = array(routes.count, of: agent_sandbox_route.self)
+        for (i, r) in routes.enumerated() { store(r, at: a, index: i) }
+        plan.routes = UnsafePointer(Self.ref(a) as UnsafeMutablePointer<agent_sandbox_route>)
+        plan.n_routes = routes.count
+    }
+
     /// An image's snapshot folders, top first: the lower layers of the root overlay.
     func setRootfsLayers(_ paths: [HostPath]) {
         guard !paths.isEmpty else { return }

@@ -112,6 +112,9 @@ public final class RunningContainer: Sendable {
     /// The host pid of the container's init.
     public var pid: Int32 { core.pid }
 
+    /// The user-mode stack of an outbound container (`slirp4netns`), nil otherwise.
+    public var networkStack: String? { core.network?.name }
+
     /// How ids were mapped for this container (`single` or `subordinate`).
     public var idMapping: ContainerConfiguration.IDMapping { core.idMapping }
 

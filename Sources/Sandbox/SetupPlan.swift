@@ -14,6 +14,8 @@ struct SetupOp: Sendable, Equatable {
     static let noCreate: UInt32 = 0x8
     /// A device bind: keeps device access (every other bind is nosuid,nodev).
     static let device: UInt32 = 0x10
+    /// Skipped when the target is missing and cannot be created (a root-owned rootfs tree).
+    static let optional: UInt32 = 0x20
 
     var kind: Kind
     var flags: UInt32 = 0
@@ -128,7 +130,7 @@ struct SetupPlan: Sendable, Equatable {
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
             ops.append(SetupOp(kind: .symlink, flags: SetupOp.noSymlinks, target: "dev/" + name, data: dest))
         }
-        if c.network == .none {
+        if c.network != .host {
             // sysfs shows the network namespace it was mounted in; only ours is safe to show.
             // Optional in a directory rootfs: /sys may not exist there and need not be created.
             var sysFlags = SetupOp.noSymlinks
@@ -136,12 +138,13 @@ struct SetupPlan: Sendable, Equatable {
             ops.append(SetupOp(kind: .mount, flags: sysFlags, source: "sysfs", target: "sys",
                                mountFlags: sys | MountFlag.rdonly))
         }
-        for m in Self.maskedPaths where c.network == .none || !m.hasPrefix("sys/") {
+        for m in Self.maskedPaths where c.network != .host || !m.hasPrefix("sys/") {
             ops.append(SetupOp(kind: .mask, flags: SetupOp.noSymlinks | SetupOp.noCreate, target: m))
         }
         for r in Self.readOnlyPaths {
             ops.append(SetupOp(kind: .readonly, flags: SetupOp.noSymlinks | SetupOp.noCreate, target: r))
         }
+        if c.network == .outbound { ops += Self.outboundFiles(c) }
         // Caller targets must not pass through any symlink (a job can plant one in a
         // volume or rootfs between runs); the shim also resolves them inside the root.
         for m in c.mounts {
@@ -153,6 +156,22 @@ struct SetupPlan: Sendable, Equatable {
         if case .host = c.rootfs, let bin = agentBinary,
            Self.hostRootEntries.contains(where: { bin.hasPrefix("/\($0)/") }) {
             ops.append(SetupOp(kind: .mask, flags: SetupOp.noCreate, target: try Self.relativeTarget(bin, what: "mask")))
+        }
+    }
+
+    /// The container's own `/etc/resolv.conf` (the stack's resolver) and `/etc/hosts`, as
+    /// read-only files on its private tmpfs. An image's or rootfs's path is resolved without
+    /// symlinks (a job could point it anywhere in the container); the host's `/etc` may hold a
+    /// link (systemd-resolved's resolv.conf), followed inside the new root only. A tree whose
+    /// `/etc` lacks the file and belongs to someone else (host root) keeps its own lookup:
+    /// nothing can be created there from inside.
+    static func outboundFiles(_ c: ContainerConfiguration) -> [SetupOp] {
+        let flags = SetupOp.file | SetupOp.optional | (c.rootfs.isTree ? SetupOp.noSymlinks : 0)
+        let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            + "\(OutboundNetwork.address)\t\(c.hostname)\n\(OutboundNetwork.gateway)\t\(OutboundNetwork.hostName)\n"
+        let resolv = "nameserver \(OutboundNetwork.resolver)\n"
+        return [("etc/hosts", hosts), ("etc/resolv.conf", resolv)].map { target, text in
+            SetupOp(kind: .file, flags: flags, target: target, contents: Array(text.utf8), mode: 0o644, uid: c.uid, gid: c.gid)
         }
     }
 

@@ -62,6 +62,10 @@ enum ShimFailure {
         case AGENT_STAGE_NESTED_MAPS.rawValue: return SandboxError(stage: "nested uid_map/gid_map", errno: err)
         case AGENT_STAGE_INIT_EXEC.rawValue: return SandboxError(stage: "agent-init", errno: err, detail: "(exec)")
         case AGENT_STAGE_INIT_PLAN.rawValue: return SandboxError(stage: "agent-init", errno: err, detail: "(plan)")
+        case AGENT_STAGE_ROUTES.rawValue:
+            let routes = c.outbound.routes(hostAddresses: [])
+            let what = op >= 0 && Int(op) < routes.count ? "(route \(op) of the outbound network's fences)" : nil
+            return SandboxError(stage: "network routes", errno: err, detail: what)
         default: return SandboxError(stage: "stage \(stage)", errno: err)
         }
     }

@@ -30,10 +30,13 @@ final class ContainerCore: Sendable {
     let state: Mutex<State>
     /// Captured output on its way to the consumer, bounded (see `OutputBuffer`).
     let output: OutputBuffer
+    /// The outbound network's stack, stopped once the init is reaped.
+    let network: NetworkStack?
 
     init(configuration: ContainerConfiguration, pid: Int32, pidfd: Int32, releaseFD: Int32,
-         idMapping: ContainerConfiguration.IDMapping, started: ContinuousClock.Instant) {
+         idMapping: ContainerConfiguration.IDMapping, started: ContinuousClock.Instant, network: NetworkStack? = nil) {
         self.configuration = configuration
+        self.network = network
         self.pid = pid
         self.idMapping = idMapping
         self.started = started
@@ -203,6 +206,8 @@ final class ContainerCore: Sendable {
                     var st: Int32 = 0
                     if agent_sandbox_pidfd_reap(pidfd, &st) == 0 { initStatus = st } else { initStatus = 0x7f00 | SIGKILL }
                     state.withLock { s in s.reaped = true; close(s.pidfd); s.pidfd = -1 }
+                    // The namespace's last user besides the init: the stack goes with it.
+                    network?.stop()
                 case 5:
                     var v: UInt64 = 0
                     _ = read(wakeFD, &v, 8)
@@ -225,6 +230,10 @@ final class ContainerCore: Sendable {
             if commandStatus != nil || initStatus != nil {
                 let raw = commandStatus ?? initStatus!
                 if commandStatus == nil && statusPipe >= 0 { continue }  // the status may still be in flight
+                // An outbound container's stack is stopped when the init is reaped, which
+                // follows the status at once: waiting for it means no stack outlives the
+                // result (a kept-alive init waits for its release, so it cannot wait).
+                if network != nil && initStatus == nil && !configuration.keepAliveAfterExit { continue }
                 publish(ContainerResult(status: Self.status(raw: raw), timedOut: timedOut,
                                         idMapping: idMapping, duration: started.duration(to: .now)))
             }
@@ -233,6 +242,7 @@ final class ContainerCore: Sendable {
         if err >= 0 { close(err) }
         if statusPipe >= 0 { close(statusPipe) }
         output.finish()
+        network?.stop()
         release()
         publish(ContainerResult(status: Self.status(raw: commandStatus ?? initStatus ?? (0x7f00 | SIGKILL)),
                                 timedOut: timedOut, idMapping: idMapping, duration: started.duration(to: .now)))

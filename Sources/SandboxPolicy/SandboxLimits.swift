@@ -24,6 +24,11 @@ public struct SandboxLimits: Sendable, Equatable {
     public var seccompProfile: SeccompProfileSetting = .projectDefault
     /// Whether containers may share the agent's network namespace.
     public var allowHostNetwork = false
+    /// Whether containers may have `network: outbound` (their own namespace, a user-mode
+    /// stack as the way out).
+    public var allowOutboundNetwork = false
+    /// How the outbound network is made and fenced (`"network"` in the policy file).
+    public var network = OutboundSettings()
     /// Whether the default profile allows netlink sockets.
     public var allowNetlink = false
     /// Whether the default profile allows raw IP and packet sockets.
@@ -32,7 +37,23 @@ public struct SandboxLimits: Sendable, Equatable {
     public init() {}
 
     /// The policy keys these limits are read from.
-    public static let keys: Set<String> = ["capabilities", "seccompProfile", "allowHostNetwork", "allowNetlink", "allowRawSockets"]
+    public static let keys: Set<String> = ["capabilities", "seccompProfile", "allowHostNetwork", "allowNetlink", "allowRawSockets",
+                                           "allowOutboundNetwork", "network"]
+
+    /// The policy's `network` object: the outbound network's stack and fences.
+    public struct OutboundSettings: Sendable, Equatable {
+        /// `"auto"` (the probe picks: slirp4netns) or `"slirp4netns"`.
+        public var stack = "auto"
+        /// Destinations outbound containers may not reach, besides the built-in ones
+        /// (link-local, metadata, the host's own addresses and loopback): `ADDR/LEN`.
+        public var deniedCIDRs: [String] = []
+        /// TCP ports of the host's loopback outbound containers may reach (at 10.0.2.2).
+        public var allowedHostPorts: [UInt16] = []
+        /// The stack's MTU (65520: the fast one).
+        public var mtu: UInt64 = 65520
+        public init() {}
+        public static let stacks = ["auto", "slirp4netns"]
+    }
 
     /// Reads the sandbox keys of a policy document (the caller rejects unknown keys).
     /// `baseDirectory` anchors a relative `seccompProfile` path.
@@ -63,6 +84,8 @@ public struct SandboxLimits: Sendable, Equatable {
             }
         }
         allowHostNetwork = try root.bool("allowHostNetwork") ?? allowHostNetwork
+        allowOutboundNetwork = try root.bool("allowOutboundNetwork") ?? allowOutboundNetwork
+        if let n = try root.object("network") { network = try Self.outbound(n, file: file) }
         allowNetlink = try root.bool("allowNetlink") ?? allowNetlink
         allowRawSockets = try root.bool("allowRawSockets") ?? allowRawSockets
     }
@@ -74,6 +97,13 @@ public struct SandboxLimits: Sendable, Equatable {
             "allowHostNetwork": .bool(allowHostNetwork),
             "allowNetlink": .bool(allowNetlink),
             "allowRawSockets": .bool(allowRawSockets),
+            "allowOutboundNetwork": .bool(allowOutboundNetwork),
+            "network": .object([
+                "stack": .string(network.stack),
+                "deniedCIDRs": .array(network.deniedCIDRs.map(JSONValue.string)),
+                "allowedHostPorts": .array(network.allowedHostPorts.map { .unsigned(UInt64($0)) }),
+                "mtu": .unsigned(network.mtu),
+            ]),
         ]
         fields["seccompProfile"] = switch seccompProfile {
         case .projectDefault: .string("default")
@@ -81,6 +111,48 @@ public struct SandboxLimits: Sendable, Equatable {
         case .file(let path): .string(path)
         }
         return fields
+    }
+
+    /// Reads `network`: every entry checked, so a typo fails when the policy loads.
+    private static func outbound(_ r: JSONObjectReader, file: String) throws -> OutboundSettings {
+        try r.rejectUnknownKeys(["stack", "deniedCIDRs", "allowedHostPorts", "mtu"])
+        var o = OutboundSettings()
+        if let stack = try r.string("stack") {
+            guard OutboundSettings.stacks.contains(stack) else {
+                throw PolicyError(file: file, key: "network.stack", problem: "\"\(stack)\" is not one of \(OutboundSettings.stacks.joined(separator: ", "))")
+            }
+            o.stack = stack
+        }
+        for (i, cidr) in (try r.strings("deniedCIDRs") ?? []).enumerated() {
+            guard isCIDR(cidr) else {
+                throw PolicyError(file: file, key: "network.deniedCIDRs[\(i)]", problem: "\"\(cidr)\" is not an IPv4 or IPv6 ADDR/LEN")
+            }
+            o.deniedCIDRs.append(cidr)
+        }
+        for (i, v) in (try r.array("allowedHostPorts") ?? []).enumerated() {
+            guard case .unsigned(let n) = v, (1...65535).contains(n) else {
+                throw PolicyError(file: file, key: "network.allowedHostPorts[\(i)]", problem: "expected a TCP port (1 to 65535)")
+            }
+            o.allowedHostPorts.append(UInt16(n))
+        }
+        if let mtu = try r.unsigned("mtu") {
+            guard (1280...65520).contains(mtu) else {
+                throw PolicyError(file: file, key: "network.mtu", problem: "\(mtu) is outside 1280...65520")
+            }
+            o.mtu = mtu
+        }
+        return o
+    }
+
+    /// `ADDR` or `ADDR/LEN`, IPv4 or IPv6.
+    static func isCIDR(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        let v6 = parts[0].contains(":")
+        var buf = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(v6 ? AF_INET6 : AF_INET, String(parts[0]), &buf) == 1 else { return false }
+        guard parts.count == 2 else { return true }
+        guard !parts[1].isEmpty, parts[1].allSatisfy(\.isNumber), let n = Int(parts[1]) else { return false }
+        return n <= (v6 ? 128 : 32)
     }
 
     /// The seccomp policy containers get. A profile file is read and checked now, so a

@@ -87,6 +87,7 @@ static int sb_plan_relocate(struct agent_sandbox_plan *p, size_t size) {
     SB_RELOC(&r, p->scratch, p->scratch_len);
     SB_RELOC_STR(&r, p->nested_uid_map);
     SB_RELOC_STR(&r, p->nested_gid_map);
+    SB_RELOC(&r, p->routes, p->n_routes);
     struct agent_sandbox_op *ops = (struct agent_sandbox_op *)p->ops;
     for (size_t i = 0; ops && i < p->n_ops; i++) {
         struct agent_sandbox_op *op = &ops[i];

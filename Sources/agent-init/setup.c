@@ -274,6 +274,7 @@ static void sb_apply(const struct agent_sandbox_plan *p, int root, int files, in
     int t = sb_resolve(p, root, op->target, rflags);
     // NOCREATE targets are optional (e.g. /sys in a rootfs without it): missing means skip.
     if (t == -ENOENT && (op->flags & AGENT_SANDBOX_F_NOCREATE)) return;
+    if ((t == -ENOENT || t == -EACCES || t == -EPERM || t == -EROFS) && (op->flags & AGENT_SANDBOX_F_OPTIONAL)) return;
     if (t < 0) sb_fail(AGENT_STAGE_OP, (int)i, t);
     long r = 0;
     char path[32];
@@ -404,6 +405,7 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
 
     for (size_t i = 0; i < p->n_ops; i++) sb_apply(p, root, files, devnull, i);
     if (p->loopback) sb_loopback();
+    if (p->n_routes) sb_net_routes(p);
 
     r = SB1(SYS_fchdir, root);
     if (r >= 0) r = SB2(SYS_pivot_root, ".", ".");

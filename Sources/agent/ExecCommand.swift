@@ -51,7 +51,7 @@ struct ExecCommand: AsyncParsableCommand {
     @Option(help: "Agent policy file (default: $AGENT_POLICY, else the built-in policy).")
     var policy: String?
 
-    @Option(help: "Network: none (loopback only) or host (if the policy allows it).")
+    @Option(help: "Network: none (loopback only), outbound (a way out through slirp4netns, if the policy allows it) or host (if the policy allows it).")
     var network: String = "none"
 
     @Option(help: "Seccomp profile: 'default' (the policy's), or 'unconfined' / a Docker-format JSON file if the policy allows it.")

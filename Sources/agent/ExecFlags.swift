@@ -81,6 +81,7 @@ struct ExecFlags {
             let result = try RunningContainer.runOnThisThread(c, hostNetworkAllowed: { allowHostNetwork }) { container in
                 if verbose {
                     printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n")
+                    if let stack = container.networkStack { printToStandardError("agent: network: outbound through \(stack)\n") }
                     printToStandardError("agent: seccomp: \(Self.seccompSource(SeccompCache.shared.statistics)) (cache folder: \(c.seccompCacheDirectory ?? "none"))\n")
                 }
             }
@@ -171,6 +172,11 @@ struct ExecFlags {
         try ExecHostPaths.admit(&c, keep: &opened, environment: Self.environment)
         Self.heldDescriptors = opened
         c.network = try gate.network(network)
+        if c.network == .outbound {
+            c.outbound = gate.outbound
+            // Checked now, so a missing device fails before anything starts, naming the fix.
+            try c.outbound.preflight()
+        }
         c.seccomp = try gate.seccomp(seccomp)
         c.capabilities = try gate.capabilities(drop: capDrop, add: capAdd)
         for e in env {

@@ -127,4 +127,14 @@ import Testing
         let w = try World()
         #expect(w.refusal { $0.network = .host } == "job.json: network: \"host\" is not allowed by the agent policy (allowHostNetwork: false)")
     }
+
+    @Test func outboundNetworkNeedsThePolicyAtJobAndStepLevel() throws {
+        let w = try World()
+        #expect(w.refusal { $0.network = .outbound }
+                == "job.json: network: \"outbound\" is not allowed by the agent policy (allowOutboundNetwork: false)")
+        #expect(w.refusal { $0.steps[0].network = .outbound }
+                == "job.json: steps[0].network: \"outbound\" is not allowed by the agent policy (allowOutboundNetwork: false)")
+        #expect(w.refusal { $0.steps[0].network = .host }
+                == "job.json: steps[0].network: \"host\" is not allowed by the agent policy (allowHostNetwork: false)")
+    }
 }

@@ -175,7 +175,15 @@ func oneStep(_ step: String, job: String = "") -> String {
         #expect(jobError(oneStep(#"{"name": "a", "run": "x", "type": "unit"}"#))
                 == #"job.json: steps[0].type: "unit" is not one of "build", "test""#)
         #expect(jobError(oneStep(#"{"name": "a", "run": "x"}"#, job: #""network": "bridge","#))
-                == #"job.json: network: "bridge" is not one of "none", "host""#)
+                == #"job.json: network: "bridge" is not one of "none", "host", "outbound""#)
+        #expect(jobError(oneStep(#"{"name": "a", "run": "x", "network": "wifi"}"#))
+                == #"job.json: steps[0].network: "wifi" is not one of "none", "host", "outbound""#)
+    }
+
+    @Test func aStepMayHaveItsOwnNetwork() throws {
+        let spec = try parseJob(oneStep(#"{"name": "a", "run": "x", "network": "outbound"}, {"name": "b", "run": "y"}"#, job: #""network": "none","#))
+        #expect(spec.network == .none)
+        #expect(spec.steps.map(\.network) == [.outbound, nil])
     }
 
     @Test func runForms() {

@@ -122,6 +122,25 @@ import SandboxPolicy
         #expect(again == p)
     }
 
+    @Test func outboundNetworkKeysAreReadAndCheckedByName() throws {
+        let d = AgentPolicy.default
+        #expect(d.sandbox.allowOutboundNetwork == false)
+        #expect(d.sandbox.network == .init())
+        let p = try AgentPolicy.load(path: try write(
+            #"{"allowOutboundNetwork": true, "network": {"stack": "slirp4netns", "deniedCIDRs": ["10.0.0.0/8", "fd00::/8", "192.0.2.7"], "allowedHostPorts": [5432], "mtu": 1500}}"#))
+        #expect(p.sandbox.allowOutboundNetwork)
+        #expect(p.sandbox.network.deniedCIDRs == ["10.0.0.0/8", "fd00::/8", "192.0.2.7"])
+        #expect(p.sandbox.network.allowedHostPorts == [5432] && p.sandbox.network.mtu == 1500)
+        #expect(try AgentPolicy.load(path: try write(p.jsonText)) == p)
+        #expect(try loadError(#"{"network": {"stack": "pasta2"}}"#)?.key == "network.stack")
+        #expect(try loadError(#"{"network": {"deniedCIDRs": ["10.0.0.0/33"]}}"#)?.key == "network.deniedCIDRs[0]")
+        #expect(try loadError(#"{"network": {"deniedCIDRs": ["ten/8"]}}"#)?.key == "network.deniedCIDRs[0]")
+        #expect(try loadError(#"{"network": {"allowedHostPorts": [0]}}"#)?.key == "network.allowedHostPorts[0]")
+        #expect(try loadError(#"{"network": {"allowedHostPorts": [70000]}}"#)?.key == "network.allowedHostPorts[0]")
+        #expect(try loadError(#"{"network": {"mtu": 100}}"#)?.key == "network.mtu")
+        #expect(try loadError(#"{"network": {"deny": []}}"#)?.key == "network.deny")
+    }
+
     @Test func missingFileIsNamed() {
         #expect(throws: PolicyError.self) { try AgentPolicy.load(path: "/nonexistent/policy.json") }
         do {

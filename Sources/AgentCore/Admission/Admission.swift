@@ -68,10 +68,7 @@ public enum Admission {
     public static func admit(_ parsed: JobSpec, file: String, grant: OperatorGrant) throws -> AdmittedJob {
         let policy = grant.policy
         let job = try ScopeGrant.apply(grant.cacheScope, to: parsed, file: file)
-        if job.network == .host && !policy.allowHostNetwork {
-            throw JobValidationError(file: file, path: "network",
-                                     message: "\"host\" is not allowed by the agent policy (allowHostNetwork: false)")
-        }
+        try admitNetwork(job, file: file, policy: policy)
         try ImageGate.admit(job, file: file, policy: policy)
         let localImage = try ImageGate.admitLocal(job, file: file, grant: grant)
         try admitTmpfs(job, file: file, limits: policy.tmpfs)
@@ -97,6 +94,36 @@ public enum Admission {
         var admitted = AdmittedJob(spec: job, file: file, workspace: workspace, rootfs: rootfs, binds: binds, secrets: secrets)
         admitted.localImage = localImage
         return admitted
+    }
+
+    /// The job's and every step's `network`: `host` needs `allowHostNetwork`, `outbound`
+    /// needs `allowOutboundNetwork` and a host that can give it now (the stack's program,
+    /// `/dev/net/tun` usable by the agent's user), so a missing device refuses the job
+    /// before any step runs, naming the device and the fix.
+    static func admitNetwork(_ job: JobSpec, file: String, policy: AgentPolicy) throws {
+        let uses = [("network", job.network)] + job.steps.enumerated().compactMap { i, s in
+            s.network.map { ("steps[\(i)].network", $0) }
+        }
+        for (path, mode) in uses {
+            if mode == .host && !policy.allowHostNetwork {
+                throw JobValidationError(file: file, path: path,
+                                         message: "\"host\" is not allowed by the agent policy (allowHostNetwork: false)")
+            }
+            if mode == .outbound && !policy.sandbox.allowOutboundNetwork {
+                throw JobValidationError(file: file, path: path,
+                                         message: "\"outbound\" is not allowed by the agent policy (allowOutboundNetwork: false)")
+            }
+        }
+        // Only a job that runs a step with the outbound network needs the device.
+        let outbound = job.steps.contains { ($0.network ?? job.network) == .outbound }
+        if outbound {
+            do {
+                try ExecPolicyGate.outbound(policy.sandbox.network).preflight()
+            } catch {
+                let path = uses.first { $0.1 == .outbound }?.0 ?? "network"
+                throw JobValidationError(file: file, path: path, message: error.message)
+            }
+        }
     }
 
     /// Bind sources: beneath the job's folder, the policy's `allowedBindSources`, or the

@@ -1,11 +1,12 @@
 import AgentSupport
 import FoundationEssentials
 import Glibc
+import Sandbox
 
 /// `steps[]`: build and test steps, their mounts and the test-only keys.
 extension JobDocumentParser {
     static let buildStepKeys = [
-        "name", "run", "env", "workdir", "user", "timeout", "when", "allow_failure", "type", "mounts",
+        "name", "run", "env", "workdir", "user", "timeout", "when", "allow_failure", "type", "mounts", "network",
     ]
     /// Keys only a `"type": "test"` step may have.
     static let testOnlyKeys = ["reports", "tmpfs", "workspace", "fail_on_report_failures"]
@@ -61,6 +62,9 @@ extension JobDocumentParser {
             step.overlayWorkspace = try enumValue(v, ["readonly", "overlay"]) == "overlay"
         }
         if let v = obj["fail_on_report_failures"] { step.failOnReportFailures = try v.bool() }
+        if let v = obj["network"] {
+            step.network = ContainerConfiguration.Network(rawValue: try enumValue(v, ContainerConfiguration.Network.allCases.map(\.rawValue)))!
+        }
         return step
     }
 

@@ -114,6 +114,8 @@ public struct StepSpec: Sendable, Equatable {
     public var failOnReportFailures: Bool = true
     /// A build step (`"build": {...}`): an image built from a Dockerfile instead of `run`.
     public var build: BuildStepSpec? = nil
+    /// The step's own `network`, overriding the job's (nil: the job's).
+    public var network: ContainerConfiguration.Network?
 
     public init(name: String, run: Run) {
         self.name = name

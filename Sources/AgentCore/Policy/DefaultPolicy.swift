@@ -16,6 +16,13 @@ public enum DefaultPolicy {
   ],
   "seccompProfile": "default",
   "allowHostNetwork": false,
+  "allowOutboundNetwork": false,
+  "network": {
+    "stack": "auto",
+    "deniedCIDRs": [],
+    "allowedHostPorts": [],
+    "mtu": 65520
+  },
   "allowedBindSources": [],
   "workspaceRoots": [],
   "rootfsRoots": [],

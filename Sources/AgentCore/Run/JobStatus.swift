@@ -73,6 +73,8 @@ public struct StepStatus: Codable, Sendable, Equatable {
     public var tests: JUnitSummary?
     /// Which process limit the step's container ran under.
     public var processLimit: ProcessLimit?
+    /// The step's network mode and, for `outbound`, the stack that ran.
+    public var network: StepNetwork?
 
     public init(index: Int, name: String, type: String, state: StepState, allowFailure: Bool) {
         self.index = index
@@ -86,7 +88,19 @@ public struct StepStatus: Codable, Sendable, Equatable {
         case index, name, type, state, exitCode = "exit_code", signal
         case startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds"
         case allowFailure = "allow_failure", log, reason, caches, tests
-        case processLimit = "process_limit"
+        case processLimit = "process_limit", network
+    }
+}
+
+/// A step's network in status.json: `{"mode": "outbound", "stack": "slirp4netns"}`.
+public struct StepNetwork: Codable, Sendable, Equatable {
+    public var mode: String
+    /// The user-mode stack (`slirp4netns`) of an outbound step that started.
+    public var stack: String?
+
+    public init(mode: String, stack: String?) {
+        self.mode = mode
+        self.stack = stack
     }
 }
 

@@ -19,6 +19,8 @@ struct StepRun: Sendable {
     var tests: JUnitSummary?
     var reports: [JUnitParsedReport] = []
     var processLimit: ProcessLimit?
+    /// The user-mode stack of an outbound step (`slirp4netns`).
+    var networkStack: String?
 }
 
 /// Runs one step in a fresh container: builds the configuration, streams output through
@@ -133,7 +135,8 @@ struct StepExecutor {
         c.uid = step.uid
         c.gid = step.gid
         c.hostname = String(job.id.prefix(63))
-        c.network = job.network
+        c.network = step.network ?? job.network
+        if c.network == .outbound { c.outbound = ExecPolicyGate.outbound(options.policy.sandbox.network) }
         c.rlimits = rlimits()
         c.capabilities = options.policy.capabilities
         c.seccomp = seccomp
@@ -228,6 +231,7 @@ struct StepExecutor {
         if let e = log.writeError { logError = "\(e)" }
 
         var run = StepRun(state: .succeeded, duration: ContinuousClock.now - started, reason: nil, lastLines: log.lastLines(), idMapping: r.idMapping)
+        run.networkStack = container.networkStack
         switch r.status {
         case .exited(let code):
             run.exitCode = code

@@ -114,11 +114,13 @@ extension JobRunner {
         out.status.steps[i].durationSeconds = run.duration.seconds
         out.status.steps[i].tests = run.tests
         out.status.steps[i].processLimit = run.processLimit
+        out.status.steps[i].network = StepNetwork(mode: (step.network ?? spec.network).rawValue, stack: run.networkStack)
         out.junitSteps.append(JUnitStepResult(name: step.name, state: run.state, exitCode: run.exitCode, signal: run.signal,
                                               duration: run.duration, outputLines: run.lastLines, message: run.reason))
         out.reports += run.reports
         job.progress.send(.stepFinished(index: i, name: step.name, state: run.state, exitCode: run.exitCode,
                                         signal: run.signal, duration: run.duration, lastLines: Array(run.lastLines.suffix(10))))
+        if let stack = run.networkStack { job.jobLog.note("step \(step.name) network: outbound through \(stack)") }
         job.jobLog.note("step \(step.name) \(run.state.rawValue)" + (run.reason.map { ": \($0)" } ?? ""))
         return run
     }

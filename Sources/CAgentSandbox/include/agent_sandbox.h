@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 /// Version of the plan layout, so Swift and C can never silently disagree.
-#define AGENT_SANDBOX_PLAN_VERSION 4
+#define AGENT_SANDBOX_PLAN_VERSION 5
 
 /// Kinds of set-up operations, applied in order inside the new root.
 enum agent_sandbox_op_kind {
@@ -48,6 +48,7 @@ enum agent_sandbox_op_kind {
 #define AGENT_SANDBOX_F_NOSYMLINKS 0x4u  /* resolve the target without any symlink (kernel fs) */
 #define AGENT_SANDBOX_F_NOCREATE 0x8u    /* do not create a missing target */
 #define AGENT_SANDBOX_F_DEVICE 0x10u     /* a device bind (/dev/null, ...): keeps device access (no nodev) */
+#define AGENT_SANDBOX_F_OPTIONAL 0x20u   /* skip when the target is missing and cannot be made (a root-owned tree) */
 
 /// Which inode a host path must be when the child opens it: the parent admitted it by
 /// descriptor and recorded its identity (a job's workspace, rootfs or bind source). The
@@ -95,6 +96,27 @@ struct agent_sandbox_op {
     uint32_t uid;
     uint32_t gid;
     unsigned long mount_flags;
+};
+
+/// One route or rule agent-init installs in the container's network namespace (agent-init/net.c)
+/// before anything of the job runs: the job's command lives in a nested user namespace, so
+/// it holds no capability over this namespace and cannot remove them.
+struct agent_sandbox_route {
+    int32_t kind;          /* AGENT_SANDBOX_ROUTE_* */
+    int32_t family;        /* AF_INET or AF_INET6 */
+    uint8_t addr[16];      /* destination, network byte order */
+    uint8_t prefix_len;
+    uint16_t port;         /* RULE_PORT: the TCP destination port, host byte order */
+    uint32_t table;        /* RULE_PORT: the table the rule looks up; GATEWAY_ROUTE: where it goes */
+};
+
+enum agent_sandbox_route_kind {
+    /// An "unreachable" route for addr/prefix_len in the main table: connect() fails at once.
+    AGENT_SANDBOX_ROUTE_UNREACHABLE = 1,
+    /// A rule: TCP to addr/prefix_len port `port` looks up table `table` (an allowed host port).
+    AGENT_SANDBOX_ROUTE_RULE_PORT = 2,
+    /// In table `table`: addr/prefix_len straight out of the stack's interface (`tap0`).
+    AGENT_SANDBOX_ROUTE_DIRECT = 3,
 };
 
 struct agent_sandbox_rlimit {
@@ -154,6 +176,9 @@ struct agent_sandbox_plan {
        ("0 0 65537\n"), i.e. every id the container's own map has. */
     const char *nested_uid_map;
     const char *nested_gid_map;
+    /* Outbound network (agent-init/net.c): routes and rules installed after loopback. */
+    const struct agent_sandbox_route *routes;
+    size_t n_routes;
     /* Bytes of the whole buffer (the memfd's size), checked by agent-init. */
     uint64_t plan_size;
 };
@@ -199,6 +224,7 @@ enum agent_sandbox_stage {
     AGENT_STAGE_NESTED_MAPS,
     AGENT_STAGE_INIT_EXEC,     /* the child's execveat of agent-init */
     AGENT_STAGE_INIT_PLAN,     /* agent-init: mapping or checking the plan */
+    AGENT_STAGE_ROUTES,        /* agent-init: installing a route or rule (op: its index) */
 };
 
 /// Clones the container's init from the calling thread, with every signal blocked across
