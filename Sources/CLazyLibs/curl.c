@@ -41,6 +41,44 @@ static getinfo_fn lazy_getinfo(void) {
     return g;
 }
 
+// What every transfer sets: the URL and headers, redirects (at most 5, http/https only,
+// never from https to http; curl drops a custom Authorization when the host changes),
+// TLS verified, time limits.
+static void set_common(CURL *c, setopt_fn set, const char *url, struct curl_slist *list, int follow, long timeout_seconds) {
+    int https = strncmp(url, "https://", 8) == 0;
+    set(c, CURLOPT_URL, url);
+    set(c, CURLOPT_HTTPHEADER, list);
+    set(c, CURLOPT_NOSIGNAL, 1L);
+    set(c, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+    set(c, CURLOPT_MAXREDIRS, 5L);
+    set(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    set(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    set(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
+    set(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    set(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    set(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    set(c, CURLOPT_TIMEOUT, timeout_seconds);
+    set(c, CURLOPT_USERAGENT, "agent");
+}
+
+// Runs the transfer, fills `result`, frees the handle and the header list.
+static int perform(CURL *c, setopt_fn set, struct curl_slist *list, struct agent_http_result *result) {
+    char err[CURL_ERROR_SIZE] = {0};
+    set(c, CURLOPT_ERRORBUFFER, err);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    lazy_getinfo()(c, CURLINFO_RESPONSE_CODE, &status);
+    result->status = status;
+    result->curl_code = (int)rc;
+    if (rc != CURLE_OK) {
+        const char *m = err[0] ? err : curl_easy_strerror(rc);
+        strncpy(result->error, m, sizeof result->error - 1);
+    }
+    curl_easy_cleanup(c);
+    curl_slist_free_all(list);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
 struct sink_ctx { agent_http_sink fn; void *ctx; };
 static size_t write_cb(char *data, size_t size, size_t n, void *userdata) {
     struct sink_ctx *s = userdata;
@@ -59,20 +97,7 @@ int agent_http_get(const char *url, const char *const *headers, size_t n_headers
     struct curl_slist *list = 0;
     for (size_t i = 0; i < n_headers; i++) list = curl_slist_append(list, headers[i]);
     struct sink_ctx b = { body, ctx }, h = { header, ctx };
-    int https = strncmp(url, "https://", 8) == 0;
-    set(c, CURLOPT_URL, url);
-    set(c, CURLOPT_HTTPHEADER, list);
-    set(c, CURLOPT_NOSIGNAL, 1L);
-    set(c, CURLOPT_FOLLOWLOCATION, 1L);
-    set(c, CURLOPT_MAXREDIRS, 5L);
-    set(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
-    set(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    set(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
-    set(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    set(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    set(c, CURLOPT_CONNECTTIMEOUT, 30L);
-    set(c, CURLOPT_TIMEOUT, timeout_seconds);
-    set(c, CURLOPT_USERAGENT, "agent");
+    set_common(c, set, url, list, 1, timeout_seconds);
     if (resume_from > 0) set(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)resume_from);
     set(c, CURLOPT_WRITEFUNCTION, write_cb);
     set(c, CURLOPT_WRITEDATA, &b);
@@ -80,20 +105,7 @@ int agent_http_get(const char *url, const char *const *headers, size_t n_headers
         set(c, CURLOPT_HEADERFUNCTION, write_cb);
         set(c, CURLOPT_HEADERDATA, &h);
     }
-    char err[CURL_ERROR_SIZE] = {0};
-    set(c, CURLOPT_ERRORBUFFER, err);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    lazy_getinfo()(c, CURLINFO_RESPONSE_CODE, &status);
-    result->status = status;
-    result->curl_code = (int)rc;
-    if (rc != CURLE_OK) {
-        const char *m = err[0] ? err : curl_easy_strerror(rc);
-        strncpy(result->error, m, sizeof result->error - 1);
-    }
-    curl_easy_cleanup(c);
-    curl_slist_free_all(list);
-    return rc == CURLE_OK ? 0 : -1;
+    return perform(c, set, list, result);
 }
 
 struct body_ctx { const struct agent_http_body *b; long long sent; };
@@ -131,20 +143,7 @@ int agent_http_request(const char *method, const char *url, const char *const *h
     list = curl_slist_append(list, "Expect:");
     struct sink_ctx b = { sink, ctx }, h = { header, ctx };
     struct body_ctx rb = { body, 0 };
-    int https = strncmp(url, "https://", 8) == 0;
-    set(c, CURLOPT_URL, url);
-    set(c, CURLOPT_HTTPHEADER, list);
-    set(c, CURLOPT_NOSIGNAL, 1L);
-    set(c, CURLOPT_FOLLOWLOCATION, follow_redirects ? 1L : 0L);
-    set(c, CURLOPT_MAXREDIRS, 5L);
-    set(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
-    set(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    set(c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
-    set(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    set(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    set(c, CURLOPT_CONNECTTIMEOUT, 30L);
-    set(c, CURLOPT_TIMEOUT, timeout_seconds);
-    set(c, CURLOPT_USERAGENT, "agent");
+    set_common(c, set, url, list, follow_redirects, timeout_seconds);
     if (strcmp(method, "HEAD") == 0) {
         set(c, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "GET") != 0) {
@@ -166,18 +165,5 @@ int agent_http_request(const char *method, const char *url, const char *const *h
         set(c, CURLOPT_HEADERFUNCTION, write_cb);
         set(c, CURLOPT_HEADERDATA, &h);
     }
-    char err[CURL_ERROR_SIZE] = {0};
-    set(c, CURLOPT_ERRORBUFFER, err);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    lazy_getinfo()(c, CURLINFO_RESPONSE_CODE, &status);
-    result->status = status;
-    result->curl_code = (int)rc;
-    if (rc != CURLE_OK) {
-        const char *m = err[0] ? err : curl_easy_strerror(rc);
-        strncpy(result->error, m, sizeof result->error - 1);
-    }
-    curl_easy_cleanup(c);
-    curl_slist_free_all(list);
-    return rc == CURLE_OK ? 0 : -1;
+    return perform(c, set, list, result);
 }
