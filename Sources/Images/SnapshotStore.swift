@@ -28,6 +28,8 @@ public struct SnapshotStore: Sendable {
         }
         let chain = Digest.chainIDs(diffIDs)
         let todo = layers.indices.filter { !has(chain[$0]) }
+        // The warm path (every snapshot there) starts no thread at all.
+        if todo.isEmpty { return (chain.reversed().map(path), []) }
         // Each snapshot holds only its own layer's files, so layers unpack independently:
         // in parallel, one per core (decompression and file creation are CPU-bound).
         final class Results: @unchecked Sendable {

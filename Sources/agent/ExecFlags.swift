@@ -215,7 +215,8 @@ extension ExecFlags {
     /// form: long options as `--name value` or `--name=value`, then `--` and the command. A
     /// short or unknown option, `--help`, a missing or empty value or one that starts with
     /// `-`, a flag with a value, a non-repeatable option given twice, no `--`, or `--image`
-    /// give nil, and the full parser takes the command line (and its usage errors) as before.
+    /// without `--pull never` give nil, and the full parser takes the command line (and its
+    /// usage errors) as before.
     static func parseFast(_ arguments: ArraySlice<String>) -> ExecFlags? {
         var f = ExecFlags()
         var seen: [String] = []
@@ -270,7 +271,12 @@ extension ExecFlags {
             case "user": f.user = v
             case "id-map": f.idMap = v
             case "timeout": f.timeout = v
-            default: return nil  // --image, --pull, --state-dir, --help, anything unknown
+            // An image only from the store (`--pull never`, checked below): validating twice
+            // (when the fast path hands over to the parser) then never pulls twice.
+            case "image": f.image = v
+            case "pull": f.pull = v
+            case "state-dir": f.stateDir = v
+            default: return nil  // --help, anything unknown
             }
             i += 1
         }
@@ -282,6 +288,7 @@ extension ExecFlags {
     /// validation finds a usage error: the parser then reports it as always, exit 64).
     static func fastPath(_ argv: [String]) -> ExecFlags? {
         guard argv.count > 3, argv[1] == "exec", let f = parseFast(argv.dropFirst(2)) else { return nil }
+        if f.image != nil && f.pull != "never" { return nil }
         do { try f.validate() } catch { return nil }
         return f
     }
