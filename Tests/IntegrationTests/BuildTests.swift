@@ -219,6 +219,22 @@ import Testing
         #expect(starts.count == 2 && firstDone != nil && starts.allSatisfy { $0 < firstDone! }, "\(r.stderr)")
     }
 
+    @Test func runNetworkDefaultIsTheOutboundStackWhenThePolicyAllowsIt() async throws {
+        let f = try Fixture("""
+        FROM \(Self.base)
+        RUN --network=default sed -n 's/^nameserver /dns /p' /etc/resolv.conf
+        """)
+        let policy = f.dir + "/outbound.json"
+        try Harness.write(#"{"allowOutboundNetwork": true, "images": {"allowedRegistries": ["127.0.0.1"]}}"#, to: policy)
+        let r = try await Harness.run(["build", "--state-dir", f.state, "--policy", policy, "--progress", "plain", f.context])
+        #expect(r.status == 0, "\(r.stderr)")
+        // slirp4netns's resolver: the RUN had the fenced outbound stack, not the host's namespace.
+        #expect(Self.printed(r.stderr, "dns 10.0.2.3"), "\(r.stderr)")
+        let host = try Fixture("FROM \(Self.base)\nRUN --network=host true")
+        let refused = try await Harness.run(["build", "--state-dir", host.state, "--policy", policy, "--progress", "plain", host.context])
+        #expect(refused.status == 2 && refused.stderr.contains("Dockerfile:2") && refused.stderr.contains("allowHostNetwork"), "\(refused.stderr)")
+    }
+
     @Test func aFailingRunExitsOneNamingTheLine() async throws {
         let f = try Fixture("""
         FROM \(Self.base)

@@ -173,8 +173,10 @@ public final class BuildExecutor: Sendable {
             for inst in s.instructions {
                 switch inst.command {
                 case .run(let r):
-                    if let n = r.network, n != .none, !policy.allowHostNetwork {
-                        throw BuildError(.badInput, stage: "RUN", located(inst, "RUN --network=\(n.rawValue): the agent policy gives builds no network (allowHostNetwork: false); RUN has only loopback"))
+                    if let n = r.network, n != .none,
+                       !(policy.allowHostNetwork || (n == .default && policy.sandbox.allowOutboundNetwork)) {
+                        let allow = n == .default ? "allowOutboundNetwork or allowHostNetwork" : "allowHostNetwork"
+                        throw BuildError(.badInput, stage: "RUN", located(inst, "RUN --network=\(n.rawValue): the agent policy gives builds no network (\(allow): false); RUN has only loopback"))
                     }
                     if r.security == .insecure {
                         throw BuildError(.badInput, stage: "RUN", located(inst, "RUN --security=insecure is not supported: every RUN is sandboxed"))

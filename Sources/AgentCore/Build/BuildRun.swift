@@ -32,7 +32,7 @@ extension BuildExecutor {
         let argv = runArgv(r, shell: s.shell)
         var env = s.env
         for (k, val) in s.args.pairs where !env.contains(k) { env[k] = val }
-        let network: ContainerConfiguration.Network = (r.network == nil || r.network == NetworkMode.none) ? .none : .host
+        let network = Self.runNetwork(r.network, policy: policy)
         let user = s.config.user ?? ""
 
         var key = BuildCacheKey(parent: s.key, kind: "RUN")
@@ -118,6 +118,7 @@ extension BuildExecutor {
         }
         c.hostname = "buildkitsandbox"
         c.network = network
+        if network == .outbound { c.outbound = ExecPolicyGate.outbound(policy.sandbox.network) }
         var limits = ResourceLimit.defaults
         limits.append(ResourceLimit(.nproc, policy.defaultPids))
         c.rlimits = limits
@@ -192,5 +193,19 @@ extension BuildCacheEntry {
         guard let d = layerDigest.flatMap(Digest.init), let diff = diffID.flatMap(Digest.init) else { return nil }
         return WrittenLayer(descriptor: Descriptor(mediaType: layerMediaType ?? LayerCompression.gzip.mediaType, digest: d, size: layerSize ?? 0),
                             diffID: diff, uncompressedSize: uncompressedSize ?? 0, entries: entries ?? 1)
+    }
+}
+
+extension BuildExecutor {
+    /// The network of `RUN --network=MODE` (preflight has checked the policy allows it):
+    /// `none` (the default: loopback only); `default` the agent's outbound stack when the
+    /// policy allows outbound steps (slirp4netns, the host fenced off), else the host's
+    /// namespace; `host` the host's namespace.
+    static func runNetwork(_ mode: NetworkMode?, policy: AgentPolicy) -> ContainerConfiguration.Network {
+        switch mode {
+        case nil, .some(.none): return .none
+        case .some(.default): return policy.sandbox.allowOutboundNetwork ? .outbound : .host
+        case .some(.host): return .host
+        }
     }
 }
