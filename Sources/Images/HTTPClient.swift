@@ -44,22 +44,11 @@ struct HTTPClient: Sendable {
             let ctx = Unmanaged.passUnretained(box).toOpaque()
             return cHeaders.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer { hp in
                 agent_http_get(url, hp.baseAddress, hp.count, resumeFrom, timeoutSeconds,
-                               { data, n, ctx in
-                                   let b = Unmanaged<SinkBox>.fromOpaque(ctx!).takeUnretainedValue()
-                                   return b.body(UnsafeRawBufferPointer(start: data, count: n)) ? n : 0
-                               },
-                               { data, n, ctx in
-                                   let b = Unmanaged<SinkBox>.fromOpaque(ctx!).takeUnretainedValue()
-                                   b.header(UnsafeRawBufferPointer(start: data, count: n))
-                                   return n
-                               }, ctx, &result)
+                               SinkBox.bodyCallback, SinkBox.headerCallback, ctx, &result)
             }
         }
         if rc != 0 && !box.aborted {
-            let msg = withUnsafeBytes(of: result.error) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            throw HTTPError(url: url, message: msg.isEmpty ? "curl error \(result.curl_code)" : msg)
+            throw HTTPError(url: url, message: result.message)
         }
         return (Int(result.status), box.headers, box.aborted)
     }
@@ -76,6 +65,17 @@ final class SinkBox {
     private var announced = false
     /// Error bodies reach the sink too (push reads the registry's error codes).
     var keepErrorBodies = false
+
+    /// The C callbacks of every transfer: `ctx` is this box, unretained for the transfer.
+    static let bodyCallback: agent_http_sink = { data, n, ctx in
+        let b = Unmanaged<SinkBox>.fromOpaque(ctx!).takeUnretainedValue()
+        return b.body(UnsafeRawBufferPointer(start: data, count: n)) ? n : 0
+    }
+    static let headerCallback: agent_http_sink = { data, n, ctx in
+        let b = Unmanaged<SinkBox>.fromOpaque(ctx!).takeUnretainedValue()
+        b.header(UnsafeRawBufferPointer(start: data, count: n))
+        return n
+    }
 
     init(sink: @escaping (UnsafeRawBufferPointer) -> Bool, response: @escaping (Int, [String: String]) -> Bool = { _, _ in true }) {
         self.sink = sink
@@ -123,5 +123,13 @@ extension StringProtocol {
         while let f = s.first, set.contains(f) { s = s.dropFirst() }
         while let l = s.last, set.contains(l) { s = s.dropLast() }
         return String(s)
+    }
+}
+
+extension agent_http_result {
+    /// curl's message for a failed transfer, or its code when it gave none.
+    var message: String {
+        let msg = withUnsafeBytes(of: error) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+        return msg.isEmpty ? "curl error \(curl_code)" : msg
     }
 }

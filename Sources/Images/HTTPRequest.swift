@@ -40,23 +40,14 @@ extension HTTPClient {
                 return cHeaders.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer { hp in
                     withUnsafePointer(to: &b) { bp in
                         agent_http_request(method, url, hp.baseAddress, hp.count, body == nil ? nil : bp, 0, timeoutSeconds,
-                                           { data, n, ctx in
-                                               let b = Unmanaged<SinkBox>.fromOpaque(ctx!).takeUnretainedValue()
-                                               return b.body(UnsafeRawBufferPointer(start: data, count: n)) ? n : 0
-                                           },
-                                           { data, n, ctx in
-                                               let b = Unmanaged<SinkBox>.fromOpaque(ctx!).takeUnretainedValue()
-                                               b.header(UnsafeRawBufferPointer(start: data, count: n))
-                                               return n
-                                           }, ctx, &result)
+                                           SinkBox.bodyCallback, SinkBox.headerCallback, ctx, &result)
                     }
                 }
             }
         }
         if rc != 0 {
             if box.aborted { throw HTTPError(url: url, message: "the response is larger than \(maxBytes) bytes") }
-            let msg = withUnsafeBytes(of: result.error) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
-            throw HTTPError(url: url, message: msg.isEmpty ? "curl error \(result.curl_code)" : msg)
+            throw HTTPError(url: url, message: result.message)
         }
         return HTTPResponse(status: Int(result.status), headers: box.headers, body: collected)
     }
