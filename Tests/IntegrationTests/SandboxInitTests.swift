@@ -99,7 +99,15 @@ import Testing
     @Test func missingAgentInitIsAClearError() async throws {
         let dir = try Harness.scratch("noinit")
         let copy = dir + "/agent"
-        try FileManager.default.copyItem(atPath: Harness.agentBinary, toPath: copy)
+        // The copy is written by a `cp` process, not by this one: a write descriptor open here
+        // would be inherited by a container another test forks at that moment, and exec of the
+        // copy would then fail with ETXTBSY until that child execs.
+        let cp = Process()
+        cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+        cp.arguments = [Harness.agentBinary, copy]
+        try cp.run()
+        await Harness.waitForExit(cp)
+        #expect(cp.terminationStatus == 0)
         chmod(copy, 0o755)
         let p = Process()
         if Harness.isRoot {
