@@ -87,6 +87,13 @@ public struct ContainerConfiguration: Sendable, Equatable {
     public var network: Network = .none
     /// With `network == .outbound`: the stack and its fences.
     public var outbound = OutboundNetwork()
+    /// A job's shared network (`Pod`) the container joins instead of making its own network
+    /// namespace: `network` must then be the pod's (`.none` or `.outbound`), and the ids are
+    /// mapped as the pod's are (`idMapping` is not looked at).
+    public var pod: Pod? = nil
+    /// Names `/etc/hosts` resolves to 127.0.0.1 (service aliases in a pod), besides
+    /// `localhost` and the hostname. Each is a DNS name (letters, digits, `-`, `.`).
+    public var hostAliases: [String] = []
     public var rlimits: [ResourceLimit] = ResourceLimit.defaults
     /// Capabilities the command keeps (bounding, permitted, effective, inheritable).
     public var capabilities: CapabilitySet = .dockerDefault
