@@ -97,6 +97,10 @@ public struct ImageConfig: Sendable, Equatable {
     public var workingDir: String?
     public var entrypoint: [String] = []
     public var cmd: [String] = []
+    /// `ExposedPorts` keys (`5432/tcp`), sorted (a job's services wait for them).
+    public var exposedPorts: [String] = []
+    /// `Healthcheck.Test` (Docker's extension): `["CMD", ...]`, `["CMD-SHELL", cmd]` or `["NONE"]`.
+    public var healthcheckTest: [String]?
     public var diffIDs: [Digest] = []
     public var os: String?
     public var architecture: String?
@@ -120,6 +124,8 @@ public struct ImageConfig: Sendable, Equatable {
             c.workingDir = cfg["WorkingDir"]?.string.flatMap { $0.isEmpty ? nil : $0 }
             c.entrypoint = cfg["Entrypoint"]?.strings ?? []
             c.cmd = cfg["Cmd"]?.strings ?? []
+            if case .object(let ports)? = cfg["ExposedPorts"] { c.exposedPorts = ports.keys.sorted() }
+            if case .object(let hc)? = cfg["Healthcheck"] { c.healthcheckTest = hc["Test"]?.strings }
         }
         return c
     }

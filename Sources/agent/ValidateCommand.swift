@@ -47,6 +47,7 @@ struct ValidateCommand: AsyncParsableCommand {
         case .image(let ref): line += ", image \(ref)"
         }
         if let w = spec.workspace { line += ", workspace \(w)" }
+        if !spec.services.isEmpty { line += ", services " + spec.services.map { "\($0.alias) (\($0.displayName))" }.joined(separator: ", ") }
         return line
     }
 
@@ -56,6 +57,11 @@ struct ValidateCommand: AsyncParsableCommand {
         }.joined(separator: ",")
         var o = "{\"valid\":true,\"id\":\(quoted(spec.id)),\"steps\":[\(steps)]"
         if let w = spec.workspace { o += ",\"workspace\":\(quoted(w))" }
+        if !spec.services.isEmpty {
+            o += ",\"services\":[" + spec.services.map { s in
+                "{\"alias\":\(quoted(s.alias)),\"aliases\":[\(s.aliases.map(quoted).joined(separator: ","))],\"name\":\(quoted(s.displayName))}"
+            }.joined(separator: ",") + "]"
+        }
         o += ",\"secrets\":[\(spec.secrets.keys.sorted().map(quoted).joined(separator: ","))]"
         o += ",\"artifacts\":[\(spec.artifacts.map { quoted($0.name) }.joined(separator: ","))]}"
         return o

@@ -51,6 +51,8 @@ public struct AdmittedJob: Sendable {
     public let rootfs: AdmittedPath?
     /// The folder or file of a local image source (`"image": "oci-archive:FILE"` and the like).
     public var localImage: AdmittedPath? = nil
+    /// The root filesystem folders of `services[i].name = {"rootfs": ...}`, by service index.
+    public var serviceRoots: [Int: AdmittedPath] = [:]
     /// Every bind source, by step and mount.
     public let binds: [MountIndex: AdmittedPath]
     /// The values of the secrets the job may use, from the operator's sources only.
@@ -63,7 +65,7 @@ public struct AdmittedJob: Sendable {
 /// value and the policy key or flag that would allow it.
 public enum Admission {
     ///
-    /// Order: cache scope, network, image, root filesystem, workspace, bind sources, and last the
+    /// Order: cache scope, network, image, services, root filesystem, workspace, bind sources, and last the
     /// secrets, so that no secret value is read for a job that is refused.
     public static func admit(_ parsed: JobSpec, file: String, grant: OperatorGrant) throws -> AdmittedJob {
         let policy = grant.policy
@@ -71,6 +73,7 @@ public enum Admission {
         try admitNetwork(job, file: file, policy: policy)
         try ImageGate.admit(job, file: file, policy: policy)
         let localImage = try ImageGate.admitLocal(job, file: file, grant: grant)
+        let serviceRoots = try admitServices(job, file: file, grant: grant)
         try admitTmpfs(job, file: file, limits: policy.tmpfs)
         var rootfs: AdmittedPath?
         if case .rootfs(let path) = job.image {
@@ -93,6 +96,7 @@ public enum Admission {
             cwd: grant.workingDirectory, maxBytes: Int(policy.maxSecretBytes))
         var admitted = AdmittedJob(spec: job, file: file, workspace: workspace, rootfs: rootfs, binds: binds, secrets: secrets)
         admitted.localImage = localImage
+        admitted.serviceRoots = serviceRoots
         return admitted
     }
 

@@ -13,7 +13,7 @@ public enum JobParser {
     /// Keys of the job object, in documentation order (also the order suggestions prefer).
     static let jobKeys = [
         "version", "id", "image", "pull", "workspace", "env", "network", "timeout", "resources",
-        "cache", "secrets", "artifacts", "steps", "$schema",
+        "cache", "secrets", "services", "services_stop_grace", "artifacts", "steps", "$schema",
     ]
 
     /// Job files larger than this are refused before they are read.
@@ -127,8 +127,11 @@ struct JobDocumentParser {
         if let n = obj["resources"] { spec.resources = try resources(n) }
         if let n = obj["cache"] { spec.requestedCacheScope = try cache(n) }
         if let n = obj["secrets"] { spec.secrets = try secrets(n) }
+        if let n = obj["services"] { spec.services = try services(n, secrets: spec.secrets) }
+        if let n = obj["services_stop_grace"] { spec.servicesStopGrace = try duration(n) }
         if let n = obj["artifacts"] { spec.artifacts = try artifacts(n) }
         spec.steps = try steps(obj["steps"]!)
+        try checkServices(spec, obj)
         // A build step's secret ids are the job's too (values only from the operator).
         for step in spec.steps { for id in step.build?.secrets ?? [] where spec.secrets[id] == nil { spec.secrets[id] = SecretSpec() } }
         if let n = obj["$schema"] { _ = try n.string() }

@@ -28,6 +28,10 @@ public struct JobSpec: Sendable, Equatable {
     public var secrets: [String: SecretSpec] = [:]
     public var artifacts: [ArtifactRule] = []
     public var steps: [StepSpec]
+    /// Sidecar containers (`services`) that run next to the steps, in one network (a pod).
+    public var services: [ServiceSpec] = []
+    /// SIGTERM → SIGKILL grace when the services stop (`services_stop_grace`).
+    public var servicesStopGrace: Duration = ServiceSpec.defaultStopGrace
     /// Absolute path of the job file's folder (relative paths in the job resolve against it).
     public var baseDirectory: String
 

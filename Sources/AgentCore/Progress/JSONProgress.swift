@@ -72,6 +72,8 @@ public final class JSONProgress: ProgressRenderer {
             o.addRaw("duration", JobDuration.millis(duration))
         case let .warning(message):
             o.add("type", "warning"); o.add("time", now()); o.add("message", message)
+        case let .service(alias, message):
+            o.add("type", "service"); o.add("time", now()); o.add("alias", alias); o.add("message", message)
         }
         return o.finish()
     }

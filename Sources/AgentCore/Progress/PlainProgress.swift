@@ -80,6 +80,8 @@ public final class PlainProgress: ProgressRenderer {
             return "job \(jobID): \(state.rawValue) in \(JobDuration.tenths(duration)) (exit code \(exitCode))\n"
         case let .warning(message):
             return "WARNING: \(TerminalText.escaped(message))\n"
+        case let .service(alias, message):
+            return "service \(TerminalText.escaped(alias)): \(TerminalText.escaped(message))\n"
         }
     }
 

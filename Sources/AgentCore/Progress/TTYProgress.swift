@@ -112,6 +112,8 @@ public final class TTYProgress: ProgressRenderer {
                 s.pending.append("job \(jobID): \(state.rawValue) in \(JobDuration.tenths(duration)) (exit code \(exitCode))")
             case let .warning(message):
                 s.pending.append("WARNING: \(message)")
+            case let .service(alias, message):
+                s.pending.append("service \(alias): \(message)")
             }
         }
         redraw(force: false, tick: false)

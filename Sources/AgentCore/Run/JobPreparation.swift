@@ -20,6 +20,13 @@ struct PreparedJob: Sendable {
     var image: PreparedImage? = nil
     /// The image's `User` as ids (`ImageUser`), the default of steps that name no user.
     var imageUser: (uid: UInt32, gid: UInt32)? = nil
+    /// The job's shared network (services, or a job-level `outbound`); closed at the very end.
+    var pod: Pod? = nil
+    /// The job's services, their images pulled.
+    var services: [PreparedService] = []
+
+    /// Every service alias: what `/etc/hosts` resolves in each container of the pod.
+    var hostAliases: [String] { services.flatMap(\.spec.aliases) }
 
     var spec: JobSpec { admitted.spec }
     func redact(_ text: String) -> String { secrets.redact(text) }
@@ -74,12 +81,27 @@ extension JobRunner {
                 return fail(3, "image \(source): \(error)")
             }
         }
+        let services: [PreparedService]
+        do {
+            services = try prepareServices(admitted)
+        } catch {
+            return fail(error.code, secrets.redact(error.message))
+        }
+        // The pod before the results folder: a job whose network cannot be made leaves nothing.
+        let pod: Pod?
+        do {
+            pod = try await makePod(job)
+        } catch {
+            return fail(3, secrets.redact("the job's network: \(error)"))
+        }
         let results: ResultsFolder
         do {
             results = try makeResultsFolder(output, jobID: job.id)
         } catch let e as ResultsFolder.Failure {
+            pod?.close()
             return fail(e.isUsageError ? 2 : 3, e.description)
         } catch {
+            pod?.close()
             return fail(3, "\(error)")
         }
         // Layers left by an agent that was killed (their lock is free) go first.
@@ -89,6 +111,7 @@ extension JobRunner {
             workspace = try WorkspaceLayer(stateDirectory: options.stateDirectory, jobID: job.id, source: admitted.workspace)
         } catch {
             results.discard()
+            pod?.close()
             return fail(3, secrets.redact("cannot create the job's workspace layer: \(error)"))
         }
         let redact: @Sendable (String) -> String = { secrets.redact($0) }
@@ -103,12 +126,17 @@ extension JobRunner {
         } catch {
             results.discard()
             await workspace.remove()
+            pod?.close()
             return fail(3, "\(error)")
         }
         for dir in stale { jobLog.note("removed \(dir): the workspace layer of an agent that is gone") }
         for w in image?.warnings ?? [] { progress.warning(w) }
-        return .success(PreparedJob(admitted: admitted, secrets: secrets, seccomp: seccomp, results: results,
-                                    workspace: workspace, progress: progress, jobLog: jobLog, startedAt: startedAt, image: image,
-                                    imageUser: imageUser))
+        var prepared = PreparedJob(admitted: admitted, secrets: secrets, seccomp: seccomp, results: results,
+                                   workspace: workspace, progress: progress, jobLog: jobLog, startedAt: startedAt, image: image,
+                                   imageUser: imageUser)
+        prepared.pod = pod
+        prepared.services = services
+        if let pod { jobLog.note("job network: one pod (\(pod.configuration.network.rawValue)\(pod.networkStack.map { " through " + $0 } ?? ""))") }
+        return .success(prepared)
     }
 }

@@ -40,9 +40,34 @@ public final class JobRunner: JobExecuting, Sendable {
         case .success(let p): job = p
         case .failure(let failed): return failed.outcome
         }
-        var steps = await runSteps(job)
+        // The services start before the first step and stop after the last, whatever
+        // happened (failure, cancel, timeout); the pod is closed at the very end.
+        defer { job.pod?.close() }
+        let group = serviceGroup(job)
+        var blocked: String?
+        var cancelledDuringStart = false
+        if let group {
+            blocked = await group.start(job: job)
+            if blocked == nil {
+                (blocked, cancelledDuringStart) = await group.waitForHealth(job: job)
+            }
+        }
+        var steps = await runSteps(job, blockedBy: blocked, services: group)
+        if let group {
+            await group.stop(job: job)
+            steps.status.services = group.status
+        }
+        if cancelledDuringStart { steps.cancelled = true; steps.state = .cancelled }
         await collect(job, &steps)
         return await publish(job, steps)
+    }
+
+    /// The job's services in its pod, nil for a job without services.
+    func serviceGroup(_ job: PreparedJob) -> JobServiceGroup? {
+        guard !job.services.isEmpty, let pod = job.pod else { return nil }
+        let factory = ServiceContainerFactory(job: job.spec, options: options, seccomp: job.seccomp, pod: pod,
+                                              hostAliases: job.hostAliases, layerRoot: job.workspace.root)
+        return JobServiceGroup(factory: factory, services: job.services, logName: JobServiceGroup.logName)
     }
 
     /// Why a job was not admitted: the message (file, JSON path, policy key) and the id to

@@ -20,9 +20,11 @@ public struct JobStatus: Codable, Sendable, Equatable {
     /// which is root inside in both modes).
     public var image: ImageUse?
     public var warnings: [String] = []
-    /// Why the job ended in `error` (already redacted).
+    /// Why the job ended in `error`, or why no step ran (a service's failed wait); redacted.
     public var error: String?
     public var steps: [StepStatus] = []
+    /// The job's services (nil for a job without services).
+    public var services: [ServiceStatus]?
     public var artifacts: ArtifactSummary?
     public var tests: JUnitSummary?
 
@@ -36,7 +38,7 @@ public struct JobStatus: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case agentVersion = "agent_version", jobID = "job_id", state, exitCode = "exit_code"
         case startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds"
-        case idMapping = "id_mapping", image, warnings, error, steps, artifacts, tests
+        case idMapping = "id_mapping", image, warnings, error, steps, services, artifacts, tests
     }
 }
 
@@ -143,6 +145,7 @@ extension JobStatus {
         out.warnings = warnings.map(redact)
         out.error = error.map(redact)
         out.steps = steps.map { $0.redacted(by: redact) }
+        out.services = services?.map { $0.redacted(by: redact) }
         out.artifacts?.errors = artifacts?.errors.map(redact) ?? []
         return out
     }

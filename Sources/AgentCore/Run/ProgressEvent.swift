@@ -32,6 +32,8 @@ public enum ProgressEvent: Sendable {
     case stepSkipped(index: Int, total: Int, name: String, reason: String)
     case jobFinished(jobID: String, state: JobState, exitCode: Int32, duration: Duration)
     case warning(String)
+    /// A service of the job started, became ready, or stopped: `message` says which.
+    case service(alias: String, message: String)
 }
 
 /// A progress renderer; the runner calls it from one task at a time, in event order.

@@ -55,6 +55,8 @@ final class ProgressSink: Sendable {
             return .jobFinished(jobID: redact(jobID), state: state, exitCode: exitCode, duration: duration)
         case .warning(let text):
             return .warning(redact(text))
+        case .service(let alias, let message):
+            return .service(alias: redact(alias), message: redact(message))
         }
     }
 

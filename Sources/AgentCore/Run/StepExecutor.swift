@@ -41,6 +41,10 @@ struct StepExecutor {
     let results: ResultsFolder
     /// The job's image (`"image": "REF"`), pulled and unpacked.
     var image: PreparedImage? = nil
+    /// The job's pod (services, or a job-level outbound network) when the step joins it.
+    var pod: Pod? = nil
+    /// The services' aliases, resolved to 127.0.0.1 in the step's `/etc/hosts`.
+    var hostAliases: [String] = []
 
     /// The environment a step sees: a default PATH/HOME, then the job's env, then the
     /// step's (step wins), then env-form secrets. Nothing from the agent's environment.
@@ -137,6 +141,10 @@ struct StepExecutor {
         c.hostname = String(job.id.prefix(63))
         c.network = step.network ?? job.network
         if c.network == .outbound { c.outbound = ExecPolicyGate.outbound(options.policy.sandbox.network) }
+        if let pod, pod.configuration.network == c.network {
+            c.pod = pod
+            c.hostAliases = hostAliases
+        }
         c.rlimits = rlimits()
         c.capabilities = options.policy.capabilities
         c.seccomp = seccomp
@@ -231,7 +239,7 @@ struct StepExecutor {
         if let e = log.writeError { logError = "\(e)" }
 
         var run = StepRun(state: .succeeded, duration: ContinuousClock.now - started, reason: nil, lastLines: log.lastLines(), idMapping: r.idMapping)
-        run.networkStack = container.networkStack
+        run.networkStack = container.networkStack ?? config.pod?.networkStack
         switch r.status {
         case .exited(let code):
             run.exitCode = code

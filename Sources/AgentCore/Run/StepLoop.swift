@@ -18,7 +18,10 @@ struct StepsOutcome: Sendable {
 extension JobRunner {
     /// Stage 3: every step in order, each in a fresh container, under the job's deadline;
     /// later steps are skipped, run or cancelled as `StepPlanner` decides.
-    func runSteps(_ job: PreparedJob) async -> StepsOutcome {
+    ///
+    /// `blockedBy` (a service's failed wait) skips every step with that reason and fails
+    /// the job; `services` are checked for early exits before each step.
+    func runSteps(_ job: PreparedJob, blockedBy: String? = nil, services: JobServiceGroup? = nil) async -> StepsOutcome {
         let spec = job.spec
         var status = JobStatus(jobID: spec.id, state: .running, exitCode: 0, startedAt: LogTimestamp.format(job.startedAt))
         if let image = job.image {
@@ -36,13 +39,21 @@ extension JobRunner {
         var out = StepsOutcome(status: status, started: clock.now)
         let deadline = out.started + spec.timeout
         var planner = StepPlanner()
+        if let blockedBy {
+            out.status.error = blockedBy
+            job.progress.warning(blockedBy)
+        }
         for (i, step) in spec.steps.enumerated() {
             if Task.isCancelled { planner.markCancelled() }
+            services?.reportExits(job: job)
             if !planner.deadlinePassed && clock.now >= deadline {
                 planner.markDeadlinePassed()
                 out.jobTimedOut = true
             }
-            switch planner.decide(step) {
+            let decision: StepPlanner.Decision = blockedBy.map { _ in
+                planner.cancelled ? .cancel : .skip(reason: "a service is not ready: " + blockedBy!)
+            } ?? planner.decide(step)
+            switch decision {
             case .cancel:
                 out.status.steps[i].state = .cancelled
                 out.status.steps[i].reason = "job cancelled"
@@ -67,6 +78,8 @@ extension JobRunner {
         }
         out.cancelled = planner.cancelled || Task.isCancelled
         out.state = StepPlanner.jobState(steps: out.status.steps, cancelled: out.cancelled, jobTimedOut: out.jobTimedOut)
+        if blockedBy != nil && out.state == .succeeded { out.state = .failed }
+        services?.reportExits(job: job)
         return out
     }
 
@@ -95,9 +108,14 @@ extension JobRunner {
             let plan = try await planMounts(step: step, index: i, job: job.admitted, secrets: job.secrets, progress: job.progress)
             defer { plan.release() }
             out.status.steps[i].caches = plan.caches
-            let executor = StepExecutor(job: spec, rootfs: job.admitted.rootfs?.host, index: i, step: step, options: options,
+            var executor = StepExecutor(job: spec, rootfs: job.admitted.rootfs?.host, index: i, step: step, options: options,
                                         seccomp: job.seccomp, workspace: job.workspace, secrets: job.secrets,
                                         progress: job.progress, jobLog: job.jobLog, results: job.results, image: job.image)
+            // A step on the job's network joins the job's pod (its services, its one stack).
+            if let pod = job.pod, (step.network ?? spec.network) == pod.configuration.network {
+                executor.pod = pod
+                executor.hostAliases = job.hostAliases
+            }
             run = await executor.run(timeout: stepTimeout, jobDeadlineBound: boundByJob,
                                      extraMounts: plan.mounts, secretEnv: plan.secretEnv)
         } catch {

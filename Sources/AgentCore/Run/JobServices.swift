@@ -1,0 +1,221 @@
+import AgentSupport
+import FoundationEssentials
+import Glibc
+import Sandbox
+import Synchronization
+
+/// One running service: its container, the task that drains its output into
+/// `logs/service-<alias>.log` (redacted, capped as step logs are), and the task that
+/// waits for it to exit, so a crash is seen while the steps run.
+final class RunningService: Sendable {
+    let prepared: PreparedService
+    let container: RunningContainer
+    let log: StepLogWriter
+    private let pump: Task<Void, Never>
+    private let monitor: Task<ContainerResult, Never>
+    /// Shared with the monitor task (a class: a Mutex cannot be copied into it).
+    private final class ExitState: Sendable {
+        let m = Mutex<(stopping: Bool, result: ContainerResult?, exitedEarly: Bool, warned: Bool)>((false, nil, false, false))
+    }
+    private let exit = ExitState()
+
+    init(prepared: PreparedService, container: RunningContainer, log: StepLogWriter, secrets: JobSecrets) {
+        self.prepared = prepared
+        self.container = container
+        self.log = log
+        // One redactor per stream, as for steps: a secret split across writes is still caught.
+        pump = Task {
+            var out = secrets.streamRedactor(), err = secrets.streamRedactor()
+            for await chunk in container.output {
+                let bytes = chunk.stream == .stdout ? out.process(chunk.bytes) : err.process(chunk.bytes)
+                if !bytes.isEmpty { _ = log.append(stream: chunk.stream, bytes: bytes) }
+            }
+            let tailOut = out.flush(), tailErr = err.flush()
+            if !tailOut.isEmpty { _ = log.append(stream: .stdout, bytes: tailOut) }
+            if !tailErr.isEmpty { _ = log.append(stream: .stderr, bytes: tailErr) }
+            _ = log.finish()
+        }
+        let box = exit
+        monitor = Task {
+            let r = await container.wait()
+            box.m.withLock { s in
+                s.result = r
+                if !s.stopping { s.exitedEarly = true }
+            }
+            return r
+        }
+    }
+
+    var alias: String { prepared.spec.alias }
+
+    /// How it ended, if it has: nil while it runs.
+    var result: ContainerResult? { exit.m.withLock { $0.result } }
+    var exitedEarly: Bool { exit.m.withLock { $0.exitedEarly } }
+
+    /// True once per early exit: the caller warns about it then.
+    func takeExitWarning() -> ContainerResult? {
+        exit.m.withLock { s in
+            guard s.exitedEarly, !s.warned, let r = s.result else { return nil }
+            s.warned = true
+            return r
+        }
+    }
+
+    /// SIGTERM, `grace`, SIGKILL; returns once it is reaped and its log is complete.
+    func stop(grace: Duration) async -> ContainerResult {
+        exit.m.withLock { $0.stopping = true }
+        container.terminate(grace: grace)
+        let r = await monitor.value
+        await pump.value
+        return r
+    }
+
+    static func describe(_ r: ContainerResult) -> String {
+        switch r.status {
+        case .exited(let code): return "exit code \(code)"
+        case .signaled(let sig): return "signal \(sig)"
+        }
+    }
+}
+
+/// The services of one job, from their start before the first step to their stop after
+/// the last (or on failure, cancel, timeout): start, wait for health, watch, stop, report.
+final class JobServiceGroup: Sendable {
+    let factory: ServiceContainerFactory
+    let services: [PreparedService]
+    private let running = Mutex<[Int: RunningService]>([:])
+    private let statuses: Mutex<[ServiceStatus]>
+
+    init(factory: ServiceContainerFactory, services: [PreparedService], logName: (ServiceSpec) -> String) {
+        self.factory = factory
+        self.services = services
+        statuses = Mutex(services.map { s in
+            var st = ServiceStatus(alias: s.spec.alias, aliases: s.spec.aliases, name: s.spec.displayName,
+                                   state: "stopped", health: s.healthDescription, log: logName(s.spec))
+            st.imageDigest = s.image?.digest.description
+            return st
+        })
+    }
+
+    /// `logs/service-<alias>.log` (aliases are DNS names: safe as file names).
+    static func logName(_ spec: ServiceSpec) -> String { "logs/service-\(spec.alias).log" }
+
+    func update(_ i: Int, _ body: (inout ServiceStatus) -> Void) { statuses.withLock { body(&$0[i]) } }
+    var status: [ServiceStatus] { statuses.withLock { $0 } }
+
+    /// Starts every service, in order. A service that cannot start is recorded and
+    /// returned as the job's failure (nothing of the job runs without its services).
+    func start(job: PreparedJob) async -> String? {
+        for (i, s) in services.enumerated() {
+            let what = "service \(jsonQuoted(s.spec.alias)) (\(s.spec.displayName))"
+            do {
+                let argv = s.argv
+                guard !argv.isEmpty else { throw JobValidationError(path: "services[\(s.index)]", message: "the image names no Entrypoint or Cmd; give \"command\"") }
+                let (mounts, secretEnv) = try secretMounts(s, secrets: job.secrets)
+                let config = try factory.configuration(s, command: argv, mounts: mounts, secretEnv: secretEnv, writable: true)
+                let log = try StepLogWriter(path: job.results.directoryPath + "/" + Self.logName(s.spec), capBytes: options.logCapBytes)
+                let container = try await RunningContainer.start(config)
+                running.withLock { $0[i] = RunningService(prepared: s, container: container, log: log, secrets: job.secrets) }
+                job.progress.send(.service(alias: s.spec.alias, message: "started \(s.spec.displayName)" + (s.healthDescription == "none" ? "" : ", waiting for \(s.healthDescription)")))
+                job.jobLog.note("\(what) started (pid \(container.pid))")
+            } catch {
+                let reason = job.redact("\(what) could not start: \(error)")
+                update(i) { $0.state = "unhealthy"; $0.reason = reason }
+                job.jobLog.note(reason)
+                return reason
+            }
+        }
+        return nil
+    }
+
+    var options: RunnerOptions { factory.options }
+
+    /// Secrets the entry names, and only those: files on a tmpfs private to its container,
+    /// or env. A secret without a value is skipped unless the job declared it required
+    /// (admission has then already refused the job).
+    func secretMounts(_ s: PreparedService, secrets: JobSecrets) throws -> ([Mount], [String: String]) {
+        var mounts: [Mount] = [], env: [String: String] = [:]
+        for secret in s.spec.secrets {
+            guard let value = secrets.value(for: secret.id) else { continue }
+            if let name = secret.env {
+                env[name] = String(decoding: value, as: UTF8.self)
+            } else {
+                mounts.append(Mount(target: secret.target ?? "/run/secrets/\(secret.id)",
+                                    kind: .file(contents: value, mode: secret.mode, uid: s.uid, gid: s.gid)))
+            }
+        }
+        return (mounts, env)
+    }
+
+    func service(_ i: Int) -> RunningService? { running.withLock { $0[i] } }
+
+    /// Warns (progress, status.json warnings, log.txt) about each service that exited on
+    /// its own since the last call; the job goes on.
+    func reportExits(job: PreparedJob) {
+        for i in services.indices {
+            guard let s = service(i), let r = s.takeExitWarning() else { continue }
+            let text = "service \(jsonQuoted(s.alias)) (\(s.prepared.spec.displayName)) exited early with \(RunningService.describe(r)); see \(Self.logName(s.prepared.spec))"
+            job.progress.warning(text)
+            job.jobLog.note(text)
+        }
+    }
+
+    /// Stops every service (last started first), then records how each ended.
+    func stop(job: PreparedJob) async {
+        reportExits(job: job)
+        for i in services.indices.reversed() {
+            guard let s = service(i) else { continue }
+            let early = s.exitedEarly
+            let r = await s.stop(grace: factory.job.servicesStopGrace)
+            update(i) { st in
+                switch r.status {
+                case .exited(let code): st.exitCode = code
+                case .signaled(let sig): st.signal = sig
+                }
+                if early {
+                    st.state = "exited"
+                    st.reason = st.reason ?? "exited on its own with \(RunningService.describe(r))"
+                }
+            }
+            if let e = s.log.writeError { job.progress.warning("service \(s.alias): \(e)") }
+            job.jobLog.note("service \(jsonQuoted(s.alias)) stopped (\(early ? "it had exited" : RunningService.describe(r)))")
+        }
+    }
+}
+
+extension JobServiceGroup {
+    /// Waits for every service in turn (they all started first, so they start up side by
+    /// side). Returns why the job cannot run (a failed wait without `allow_unhealthy`), or
+    /// nil; `cancelled` when the job was cancelled meanwhile.
+    func waitForHealth(job: PreparedJob) async -> (failure: String?, cancelled: Bool) {
+        for i in services.indices {
+            guard let s = service(i) else { continue }
+            let clock = ContinuousClock()
+            let started = clock.now
+            let outcome = await ServiceHealthWait(service: s, factory: factory).wait()
+            let waited = (clock.now - started).seconds
+            update(i) { $0.waitedSeconds = (waited * 1000).rounded() / 1000 }
+            switch outcome {
+            case .noWait:
+                job.progress.send(.service(alias: s.alias, message: "running (nothing to wait for)"))
+            case .ready:
+                update(i) { $0.state = "healthy" }
+                job.progress.send(.service(alias: s.alias, message: "healthy after \(JobDuration.tenths(clock.now - started))"))
+                job.jobLog.note("service \(jsonQuoted(s.alias)) healthy (\(s.prepared.healthDescription))")
+            case .cancelled:
+                return (nil, true)
+            case .failed(let why):
+                let reason = job.redact(why)
+                update(i) { $0.state = "unhealthy"; $0.reason = reason }
+                job.jobLog.note(reason)
+                if s.prepared.spec.allowUnhealthy {
+                    job.progress.warning(reason + " (allow_unhealthy: the job goes on)")
+                } else {
+                    job.progress.send(.service(alias: s.alias, message: "unhealthy: " + reason))
+                    return (reason, false)
+                }
+            }
+        }
+        return (nil, false)
+    }
+}
