@@ -146,6 +146,72 @@ static long sb_clone(const struct agent_sandbox_plan *p, int plan_fd, int init_f
     return r < 0 ? -errno : r;
 }
 
+/// A pod member (plan->join_user_fd >= 0). The container's namespaces must be made *inside*
+/// the pod's user namespace (owned by it, so its init holds capabilities over them), which
+/// clone(CLONE_NEW*) from the agent's namespace cannot do. So an intermediate child joins the
+/// pod's user and network namespaces (setns: the agent's uid owns the pod's user namespace,
+/// so it holds every capability there), unshares mount, IPC, UTS, cgroup and PID namespaces
+/// (the last one applies to its children), and clones the init with CLONE_PARENT: the init
+/// is the agent's child, as any other container's, PID 1 of the new PID namespace, and goes
+/// on exactly as sb_child does. The intermediate child exits once the init has exec'd
+/// agent-init (CLONE_VFORK); its parent thread reaps it.
+struct sb_join_args {
+    struct sb_child_args child;
+    uint64_t flags;            /* the namespaces to unshare */
+    char *stack;               /* the init's stack (top), while it shares our memory */
+    volatile long init_pid;    /* the init's pid (in the agent's PID namespace), or -errno */
+    volatile uint64_t used;    /* the flags that worked */
+};
+
+static int sb_join_entry(void *arg) {
+    struct sb_join_args *a = arg;
+    const struct agent_sandbox_plan *p = a->child.plan;
+    sb_child_error_fd = p->error_fd;
+    // Order: the user namespace first (it grants the capabilities the rest needs), then the
+    // network namespace it owns, then the new namespaces, all owned by the pod's.
+    long r = SB2(SYS_setns, p->join_user_fd, CLONE_NEWUSER);
+    if (r < 0) sb_child_fail(AGENT_STAGE_JOIN_USERNS, -1, r);
+    r = SB2(SYS_setns, p->join_net_fd, CLONE_NEWNET);
+    if (r < 0) sb_child_fail(AGENT_STAGE_JOIN_NETNS, -1, r);
+    uint64_t flags = a->flags;
+    r = SB1(SYS_unshare, flags);
+    if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
+        flags &= ~(uint64_t)CLONE_NEWCGROUP;
+        r = SB1(SYS_unshare, flags);
+    }
+    if (r < 0) sb_child_fail(AGENT_STAGE_JOIN_UNSHARE, -1, r);
+    a->used = flags;
+    int c = clone(sb_child_entry, a->stack, CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD, &a->child);
+    a->init_pid = c < 0 ? -errno : c;
+    if (c < 0) sb_child_fail(AGENT_STAGE_JOIN_CLONE, -1, -errno);
+    SB1(SYS_exit, 0);
+    __builtin_unreachable();
+}
+
+/// The pod member's spawn: returns the init's pid and a pidfd of it (pidfd_open: the init is
+/// our child and unreaped, so its pid cannot be reused meanwhile), once the intermediate
+/// child is reaped. A failure before the init's exec is on the error pipe as usual.
+static long sb_clone_join(const struct agent_sandbox_plan *p, int plan_fd, int init_fd, uint64_t flags, int *pidfd,
+                          uint64_t *used) {
+    struct sb_join_args a = { { p, plan_fd, init_fd }, flags, 0, 0, 0 };
+    char stack[16384] __attribute__((aligned(16)));
+    char init_stack[16384] __attribute__((aligned(16)));
+    a.stack = init_stack + sizeof init_stack;
+    a.init_pid = -ECHILD;
+    int mid_fd = -1;
+    int r = clone(sb_join_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &mid_fd);
+    if (r < 0) return -errno;
+    int status = 0;
+    agent_sandbox_pidfd_reap(mid_fd, &status);
+    close(mid_fd);
+    if (a.init_pid < 0) return status == 0 ? a.init_pid : -EIO;
+    long fd = SB2(SYS_pidfd_open, a.init_pid, 0);
+    if (fd < 0) return fd;
+    *pidfd = (int)fd;
+    *used = a.used;
+    return a.init_pid;
+}
+
 // The agent makes itself non-dumpable at start (Agent.swift). A non-dumpable child's
 // /proc/<pid>/{uid_map,gid_map,setgroups} are owned by root, so the agent could not write
 // its maps. The exec of agent-init (a readable file, no id change) makes the child dumpable,
@@ -179,6 +245,15 @@ int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int plan_fd, int 
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int fd = -1;
     uint64_t flags = plan->clone_flags;
+    if (plan->join_user_fd >= 0) {
+        long r = sb_clone_join(plan, plan_fd, init_fd, flags, &fd, &flags);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r < 0) return (int)r;
+        *pid = (int)r;
+        *pidfd = fd;
+        *used_flags = flags;
+        return 0;
+    }
     long r = sb_clone_dumpable(plan, plan_fd, init_fd, flags, &fd);
     if ((r == -EINVAL || r == -EPERM) && (flags & CLONE_NEWCGROUP)) {
         flags &= ~(uint64_t)CLONE_NEWCGROUP;

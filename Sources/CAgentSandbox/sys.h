@@ -87,6 +87,9 @@ static inline const char *sb_fd_path(char *buf, int fd) {
 /// Sets up the container from inside agent-init (mounts, pivot_root); see agent-init/setup.c.
 SB_HIDDEN void sb_setup_root(const struct agent_sandbox_plan *p);
 
+/// A pod's holder: lo up and the routes, no root (see agent-init/setup.c).
+SB_HIDDEN void sb_setup_pod(const struct agent_sandbox_plan *p);
+
 /// Installs the plan's routes and rules (outbound network); see agent-init/net.c.
 SB_HIDDEN void sb_net_routes(const struct agent_sandbox_plan *p);
 

@@ -29,8 +29,9 @@ public struct SubordinateRange: Sendable, Equatable {
 /// How the ids of one container are mapped, decided in the parent before the clone.
 struct IDMapPlan: Sendable, Equatable {
     enum Method: Sendable, Equatable {
-        /// Write one line to uid_map/gid_map ourselves (setgroups denied).
-        case single(insideUID: UInt32, insideGID: UInt32)
+        /// Write one line to uid_map/gid_map ourselves (setgroups denied): the agent's ids are
+        /// the container namespace's `outerUID`/`outerGID` and the command's `insideUID`/`insideGID`.
+        case single(insideUID: UInt32, insideGID: UInt32, outerUID: UInt32, outerGID: UInt32)
         /// newuidmap/newgidmap: inside 0 = the agent's ids, 1... = the subordinate ranges.
         case helpers(uids: SubordinateRange, gids: SubordinateRange)
         /// Real root (allowRoot): write a range ourselves; inside 0 is never host 0.
@@ -80,7 +81,8 @@ struct IDMapPlan: Sendable, Equatable {
         case .automatic where canUseHelpers:
             return IDMapPlan(method: .helpers(uids: uids!, gids: gids!), reported: .subordinate, initUID: 1, initGID: 1, groupsAllowed: true)
         default:
-            return IDMapPlan(method: .single(insideUID: inside, insideGID: insideGID), reported: .single,
+            return IDMapPlan(method: .single(insideUID: inside, insideGID: insideGID, outerUID: outer(inside), outerGID: outer(insideGID)),
+                             reported: .single,
                              initUID: outer(inside), initGID: outer(insideGID), groupsAllowed: false)
         }
     }
@@ -103,6 +105,16 @@ struct IDMapPlan: Sendable, Equatable {
             helpersExist: helpers)
     }
 
+    /// The plan of a container that joins a pod made with this plan: the pod's user namespace
+    /// is mapped already, so only the command's ids (its nested map) change. In single mode
+    /// the pod's one mapped id becomes the command's `uid`/`gid`.
+    func joining(uid: UInt32, gid: UInt32) -> IDMapPlan {
+        guard case .single(_, _, let ou, let og) = method else { return self }
+        var p = self
+        p.method = .single(insideUID: uid, insideGID: gid, outerUID: ou, outerGID: og)
+        return p
+    }
+
     /// The id the container's user namespace (the init's) gives to inside id `id` of the
     /// command's: never 0. The container's namespace maps no id 0 at all, so the kernel makes a
     /// non-dumpable init's /proc/1/{fd,environ,...} owned by *host* root (task_dump_owner:
@@ -116,7 +128,7 @@ struct IDMapPlan: Sendable, Equatable {
     /// init writes, e.g. a secret file mount): one up, as the nested maps shift them back.
     func containerIDs(uid: UInt32, gid: UInt32) -> (uid: UInt32, gid: UInt32) {
         switch method {
-        case .single(let u, let g): return (uid == u ? Self.outer(u) : uid, gid == g ? Self.outer(g) : gid)
+        case .single(let u, let g, let ou, let og): return (uid == u ? ou : uid, gid == g ? og : gid)
         case .helpers, .rootRange: return (uid == .max ? uid : uid + 1, gid == .max ? gid : gid + 1)
         }
     }
@@ -127,7 +139,7 @@ struct IDMapPlan: Sendable, Equatable {
     /// requires each extent to fall within a single extent of the parent's map.
     var nestedMaps: (uid: String, gid: String) {
         switch method {
-        case .single(let u, let g): return ("\(u) \(Self.outer(u)) 1\n", "\(g) \(Self.outer(g)) 1\n")
+        case .single(let u, let g, let ou, let og): return ("\(u) \(ou) 1\n", "\(g) \(og) 1\n")
         case .helpers(let u, let g): return ("0 1 1\n1 2 \(u.count)\n", "0 1 1\n1 2 \(g.count)\n")
         case .rootRange(let u, let g): return ("0 1 \(u.count)\n", "0 1 \(g.count)\n")
         }
@@ -140,10 +152,10 @@ struct IDMapPlan: Sendable, Equatable {
         let uid = getuid(), gid = getgid()
         switch method {
         // Every map leaves the container's id 0 unmapped (see `outer`).
-        case .single(let u, let g):
+        case .single(_, _, let ou, let og):
             try Self.writeProc(pid, "setgroups", "deny\n")
-            try Self.writeProc(pid, "uid_map", "\(Self.outer(u)) \(uid) 1\n")
-            try Self.writeProc(pid, "gid_map", "\(Self.outer(g)) \(gid) 1\n")
+            try Self.writeProc(pid, "uid_map", "\(ou) \(uid) 1\n")
+            try Self.writeProc(pid, "gid_map", "\(og) \(gid) 1\n")
         case .rootRange(let u, let g):
             try Self.writeProc(pid, "uid_map", "1 \(u.start) \(u.count)\n")
             try Self.writeProc(pid, "gid_map", "1 \(g.start) \(g.count)\n")

@@ -53,7 +53,7 @@ struct Launcher: Sendable {
         return .success(fd)
     }
 
-    private static func pipePair() throws -> (read: Int32, write: Int32) {
+    static func pipePair() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         let rc = agent_sandbox_pipe(&fds)
         guard rc == 0 else { throw SandboxError(stage: "pipe", errno: -rc) }
@@ -80,6 +80,16 @@ struct Launcher: Sendable {
             }
             return (got, true)
         }
+    }
+
+    /// A failure record already on the error pipe (the child failed before or at its exec of
+    /// agent-init), without waiting.
+    static func pendingFailure(_ fd: Int32) -> agent_sandbox_failure? {
+        var early = agent_sandbox_failure()
+        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let size = MemoryLayout<agent_sandbox_failure>.size
+        guard poll(&ready, 1, 0) > 0, read(fd, &early, size) == size else { return nil }
+        return early
     }
 
     /// A container whose command has exec'd, and the parent's ends of its pipes for `supervise`.
@@ -140,8 +150,16 @@ struct Launcher: Sendable {
                 return o
             })
             arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
-            var flags = Self.newUser | Self.newNS | Self.newPID | Self.newIPC | Self.newUTS | Self.newCgroup
-            if c.network != .host { flags |= Self.newNet }
+            var flags = Self.newNS | Self.newPID | Self.newIPC | Self.newUTS | Self.newCgroup
+            if let pod = c.pod {
+                // The pod's user and network namespaces are joined, not made (spawn.c).
+                let ns = try pod.namespaces()
+                arena.plan.join_user_fd = ns.user
+                arena.plan.join_net_fd = ns.net
+            } else {
+                flags |= Self.newUser
+                if c.network != .host { flags |= Self.newNet }
+            }
             arena.plan.version = AGENT_SANDBOX_PLAN_VERSION
             arena.plan.clone_flags = flags
             arena.plan.sync_fd = sync.read
@@ -159,8 +177,9 @@ struct Launcher: Sendable {
             }
             arena.plan.readonly_root = c.readOnlyRoot ? 1 : 0
             arena.plan.hostname = UnsafePointer(arena.string(c.hostname))
-            arena.plan.loopback = c.network != .host ? 1 : 0
-            if c.network == .outbound {
+            // A pod's loopback and fences are its holder's (PodLauncher.swift).
+            arena.plan.loopback = c.network != .host && c.pod == nil ? 1 : 0
+            if c.network == .outbound && c.pod == nil {
                 arena.setRoutes(c.outbound.routes(hostAddresses: OutboundNetwork.hostAddresses()))
             }
             arena.plan.init_uid = ids.initUID
@@ -179,6 +198,11 @@ struct Launcher: Sendable {
             closeAll(childEnds); childEnds = []
             close(planFD); toClose.removeAll { $0 == planFD }
             guard rc == 0 else {
+                // A pod member's intermediate child reports its own failure (joining, unsharing)
+                // on the error pipe.
+                if c.pod != nil, let f = Self.pendingFailure(errp.read) {
+                    throw ShimFailure.error(stage: f.stage, op: f.op, errno: f.err, ops: plan.ops, configuration: c)
+                }
                 var detail: String? = nil
                 if rc == -EPERM || rc == -ENOSPC || rc == -EINVAL {
                     detail = "(are unprivileged user namespaces enabled? see /proc/sys/user/max_user_namespaces)"
@@ -196,24 +220,23 @@ struct Launcher: Sendable {
             }
             // The spawn returns once the child has exec'd agent-init or exited: a failure before
             // the exec (descriptors, capabilities, the exec itself) is already on the error pipe.
-            var early = agent_sandbox_failure()
-            var ready = pollfd(fd: errp.read, events: Int16(POLLIN), revents: 0)
-            if poll(&ready, 1, 0) > 0,
-               read(errp.read, &early, MemoryLayout<agent_sandbox_failure>.size) == MemoryLayout<agent_sandbox_failure>.size {
+            if let early = Self.pendingFailure(errp.read) {
                 abandon()
                 throw ShimFailure.error(stage: early.stage, op: early.op, errno: early.err, ops: plan.ops, configuration: c)
             }
             if let hook = Self.beforeSyncHooks.withLock({ $0.isEmpty ? nil : $0[c.hostname] }) { hook(pid) }
             do {
                 // The way out starts now, beside the id mapping (see NetworkStack.start).
-                if c.network == .outbound { stack = try NetworkStack.start(c.outbound, childPID: pid) }
-                try ids.apply(pid: pid, timeout: c.setupTimeout)
+                if c.pod == nil {
+                    if c.network == .outbound { stack = try NetworkStack.start(c.outbound, childPID: pid) }
+                    try ids.apply(pid: pid, timeout: c.setupTimeout)
+                }
             } catch {
                 abandon(); throw error
             }
             // The way out, before the child goes on: agent-init installs its fences over
             // the stack's routes (agent-init/net.c), then builds the root.
-            if c.network == .outbound {
+            if stack != nil {
                 do {
                     try stack?.waitUntilReady(timeout: c.setupTimeout)
                 } catch {

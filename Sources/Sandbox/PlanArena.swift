@@ -21,6 +21,9 @@ final class PlanArena {
         buffer = calloc(capacity, 1)!
         // Offset 0 is the plan (and means NULL everywhere else).
         used = MemoryLayout<agent_sandbox_plan>.stride
+        // Descriptor fields: 0 would be a descriptor (stdin), so "none" is -1.
+        plan.join_user_fd = -1
+        plan.join_net_fd = -1
     }
 
     deinit { free(buffer) }

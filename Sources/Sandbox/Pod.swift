@@ -68,6 +68,21 @@ public final class Pod: Sendable, Equatable {
         return f
     }
 
+    /// Close-on-exec copies of the namespaces' descriptors (the caller closes them), nil once closed.
+    func duplicateNamespaces() -> (user: Int32, net: Int32)? {
+        fds.withLock { f -> (user: Int32, net: Int32)? in
+            guard f.user >= 0, f.net >= 0 else { return nil }
+            let u = fcntl(f.user, F_DUPFD_CLOEXEC, 3)
+            let n = fcntl(f.net, F_DUPFD_CLOEXEC, 3)
+            guard u >= 0, n >= 0 else {
+                if u >= 0 { Glibc.close(u) }
+                if n >= 0 { Glibc.close(n) }
+                return nil
+            }
+            return (u, n)
+        }
+    }
+
     /// Stops the stack and closes the namespaces' descriptors. Containers still running in
     /// the pod keep its namespaces (and lose the way out). Idempotent.
     public func close() {

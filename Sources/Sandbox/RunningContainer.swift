@@ -83,6 +83,15 @@ public final class RunningContainer: Sendable {
         if c.network == .host && !hostNetworkAllowed() {
             throw SandboxError(stage: "network", detail: "(host network is not allowed by the policy)")
         }
+        if let pod = c.pod {
+            guard c.network == pod.configuration.network else {
+                throw SandboxError(stage: "network", detail: "(a container in the job's network must use its mode, \(pod.configuration.network.rawValue), not \(c.network.rawValue))")
+            }
+            _ = try pod.namespaces()
+        }
+        for alias in c.hostAliases where !Self.isHostName(alias) {
+            throw SandboxError(stage: "/etc/hosts", detail: "(\"\(alias)\" is not a host name: letters, digits, '-' and '.', at most 253 bytes)")
+        }
         guard !c.command.isEmpty else { throw SandboxError(stage: "exec", detail: "(empty command)") }
         guard c.workingDirectory.hasPrefix("/") else {
             throw SandboxError(stage: "chdir", detail: "\(c.workingDirectory) (the working directory must be absolute)")
@@ -97,9 +106,17 @@ public final class RunningContainer: Sendable {
                 throw SandboxError(stage: "seccomp profile", detail: "(\(error))")
             }
         }
-        let ids = try IDMapPlan.forCurrentUser(c)
+        let ids = try c.pod.map { $0.ids.joining(uid: c.uid, gid: c.gid) } ?? IDMapPlan.forCurrentUser(c)
         let plan = try SetupPlan(configuration: c, agentBinary: Self.agentBinaryPath())
         return Launcher(configuration: c, ids: ids, plan: plan, bpf: bpf)
+    }
+
+    /// A name /etc/hosts may carry: DNS characters only (no space, newline or `#` to add
+    /// lines or comments), not empty, at most 253 bytes.
+    static func isHostName(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        return !u.isEmpty && u.count <= 253 && u.first != UInt8(ascii: "-") && u.first != UInt8(ascii: ".")
+            && u.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x2d || $0 == 0x2e }
     }
 
     static func agentBinaryPath() -> String? {
@@ -113,7 +130,7 @@ public final class RunningContainer: Sendable {
     public var pid: Int32 { core.pid }
 
     /// The user-mode stack of an outbound container (`slirp4netns`), nil otherwise.
-    public var networkStack: String? { core.network?.name }
+    public var networkStack: String? { core.network?.name ?? core.configuration.pod?.networkStack }
 
     /// How ids were mapped for this container (`single` or `subordinate`).
     public var idMapping: ContainerConfiguration.IDMapping { core.idMapping }

@@ -144,7 +144,7 @@ struct SetupPlan: Sendable, Equatable {
         for r in Self.readOnlyPaths {
             ops.append(SetupOp(kind: .readonly, flags: SetupOp.noSymlinks | SetupOp.noCreate, target: r))
         }
-        if c.network == .outbound { ops += Self.outboundFiles(c) }
+        if c.network == .outbound || c.pod != nil { ops += Self.networkFiles(c) }
         // Caller targets must not pass through any symlink (a job can plant one in a
         // volume or rootfs between runs); the shim also resolves them inside the root.
         for m in c.mounts {
@@ -165,12 +165,19 @@ struct SetupPlan: Sendable, Equatable {
     /// link (systemd-resolved's resolv.conf), followed inside the new root only. A tree whose
     /// `/etc` lacks the file and belongs to someone else (host root) keeps its own lookup:
     /// nothing can be created there from inside.
-    static func outboundFiles(_ c: ContainerConfiguration) -> [SetupOp] {
+    /// In a pod the service aliases resolve to 127.0.0.1 (the pod's shared loopback); a pod
+    /// without a way out gets no resolv.conf of ours (there is no resolver to name).
+    static func networkFiles(_ c: ContainerConfiguration) -> [SetupOp] {
         let flags = SetupOp.file | SetupOp.optional | (c.rootfs.isTree ? SetupOp.noSymlinks : 0)
-        let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-            + "\(OutboundNetwork.address)\t\(c.hostname)\n\(OutboundNetwork.gateway)\t\(OutboundNetwork.hostName)\n"
-        let resolv = "nameserver \(OutboundNetwork.resolver)\n"
-        return [("etc/hosts", hosts), ("etc/resolv.conf", resolv)].map { target, text in
+        let outbound = c.network == .outbound
+        var hosts = "127.0.0.1\tlocalhost" + c.hostAliases.map { "\t" + $0 }.joined() + "\n"
+            + "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        hosts += outbound
+            ? "\(OutboundNetwork.address)\t\(c.hostname)\n\(OutboundNetwork.gateway)\t\(OutboundNetwork.hostName)\n"
+            : "127.0.1.1\t\(c.hostname)\n"
+        var files = [("etc/hosts", hosts)]
+        if outbound { files.append(("etc/resolv.conf", "nameserver \(OutboundNetwork.resolver)\n")) }
+        return files.map { target, text in
             SetupOp(kind: .file, flags: flags, target: target, contents: Array(text.utf8), mode: 0o644, uid: c.uid, gid: c.gid)
         }
     }

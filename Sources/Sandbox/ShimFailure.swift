@@ -66,6 +66,10 @@ enum ShimFailure {
             let routes = c.outbound.routes(hostAddresses: [])
             let what = op >= 0 && Int(op) < routes.count ? "(route \(op) of the outbound network's fences)" : nil
             return SandboxError(stage: "network routes", errno: err, detail: what)
+        case AGENT_STAGE_JOIN_USERNS.rawValue: return SandboxError(stage: "join the job's user namespace", errno: err)
+        case AGENT_STAGE_JOIN_NETNS.rawValue: return SandboxError(stage: "join the job's network namespace", errno: err)
+        case AGENT_STAGE_JOIN_UNSHARE.rawValue: return SandboxError(stage: "unshare (in the job's network)", errno: err)
+        case AGENT_STAGE_JOIN_CLONE.rawValue: return SandboxError(stage: "clone (in the job's network)", errno: err)
         default: return SandboxError(stage: "stage \(stage)", errno: err)
         }
     }

@@ -152,6 +152,10 @@ void sb_main(void) {
     do { r = SB3(SYS_read, SB_SYNC_FD, &b, 1); } while (r == -EINTR);
     if (r != 1) SB1(SYS_exit_group, 125);
     SB1(SYS_close, SB_SYNC_FD);
+    if (p->pod_holder) {
+        sb_setup_pod(p);
+        SB1(SYS_exit_group, 0);
+    }
     sb_setup_root(p);
     sb_run_init(p);
 }

@@ -326,6 +326,13 @@ static void sb_loopback(void) {
     SB1(SYS_close, s);
 }
 
+/// A pod's holder (plan->pod_holder): its network namespace gets lo up and the fences; the
+/// agent holds the namespaces by descriptor from now on, so the holder then just exits.
+void sb_setup_pod(const struct agent_sandbox_plan *p) {
+    sb_loopback();
+    if (p->n_routes) sb_net_routes(p);
+}
+
 /// The root overlay over the opened rootfs descriptors (top lower first). Layers the
 /// plan marks upper and work (an image build's RUN, whose changes must outlive the
 /// container) are used as such; otherwise the upper and work live on the staging tmpfs, so

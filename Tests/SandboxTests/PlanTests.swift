@@ -95,13 +95,13 @@ import SandboxPolicy
         #expect(p.reported == .subordinate && p.groupsAllowed)
         let q = try IDMapPlan.resolve(requested: .automatic, uid: 0, gid: 0, hostUID: 1000, userName: "alice",
                                       subuid: subuid, subgid: subuid, helpersExist: false)
-        #expect(q.method == .single(insideUID: 0, insideGID: 0) && !q.groupsAllowed)
+        #expect(q.method == .single(insideUID: 0, insideGID: 0, outerUID: 1, outerGID: 1) && !q.groupsAllowed)
     }
 
     @Test func singleMapsToTheChosenID() throws {
         let p = try IDMapPlan.resolve(requested: .single, uid: 1000, gid: 100, hostUID: 1000, userName: "alice",
                                       subuid: subuid, subgid: subuid, helpersExist: true)
-        #expect(p.method == .single(insideUID: 1000, insideGID: 100))
+        #expect(p.method == .single(insideUID: 1000, insideGID: 100, outerUID: 1000, outerGID: 100))
         #expect(p.initUID == 1000 && p.initGID == 100)
         // Inside 0 is the container's 1: its namespace maps no id 0 (see IDMapPlan.outer).
         let z = try IDMapPlan.resolve(requested: .single, uid: 0, gid: 0, hostUID: 1000, userName: "alice",

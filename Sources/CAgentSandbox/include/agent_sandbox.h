@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 /// Version of the plan layout, so Swift and C can never silently disagree.
-#define AGENT_SANDBOX_PLAN_VERSION 5
+#define AGENT_SANDBOX_PLAN_VERSION 6
 
 /// Kinds of set-up operations, applied in order inside the new root.
 enum agent_sandbox_op_kind {
@@ -179,6 +179,14 @@ struct agent_sandbox_plan {
     /* Outbound network (agent-init/net.c): routes and rules installed after loopback. */
     const struct agent_sandbox_route *routes;
     size_t n_routes;
+    /* A pod (Sources/Sandbox/Pod.swift). join_*_fd >= 0: the parent's descriptors of the
+       pod's user and network namespaces, which the child joins (setns) before it makes the
+       container's other namespaces (spawn.c); clone_flags then hold no CLONE_NEWUSER or
+       CLONE_NEWNET. pod_holder: this "container" only makes the pod's namespaces: after the
+       sync agent-init brings lo up, installs the routes and exits 0, building no root. */
+    int32_t join_user_fd;
+    int32_t join_net_fd;
+    int32_t pod_holder;
     /* Bytes of the whole buffer (the memfd's size), checked by agent-init. */
     uint64_t plan_size;
 };
@@ -225,6 +233,10 @@ enum agent_sandbox_stage {
     AGENT_STAGE_INIT_EXEC,     /* the child's execveat of agent-init */
     AGENT_STAGE_INIT_PLAN,     /* agent-init: mapping or checking the plan */
     AGENT_STAGE_ROUTES,        /* agent-init: installing a route or rule (op: its index) */
+    AGENT_STAGE_JOIN_USERNS,   /* setns into the pod's user namespace */
+    AGENT_STAGE_JOIN_NETNS,    /* setns into the pod's network namespace */
+    AGENT_STAGE_JOIN_UNSHARE,  /* the container's own namespaces inside the pod's */
+    AGENT_STAGE_JOIN_CLONE,    /* the container's init, cloned inside the pod */
 };
 
 /// Clones the container's init from the calling thread, with every signal blocked across
@@ -238,6 +250,16 @@ enum agent_sandbox_stage {
 /// where the kernel refuses it).
 int agent_sandbox_spawn(const struct agent_sandbox_plan *plan, int plan_fd, int init_fd, int *pid, int *pidfd,
                         uint64_t *used_flags);
+
+/// Whether something in a pod accepts TCP connections on 127.0.0.1:`port`: a CLONE_VM |
+/// CLONE_VFORK child joins the pod's user and network namespaces (setns on the descriptors),
+/// connects without blocking and polls up to `timeout_ms`, and exits; nothing is exec'd and
+/// the calling thread waits meanwhile. Returns 1 (connected), 0 (refused, reset or timed
+/// out) or -errno (the child could not be made or could not join).
+int agent_sandbox_pod_connect(int user_fd, int net_fd, int port, int timeout_ms);
+
+/// Opens /proc/`pid`/ns/`name` (O_RDONLY | O_CLOEXEC). Returns the fd or -errno.
+int agent_sandbox_open_ns(int pid, const char *name);
 
 /// pidfd_send_signal, which glibc 2.36 does not wrap.
 int agent_sandbox_pidfd_signal(int pidfd, int sig);
