@@ -9,7 +9,7 @@ import SandboxPolicy
 /// user it runs as.
 struct PreparedService: Sendable {
     let index: Int
-    let spec: ServiceSpec
+    var spec: ServiceSpec
     /// The admitted folder of `{"rootfs": DIR}`.
     var rootfs: HostPath? = nil
     var image: PreparedImage? = nil
