@@ -92,7 +92,7 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)\n\((try? f.read("logs/service-db.log")) ?? "")")
         #expect(try f.stepStates() == ["succeeded", "succeeded"])
         let select = try f.read("logs/01-select.log")
-        #expect(select.contains("out        1"), "\(select)")
+        #expect(select.contains("(1 row)"), "\(select)")
         #expect(select.contains("127.0.0.1") && select.contains("postgres.local"), "\(select)")
         let status = try f.status()
         let tests = status["tests"] as? [String: Any]
@@ -117,7 +117,7 @@ import Testing
         let marker = "svc-never-\(UUID().uuidString.prefix(6))"
         let f = try JobFixture("""
         {"version": 1, "id": "svc-never", "services": [
-          {"name": "host", "alias": "never", "command": ["sh", "-c", "exec sleep 1000 # \(marker)"],
+          {"name": "host", "alias": "never", "command": ["sh", "-c", "while :; do sleep 1; done # \(marker)"],
            "healthcheck": {"tcp": 5999, "timeout": "2s"}}
         ], "steps": [{"name": "first", "run": "echo ran"}, {"name": "cleanup", "run": "echo ran", "when": "always"}]}
         """)
@@ -138,7 +138,7 @@ import Testing
         // With allow_unhealthy it is a warning and the steps run.
         let g = try JobFixture("""
         {"version": 1, "id": "svc-lenient", "services": [
-          {"name": "host", "alias": "never", "command": ["sh", "-c", "exec sleep 1000 # \(marker)"],
+          {"name": "host", "alias": "never", "command": ["sh", "-c", "while :; do sleep 1; done # \(marker)"],
            "healthcheck": {"tcp": 5999, "timeout": "1s"}, "allow_unhealthy": true}
         ], "steps": [{"name": "first", "run": "echo ran"}]}
         """)
@@ -175,7 +175,7 @@ import Testing
         let f = try JobFixture("""
         {"version": 1, "id": "svc-cancel", "services_stop_grace": "1s", "services": [
           {"name": "host", "alias": "stubborn", "command": ["sh", "-c", "trap '' TERM; while :; do sleep 1; done # \(marker)"]},
-          {"name": "host", "alias": "polite", "command": ["sh", "-c", "exec sleep 1000 # \(marker)"]}
+          {"name": "host", "alias": "polite", "command": ["sh", "-c", "while :; do sleep 1; done # \(marker)"]}
         ], "steps": [{"name": "long", "run": "echo $((6*7))-ready; sleep 1000"}]}
         """)
         let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
