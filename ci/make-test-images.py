@@ -91,6 +91,17 @@ for name, user in [("user-numeric", "1234:2345"), ("user-name", "builder"), ("us
                    ("user-missing", "nobody-here")]:
     image(name, [base, accounts_layer], config={"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "User": user})
 
+# Service images (README "Services"): one that exposes its port (the wait falls back to
+# it), one whose only readiness signal is a Docker HEALTHCHECK that probes the network.
+www = tar_bytes(lambda t: (add(t, "www", "dir"), add_file(t, "www/index.html", b"hello-from-image\n")))
+image("httpd-exposed", [base, www], config={
+    "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "ExposedPorts": {"8082/tcp": {}, "8082/udp": {}},
+    "Cmd": ["httpd", "-f", "-p", "8082", "-h", "/www"]})
+image("httpd-healthcheck", [base, www], config={
+    "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+    "Cmd": ["sh", "-c", "sleep 1; exec httpd -f -p 8083 -h /www"],
+    "Healthcheck": {"Test": ["CMD-SHELL", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 8083 | grep -q hello-from-image"]}})
+
 # Hostile layers: each must fail the pull naming the image, the layer digest and the entry.
 image("hostile-dotdot", [tar_bytes(lambda t: add_file(t, "../../../tmp/agent-escape", b"x"))])
 image("hostile-symlink", [tar_bytes(lambda t: (add(t, "evil", "symlink", "/"), add_file(t, "evil/tmp/agent-escape", b"x")))])

@@ -240,4 +240,38 @@ import Testing
         #expect(r.status == 2)
         #expect(r.stderr.contains(#"services[0].alias: "localhost""#), "\(r.stderr)")
     }
+
+    /// The test registry (ci/test.sh) and its images.
+    static var registry: String { ProcessInfo.processInfo.environment["AGENT_TEST_REGISTRY"] ?? "127.0.0.1:1" }
+
+    @Test func imageServicesWaitForTheirExposedPortsOrTheirHealthcheck() async throws {
+        let reg = Self.registry
+        let f = try JobFixture("""
+        {"version": 1, "id": "svc-images", "services": [
+          "\(reg)/httpd-exposed:1",
+          {"name": "\(reg)/httpd-healthcheck:1", "alias": "hc", "healthcheck": {"timeout": "20s"}}
+        ], "steps": [{"name": "fetch", "run": ["python3", "-c",
+          "import urllib.request as u; [print(u.urlopen(x).read().decode().strip()) for x in ('http://httpd-exposed:8082/', 'http://hc:8083/')]"]}]}
+        """)
+        let r = try await f.run(["--policy", Harness.testPolicy("images")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = try f.read("logs/01-fetch.log")
+        #expect(log.components(separatedBy: "out hello-from-image").count == 3, "\(log)")
+        let svc = try services(f)
+        #expect(svc.map { $0["alias"] as? String } == ["httpd-exposed", "hc"])
+        #expect(svc.map { $0["health"] as? String } == ["exposed ports 8082", "image healthcheck"])
+        #expect(svc.map { $0["state"] as? String } == ["healthy", "healthy"])
+        #expect(svc.allSatisfy { ($0["image_digest"] as? String)?.hasPrefix("sha256:") == true })
+
+        // Two services exposing one port: refused once the images are known, before anything runs.
+        let g = try JobFixture("""
+        {"version": 1, "id": "svc-clash", "services": [
+          {"name": "\(reg)/httpd-exposed:1", "alias": "one"}, {"name": "\(reg)/httpd-exposed:1", "alias": "two"}
+        ], "steps": [{"name": "s", "run": "true"}]}
+        """)
+        let c = try await g.run(["--policy", Harness.testPolicy("images")])
+        #expect(c.status == 2, "\(c.stderr)")
+        #expect(c.stderr.contains("services[1]: port 8082 (exposed by its image) is also claimed by services[0]"), "\(c.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: g.results))
+    }
 }
