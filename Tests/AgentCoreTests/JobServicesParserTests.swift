@@ -71,6 +71,7 @@ import Testing
         (#"[{"name": "redis", "healthcheck": {"tcp": 1, "cmd": ["x"]}}]"#, #"job.json: services[0].healthcheck: give either "tcp" or "cmd", not both"#),
         (#"[{"name": "redis", "healthcheck": {"tpc": 1}}]"#, #"job.json: services[0].healthcheck: unknown key "tpc" (did you mean "tcp"?)"#),
         (#"[{"name": "redis", "healthcheck": {"timeout": "forever"}}]"#, #"job.json: services[0].healthcheck.timeout: "#),
+        (#"[{"name": "redis", "healthcheck": {"interval": "1ms"}}]"#, #"job.json: services[0].healthcheck.interval: must be at least 50ms"#),
         (#"[{"name": "redis", "healthcheck": {"tcp": 6379}}, {"name": "valkey", "healthcheck": {"tcp": 6379}}]"#,
          #"job.json: services[1].healthcheck.tcp: port 6379 is also claimed by services[0]"#),
         (#"[{"name": "redis", "user": "redis"}]"#, #"job.json: services[0].user: "redis" is not a user"#),
@@ -103,6 +104,7 @@ import Testing
         // Without services a step may still choose its own network.
         #expect(jobError(#"{"version": 1, "network": "outbound", "steps": [{"name": "s", "run": "true", "network": "none"}]}"#) == nil)
         #expect(jobError(job(svc, extra: #""services_stop_grace": "soon","#)) != nil)
+        #expect(jobError(job(svc, extra: #""services_stop_grace": "1h","#)) == "job.json: services_stop_grace: must be at most 5m")
     }
 
     @Test func theJobKeyIsSuggested() {

@@ -132,7 +132,13 @@ extension JobDocumentParser {
         }
         if let v = obj["cmd"] { spec.healthcheck = .cmd(try argv(v)) }
         if let v = obj["timeout"] { spec.healthTimeout = try positive(v) }
-        if let v = obj["interval"] { spec.healthInterval = try positive(v) }
+        if let v = obj["interval"] {
+            spec.healthInterval = try positive(v)
+            // Each poll starts a process (a probe) or a container (a command).
+            guard spec.healthInterval >= ServiceSpec.minimumHealthInterval else {
+                throw v.error("must be at least \(JobDuration.format(ServiceSpec.minimumHealthInterval))")
+            }
+        }
     }
 
     private func positive(_ n: JobJSONNode) throws -> Duration {

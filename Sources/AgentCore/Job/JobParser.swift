@@ -128,7 +128,13 @@ struct JobDocumentParser {
         if let n = obj["cache"] { spec.requestedCacheScope = try cache(n) }
         if let n = obj["secrets"] { spec.secrets = try secrets(n) }
         if let n = obj["services"] { spec.services = try services(n, secrets: spec.secrets) }
-        if let n = obj["services_stop_grace"] { spec.servicesStopGrace = try duration(n) }
+        if let n = obj["services_stop_grace"] {
+            spec.servicesStopGrace = try duration(n)
+            // A service that ignores SIGTERM holds the job this long after its last step.
+            guard spec.servicesStopGrace <= ServiceSpec.maximumStopGrace else {
+                throw n.error("must be at most \(JobDuration.format(ServiceSpec.maximumStopGrace))")
+            }
+        }
         if let n = obj["artifacts"] { spec.artifacts = try artifacts(n) }
         spec.steps = try steps(obj["steps"]!)
         try checkServices(spec, obj)

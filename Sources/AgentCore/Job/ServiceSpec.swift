@@ -56,6 +56,10 @@ public struct ServiceSpec: Sendable, Equatable {
     public static let maximumAliases = 8
     /// The default stop grace: SIGTERM, then SIGKILL after this long (`services_stop_grace`).
     public static let defaultStopGrace: Duration = .seconds(10)
+    /// `services_stop_grace` is at most this long.
+    public static let maximumStopGrace: Duration = .seconds(300)
+    /// `healthcheck.interval` is at least this long (each poll starts a process).
+    public static let minimumHealthInterval: Duration = .milliseconds(50)
 }
 
 /// A service's health check (`healthcheck`): a TCP connect to 127.0.0.1:PORT inside the

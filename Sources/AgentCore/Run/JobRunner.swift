@@ -43,16 +43,20 @@ public final class JobRunner: JobExecuting, Sendable {
         // The services start before the first step and stop after the last, whatever
         // happened (failure, cancel, timeout); the pod is closed at the very end.
         defer { job.pod?.close() }
+        // The job's clock (its timeout) starts before its services do.
+        let clock = ContinuousClock()
+        let started = clock.now
+        job.progress.send(.jobStarted(jobID: job.spec.id, stepCount: job.spec.steps.count, time: job.startedAt))
         let group = serviceGroup(job)
         var blocked: String?
         var cancelledDuringStart = false
         if let group {
             blocked = await group.start(job: job)
             if blocked == nil {
-                (blocked, cancelledDuringStart) = await group.waitForHealth(job: job)
+                (blocked, cancelledDuringStart) = await group.waitForHealth(job: job, deadline: started + job.spec.timeout)
             }
         }
-        var steps = await runSteps(job, blockedBy: blocked, services: group)
+        var steps = await runSteps(job, started: started, blockedBy: blocked, services: group)
         if let group {
             await group.stop(job: job)
             steps.status.services = group.status

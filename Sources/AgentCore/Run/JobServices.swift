@@ -187,12 +187,14 @@ extension JobServiceGroup {
     /// Waits for every service in turn (they all started first, so they start up side by
     /// side). Returns why the job cannot run (a failed wait without `allow_unhealthy`), or
     /// nil; `cancelled` when the job was cancelled meanwhile.
-    func waitForHealth(job: PreparedJob) async -> (failure: String?, cancelled: Bool) {
+    ///
+    /// No wait outlasts the job's `deadline` (its timeout counts from before the services).
+    func waitForHealth(job: PreparedJob, deadline: ContinuousClock.Instant) async -> (failure: String?, cancelled: Bool) {
         for i in services.indices {
             guard let s = service(i) else { continue }
             let clock = ContinuousClock()
             let started = clock.now
-            let outcome = await ServiceHealthWait(service: s, factory: factory).wait()
+            let outcome = await ServiceHealthWait(service: s, factory: factory, jobDeadline: deadline).wait()
             let waited = (clock.now - started).seconds
             update(i) { $0.waitedSeconds = (waited * 1000).rounded() / 1000 }
             switch outcome {

@@ -12,6 +12,8 @@ import Synchronization
 struct ServiceHealthWait {
     let service: RunningService
     let factory: ServiceContainerFactory
+    /// The job's deadline: a wait ends there even if its own timeout is longer.
+    var jobDeadline: ContinuousClock.Instant? = nil
 
     enum Outcome: Sendable, Equatable {
         case ready
@@ -24,9 +26,16 @@ struct ServiceHealthWait {
     var spec: ServiceSpec { service.prepared.spec }
     var what: String { "service \(jsonQuoted(spec.alias)) (\(spec.displayName))" }
 
+    /// The wait's bound: the entry's timeout, or what is left of the job's.
+    var timeout: (Duration, cutByJob: Bool) {
+        guard let jobDeadline else { return (spec.healthTimeout, false) }
+        let left = max(jobDeadline - ContinuousClock.now, .zero)
+        return left < spec.healthTimeout ? (left, true) : (spec.healthTimeout, false)
+    }
+
     func wait() async -> Outcome {
-        let timeout = spec.healthTimeout
-        let within = "within \(JobDuration.format(timeout))"
+        let (timeout, cut) = self.timeout
+        let within = "within \(JobDuration.format(timeout))" + (cut ? " (the rest of the job's timeout)" : "")
         switch spec.healthcheck {
         case .tcp(let port):
             return await poll(goal: "accepting connections on port \(port)",
@@ -88,7 +97,7 @@ struct ServiceHealthWait {
     private func poll(goal: String, failure: String, detail: @Sendable () -> String? = { nil },
                       probe: @Sendable () async -> Bool) async -> Outcome {
         let clock = ContinuousClock()
-        let deadline = clock.now + spec.healthTimeout
+        let deadline = clock.now + timeout.0
         while true {
             if Task.isCancelled { return .cancelled }
             if let r = service.result {

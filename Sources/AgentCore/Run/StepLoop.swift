@@ -21,7 +21,8 @@ extension JobRunner {
     ///
     /// `blockedBy` (a service's failed wait) skips every step with that reason and fails
     /// the job; `services` are checked for early exits before each step.
-    func runSteps(_ job: PreparedJob, blockedBy: String? = nil, services: JobServiceGroup? = nil) async -> StepsOutcome {
+    func runSteps(_ job: PreparedJob, started: ContinuousClock.Instant, blockedBy: String? = nil,
+                  services: JobServiceGroup? = nil) async -> StepsOutcome {
         let spec = job.spec
         var status = JobStatus(jobID: spec.id, state: .running, exitCode: 0, startedAt: LogTimestamp.format(job.startedAt))
         if let image = job.image {
@@ -33,10 +34,8 @@ extension JobRunner {
             st.log = StepExecutor.logName(index: i, step: job.redact(s.name))
             return st
         }
-        job.progress.send(.jobStarted(jobID: spec.id, stepCount: spec.steps.count, time: job.startedAt))
-
         let clock = ContinuousClock()
-        var out = StepsOutcome(status: status, started: clock.now)
+        var out = StepsOutcome(status: status, started: started)
         let deadline = out.started + spec.timeout
         var planner = StepPlanner()
         if let blockedBy {
