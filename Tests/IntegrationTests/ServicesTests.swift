@@ -193,6 +193,53 @@ import Testing
         await Self.expectNoSurvivors(marker)
     }
 
+    @Test func aCancelOrTheJobTimeoutDuringTheHealthWaitEndsItAtOnce() async throws {
+        let marker = "svc-waitcancel-\(UUID().uuidString.prefix(6))"
+        let job = """
+        {"version": 1, "id": "svc-waitcancel", "timeout": "%@", "services": [
+          {"name": "host", "alias": "slow", "command": ["sh", "-c", "while :; do sleep 1; done # \(marker)"],
+           "healthcheck": {"tcp": 5998, "timeout": "120s"}}
+        ], "steps": [{"name": "s", "run": "echo ran"}]}
+        """
+        let f = try JobFixture(job.replacingOccurrences(of: "%@", with: "1h"))
+        let start = Date()
+        let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
+                                           "--progress", "plain", "--grace", "1"], until: "service slow: started")
+        #expect(seen.contains("waiting for tcp 5998"), "\(seen)")
+        kill(p.processIdentifier, SIGTERM)
+        await Harness.waitForExit(p)
+        #expect(p.terminationStatus == 130)
+        #expect(Date().timeIntervalSince(start) < 20)
+        #expect(try f.stepStates() == ["cancelled"])
+        await Self.expectNoSurvivors(marker)
+
+        // The job's timeout (2s) is shorter than the wait's own (120s): the job ends at it.
+        let g = try JobFixture(job.replacingOccurrences(of: "%@", with: "2s"))
+        let t0 = Date()
+        let r = try await g.run(["--grace", "1"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(Date().timeIntervalSince(t0) < 2 + 20)
+        #expect(try g.stepStates() == ["skipped"])
+        #expect((try g.status()["error"] as? String ?? "").contains("(the rest of the job's timeout)"))
+        await Self.expectNoSurvivors(marker)
+    }
+
+    @Test func aServiceDiesWithAKilledAgent() async throws {
+        let marker = "svc-agentkill-\(UUID().uuidString.prefix(6))"
+        let f = try JobFixture("""
+        {"version": 1, "id": "svc-agentkill", "services": [
+          {"name": "host", "alias": "orphan", "command": ["sh", "-c", "while :; do sleep 1; done # \(marker)"]}
+        ], "steps": [{"name": "long", "run": "echo $((6*7))-ready; sleep 1000"}]}
+        """)
+        let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
+                                           "--progress", "plain"], until: "42-ready")
+        #expect(seen.contains("42-ready"))
+        #expect(!Self.survivors(marker).isEmpty)
+        kill(p.processIdentifier, SIGKILL)
+        await Harness.waitForExit(p)
+        await Self.expectNoSurvivors(marker)
+    }
+
     @Test func aSecretReachesOnlyTheServiceThatNamesIt() async throws {
         let value = "svc-secret-\(UUID().uuidString.prefix(8))"
         let f = try JobFixture(#"""
