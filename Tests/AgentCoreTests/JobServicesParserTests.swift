@@ -175,3 +175,26 @@ import Testing
         #expect(admit([ServiceSpec(name: .rootfs("/etc"), aliases: ["r"])], policy: { $0.rootfsRoots = ["/etc"] }, base: base) == "admitted [0]")
     }
 }
+
+/// A service's free text in status.json (reason, names) is redacted before it is encoded.
+@Suite struct ServiceStatusRedactionTests {
+    @Test func serviceFieldsAreRedactedBeforeEncoding() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("svc-redact-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runner = JobRunner(options: RunnerOptions(stateDirectory: dir, policy: AgentPolicy(), environment: [:], workingDirectory: dir))
+        let all = RedactBeforeEncodingTests.hostile.values.sorted().joined(separator: " / ")
+        var status = JobStatus(jobID: "j", state: .failed, exitCode: 1, startedAt: "t")
+        var svc = ServiceStatus(alias: "db", aliases: ["db"], name: "host", state: "unhealthy", health: "cmd", log: "logs/service-db.log")
+        svc.reason = "service \"db\" could not start: \(all)"
+        status.services = [svc]
+        let json = String(decoding: try runner.encode(status, secrets: RedactBeforeEncodingTests.secrets()), as: UTF8.self)
+        RedactBeforeEncodingTests.expectNoLeak(json)
+        let decoded = try JSONDecoder().decode(JobStatus.self, from: Data(json.utf8))
+        #expect(decoded.services?.first?.reason == "service \"db\" could not start: *** / *** / ***")
+        #expect(decoded.services?.first?.state == "unhealthy")
+        // A job without services has no "services" key at all.
+        let plain = String(decoding: try runner.encode(JobStatus(jobID: "j", state: .succeeded, exitCode: 0, startedAt: "t"),
+                                                       secrets: RedactBeforeEncodingTests.secrets()), as: UTF8.self)
+        #expect(!plain.contains("\"services\""))
+    }
+}
