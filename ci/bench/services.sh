@@ -62,14 +62,14 @@ EOF
 # The peer of pg.json: the step starts the same server itself and polls for it the same way.
 cat > "$work/pg-step.json"  <<EOF
 {"version": 1, "id": "bench-pg-step", "steps": [{"name": "q", "user": "$uid:$gid", "env": {"PATH": "$pgbin:/usr/bin:/bin"},
-  "run": "($pg_cmd) >/dev/null 2>&1 & until pg_isready -q -h 127.0.0.1; do sleep 0.05; done; psql -h 127.0.0.1 -U postgres -tAc 'select 1'; kill %1; wait"}]}
+  "run": "($pg_cmd) >/dev/null 2>&1 & until pg_isready -q -h 127.0.0.1 -U postgres; do sleep 0.05; done; psql -h 127.0.0.1 -U postgres -tAc 'select 1'; kill -INT \$!; wait"}]}
 EOF
 chmod -R a+rX "$work"; chown "$uid:$gid" "$work"
 
 run() {  # job -> wall milliseconds (fails loudly if the job does)
   local t0 t1 out="$work/out-$1-$RANDOM"
   t0=$(date +%s%N)
-  "${as_user[@]}" "$work/agent" run-job "$work/$1.json" --output "$out" --state-dir "$work/state" \
+  timeout 300 "${as_user[@]}" "$work/agent" run-job "$work/$1.json" --output "$out" --state-dir "$work/state" \
     --policy "$work/policy.json" --progress plain >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   t1=$(date +%s%N)
   if [ "$1" = pg ]; then
