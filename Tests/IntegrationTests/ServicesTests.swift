@@ -14,18 +14,24 @@ import Testing
         return versions.map { "\(base)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: $0 + "/postgres") }
     }
 
-    /// Processes of the test user whose command line contains `marker`.
+    /// Processes whose command line contains `marker`, of any user (a service running as a
+    /// non-zero uid inside runs as a subordinate uid outside), as "pid uid: cmdline".
     static func survivors(_ marker: String) -> [String] {
-        let uid = Harness.user.uid
         var out: [String] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int32(name) != nil {
             guard let status = try? String(contentsOfFile: "/proc/\(name)/status", encoding: .utf8),
-                  status.contains("\nUid:\t\(uid)\t"),
                   let cmd = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { continue }
             let text = String(decoding: cmd.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-            if text.contains(marker) { out.append("\(name): \(text)") }
+            guard text.contains(marker) else { continue }
+            let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first ?? "?"
+            out.append("\(name) \(uid): \(text)")
         }
         return out
+    }
+
+    /// The host uids the processes carrying `marker` run as.
+    static func hostUIDs(_ marker: String) -> [String] {
+        survivors(marker).compactMap { $0.split(separator: " ").dropFirst().first.map { String($0.dropLast()) } }
     }
 
     /// No process of the job is left (polled briefly: the kernel reaps asynchronously).
@@ -182,6 +188,8 @@ import Testing
                                            "--progress", "plain", "--grace", "1"], until: "42-ready")
         #expect(seen.contains("42-ready"))
         #expect(Self.survivors(marker).count >= 2, "the services are not running: \(Self.survivors(marker))")
+        // Root inside the service, the agent's unprivileged user outside: never host root.
+        #expect(Self.hostUIDs(marker).allSatisfy { $0 == "\(Harness.user.uid)" }, "\(Self.survivors(marker))")
         kill(p.processIdentifier, SIGTERM)
         await Harness.waitForExit(p)
         #expect(p.terminationStatus == 130)
