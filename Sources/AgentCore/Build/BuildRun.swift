@@ -49,7 +49,7 @@ extension BuildExecutor {
             case .tmpfs: spec += [String(m.sizeLimit ?? 0)]
             case .bind:
                 spec += [m.source ?? "", m.from ?? "context"]
-                if let f = m.from, let i = StageGraph.stageIndex(f, in: file, before: stageIndex), let dep = inputs[i] {
+                if let f = m.from, let i = StageGraph.fromIndex(f, in: file, stage: stageIndex), let dep = inputs[i] {
                     spec.append(dep.key.description)
                 }
             case .ssh: break
