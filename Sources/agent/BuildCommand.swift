@@ -65,7 +65,9 @@ struct BuildCommand: AsyncParsableCommand {
         let cwd = FileManager.default.currentDirectoryPath
         let format: BuildProgress.Format
         switch progress {
-        case "auto", "tty": format = .tty
+        // As BuildKit: `auto` is the live view on a terminal, the plain log otherwise.
+        case "auto": format = ProgressMode.auto.resolved(for: FileDescriptorOutput(fd: 2)) == .tty ? .tty : .plain
+        case "tty": format = .tty
         case "plain": format = .plain
         case "json": format = .json
         default: return fail(BuildError(.badInput, stage: "flags", "--progress \(progress): use auto, plain, tty or json"))
@@ -131,9 +133,11 @@ struct BuildCommand: AsyncParsableCommand {
         case .success(let r):
             out.note("built \(r.manifestDigest ?? "") (\(r.ran) run, \(r.cached) cached)" + (r.tags.isEmpty ? "" : "; tagged " + r.tags.joined(separator: ", ")))
             if !r.pushed.isEmpty { out.note("pushed " + r.pushed.joined(separator: ", ")) }
+            out.finish()
             print(r.manifestDigest ?? "")
             return 0
         case .failure(let e):
+            out.finish()
             return fail(e)
         }
     }

@@ -155,6 +155,22 @@ import Testing
         #expect(t.status == 0 && !t.stderr.contains("COPY --from"), "\(t.stderr)")
     }
 
+    /// As BuildKit: `COPY --from` may name a stage defined later in the file (that stage runs
+    /// first); `FROM` may not (a later name there is an image reference).
+    @Test func copyFromAStageDefinedLaterRunsThatStageFirst() async throws {
+        let f = try Fixture("""
+        FROM \(Self.base)
+        COPY --from=maker /made /made
+        RUN cat /made
+        FROM \(Self.base) AS maker
+        RUN echo made-by-a-later-stage > /made
+        """)
+        let rootfs = f.dir + "/rootfs"
+        let r = try await f.build(["--target", "0", "--output", "type=local,dest=\(rootfs)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect((try? String(contentsOfFile: rootfs + "/made", encoding: .utf8)) == "made-by-a-later-stage\n")
+    }
+
     @Test func oneChangedFileRerunsOnlyWhatDependsOnItAndSourceDateEpochIsReproducible() async throws {
         let f = try Fixture("""
         FROM \(Self.base)
@@ -249,12 +265,14 @@ import Testing
 
     @Test(arguments: [
         ("FROM \(BuildTests.base)\nRUNN echo", "Dockerfile:2", "RUNN"),
-        ("FROM \(BuildTests.base)\nCOPY ../outside /x", "Dockerfile:2", "leads out of the build context"),
+        ("FROM \(BuildTests.base)\nCOPY ../outside /x", "Dockerfile:2", "\"../outside\" is outside the build context"),
         ("FROM \(BuildTests.base)\nCOPY link/passwd /x", "Dockerfile:2", "leads out of the build context"),
         ("FROM \(BuildTests.base)\nCOPY missing.txt /x", "Dockerfile:2", "missing.txt"),
         ("FROM 10.1.2.3:5000/evil:1\nRUN true", "Dockerfile:1", "allowedRegistries"),
         ("FROM \(BuildTests.base)\nRUN --network=default true", "Dockerfile:2", "allowHostNetwork"),
         ("FROM \(BuildTests.base)\nRUN --mount=type=secret,id=nope,required=true true", "Dockerfile:2", "nope"),
+        ("FROM \(BuildTests.base) AS a\nCOPY --from=b /x /x\nFROM \(BuildTests.base) AS b\nCOPY --from=a /y /y", "Dockerfile:3", "circular dependency"),
+        ("FROM \(BuildTests.base)\nCOPY --from=7 /x /x", "Dockerfile:2", "invalid stage index 7"),
     ])
     func badInputExitsTwoNamingTheLine(dockerfile: String, line: String, detail: String) async throws {
         let f = try Fixture(dockerfile)

@@ -26,7 +26,7 @@ extension BuildExecutor {
         var fromKey = "context"
         if let f = c.from {
             let from = try expand(f, globals.merging(vars), inst)
-            if let i = StageGraph.stageIndex(from, in: file, before: stageIndex), let dep = inputs[i] {
+            if let i = StageGraph.fromIndex(from, in: file, stage: stageIndex), let dep = inputs[i] {
                 tree = try SourceTree(layers: dep.snapshots)
                 fromKey = dep.key.description
             } else {

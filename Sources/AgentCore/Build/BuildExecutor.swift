@@ -82,24 +82,25 @@ public final class BuildExecutor: Sendable {
         for w in file.warnings { progress.note("warning: \(w)") }
         let globals = try globalArgs(file)
         let bases = try file.stages.map { s throws(BuildError) -> String in try expand(s.base.image, globals, s.from) }
-        let target: Int
-        if let t = request.target {
-            guard let i = file.stages.firstIndex(where: { $0.name == t.lowercased() }) ?? Int(t).flatMap({ $0 < file.stages.count ? $0 : nil }) else {
-                let names = file.stages.compactMap(\.name)
-                throw BuildError(.badInput, stage: "target", "--target \(t): no such stage in \(fileName) (stages: \(names.isEmpty ? "none named" : names.joined(separator: ", ")))")
-            }
-            target = i
-        } else {
-            target = file.stages.count - 1
+        // The frontend's plan decides which stages run and what each waits for (BuildKit's
+        // rules: `--target`, `FROM` of earlier stages, `--from` of any stage, ONBUILD
+        // triggers' sources, cycles), before anything runs.
+        let plan: BuildPlan
+        do {
+            plan = try BuildPlan(file, options: BuildOptions(buildArgs: request.buildArgs, target: request.target))
+        } catch {
+            throw BuildError(.badInput, stage: "plan", "\(error)")
         }
-        let needed = StageGraph.needed(target: target, bases: bases, in: file)
+        let target = plan.target
+        let needed = plan.stages.map(\.index)
         try preflight(file, stages: needed, bases: bases, globals: globals)
 
-        // One task per needed stage; each waits for the stages it reads from.
+        // One task per needed stage, in the plan's order (dependencies first); each waits
+        // for the stages it reads from.
         var tasks: [Int: Task<StageResult, any Error>] = [:]
-        for i in needed {
-            let deps = StageGraph.dependencies(of: file.stages[i], base: bases[i], in: file)
-            let depTasks = deps.compactMap { d in tasks[d].map { (d, $0) } }
+        for planned in plan.stages {
+            let i = planned.index
+            let depTasks = planned.dependencies.compactMap { d in tasks[d].map { (d, $0) } }
             let stage = file.stages[i], base = bases[i]
             tasks[i] = Task {
                 var inputs: [Int: StageResult] = [:]
@@ -190,14 +191,14 @@ public final class BuildExecutor: Sendable {
                         case .ssh:
                             throw BuildError(.badInput, stage: "RUN", located(inst, "RUN --mount=type=ssh is not supported (no SSH agent is forwarded into builds)"))
                         case .bind, .cache:
-                            if let f = m.from, StageGraph.stageIndex(f, in: file, before: i) == nil {
+                            if let f = m.from, StageGraph.fromIndex(f, in: file, stage: i) == nil {
                                 try checkImage(try expand(f, globals, inst), inst)
                             }
                         default: break
                         }
                     }
                 case .copy(let c), .add(let c):
-                    if let f = c.from, StageGraph.stageIndex(f, in: file, before: i) == nil {
+                    if let f = c.from, StageGraph.fromIndex(f, in: file, stage: i) == nil {
                         try checkImage(try expand(f, globals, inst), inst)
                     }
                 default: break

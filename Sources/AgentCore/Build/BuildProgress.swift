@@ -3,8 +3,8 @@ import FoundationEssentials
 import Glibc
 import Synchronization
 
-/// Progress of a build in BuildKit's formats. `plain` (and `tty`, which prints the same
-/// lines: a build's parallel stages interleave, and numbered lines stay readable):
+/// Progress of a build in BuildKit's formats. `plain`, with control characters of the
+/// build's output shown escaped (`\x1b`: a RUN must not drive the operator's terminal):
 ///
 ///     #5 [builder 2/4] RUN make
 ///     #5 0.123 cc -c main.c
@@ -14,6 +14,7 @@ import Synchronization
 ///
 /// `json`: one object per line (`{"vertex":5,"name":"[builder 2/4] RUN make","event":"start"}`,
 /// `"log"` with `"line"` and `"elapsed"`, `"cached"`, `"done"` with `"seconds"`, `"error"`).
+/// `tty`: BuildKit's live view (`BuildTTYView`); call `finish()` when the build ends.
 /// Every text passes the redactor first, before it is escaped or encoded.
 public final class BuildProgress: Sendable {
     public enum Format: String, Sendable { case plain, tty, json }
@@ -22,12 +23,17 @@ public final class BuildProgress: Sendable {
     let output: any ProgressOutput
     let redact: @Sendable (String) -> String
     private let counter = Mutex(0)
+    private let tty: BuildTTYView?
 
     public init(format: Format, output: any ProgressOutput, redact: @escaping @Sendable (String) -> String) {
         self.format = format
         self.output = output
         self.redact = redact
+        tty = format == .tty ? BuildTTYView(output: output) : nil
     }
+
+    /// Ends the live view (`tty`): what is pending is printed and the cursor shown again.
+    public func finish() { tty?.finish() }
 
     /// One step of the build (a vertex, as BuildKit calls it).
     public struct Vertex: Sendable {
@@ -39,37 +45,43 @@ public final class BuildProgress: Sendable {
     public func start(_ name: String) -> Vertex {
         let n = counter.withLock { c -> Int in c += 1; return c }
         let v = Vertex(number: n, started: .now, name: redact(name))
-        emit(v, event: "start", text: "#\(n) \(v.name)")
+        if let tty { tty.start(n, v.name); return v }
+        emit(v, event: "start", text: "#\(n) \(TerminalText.escaped(v.name))")
         return v
     }
 
     public func log(_ v: Vertex, _ line: String) {
         let t = seconds(ContinuousClock.now - v.started)
         let text = redact(line)
-        emit(v, event: "log", text: "#\(v.number) \(fixed(t, 3)) \(text)", extra: ["line": text, "elapsed": fixed(t, 3)])
+        if let tty { tty.log(v.number, text); return }
+        emit(v, event: "log", text: "#\(v.number) \(fixed(t, 3)) \(TerminalText.escaped(text))", extra: ["line": text, "elapsed": fixed(t, 3)])
     }
 
     public func cached(_ v: Vertex) {
+        if let tty { tty.end(v.number, "CACHED"); return }
         emit(v, event: "cached", text: "#\(v.number) CACHED")
     }
 
     public func done(_ v: Vertex) {
         let t = seconds(ContinuousClock.now - v.started)
+        if let tty { tty.end(v.number, nil); return }
         emit(v, event: "done", text: "#\(v.number) DONE \(fixed(t, 1))s", extra: ["seconds": fixed(t, 3)])
     }
 
     public func failed(_ v: Vertex, _ message: String) {
         let text = redact(message)
-        emit(v, event: "error", text: "#\(v.number) ERROR: \(text)", extra: ["message": text])
+        if let tty { tty.end(v.number, "ERROR", message: text); return }
+        emit(v, event: "error", text: "#\(v.number) ERROR: \(TerminalText.escaped(text))", extra: ["message": text])
     }
 
     /// A line outside any vertex (warnings, the final summary).
     public func note(_ text: String) {
         let t = redact(text)
+        if let tty { tty.note(t); return }
         if format == .json {
             output.write("{\"event\":\"note\",\"message\":\(jsonString(t))}\n")
         } else {
-            output.write(t + "\n")
+            output.write(TerminalText.escaped(t) + "\n")
         }
     }
 

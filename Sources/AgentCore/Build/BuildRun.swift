@@ -49,7 +49,7 @@ extension BuildExecutor {
             case .tmpfs: spec += [String(m.sizeLimit ?? 0)]
             case .bind:
                 spec += [m.source ?? "", m.from ?? "context"]
-                if let f = m.from, let i = StageGraph.stageIndex(f, in: file, before: stageIndex), let dep = inputs[i] {
+                if let f = m.from, let i = StageGraph.fromIndex(f, in: file, stage: stageIndex), let dep = inputs[i] {
                     spec.append(dep.key.description)
                 }
             case .ssh: break
@@ -132,14 +132,22 @@ extension BuildExecutor {
         do { container = try await RunningContainer.start(c) } catch {
             throw BuildError(.agent, stage: "RUN", located(inst, "RUN: \(redact("\(error)"))"))
         }
+        let disk = DiskGuard(path: state.root, reserveBytes: policy.minFreeDiskBytes).watch(container)
         let result = await withTaskCancellationHandler {
             await pump(container, vertex: v)
         } onCancel: {
             container.terminate(grace: .seconds(2))
         }
+        disk.cancel()
+        let diskBreach = await disk.value
         if Task.isCancelled { throw BuildError(.cancelled, stage: "RUN", "cancelled") }
         let redacted = redact(inst.original)
         let display = redacted.count > 120 ? String(redacted.prefix(120)) + "..." : redacted
+        if let diskBreach {
+            let m = located(inst, "\(display): \(diskBreach)")
+            progress.failed(v, m)
+            throw BuildError(.runFailed, stage: "RUN", m)
+        }
         switch result.status {
         case .exited(0): break
         case .exited(let code):

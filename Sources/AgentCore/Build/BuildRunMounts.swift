@@ -90,7 +90,7 @@ extension BuildExecutor {
             return .bind(host, target, readOnly: true)
         }
         let layers: [String]
-        if let i = StageGraph.stageIndex(from, in: file, before: stageIndex), let dep = inputs[i] {
+        if let i = StageGraph.fromIndex(from, in: file, stage: stageIndex), let dep = inputs[i] {
             layers = dep.snapshots
         } else {
             layers = try pullBase(from, inst).snapshots

@@ -44,9 +44,11 @@ struct StageResult: Sendable {
     }
 }
 
-/// Which stages the target needs, from `FROM stage`, `COPY --from` and `RUN --mount=from=`.
+/// How the executor finds the stage a name refers to. Which stages run, and in what order,
+/// is the frontend's `BuildPlan` (BuildKit's rules: `FROM` names earlier stages only,
+/// `--from` any other stage, cycles are errors).
 enum StageGraph {
-    /// The stage a `--from`/`FROM` value names (name, or index), or nil for an image.
+    /// The stage a `FROM` names (an earlier stage's name, or index), or nil for an image.
     static func stageIndex(_ name: String, in file: Dockerfile, before limit: Int) -> Int? {
         let lower = name.lowercased()
         if let i = file.stages[..<limit].firstIndex(where: { $0.name == lower }) { return i }
@@ -54,32 +56,12 @@ enum StageGraph {
         return nil
     }
 
-    /// The stages `stage` depends on directly, given its (expanded) base name.
-    static func dependencies(of stage: Stage, base: String, in file: Dockerfile) -> [Int] {
-        var deps: [Int] = []
-        if let i = stageIndex(base, in: file, before: stage.index) { deps.append(i) }
-        for inst in stage.instructions {
-            switch inst.command {
-            case .copy(let c), .add(let c):
-                if let f = c.from, let i = stageIndex(f, in: file, before: stage.index) { deps.append(i) }
-            case .run(let r):
-                for m in r.mounts {
-                    if let f = m.from, let i = stageIndex(f, in: file, before: stage.index) { deps.append(i) }
-                }
-            default: break
-            }
-        }
-        return Array(Set(deps)).sorted()
-    }
-
-    /// The stages needed for `target`, in file order.
-    static func needed(target: Int, bases: [String], in file: Dockerfile) -> [Int] {
-        var seen = Set<Int>(), todo = [target]
-        while let s = todo.popLast() {
-            guard seen.insert(s).inserted else { continue }
-            todo += dependencies(of: file.stages[s], base: bases[s], in: file)
-        }
-        return seen.sorted()
+    /// The stage a `COPY --from` / `RUN --mount=from=` names: any other stage of the file,
+    /// by name or index (a later one too, as BuildKit allows), or nil for an image.
+    static func fromIndex(_ name: String, in file: Dockerfile, stage: Int) -> Int? {
+        if let n = Int(name) { return n >= 0 && n < file.stages.count && n != stage ? n : nil }
+        let lower = name.lowercased()
+        return file.stages.firstIndex { $0.name == lower && $0.index != stage }
     }
 }
 

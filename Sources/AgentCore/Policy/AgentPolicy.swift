@@ -112,6 +112,11 @@ public struct AgentPolicy: Sendable, Equatable {
     /// Processes (RLIMIT_NPROC, or a cgroup's `pids.max`) one step's container may have at
     /// once; a job's `resources.pids` may only lower it (`"defaultPids"`, default 4096).
     public var defaultPids: UInt64 = 4096
+    /// Bytes that must stay free on the state folder's filesystem while a job step or a
+    /// build's RUN writes there (its workspace and root layers, a RUN's upper folder): a
+    /// container that brings the free space below it is killed, and its step or RUN fails
+    /// naming the key (`"minFreeDiskBytes"`, default 1 GiB; 0 turns the guard off).
+    public var minFreeDiskBytes: UInt64 = 1 << 30
     /// What a test step's JUnit reports may cost the agent (`"reports"` in the policy file).
     public var reports = ReportLimits()
     /// Largest secret a job may mount (default 500 KiB).

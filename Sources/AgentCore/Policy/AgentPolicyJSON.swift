@@ -12,7 +12,7 @@ extension AgentPolicy {
         "comment", "allowedBindSources",
         "workspaceRoots", "rootfsRoots",
         "artifactBudgetBytes", "cache", "maxSecretBytes", "secrets", "images", "tmpfs",
-        "defaultPids", "reports",
+        "defaultPids", "reports", "minFreeDiskBytes",
     ])
 
     /// Parses policy JSON; `file` names the source in errors, `baseDirectory` anchors a
@@ -70,6 +70,7 @@ extension AgentPolicy {
             }
         }
         defaultPids = try root.unsigned("defaultPids") ?? defaultPids
+        minFreeDiskBytes = try root.unsigned("minFreeDiskBytes") ?? minFreeDiskBytes
         guard defaultPids > 0 else { throw PolicyError(file: file, key: "defaultPids", problem: "must be at least 1") }
         if let r = try root.object("reports") {
             try r.rejectUnknownKeys(["maxFiles", "maxTotalBytes", "maxFileBytes", "maxCases"])
@@ -165,6 +166,7 @@ extension AgentPolicy {
             "artifactBudgetBytes": .unsigned(artifactBudgetBytes),
             "maxSecretBytes": .unsigned(maxSecretBytes),
             "defaultPids": .unsigned(defaultPids),
+            "minFreeDiskBytes": .unsigned(minFreeDiskBytes),
             "reports": .object([
                 "maxFiles": .unsigned(reports.maxFiles),
                 "maxTotalBytes": .unsigned(reports.maxTotalBytes),

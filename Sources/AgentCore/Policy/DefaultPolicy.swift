@@ -36,6 +36,7 @@ public enum DefaultPolicy {
   },
   "maxSecretBytes": 512000,
   "defaultPids": 4096,
+  "minFreeDiskBytes": 1073741824,
   "reports": {
     "maxFiles": 1000,
     "maxTotalBytes": 268435456,

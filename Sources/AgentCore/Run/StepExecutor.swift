@@ -228,7 +228,10 @@ struct StepExecutor {
         }
         // `wait` returns when the command exits; a kept-alive container (test reports) is
         // read and released before the output is known to be complete.
+        let disk = DiskGuard(path: options.stateDirectory, reserveBytes: options.policy.minFreeDiskBytes).watch(container)
         let r = await container.wait()
+        disk.cancel()
+        let diskBreach = await disk.value
         var reports: (suites: [JUnitParsedReport], files: Int, error: String?)?
         if config.keepAliveAfterExit {
             reports = readReports(container: container)
@@ -252,6 +255,10 @@ struct StepExecutor {
             run.state = .timedOut
             run.hitJobDeadline = jobDeadlineBound
             run.reason = jobDeadlineBound ? "job timed out" : "step timed out"
+        }
+        if let diskBreach {
+            run.state = .failed
+            run.reason = diskBreach
         }
         if let logError {
             progress.warning("step \(step.name): \(logError)")
