@@ -248,6 +248,30 @@ import Testing
         await Self.expectNoSurvivors(marker)
     }
 
+    @Test func aServiceThatFillsTheDiskIsKilledNamingTheKey() async throws {
+        let f = try JobFixture(#"""
+        {"version": 1, "id": "svc-disk", "services": [
+          {"name": {"rootfs": "bb"}, "alias": "filler", "command": ["/bin/sh", "-c", "mkdir -p /fill && \#(DiskGuardTests.filler); sleep 1000", "/fill"]}
+        ], "steps": [{"name": "wait", "run": "sleep 4"}, {"name": "after", "run": "echo after-ran"}]}
+        """#)
+        try busybox(into: f)
+        try BuildTests.sh("chown -R \(Harness.user.uid):\(Harness.user.gid) \(f.dir)")
+        let policy = try DiskGuardTests.policy(in: f.dir, headroom: 150 << 20)
+        let r = try await f.run(["--policy", policy])
+        // The guard is the host's bound, not a per-container quota: every container of the
+        // job that runs while the disk is below the reserve is killed, the step too.
+        #expect(r.status == 1, "\(r.stderr)")
+        let svc = try services(f).first ?? [:]
+        #expect(svc["state"] as? String == "exited", "\(svc)")
+        #expect((svc["reason"] as? String ?? "").contains("minFreeDiskBytes"), "\(svc)")
+        #expect(!(try f.read("logs/service-filler.log")).contains("wrote-everything"))
+        // Its upper layer went with the job's layer folder: the disk has its space back.
+        var s = statvfs()
+        #expect(statvfs(f.dir, &s) == 0)
+        let reserve = UInt64((try String(contentsOfFile: policy, encoding: .utf8)).filter(\.isNumber))!
+        #expect(UInt64(s.f_bavail) * UInt64(s.f_frsize) > reserve)
+    }
+
     @Test func aSecretReachesOnlyTheServiceThatNamesIt() async throws {
         let value = "svc-secret-\(UUID().uuidString.prefix(8))"
         let f = try JobFixture(#"""

@@ -15,14 +15,18 @@ final class RunningService: Sendable {
     private let monitor: Task<ContainerResult, Never>
     /// Shared with the monitor task (a class: a Mutex cannot be copied into it).
     private final class ExitState: Sendable {
-        let m = Mutex<(stopping: Bool, result: ContainerResult?, exitedEarly: Bool, warned: Bool)>((false, nil, false, false))
+        let m = Mutex<(stopping: Bool, result: ContainerResult?, exitedEarly: Bool, warned: Bool, diskBreach: String?)>((false, nil, false, false, nil))
     }
     private let exit = ExitState()
+    private let disk: DiskGuard
 
-    init(prepared: PreparedService, container: RunningContainer, log: StepLogWriter, secrets: JobSecrets) {
+    /// `disk` watches the state folder's free space while it runs (an image or rootfs
+    /// service writes its root's upper layer there): below the reserve it is killed.
+    init(prepared: PreparedService, container: RunningContainer, log: StepLogWriter, secrets: JobSecrets, disk: DiskGuard) {
         self.prepared = prepared
         self.container = container
         self.log = log
+        self.disk = disk
         // One redactor per stream, as for steps: a secret split across writes is still caught.
         pump = Task {
             var out = secrets.streamRedactor(), err = secrets.streamRedactor()
@@ -37,9 +41,13 @@ final class RunningService: Sendable {
         }
         let box = exit
         monitor = Task {
+            let guardTask = disk.watch(container)
             let r = await container.wait()
+            guardTask.cancel()
+            let breach = await guardTask.value
             box.m.withLock { s in
                 s.result = r
+                s.diskBreach = s.diskBreach ?? breach
                 if !s.stopping { s.exitedEarly = true }
             }
             return r
@@ -51,6 +59,8 @@ final class RunningService: Sendable {
     /// How it ended, if it has: nil while it runs.
     var result: ContainerResult? { exit.m.withLock { $0.result } }
     var exitedEarly: Bool { exit.m.withLock { $0.exitedEarly } }
+    /// Why the disk guard killed it, if it did.
+    var diskBreach: String? { exit.m.withLock { $0.diskBreach } }
 
     /// True once per early exit: the caller warns about it then.
     func takeExitWarning() -> ContainerResult? {
@@ -63,7 +73,13 @@ final class RunningService: Sendable {
 
     /// SIGTERM, `grace`, SIGKILL; returns once it is reaped and its log is complete.
     func stop(grace: Duration) async -> ContainerResult {
-        exit.m.withLock { $0.stopping = true }
+        // Stopped while the disk is below the reserve: the guard's reason, whichever of the
+        // job's guards noticed first (each polls on its own).
+        let breach = disk.breach()
+        exit.m.withLock { s in
+            s.stopping = true
+            if s.diskBreach == nil, s.result == nil { s.diskBreach = breach }
+        }
         container.terminate(grace: grace)
         let r = await monitor.value
         await pump.value
@@ -115,7 +131,8 @@ final class JobServiceGroup: Sendable {
                 let config = try factory.configuration(s, command: argv, mounts: mounts, secretEnv: secretEnv, writable: true)
                 let log = try StepLogWriter(path: job.results.directoryPath + "/" + Self.logName(s.spec), capBytes: options.logCapBytes)
                 let container = try await RunningContainer.start(config)
-                running.withLock { $0[i] = RunningService(prepared: s, container: container, log: log, secrets: job.secrets) }
+                let disk = DiskGuard(path: options.stateDirectory, reserveBytes: options.policy.minFreeDiskBytes)
+                running.withLock { $0[i] = RunningService(prepared: s, container: container, log: log, secrets: job.secrets, disk: disk) }
                 job.progress.send(.service(alias: s.spec.alias, message: "started \(s.spec.displayName)" + (s.healthDescription == "none" ? "" : ", waiting for \(s.healthDescription)")))
                 job.jobLog.note("\(what) started (pid \(container.pid))")
             } catch {
@@ -154,7 +171,8 @@ final class JobServiceGroup: Sendable {
     func reportExits(job: PreparedJob) {
         for i in services.indices {
             guard let s = service(i), let r = s.takeExitWarning() else { continue }
-            let text = "service \(jsonQuoted(s.alias)) (\(s.prepared.spec.displayName)) exited early with \(RunningService.describe(r)); see \(Self.logName(s.prepared.spec))"
+            let how = s.diskBreach.map { "was stopped: " + $0 } ?? "exited early with \(RunningService.describe(r))"
+            let text = "service \(jsonQuoted(s.alias)) (\(s.prepared.spec.displayName)) \(how); see \(Self.logName(s.prepared.spec))"
             job.progress.warning(text)
             job.jobLog.note(text)
         }
@@ -172,7 +190,11 @@ final class JobServiceGroup: Sendable {
                 case .exited(let code): st.exitCode = code
                 case .signaled(let sig): st.signal = sig
                 }
-                if early {
+                if let breach = s.diskBreach {
+                    // The guard killed it (maybe while it was being stopped): that is how it ended.
+                    st.state = "exited"
+                    st.reason = breach
+                } else if early {
                     st.state = "exited"
                     st.reason = st.reason ?? "exited on its own with \(RunningService.describe(r))"
                 }
