@@ -56,6 +56,8 @@ import Testing
         (#"[{"name": "postgres", "alias": "../x"}]"#, #"job.json: services[0].alias: "../x" is not a valid alias"#),
         (#"[{"name": "postgres", "alias": "a b"}]"#, #"job.json: services[0].alias: "a b" is not a valid alias"#),
         (#"[{"name": "postgres", "alias": "-db"}]"#, #"job.json: services[0].alias: "-db" is not a valid alias"#),
+        (#"[{"name": "postgres", "alias": "10.0.2.2"}]"#, #"job.json: services[0].alias: "10.0.2.2" is not a valid alias"#),
+        (#"[{"name": "postgres", "alias": "db."}]"#, #"job.json: services[0].alias: "db." is not a valid alias"#),
         (#"[{"name": "postgres", "alias": "\#(String(repeating: "a", count: 1000))"}]"#,
          #"job.json: services[0].alias: an alias is at most 63 bytes long, got 1000"#),
         (#"[{"name": "postgres", "alias": []}]"#, #"job.json: services[0].alias: must contain at least one alias"#),

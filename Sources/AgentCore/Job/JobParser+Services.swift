@@ -99,10 +99,13 @@ extension JobDocumentParser {
         return s.lowercased()
     }
 
-    /// A DNS name: labels of letters, digits and `-` (not first or last), joined by `.`.
+    /// A DNS name: labels of letters, digits and `-` (not first or last), joined by `.`; the
+    /// last label not all digits (`10.0.2.2` is an address, not a name to resolve).
     static func isValidAlias(_ s: String) -> Bool {
         guard (1...ServiceSpec.maximumAliasBytes).contains(s.utf8.count) else { return false }
-        return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+        let labels = s.split(separator: ".", omittingEmptySubsequences: false)
+        if let last = labels.last, last.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return false }
+        return labels.allSatisfy { label in
             guard let first = label.utf8.first, let last = label.utf8.last, first != 0x2D, last != 0x2D else { return false }
             return label.utf8.allSatisfy { b in
                 (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D

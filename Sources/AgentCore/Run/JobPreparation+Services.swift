@@ -40,6 +40,11 @@ extension JobRunner {
                     throw ServicePreparationFailure(code: 3, message: "services[\(i)]: image \(source): \(error)")
                 }
             }
+            // Known only once the image is: nothing to run is a config error, before anything starts.
+            if s.argv.isEmpty {
+                throw ServicePreparationFailure(code: 2, message: "\(admitted.file): services[\(i)]: the image \(spec.displayName) "
+                    + "names no Entrypoint or Cmd; give \"command\"")
+            }
             out.append(s)
         }
         var owner: [UInt16: Int] = [:]

@@ -4,96 +4,6 @@ import Glibc
 import Sandbox
 import Synchronization
 
-/// One running service: its container, the task that drains its output into
-/// `logs/service-<alias>.log` (redacted, capped as step logs are), and the task that
-/// waits for it to exit, so a crash is seen while the steps run.
-final class RunningService: Sendable {
-    let prepared: PreparedService
-    let container: RunningContainer
-    let log: StepLogWriter
-    private let pump: Task<Void, Never>
-    private let monitor: Task<ContainerResult, Never>
-    /// Shared with the monitor task (a class: a Mutex cannot be copied into it).
-    private final class ExitState: Sendable {
-        let m = Mutex<(stopping: Bool, result: ContainerResult?, exitedEarly: Bool, warned: Bool, diskBreach: String?)>((false, nil, false, false, nil))
-    }
-    private let exit = ExitState()
-    private let disk: DiskGuard
-
-    /// `disk` watches the state folder's free space while it runs (an image or rootfs
-    /// service writes its root's upper layer there): below the reserve it is killed.
-    init(prepared: PreparedService, container: RunningContainer, log: StepLogWriter, secrets: JobSecrets, disk: DiskGuard) {
-        self.prepared = prepared
-        self.container = container
-        self.log = log
-        self.disk = disk
-        // One redactor per stream, as for steps: a secret split across writes is still caught.
-        pump = Task {
-            var out = secrets.streamRedactor(), err = secrets.streamRedactor()
-            for await chunk in container.output {
-                let bytes = chunk.stream == .stdout ? out.process(chunk.bytes) : err.process(chunk.bytes)
-                if !bytes.isEmpty { _ = log.append(stream: chunk.stream, bytes: bytes) }
-            }
-            let tailOut = out.flush(), tailErr = err.flush()
-            if !tailOut.isEmpty { _ = log.append(stream: .stdout, bytes: tailOut) }
-            if !tailErr.isEmpty { _ = log.append(stream: .stderr, bytes: tailErr) }
-            _ = log.finish()
-        }
-        let box = exit
-        monitor = Task {
-            let guardTask = disk.watch(container)
-            let r = await container.wait()
-            guardTask.cancel()
-            let breach = await guardTask.value
-            box.m.withLock { s in
-                s.result = r
-                s.diskBreach = s.diskBreach ?? breach
-                if !s.stopping { s.exitedEarly = true }
-            }
-            return r
-        }
-    }
-
-    var alias: String { prepared.spec.alias }
-
-    /// How it ended, if it has: nil while it runs.
-    var result: ContainerResult? { exit.m.withLock { $0.result } }
-    var exitedEarly: Bool { exit.m.withLock { $0.exitedEarly } }
-    /// Why the disk guard killed it, if it did.
-    var diskBreach: String? { exit.m.withLock { $0.diskBreach } }
-
-    /// True once per early exit: the caller warns about it then.
-    func takeExitWarning() -> ContainerResult? {
-        exit.m.withLock { s in
-            guard s.exitedEarly, !s.warned, let r = s.result else { return nil }
-            s.warned = true
-            return r
-        }
-    }
-
-    /// SIGTERM, `grace`, SIGKILL; returns once it is reaped and its log is complete.
-    func stop(grace: Duration) async -> ContainerResult {
-        // Stopped while the disk is below the reserve: the guard's reason, whichever of the
-        // job's guards noticed first (each polls on its own).
-        let breach = disk.breach()
-        exit.m.withLock { s in
-            s.stopping = true
-            if s.diskBreach == nil, s.result == nil { s.diskBreach = breach }
-        }
-        container.terminate(grace: grace)
-        let r = await monitor.value
-        await pump.value
-        return r
-    }
-
-    static func describe(_ r: ContainerResult) -> String {
-        switch r.status {
-        case .exited(let code): return "exit code \(code)"
-        case .signaled(let sig): return "signal \(sig)"
-        }
-    }
-}
-
 /// The services of one job, from their start before the first step to their stop after
 /// the last (or on failure, cancel, timeout): start, wait for health, watch, stop, report.
 final class JobServiceGroup: Sendable {
@@ -125,14 +35,14 @@ final class JobServiceGroup: Sendable {
         for (i, s) in services.enumerated() {
             let what = "service \(jsonQuoted(s.spec.alias)) (\(s.spec.displayName))"
             do {
-                let argv = s.argv
-                guard !argv.isEmpty else { throw JobValidationError(path: "services[\(s.index)]", message: "the image names no Entrypoint or Cmd; give \"command\"") }
                 let (mounts, secretEnv) = try secretMounts(s, secrets: job.secrets)
-                let config = try factory.configuration(s, command: argv, mounts: mounts, secretEnv: secretEnv, writable: true)
+                let config = try factory.configuration(s, command: s.argv, mounts: mounts, secretEnv: secretEnv, writable: true)
                 let log = try StepLogWriter(path: job.results.directoryPath + "/" + Self.logName(s.spec), capBytes: options.logCapBytes)
                 let container = try await RunningContainer.start(config)
                 let disk = DiskGuard(path: options.stateDirectory, reserveBytes: options.policy.minFreeDiskBytes)
-                running.withLock { $0[i] = RunningService(prepared: s, container: container, log: log, secrets: job.secrets, disk: disk) }
+                let service = RunningService(prepared: s, container: container, log: log, secrets: job.secrets, disk: disk,
+                                             secretMounts: mounts, secretEnv: secretEnv)
+                running.withLock { $0[i] = service }
                 job.progress.send(.service(alias: s.spec.alias, message: "started \(s.spec.displayName)" + (s.healthDescription == "none" ? "" : ", waiting for \(s.healthDescription)")))
                 job.jobLog.note("\(what) started (pid \(container.pid))")
             } catch {

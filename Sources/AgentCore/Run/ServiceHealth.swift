@@ -75,7 +75,8 @@ struct ServiceHealthWait {
     /// with the service's user and environment, bounded by the interval (at least 1 s).
     private func runProbe(_ argv: [String], into last: LastProbe) async -> Bool {
         do {
-            var c = try factory.configuration(service.prepared, command: argv, mounts: [], secretEnv: [:], writable: false)
+            var c = try factory.configuration(service.prepared, command: argv, mounts: service.secretMounts,
+                                              secretEnv: service.secretEnv, writable: false)
             c.timeout = max(spec.healthInterval, .seconds(1))
             c.killGracePeriod = .milliseconds(100)
             let probe = try await RunningContainer.start(c)
