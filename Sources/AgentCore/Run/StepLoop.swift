@@ -49,9 +49,12 @@ extension JobRunner {
                 planner.markDeadlinePassed()
                 out.jobTimedOut = true
             }
-            let decision: StepPlanner.Decision = blockedBy.map { _ in
-                planner.cancelled ? .cancel : .skip(reason: "a service is not ready: " + blockedBy!)
-            } ?? planner.decide(step)
+            let decision: StepPlanner.Decision
+            if let blockedBy {
+                decision = planner.cancelled ? .cancel : .skip(reason: "a service is not ready: " + blockedBy)
+            } else {
+                decision = planner.decide(step)
+            }
             switch decision {
             case .cancel:
                 out.status.steps[i].state = .cancelled
