@@ -45,19 +45,23 @@ import Testing
         Issue.record("processes of the job survived it: \(left)")
     }
 
+    /// `Harness.start` off the cooperative pool: it blocks reading stderr until the marker.
+    static func start(_ args: [String], until marker: String) async throws -> (process: Process, stderr: String) {
+        final class Box: @unchecked Sendable { var value: (Process, String)? }
+        let box = Box()
+        try await TestInternet.offPool { box.value = try Harness.start(args, until: marker) }
+        return box.value!
+    }
+
     func services(_ f: JobFixture) throws -> [[String: Any]] { try f.status()["services"] as? [[String: Any]] ?? [] }
 
-    /// A copy of the busybox rootfs fixture inside the job's folder (a rootfs the job may name).
-    func busybox(into f: JobFixture) throws {
-        let copy = Process()
-        copy.executableURL = URL(fileURLWithPath: "/bin/cp")
-        copy.arguments = ["-a", Harness.busyboxRootfs, f.dir + "/bb"]
-        try copy.run(); copy.waitUntilExit()
-        #expect(copy.terminationStatus == 0)
-        let chown = Process()
-        chown.executableURL = URL(fileURLWithPath: "/bin/chown")
-        chown.arguments = ["-R", "\(Harness.user.uid):\(Harness.user.gid)", f.dir + "/bb"]
-        try chown.run(); chown.waitUntilExit()
+    /// A copy of the busybox rootfs fixture inside the job's folder (a rootfs the job may name),
+    /// owned by the test user; made off the cooperative pool (see `Harness.readToEnd`).
+    func busybox(into f: JobFixture) async throws {
+        let status = try await TestInternet.offPool {
+            try TestInternet.sh("cp -a \(Harness.busyboxRootfs) \(f.dir)/bb && chown -R \(Harness.user.uid):\(Harness.user.gid) \(f.dir) && echo copied")
+        }
+        #expect(status.contains("copied"))
     }
 
     @Test(.enabled(if: postgresBin != nil, "Debian's postgresql package is not installed (ci/test.sh installs it)"))
@@ -93,7 +97,7 @@ import Testing
         ]
         let text = String(decoding: try JSONSerialization.data(withJSONObject: job), as: UTF8.self)
         let f = try JobFixture(text)
-        try busybox(into: f)
+        try await busybox(into: f)
         let r = try await f.run()
         #expect(r.status == 0, "\(r.stderr)\n\((try? f.read("logs/service-db.log")) ?? "")")
         #expect(try f.stepStates() == ["succeeded", "succeeded"])
@@ -184,7 +188,7 @@ import Testing
           {"name": "host", "alias": "polite", "command": ["sh", "-c", "while :; do sleep 1; done # \(marker)"]}
         ], "steps": [{"name": "long", "run": "echo $((6*7))-ready; sleep 1000"}]}
         """)
-        let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
+        let (p, seen) = try await Self.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
                                            "--progress", "plain", "--grace", "1"], until: "42-ready")
         #expect(seen.contains("42-ready"))
         #expect(Self.survivors(marker).count >= 2, "the services are not running: \(Self.survivors(marker))")
@@ -211,7 +215,7 @@ import Testing
         """
         let f = try JobFixture(job.replacingOccurrences(of: "%@", with: "1h"))
         let start = Date()
-        let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
+        let (p, seen) = try await Self.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
                                            "--progress", "plain", "--grace", "1"], until: "service slow: started")
         #expect(seen.contains("waiting for tcp 5998"), "\(seen)")
         kill(p.processIdentifier, SIGTERM)
@@ -239,7 +243,7 @@ import Testing
           {"name": "host", "alias": "orphan", "command": ["sh", "-c", "while :; do sleep 1; done # \(marker)"]}
         ], "steps": [{"name": "long", "run": "echo $((6*7))-ready; sleep 1000"}]}
         """)
-        let (p, seen) = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
+        let (p, seen) = try await Self.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
                                            "--progress", "plain"], until: "42-ready")
         #expect(seen.contains("42-ready"))
         #expect(!Self.survivors(marker).isEmpty)
@@ -254,8 +258,7 @@ import Testing
           {"name": {"rootfs": "bb"}, "alias": "filler", "command": ["/bin/sh", "-c", "mkdir -p /fill && \#(DiskGuardTests.filler); sleep 1000", "/fill"]}
         ], "steps": [{"name": "wait", "run": "sleep 4"}, {"name": "after", "run": "echo after-ran"}]}
         """#)
-        try busybox(into: f)
-        try BuildTests.sh("chown -R \(Harness.user.uid):\(Harness.user.gid) \(f.dir)")
+        try await busybox(into: f)
         let policy = try DiskGuardTests.policy(in: f.dir, headroom: 150 << 20)
         let r = try await f.run(["--policy", policy])
         // The guard is the host's bound, not a per-container quota: every container of the
