@@ -31,6 +31,6 @@ extension NetworkOutboundTests {
             #expect(n?["mode"] as? String == "outbound" && n?["stack"] as? String == "slirp4netns", "\(step)")
         }
         #expect(try f.read("log.txt").contains("job network: one pod (outbound through slirp4netns)"))
-        #expect(ServicesTests.survivors(marker).isEmpty)
+        await ServicesTests.expectNoSurvivors(marker)
     }
 }

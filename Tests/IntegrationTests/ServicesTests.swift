@@ -14,31 +14,51 @@ import Testing
         return versions.map { "\(base)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: $0 + "/postgres") }
     }
 
-    /// Processes whose command line contains `marker`, of any user (a service running as a
-    /// non-zero uid inside runs as a subordinate uid outside), as "pid uid: cmdline".
+    /// Host uids the agent's containers may run as: the test user's, and its subordinate
+    /// range from /etc/subuid (a non-zero uid inside a service is one of those outside).
+    static let jobUIDs: [ClosedRange<UInt32>] = {
+        let u = Harness.user
+        var ranges = [u.uid...u.uid]
+        let lines = ((try? String(contentsOfFile: "/etc/subuid", encoding: .utf8)) ?? "").split(separator: "\n")
+        for line in lines {
+            let f = line.split(separator: ":")
+            guard f.count == 3, f[0] == u.name || f[0] == "\(u.uid)", let start = UInt32(f[1]), let count = UInt32(f[2]), count > 0 else { continue }
+            ranges.append(start...(start + count - 1))
+        }
+        return ranges
+    }()
+
+    /// Processes of the job's uids whose command line contains `marker`, as "pid uid: cmdline".
+    /// Only those processes' command lines are read: reading another's can block while its
+    /// memory map is locked (a core dump, an exec), so nothing else on the machine is touched.
     static func survivors(_ marker: String) -> [String] {
         var out: [String] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int32(name) != nil {
             guard let status = try? String(contentsOfFile: "/proc/\(name)/status", encoding: .utf8),
+                  let uidText = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })?.split(separator: "\t").dropFirst().first,
+                  let uid = UInt32(uidText), jobUIDs.contains(where: { $0.contains(uid) }),
                   let cmd = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { continue }
             let text = String(decoding: cmd.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-            guard text.contains(marker) else { continue }
-            let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first ?? "?"
-            out.append("\(name) \(uid): \(text)")
+            if text.contains(marker) { out.append("\(name) \(uid): \(text)") }
         }
         return out
     }
 
-    /// The host uids the processes carrying `marker` run as.
-    static func hostUIDs(_ marker: String) -> [String] {
-        survivors(marker).compactMap { $0.split(separator: " ").dropFirst().first.map { String($0.dropLast()) } }
+    /// `survivors` off the cooperative pool (it reads /proc synchronously).
+    static func survivorsOffPool(_ marker: String) async -> [String] {
+        (try? await TestInternet.offPool { survivors(marker) }) ?? []
+    }
+
+    /// The host uids of `survivors` lines.
+    static func hostUIDs(_ lines: [String]) -> [String] {
+        lines.compactMap { $0.split(separator: " ").dropFirst().first.map { String($0.dropLast()) } }
     }
 
     /// No process of the job is left (polled briefly: the kernel reaps asynchronously).
     static func expectNoSurvivors(_ marker: String) async {
         var left: [String] = []
         for _ in 0..<50 {
-            left = survivors(marker)
+            left = await survivorsOffPool(marker)
             if left.isEmpty { return }
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -191,9 +211,10 @@ import Testing
         let (p, seen) = try await Self.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
                                            "--progress", "plain", "--grace", "1"], until: "42-ready")
         #expect(seen.contains("42-ready"))
-        #expect(Self.survivors(marker).count >= 2, "the services are not running: \(Self.survivors(marker))")
+        let running = await Self.survivorsOffPool(marker)
+        #expect(running.count >= 2, "the services are not running: \(running)")
         // Root inside the service, the agent's unprivileged user outside: never host root.
-        #expect(Self.hostUIDs(marker).allSatisfy { $0 == "\(Harness.user.uid)" }, "\(Self.survivors(marker))")
+        #expect(Self.hostUIDs(running).allSatisfy { $0 == "\(Harness.user.uid)" }, "\(running)")
         kill(p.processIdentifier, SIGTERM)
         await Harness.waitForExit(p)
         #expect(p.terminationStatus == 130)
@@ -246,7 +267,7 @@ import Testing
         let (p, seen) = try await Self.start(["run-job", f.job, "--output", f.results, "--state-dir", f.state,
                                            "--progress", "plain"], until: "42-ready")
         #expect(seen.contains("42-ready"))
-        #expect(!Self.survivors(marker).isEmpty)
+        #expect(!(await Self.survivorsOffPool(marker)).isEmpty)
         kill(p.processIdentifier, SIGKILL)
         await Harness.waitForExit(p)
         await Self.expectNoSurvivors(marker)
