@@ -64,7 +64,9 @@ extension JobRunner {
     /// The job's one network (a pod) when it has services or a job-level `outbound`
     /// network: every container of the job whose network is the job's joins it.
     func makePod(_ job: JobSpec) async throws -> Pod? {
-        guard !job.services.isEmpty || job.network == .outbound else { return nil }
+        // An outbound job whose steps all chose another network (or are builds) needs none.
+        let joined = job.steps.contains { $0.build == nil && ($0.network ?? job.network) == job.network }
+        guard !job.services.isEmpty || (job.network == .outbound && joined) else { return nil }
         var config = Pod.Configuration(network: job.network)
         if job.network == .outbound { config.outbound = ExecPolicyGate.outbound(options.policy.sandbox.network) }
         config.allowRoot = options.allowRoot
