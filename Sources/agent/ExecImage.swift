@@ -17,7 +17,7 @@ enum ExecImage {
     }
 
     static func apply(_ text: String, pull: String, stateDir: String?, policy: AgentPolicy, workdirGiven: Bool,
-                      userGiven: Bool, to c: inout ContainerConfiguration) throws {
+                      userGiven: Bool, idMapping: ContainerConfiguration.IDMapping, to c: inout ContainerConfiguration) throws {
         guard let pullPolicy = PullPolicy(rawValue: pull) else {
             throw ValidationError("--pull must be if-not-present, always or never, not '\(pull)'")
         }
@@ -29,6 +29,8 @@ enum ExecImage {
         var store = try ImageStore(stateDirectory: state.root, insecureRegistries: policy.images.insecureRegistries)
         store.storeMaxBytes = Int64(clamping: policy.images.storeMaxBytes)
         store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
+        // The snapshots of the container's id mapping: the layers' owners in subordinate mode.
+        store.owners = OwnerRanges.forSteps(idMapping)
         let image: PreparedImage
         switch source {
         case .registry: image = try store.prepare(source, pull: pullPolicy)
