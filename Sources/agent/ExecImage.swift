@@ -1,4 +1,5 @@
 import AgentCore
+import AgentSupport
 import ArgumentParser
 import FoundationEssentials
 import Images
@@ -40,6 +41,8 @@ enum ExecImage {
             image = try store.prepareLocal(source, opened: path, as: source.description)
         }
         held = image.lease
+        // An owner outside the subordinate ranges, a skipped device node: said, never fatal.
+        for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
         c.rootfs = .layers(image.layers.map { HostPath($0) })
         for kv in image.config.env {
             guard let eq = kv.firstIndex(of: "=") else { continue }
