@@ -245,8 +245,9 @@ struct LayerUnpacker {
             try copyData(a, fd, raw)
             // A sparse file's trailing hole has no data block: the size comes from the header.
             guard ftruncate(fd, off_t(archive_entry_size(e))) == 0 else { throw errnoError(raw, "truncate", errno) }
-            guard fchmod(fd, mode) == 0 else { throw errnoError(raw, "chmod", errno) }
+            // The xattr first: a user.* xattr needs write permission, which a mode like 0400 takes away.
             if let owner { try record(owner, fd, raw) }
+            guard fchmod(fd, mode) == 0 else { throw errnoError(raw, "chmod", errno) }
         case UInt32(Glibc.S_IFLNK):
             clear(parent, name, keepFolder: false, full: full)
             // The target is only text here; it is resolved inside the container, never by the agent.

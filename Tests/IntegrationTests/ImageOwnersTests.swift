@@ -142,7 +142,7 @@ import Testing
         let plain = names.filter { !$0.contains("-") }
         #expect(plain.count == 2 && names.filter { $0.contains("-u") }.map { String($0.prefix(64)) }.sorted() == plain, "\(names)")
         // The single-mode snapshot: the agent's file, the owner in the xattr (1500:1600).
-        let top = state + "/images/snapshots/sha256/" + plain.first { FileManager.default.fileExists(atPath: state + "/images/snapshots/sha256/" + $0 + "/opt/owned") }!
+        let top = state + "/images/snapshots/sha256/" + (plain.first { FileManager.default.fileExists(atPath: state + "/images/snapshots/sha256/" + $0 + "/opt/owned") } ?? "none")
         #expect(Self.owner(top + "/opt/owned/file")?.uid == Harness.user.uid)
         #expect(try Self.xattr(top + "/opt/owned/file", "user.rootlesscontainers") == "08dc0b10c00c")
         // The store's size counts both (the subordinate one measured when it was unpacked).
