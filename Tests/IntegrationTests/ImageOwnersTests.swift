@@ -173,6 +173,9 @@ import Testing
         for line in ["owned", "more", "1500:1600", "0:0"] { #expect(see.contains(" out " + line), "\(see)") }
         // The warning about the owner outside the range reaches the job's output too.
         #expect(r.stderr.contains("\"opt/far\" is owned by 70000:70000"), "\(r.stderr)")
+        // The job's folder (its root layer holds the copied-up subordinate-owned file) is gone.
+        let jobs = (try? FileManager.default.contentsOfDirectory(atPath: state + "/jobs")) ?? []
+        #expect(jobs.filter { !$0.hasPrefix(".") }.isEmpty, "\(jobs)")
     }
 
     @Test(arguments: [("hostile-symlink", "evil/tmp/agent-escape"), ("hostile-dotdot", "../../../tmp/agent-escape")])
