@@ -13,18 +13,18 @@ import Testing
     @Test func theListHoldsWhatTheSnapshotHoldsAndFarOwnersAreWarnedAbout() throws {
         let dir = tempDir()
         let tar = try makeTar(dir, "l.tar", [
-            ["name": "a", "type": "dir", "uid": "1500"],
-            ["name": "a/f", "data": "1", "uid": "1500"],
+            ["name": "a", "type": "dir", "uid": "1500", "gid": "600"],
+            ["name": "a/f", "data": "1", "uid": "1500", "gid": "600"],
             ["name": "a/f", "data": "2", "uid": "0"],          // replaced by a root-owned file
-            ["name": "b", "data": "b", "uid": "900"],
+            ["name": "b", "data": "b", "uid": "900", "gid": "600"],
             ["name": ".wh.b"],                                   // removed by the same layer
-            ["name": "c", "type": "dir", "uid": "900"],
-            ["name": "c/x", "data": "x", "uid": "900"],
-            ["name": "c", "data": "now a file", "uid": "901"],   // the folder and c/x are gone
+            ["name": "c", "type": "dir", "uid": "900", "gid": "600"],
+            ["name": "c/x", "data": "x", "uid": "900", "gid": "600"],
+            ["name": "c", "data": "now a file", "uid": "901", "gid": "600"],   // the folder and c/x are gone
             ["name": "far", "data": "far", "uid": "70000"],      // outside both ranges
-            ["name": "gid-far", "data": "g", "uid": "1001"],     // the uid fits, the gid (1001 > 1000) not
-            ["name": "l", "type": "symlink", "target": "a/f", "uid": "1500"],
-            ["name": "h", "type": "hardlink", "target": "a/f", "uid": "1500"],  // shares a/f's inode
+            ["name": "gid-far", "data": "g", "uid": "1001", "gid": "1001"],     // the uid fits, the gid (1001 > 1000) not
+            ["name": "l", "type": "symlink", "target": "a/f", "uid": "1500", "gid": "600"],
+            ["name": "h", "type": "hardlink", "target": "a/f", "uid": "1500", "gid": "600"],  // shares a/f's inode
         ])
         let out = dir + "/out"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
