@@ -79,6 +79,8 @@ public struct SnapshotStore: Sendable {
         // so a layer whose content is not what its config claims must never get one.
         let tmp = store.temporaryPath("unpack-" + chainID.short)
         guard mkdir(tmp, 0o755) == 0 else { throw .store(path: tmp, operation: "mkdir", errno: errno) }
+        // Set once owners may have been applied: only then does removal need the owners process.
+        var applying = false
         do throws(ImageError) {
             let unpacker = LayerUnpacker(image: image, layer: layer, owners: owners)
             var warnings = try unpacker.unpackVerifying(blob: blob, into: tmp, diffID: diffID)
@@ -86,6 +88,7 @@ public struct SnapshotStore: Sendable {
             if let recorded = unpacker.owners {
                 // Measured while every folder is still the agent's (some will not be readable after).
                 size = treeBytes(tmp)
+                applying = true
                 try recorded.apply(to: tmp)
                 warnings += recorded.warnings
             }
@@ -93,7 +96,7 @@ public struct SnapshotStore: Sendable {
             if let size { store.recordSnapshotSize(name(chainID), size) }
             return warnings
         } catch {
-            removeSnapshotTree(tmp, owners: owners)
+            removeSnapshotTree(tmp, owners: applying ? owners : nil)
             throw error
         }
     }
