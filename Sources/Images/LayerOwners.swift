@@ -109,9 +109,9 @@ final class LayerOwners: @unchecked Sendable {
         do {
             try SubordinateOwners.apply(l, root: fd, ranges: ranges, timeout: deadline)
         } catch {
-            let entry = error.index.flatMap { $0 < paths.count ? paths[$0] : nil } ?? ""
-            throw .hostileLayer(image: image, layer: layer, entry: entry,
-                                problem: "applying its owner in the subordinate id mapping (\(ranges)) failed at \(error)")
+            let entry = error.index.flatMap { $0 < paths.count ? paths[$0] : nil }
+            throw .ownersNotApplied(image: image, layer: layer, entry: entry,
+                                    problem: "applying \(entry == nil ? "the layer's owners" : "its owner") in the subordinate id mapping (\(ranges)) failed at \(error)")
         }
     }
 }

@@ -178,6 +178,20 @@ import Testing
         #expect(jobs.filter { !$0.hasPrefix(".") }.isEmpty, "\(jobs)")
     }
 
+    @Test func ownersThatCannotBeAppliedFailThePullNamingTheLayerAndLeaveNothing() async throws {
+        // A newuidmap that fails (AGENT_NEWUIDMAP, as SandboxStartTests use): the owners process gets no map.
+        let r = try await Harness.run(["image", "pull", "--state-dir", state, Self.image], environment: ["AGENT_NEWUIDMAP": "/bin/false"])
+        #expect(r.status == 3, "\(r.stderr)")
+        #expect(r.stderr.contains(Self.image + ": layer sha256:") && r.stderr.contains("applying the layer's owners in the subordinate id mapping")
+                && r.stderr.contains("newuidmap") && r.stderr.contains("the layer was not unpacked"), "\(r.stderr)")
+        // The base layer (root's files only, nothing to apply) was unpacked; the owners' layer left nothing.
+        #expect(snapshotNames().count == 1, "\(snapshotNames())")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state + "/images/tmp").isEmpty)
+        let again = try await Harness.run(["image", "pull", "--state-dir", state, Self.image])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(snapshotNames().count == 2, "\(snapshotNames())")
+    }
+
     @Test(arguments: [("hostile-symlink", "evil/tmp/agent-escape"), ("hostile-dotdot", "../../../tmp/agent-escape")])
     func aHostileLayerFailsInSingleModeToo(image: String, entry: String) async throws {
         // `agent image pull` (ImageTests) unpacks for the automatic mapping, subordinate here.
