@@ -112,7 +112,7 @@ static void ow_apply(size_t len) {
             parent_path = path;
             parent_len = dir_len;
         }
-        if (h.kind == AGENT_OWNERS_KIND_SYMLINK) {
+        if ((h.kind & 0xff) == AGENT_OWNERS_KIND_SYMLINK || (!(h.kind & AGENT_OWNERS_FLAG_CHMOD) && h.cap_len == 0)) {
             long r = SB5(SYS_fchownat, parent, name, h.uid, h.gid, AT_SYMLINK_NOFOLLOW);
             if (r < 0) ow_exit(AGENT_OWNERS_STAGE_CHOWN, r, index);
         } else {

@@ -18,6 +18,8 @@ final class LayerOwners: @unchecked Sendable {
         var gid: UInt32
         var mode: UInt32
         var symlink: Bool
+        /// The mode must be set again after the chown (see `record`).
+        var chmod: Bool
         var capability: [UInt8]
     }
 
@@ -46,7 +48,12 @@ final class LayerOwners: @unchecked Sendable {
     /// (an id outside the ranges: a warning naming the path and the id; the entry keeps the
     /// agent's uid, root inside, and the caller records the owner in the xattr instead).
     @discardableResult
-    func record(path: String, uid: Int64, gid: Int64, mode: UInt32, symlink: Bool, capability: [UInt8]) throws(ImageError) -> Bool {
+    func record(path: String, uid: Int64, gid: Int64, mode: UInt32, type: UInt32, capability: [UInt8]) throws(ImageError) -> Bool {
+        let symlink = type == UInt32(Glibc.S_IFLNK)
+        // A chown clears set-id bits; the unpacker gave folders owner rwx and made FIFOs
+        // under the umask: those get their mode back, every other entry keeps the one it has.
+        let chmod = !symlink && ((mode & 0o6000) != 0 || type == UInt32(Glibc.S_IFIFO)
+                                 || (type == UInt32(Glibc.S_IFDIR) && (mode & 0o700) != 0o700))
         var u = UInt32(clamping: uid), g = UInt32(clamping: gid)
         var applied = true
         if !canApply(uid: uid, gid: gid) {
@@ -59,7 +66,7 @@ final class LayerOwners: @unchecked Sendable {
             forget(path, below: false)
             return applied
         }
-        let e = Entry(path: path, uid: u, gid: g, mode: mode & 0o7777, symlink: symlink, capability: capability)
+        let e = Entry(path: path, uid: u, gid: g, mode: mode & 0o7777, symlink: symlink, chmod: chmod, capability: capability)
         if let i = index[path] {
             entries[i] = e
         } else {
@@ -88,7 +95,7 @@ final class LayerOwners: @unchecked Sendable {
         var l = SubordinateOwners.List()
         var paths: [String] = []
         for case let e? in entries {
-            l.append(path: Array(e.path.utf8), uid: e.uid, gid: e.gid, mode: e.mode, symlink: e.symlink, capability: e.capability)
+            l.append(path: Array(e.path.utf8), uid: e.uid, gid: e.gid, mode: e.mode, symlink: e.symlink, chmod: e.chmod, capability: e.capability)
             paths.append(e.path)
         }
         return (l, paths)

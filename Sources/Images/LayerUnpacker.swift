@@ -264,8 +264,7 @@ struct LayerUnpacker {
         // After the entry was made (making it forgot what it replaced).
         if recorded, let owners {
             let cap = type == UInt32(Glibc.S_IFREG) ? LayerTarSource.xattrs(e).first { $0.name == "security.capability" }?.value ?? [] : []
-            try owners.record(path: full, uid: archive_entry_uid(e), gid: archive_entry_gid(e), mode: mode,
-                              symlink: type == UInt32(Glibc.S_IFLNK), capability: cap)
+            try owners.record(path: full, uid: archive_entry_uid(e), gid: archive_entry_gid(e), mode: mode, type: type, capability: cap)
         }
         return nil
     }

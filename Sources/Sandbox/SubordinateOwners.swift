@@ -75,15 +75,18 @@ public enum SubordinateOwners {
         public init() {}
 
         /// Appends one entry: `path` relative to the root (no "." or ".." components),
-        /// container ids, the permission bits to re-apply, the capability xattr to re-set.
-        public mutating func append(path: [UInt8], uid: UInt32, gid: UInt32, mode: UInt32, symlink: Bool, capability: [UInt8]) {
+        /// container ids, the permission bits to re-apply when `chmod` (after the chown),
+        /// the capability xattr to re-set.
+        public mutating func append(path: [UInt8], uid: UInt32, gid: UInt32, mode: UInt32, symlink: Bool, chmod: Bool = true,
+                                    capability: [UInt8]) {
             let header = 24
             let raw = header + path.count + capability.count
             let size = (raw + 3) & ~3
             func put32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
             func put16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
             put32(UInt32(size)); put32(uid); put32(gid); put32(mode)
-            put16(symlink ? UInt16(AGENT_OWNERS_KIND_SYMLINK) : UInt16(AGENT_OWNERS_KIND_NODE))
+            put16(symlink ? UInt16(AGENT_OWNERS_KIND_SYMLINK)
+                  : UInt16(AGENT_OWNERS_KIND_NODE) | (chmod ? UInt16(AGENT_OWNERS_FLAG_CHMOD) : 0))
             put16(UInt16(capability.count)); put32(UInt32(path.count))
             bytes += path
             bytes += capability

@@ -26,16 +26,21 @@ struct agent_owners_record {
     uint32_t uid;       ///< the container's id (the child's namespace maps ids as the steps' does)
     uint32_t gid;
     uint32_t mode;      ///< permission bits re-applied after the chown (it clears set-id bits)
-    uint16_t kind;      ///< AGENT_OWNERS_KIND_*
+    uint16_t kind;      ///< AGENT_OWNERS_KIND_*, with AGENT_OWNERS_FLAG_CHMOD
     uint16_t cap_len;
     uint32_t path_len;
 };
 
 enum {
-    /// A file, folder or FIFO: opened (O_NOFOLLOW), fchown, fchmod, fsetxattr.
+    /// A file, folder or FIFO. With AGENT_OWNERS_FLAG_CHMOD or a capability: opened
+    /// (O_NOFOLLOW), fchown, fchmod, fsetxattr; else fchownat(AT_SYMLINK_NOFOLLOW) alone
+    /// (one system call and one inode update: most entries of an image).
     AGENT_OWNERS_KIND_NODE = 1,
     /// A symlink: fchownat(AT_SYMLINK_NOFOLLOW) only.
     AGENT_OWNERS_KIND_SYMLINK = 2,
+    /// The mode must be set after the chown: set-id bits (the chown clears them), a folder
+    /// whose mode lacks owner rwx (the unpacker added it), a FIFO (made under the umask).
+    AGENT_OWNERS_FLAG_CHMOD = 0x100,
 };
 
 /// Where the child stopped. `stage` 0: done.
