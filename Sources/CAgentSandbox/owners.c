@@ -6,8 +6,8 @@
 // Every entry is reached component by component from the root descriptor with
 // openat(O_PATH | O_DIRECTORY | O_NOFOLLOW) (no component is "." or ".." and none
 // contains '/', so no symlink is ever followed, not even one the layer planted), then
-// acted on through a descriptor of its own (O_NOFOLLOW) or, for a symlink, fchownat with
-// AT_SYMLINK_NOFOLLOW. The child's capabilities hold over inodes whose ids its namespace
+// chowned by name with fchownat(AT_SYMLINK_NOFOLLOW), or, when its mode or capability
+// must be set again after the chown, through a descriptor of its own (O_NOFOLLOW). The child's capabilities hold over inodes whose ids its namespace
 // maps: the snapshot's (the agent's and its subordinate range), never anything else.
 #include "sys.h"
 #include "include/agent_owners.h"
