@@ -60,7 +60,7 @@ let package = Package(
         // libcurl (registry HTTP) is loaded on first use through CLazyLibs, like libarchive.
         .target(
             name: "Images",
-            dependencies: ["AgentSupport", "CArchive", "CLazyLibs", "CAgentSandbox",
+            dependencies: ["AgentSupport", "CArchive", "CLazyLibs", "CAgentSandbox", "Sandbox",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "Dockerfile", dependencies: ["AgentSupport"]),

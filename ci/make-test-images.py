@@ -5,7 +5,7 @@ base is the busybox-static rootfs made by make-busybox-rootfs.sh.
 
 usage: make-test-images.py REGISTRY ROOTFS WORKDIR REGISTRY_STORAGE
 """
-import gzip, hashlib, io, json, os, subprocess, sys, tarfile
+import gzip, hashlib, io, json, os, struct, subprocess, sys, tarfile
 
 registry, rootfs, work, storage = sys.argv[1:5]
 
@@ -101,6 +101,34 @@ image("httpd-healthcheck", [base, www], config={
     "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
     "Cmd": ["sh", "-c", "sleep 1; exec httpd -f -p 8083 -h /www"],
     "Healthcheck": {"Test": ["CMD-SHELL", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 8083 | grep -q hello-from-image"]}})
+
+# Odd owners (README "Owners"): in subordinate mode the files carry them inside the
+# container; 70000 is outside the test user's 65536 subordinate ids (a warning, not a
+# failure); a setuid file and a file capability (cap_net_raw+ep, VFS_CAP_REVISION_2)
+# must survive the chown; a symlink leading out is chowned itself, never its target.
+def owned(t, name, uid, gid, mode, data=None, kind=None, target="", pax=None):
+    i = tarfile.TarInfo(name); i.uid = uid; i.gid = gid; i.mode = mode
+    if pax: i.pax_headers = pax
+    if kind: i.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]; i.linkname = target
+    if data is not None: i.size = len(data); t.addfile(i, io.BytesIO(data))
+    else: t.addfile(i)
+def owners(t):
+    cap = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0).decode("utf-8", "surrogateescape")
+    owned(t, "opt", 0, 0, 0o755, kind="dir")
+    owned(t, "opt/owned", 1500, 1600, 0o750, kind="dir")
+    owned(t, "opt/owned/file", 1500, 1600, 0o640, b"owned\n")
+    owned(t, "opt/owned/hard", 1500, 1600, 0o640, kind="hardlink", target="opt/owned/file")
+    owned(t, "opt/owned/link", 1500, 1600, 0o777, kind="symlink", target="file")
+    owned(t, "opt/suid", 1500, 1600, 0o4755, b"#!/bin/sh\necho suid\n")
+    owned(t, "opt/sgid", 0, 1600, 0o2755, b"#!/bin/sh\n")
+    owned(t, "opt/cap", 0, 0, 0o755, b"#!/bin/sh\n", pax={"SCHILY.xattr.security.capability": cap})
+    owned(t, "opt/far", 70000, 70000, 0o644, b"far\n")
+    owned(t, "opt/link-out", 1500, 1600, 0o777, kind="symlink", target="/tmp/agent-owners-sentinel")
+    owned(t, "opt/private", 1500, 1600, 0o700, kind="dir")
+    owned(t, "opt/private/secret", 1500, 1600, 0o600, b"private\n")
+    owned(t, "opt/private/deeper", 1500, 1600, 0o500, kind="dir")
+    owned(t, "opt/private/deeper/x", 1501, 1601, 0o400, b"x\n")
+image("owners", [base, tar_bytes(owners)])
 
 # Hostile layers: each must fail the pull naming the image, the layer digest and the entry.
 image("hostile-dotdot", [tar_bytes(lambda t: add_file(t, "../../../tmp/agent-escape", b"x"))])

@@ -21,8 +21,8 @@ extension ImageStore {
             if lstat(blobDir + "/" + hex, &st) == 0 { total += Int64(st.st_size) }
         }
         let snapDir = content.root + "/snapshots/sha256"
-        for hex in (try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [] {
-            total += snapshotSize(hex)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [] {
+            total += snapshotSize(name)
         }
         return total
     }
@@ -78,10 +78,11 @@ extension ImageStore {
         return false
     }
 
-    /// The size of snapshot `hex`, from its sidecar or measured (and recorded) now.
-    func snapshotSize(_ hex: String) -> Int64 {
-        let dir = content.root + "/snapshot-sizes"
-        let side = dir + "/" + hex
+    /// The size of snapshot `name` (a folder name of `snapshots/sha256/`), from its sidecar
+    /// or measured (and recorded) now. A subordinate-mode snapshot's sidecar is written when
+    /// it is unpacked, while the agent can still read every folder of it.
+    func snapshotSize(_ name: String) -> Int64 {
+        let side = content.root + "/snapshot-sizes/" + name
         let fd = open(side, O_RDONLY | O_CLOEXEC)
         if fd >= 0 {
             defer { close(fd) }
@@ -89,17 +90,25 @@ extension ImageStore {
             let n = read(fd, &buf, buf.count)
             if n > 0, let v = Int64(String(decoding: buf[0..<n], as: UTF8.self)) { return v }
         }
-        let size = treeBytes(content.root + "/snapshots/sha256/" + hex)
+        let size = treeBytes(content.root + "/snapshots/sha256/" + name)
+        content.recordSnapshotSize(name, size)
+        return size
+    }
+}
+
+extension ContentStore {
+    /// Writes snapshot `name`'s size sidecar (`snapshot-sizes/NAME`: temp file, fsync, rename).
+    func recordSnapshotSize(_ name: String, _ size: Int64) {
+        let dir = root + "/snapshot-sizes"
         mkdir(dir, 0o700)
-        let tmp = content.temporaryPath("size-" + hex.prefix(12))
+        let tmp = temporaryPath("size-" + name.prefix(12))
         let w = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if w >= 0 {
             let text = Array(String(size).utf8)
             let ok = write(w, text, text.count) == text.count && fsync(w) == 0
             close(w)
-            if ok, rename(tmp, side) == 0 { syncDirectory(dir) } else { unlink(tmp) }
+            if ok, rename(tmp, dir + "/" + name) == 0 { syncDirectory(dir) } else { unlink(tmp) }
         }
-        return size
     }
 }
 

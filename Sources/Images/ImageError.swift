@@ -13,6 +13,9 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
     case badManifest(reference: String, digest: String, problem: String)
     /// A layer entry that would write outside its snapshot, or is otherwise refused.
     case hostileLayer(image: String, layer: Digest, entry: String, problem: String)
+    /// Subordinate mode: the layer's owners could not be applied (`entry`: the one the
+    /// owners process stopped at, or nil when it failed before any, e.g. at newuidmap).
+    case ownersNotApplied(image: String, layer: Digest, entry: String?, problem: String)
     /// The uncompressed layer does not hash to the config's diff_id.
     case diffIDMismatch(image: String, layer: Digest, expected: Digest, actual: Digest)
     /// The store itself (a file operation on the agent's own state folder).
@@ -44,6 +47,8 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
             return "\(ref): manifest \(d): \(problem)"
         case .hostileLayer(let image, let layer, let entry, let problem):
             return "\(image): layer \(layer): entry \(jsonish(entry)): \(problem); the layer was not unpacked"
+        case .ownersNotApplied(let image, let layer, let entry, let problem):
+            return "\(image): layer \(layer): " + (entry.map { "entry \(jsonish($0)): " } ?? "") + problem + "; the layer was not unpacked"
         case .diffIDMismatch(let image, let layer, let expected, let actual):
             return "\(image): layer \(layer) uncompresses to \(actual), its config says diff_id \(expected)"
         case .store(let path, let op, let e):

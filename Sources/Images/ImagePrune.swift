@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import Sandbox
 
 /// Holds a running container's snapshots: a shared flock on each snapshot's lock file for
 /// as long as the lease lives, so `agent image prune` never removes what a step uses.
@@ -19,12 +20,12 @@ public struct PruneResult: Sendable, Equatable {
 }
 
 extension ImageStore {
-    /// Leases the snapshots of `chainIDs` (shared flocks, taken while pulls are held off)
-    /// and, with `image`, the image itself (`locks/image-MANIFEST`, which the budget's
-    /// eviction checks: a snapshot may be shared by images that are not running).
+    /// Leases the snapshots of `chainIDs` in this store's owner mode (shared flocks, taken
+    /// while pulls are held off) and, with `image`, the image itself (`locks/image-MANIFEST`,
+    /// which the budget's eviction checks: a snapshot may be shared by images that are not running).
     func lease(_ chainIDs: [Digest], image: Digest? = nil) throws(ImageError) -> ImageLease {
         var fds: [Int32] = []
-        let names = chainIDs.map { "snapshot-" + $0.hex } + (image.map { ["image-" + $0.hex] } ?? [])
+        let names = chainIDs.map { "snapshot-" + snapshots.name($0) } + (image.map { ["image-" + $0.hex] } ?? [])
         for name in names {
             do throws(ImageError) {
                 let fd = try content.lock(name, shared: true)
@@ -42,6 +43,11 @@ extension ImageStore {
     /// Removes every blob and snapshot no stored reference needs. A snapshot a running
     /// container leases is kept (counted in `inUse`); pulls and imports are waited for
     /// (they hold `locks/pull` shared), so nothing they just stored is taken.
+    ///
+    /// A snapshot is needed when a reference needs its ChainID, in either owner mode; a
+    /// subordinate-mode one only for the ranges /etc/subuid and /etc/subgid give now (one
+    /// for ranges that changed is removed, in a user namespace with its own ranges while
+    /// the helpers still grant them; otherwise it stays and counts in `inUse`).
     public func prune() throws(ImageError) -> PruneResult {
         let gate = try content.lock("pull")
         defer { close(gate) }
@@ -62,12 +68,16 @@ extension ImageStore {
             if unlink(blobDir + "/" + hex) == 0 { out.blobs += 1 }
         }
         let snapDir = content.root + "/snapshots/sha256"
-        for hex in (try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [] where !liveSnapshots.contains(hex) {
-            guard let fd = try? content.lock("snapshot-" + hex, nonBlocking: true) else { out.inUse += 1; continue }
+        let currentKey = OwnerRanges.forSteps(.subordinate)?.key
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: snapDir)) ?? [] {
+            let parts = name.split(separator: "-", maxSplits: 1).map(String.init)
+            let key = parts.count == 2 ? parts[1] : nil
+            if liveSnapshots.contains(parts[0]) && (key == nil || key == currentKey) { continue }
+            guard let fd = try? content.lock("snapshot-" + name, nonBlocking: true) else { out.inUse += 1; continue }
             defer { close(fd) }
-            let size = snapshotSize(hex)
-            removeTree(snapDir + "/" + hex)
-            unlink(content.root + "/snapshot-sizes/" + hex)
+            let size = snapshotSize(name)
+            guard removeSnapshotTree(snapDir + "/" + name, owners: key.flatMap(OwnerRanges.init(key:))) else { out.inUse += 1; continue }
+            unlink(content.root + "/snapshot-sizes/" + name)
             out.bytes += size
             out.snapshots += 1
         }

@@ -2,6 +2,7 @@ import AgentSupport
 import Dispatch
 import FoundationEssentials
 import Glibc
+import Sandbox
 
 /// When a job's image is fetched from its registry (job key `"pull"`).
 public enum PullPolicy: String, Sendable, CaseIterable {
@@ -23,6 +24,9 @@ public struct PreparedImage: Sendable {
     /// Snapshot folders, top layer first (overlayfs's lowerdir order).
     public var layers: [String]
     public var warnings: [String] = []
+    /// The subordinate ranges its snapshots' files carry the layers' owners in, or nil
+    /// when every file belongs to the agent (single mode; owners in `user.rootlesscontainers`).
+    public var owners: OwnerRanges? = nil
     /// Shared locks on the snapshots (see `ImageStore.prune`).
     public var lease: ImageLease? = nil
     /// The store grew for this image (a pull), so its budget is checked.
@@ -33,7 +37,11 @@ public struct PreparedImage: Sendable {
 public struct ImageStore: Sendable {
     public let content: ContentStore
     public let refs: RefIndex
-    public let snapshots: SnapshotStore
+    /// The snapshots in this store's owner mode (`owners`).
+    public var snapshots: SnapshotStore { SnapshotStore(store: content, owners: owners) }
+    /// The subordinate ranges the steps that use the snapshots map (`OwnerRanges.forSteps`),
+    /// or nil for single mode: which snapshots `prepare`, `pull` and imports unpack and use.
+    public var owners: OwnerRanges? = nil
     /// Registries reached over plain HTTP besides loopback (policy `images.insecureRegistries`).
     public var insecureRegistries: [String]
     /// The operator's registry logins (`RegistryCredentials.load`); never a job's.
@@ -45,7 +53,6 @@ public struct ImageStore: Sendable {
     public init(stateDirectory: String, insecureRegistries: [String] = []) throws(ImageError) {
         content = try ContentStore(stateDirectory: stateDirectory)
         refs = RefIndex(store: content)
-        snapshots = SnapshotStore(store: content)
         self.insecureRegistries = insecureRegistries
     }
 
@@ -200,7 +207,7 @@ public struct ImageStore: Sendable {
             cfg = l.config; ls = l.layers
         }
         let s = try snapshots.ensure(image: key, layers: ls!, diffIDs: cfg!.diffIDs)
-        return PreparedImage(reference: key, digest: manifest, config: cfg!, layers: s.paths, warnings: s.warnings)
+        return PreparedImage(reference: key, digest: manifest, config: cfg!, layers: s.paths, warnings: s.warnings, owners: owners)
     }
 
     /// Drops `reference` from the index. Blobs and snapshots stay until a prune (not done yet).

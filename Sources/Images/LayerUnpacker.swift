@@ -4,6 +4,7 @@ import CArchive
 import Crypto
 import FoundationEssentials
 import Glibc
+import Sandbox
 
 /// Unpacks one layer (tar, gzip or zstd) into an empty snapshot folder, treating the layer
 /// as hostile: every entry is created relative to a descriptor of its parent folder, and
@@ -28,8 +29,14 @@ struct LayerUnpacker {
     private let written = WrittenPaths()
     final class WrittenPaths: @unchecked Sendable { var set = Set<String>() }
 
-    init(image: String, layer: Digest, applyWhiteouts: Bool = false) {
+    /// Subordinate mode: the tar's owners are recorded here (and applied by the caller,
+    /// `LayerOwners.apply`) instead of in `user.rootlesscontainers`, except those outside
+    /// the ranges. Nil: single mode, every owner goes to the xattr.
+    let owners: LayerOwners?
+
+    init(image: String, layer: Digest, applyWhiteouts: Bool = false, owners: OwnerRanges? = nil) {
         self.image = image; self.layer = layer; self.applyWhiteouts = applyWhiteouts
+        self.owners = owners.map { LayerOwners(ranges: $0, image: image, layer: layer) }
     }
 
     /// Layers are uncompressed, gzip or zstd tars. Only libarchive's built-in decoders for
@@ -173,13 +180,18 @@ struct LayerUnpacker {
     }
 
     /// Removes whatever is at `name` (a later entry replaces an earlier one); folders stay.
-    private func clear(_ parent: Int32, _ name: String, keepFolder: Bool) {
+    /// `full`: its path in the layer, whose recorded owner (and those beneath) goes too.
+    private func clear(_ parent: Int32, _ name: String, keepFolder: Bool, full: String) {
         var st = stat()
         guard fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
         if (st.st_mode & S_IFMT) == Glibc.S_IFDIR {
-            if !keepFolder { try? FileManager.default.removeItem(atPath: "/proc/self/fd/\(parent)/\(name)") }
+            if !keepFolder {
+                try? FileManager.default.removeItem(atPath: "/proc/self/fd/\(parent)/\(name)")
+                owners?.forget(full, below: true)
+            }
         } else {
             unlinkat(parent, name, 0)
+            owners?.forget(full, below: false)
         }
     }
 
@@ -192,7 +204,8 @@ struct LayerUnpacker {
             try whiteout(String(name.dropFirst(4)), parent, raw, folder: parts.joined(separator: "/"))
             return nil
         }
-        if applyWhiteouts { written.set.insert((parts + [name]).joined(separator: "/")) }
+        let full = (parts + [name]).joined(separator: "/")
+        if applyWhiteouts { written.set.insert(full) }
         let mode = UInt32(archive_entry_perm(e)) & 0o7777
         if let link = archive_entry_hardlink(e) {
             let target = String(cString: link)
@@ -204,14 +217,18 @@ struct LayerUnpacker {
             // A link to a folder or to a symlink is refused too (linkat never follows one).
             var st = stat()
             guard fstatat(tparent, tname, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & Glibc.S_IFMT) == Glibc.S_IFREG else { throw notHere }
-            clear(parent, name, keepFolder: false)
+            clear(parent, name, keepFolder: false, full: full)
             guard linkat(tparent, tname, parent, name, 0) == 0 else { throw notHere }
             return nil
         }
-        let owner = Self.rootlessOwner(uid: archive_entry_uid(e), gid: archive_entry_gid(e))
-        switch UInt32(archive_entry_filetype(e)) {
+        let type = UInt32(archive_entry_filetype(e))
+        var owner = Self.rootlessOwner(uid: archive_entry_uid(e), gid: archive_entry_gid(e))
+        // Subordinate mode: the owner is applied later, the xattr only when it cannot be.
+        let recorded = owners != nil && [UInt32(Glibc.S_IFDIR), UInt32(Glibc.S_IFREG), UInt32(Glibc.S_IFLNK), UInt32(Glibc.S_IFIFO)].contains(type)
+        if recorded, owners!.canApply(uid: archive_entry_uid(e), gid: archive_entry_gid(e)) { owner = nil }
+        switch type {
         case UInt32(Glibc.S_IFDIR):
-            clear(parent, name, keepFolder: true)
+            clear(parent, name, keepFolder: true, full: full)
             if mkdirat(parent, name, 0o700) != 0 && errno != EEXIST { throw errnoError(raw, "mkdir", errno) }
             guard fchmodat(parent, name, mode | 0o700, 0) == 0 else { throw errnoError(raw, "chmod", errno) }
             if let owner {
@@ -221,27 +238,33 @@ struct LayerUnpacker {
                 try record(owner, fd, raw)
             }
         case UInt32(Glibc.S_IFREG):
-            clear(parent, name, keepFolder: false)
+            clear(parent, name, keepFolder: false, full: full)
             let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw errnoError(raw, "create", errno) }
             defer { close(fd) }
             try copyData(a, fd, raw)
             // A sparse file's trailing hole has no data block: the size comes from the header.
             guard ftruncate(fd, off_t(archive_entry_size(e))) == 0 else { throw errnoError(raw, "truncate", errno) }
-            guard fchmod(fd, mode) == 0 else { throw errnoError(raw, "chmod", errno) }
+            // The xattr first: a user.* xattr needs write permission, which a mode like 0400 takes away.
             if let owner { try record(owner, fd, raw) }
+            guard fchmod(fd, mode) == 0 else { throw errnoError(raw, "chmod", errno) }
         case UInt32(Glibc.S_IFLNK):
-            clear(parent, name, keepFolder: false)
+            clear(parent, name, keepFolder: false, full: full)
             // The target is only text here; it is resolved inside the container, never by the agent.
             let target = archive_entry_symlink(e).map { String(cString: $0) } ?? ""
             guard symlinkat(target, parent, name) == 0 else { throw errnoError(raw, "symlink", errno) }
         case UInt32(Glibc.S_IFIFO):
-            clear(parent, name, keepFolder: false)
+            clear(parent, name, keepFolder: false, full: full)
             guard mkfifoat(parent, name, mode) == 0 else { throw errnoError(raw, "mkfifo", errno) }
         case UInt32(Glibc.S_IFCHR), UInt32(Glibc.S_IFBLK):
             return "\(image): layer \(layer): device node \(jsonish(raw)) skipped (cannot be created without privileges)"
         default:
             return "\(image): layer \(layer): \(jsonish(raw)) skipped (unsupported file type)"
+        }
+        // After the entry was made (making it forgot what it replaced).
+        if recorded, let owners {
+            let cap = type == UInt32(Glibc.S_IFREG) ? LayerTarSource.xattrs(e).first { $0.name == "security.capability" }?.value ?? [] : []
+            try owners.record(path: full, uid: archive_entry_uid(e), gid: archive_entry_gid(e), mode: mode, type: type, capability: cap)
         }
         return nil
     }
@@ -270,7 +293,7 @@ struct LayerUnpacker {
         if target == ".wh..opq" && applyWhiteouts {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd/\(parent)")) ?? []
             for n in names where !written.set.contains(folder.isEmpty ? n : folder + "/" + n) {
-                clear(parent, n, keepFolder: false)
+                clear(parent, n, keepFolder: false, full: folder.isEmpty ? n : folder + "/" + n)
             }
             return
         }
@@ -284,7 +307,7 @@ struct LayerUnpacker {
         guard !target.isEmpty, target != ".", target != "..", !target.contains("/") else {
             throw hostile(raw, "is a whiteout of \(jsonish(target)), which names no file of the folder")
         }
-        clear(parent, target, keepFolder: false)
+        clear(parent, target, keepFolder: false, full: folder.isEmpty ? target : folder + "/" + target)
         if applyWhiteouts { return }
         // makedev(0, 0): overlayfs's whiteout.
         guard mknodat(parent, target, Glibc.S_IFCHR | 0o000, 0) == 0 else { throw errnoError(raw, "mknod whiteout", errno) }

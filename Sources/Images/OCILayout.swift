@@ -117,7 +117,7 @@ extension ImageStore {
         let s = try snapshots.ensure(image: reference, layers: layers, diffIDs: config.diffIDs)
         let record = ImageRecord(reference: reference, manifest: desc.digest, digest: top.digest, pulled: Int64(time(nil)))
         try refs.update { $0[reference] = record }
-        return PreparedImage(reference: reference, digest: desc.digest, config: config, layers: s.paths, warnings: s.warnings)
+        return PreparedImage(reference: reference, digest: desc.digest, config: config, layers: s.paths, warnings: s.warnings, owners: owners)
     }
 }
 

@@ -2,18 +2,33 @@ import AgentSupport
 import Dispatch
 import FoundationEssentials
 import Glibc
+import Sandbox
 
 /// Unpacked layers, `snapshots/sha256/<chainid>`: one folder per layer holding only that
 /// layer's files (whiteouts converted), keyed by the ChainID of the stack it sits on, so
 /// every image and job with the same stack shares it and no layer is unpacked twice. A
 /// snapshot is unpacked in `tmp/` and renamed into place under a per-ChainID flock, so a
 /// concurrent pull waits and then finds it; a failed unpack leaves nothing.
+///
+/// Snapshots are keyed by owner mapping too: with `owners` nil (single mode) every file
+/// belongs to the agent and the layer's owners are in `user.rootlesscontainers`
+/// (`snapshots/sha256/CHAIN`); with subordinate ranges the files carry the layer's owners
+/// as the steps' mapping shows them (`snapshots/sha256/CHAIN-u<start>+<count>g<start>+<count>`,
+/// see `OwnerRanges.key`). Both may sit side by side; each mode uses its own.
 public struct SnapshotStore: Sendable {
     let store: ContentStore
+    /// The subordinate ranges snapshots are unpacked for, or nil (the agent owns every file).
+    public var owners: OwnerRanges?
 
-    public init(store: ContentStore) { self.store = store }
+    public init(store: ContentStore, owners: OwnerRanges? = nil) {
+        self.store = store
+        self.owners = owners
+    }
 
-    public func path(_ chainID: Digest) -> String { store.root + "/snapshots/sha256/" + chainID.hex }
+    /// The snapshot folder's name: the ChainID's hex, and the owner ranges' key if any.
+    public func name(_ chainID: Digest) -> String { owners.map { chainID.hex + "-" + $0.key } ?? chainID.hex }
+
+    public func path(_ chainID: Digest) -> String { store.root + "/snapshots/sha256/" + name(chainID) }
 
     public func has(_ chainID: Digest) -> Bool {
         var st = stat()
@@ -55,7 +70,7 @@ public struct SnapshotStore: Sendable {
     }
 
     private func unpack(image: String, layer: Digest, diffID: Digest, chainID: Digest) throws(ImageError) -> [String] {
-        let lfd = try store.lock("snapshot-" + chainID.hex)
+        let lfd = try store.lock("snapshot-" + name(chainID))
         defer { close(lfd) }
         if has(chainID) { return [] }  // another agent unpacked it while this one waited
         let blob = store.blobPath(layer)
@@ -64,12 +79,24 @@ public struct SnapshotStore: Sendable {
         // so a layer whose content is not what its config claims must never get one.
         let tmp = store.temporaryPath("unpack-" + chainID.short)
         guard mkdir(tmp, 0o755) == 0 else { throw .store(path: tmp, operation: "mkdir", errno: errno) }
+        // Set once owners may have been applied: only then does removal need the owners process.
+        var applying = false
         do throws(ImageError) {
-            let warnings = try LayerUnpacker(image: image, layer: layer).unpackVerifying(blob: blob, into: tmp, diffID: diffID)
+            let unpacker = LayerUnpacker(image: image, layer: layer, owners: owners)
+            var warnings = try unpacker.unpackVerifying(blob: blob, into: tmp, diffID: diffID)
+            var size: Int64?
+            if let recorded = unpacker.owners {
+                // Measured while every folder is still the agent's (some will not be readable after).
+                size = treeBytes(tmp)
+                applying = true
+                try recorded.apply(to: tmp)
+                warnings += recorded.warnings
+            }
             guard rename(tmp, path(chainID)) == 0 else { throw ImageError.store(path: path(chainID), operation: "rename", errno: errno) }
+            if let size { store.recordSnapshotSize(name(chainID), size) }
             return warnings
         } catch {
-            removeTree(tmp)
+            removeSnapshotTree(tmp, owners: applying ? owners : nil)
             throw error
         }
     }
@@ -78,4 +105,21 @@ public struct SnapshotStore: Sendable {
 /// Removes a tree of the store (never following symlinks; folders are owner-writable).
 func removeTree(_ path: String) {
     try? FileManager.default.removeItem(atPath: path)
+}
+
+/// Removes a snapshot's folder. With `owners` (a subordinate-mode snapshot, whose files
+/// and folders the agent may not be allowed to touch) its contents are deleted by the owners
+/// process in a user namespace with those ranges first. Returns false when something is left.
+@discardableResult
+func removeSnapshotTree(_ path: String, owners: OwnerRanges?) -> Bool {
+    if let owners {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd >= 0 {
+            try? SubordinateOwners.removeContents(root: fd, ranges: owners, timeout: .seconds(600))
+            close(fd)
+        }
+    }
+    removeTree(path)
+    var st = stat()
+    return lstat(path, &st) != 0
 }

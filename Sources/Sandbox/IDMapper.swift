@@ -236,7 +236,7 @@ struct IDMapPlan: Sendable, Equatable {
     }
 
     /// Starts helper `name` (the stage errors name: "newuidmap", whatever path replaced it).
-    private static func spawnHelper(_ name: String, _ path: String, _ args: [String]) throws -> Helper {
+    static func spawnHelper(_ name: String, _ path: String, _ args: [String]) throws -> Helper {
         var fds: [Int32] = [0, 0]
         let prc = agent_sandbox_pipe(&fds)
         guard prc == 0 else { throw SandboxError(stage: "pipe", errno: -prc) }

@@ -138,6 +138,16 @@ struct ExecFlags {
         return e
     }
 
+    /// `--id-map` as the container's mapping.
+    func idMapping() throws -> ContainerConfiguration.IDMapping {
+        switch idMap {
+        case "auto", "automatic": return .automatic
+        case "single": return .single
+        case "subordinate": return .subordinate
+        default: throw ValidationError("--id-map must be auto, single or subordinate, not '\(idMap)'")
+        }
+    }
+
     /// The container this command line asks for, within the agent policy, and that policy.
     /// Throws `ExecParsing.InvalidValue`/`ValidationError` for a bad flag value,
     /// `PolicyError` for a policy that does not load, `ExecPolicyGate.Refusal` for a flag
@@ -152,7 +162,7 @@ struct ExecFlags {
         if let image {
             guard rootfs == "host" else { throw ValidationError("--image and --rootfs cannot be combined") }
             try ExecImage.apply(image, pull: pull, stateDir: stateDir, policy: resolved.policy, workdirGiven: workdir != "/",
-                                userGiven: user != nil, to: &c)
+                                userGiven: user != nil, idMapping: try idMapping(), to: &c)
         }
         c.readOnlyRoot = !rwRootfs
         // Mounts apply in command-line order; fall back to binds-then-tmpfs if the raw
@@ -194,12 +204,7 @@ struct ExecFlags {
         c.hostname = hostname
         // Without --user an image's User applies (ExecImage set it); else root.
         if let user { (c.uid, c.gid) = try ExecParsing.user(user) } else if image == nil { (c.uid, c.gid) = (0, 0) }
-        switch idMap {
-        case "auto", "automatic": c.idMapping = .automatic
-        case "single": c.idMapping = .single
-        case "subordinate": c.idMapping = .subordinate
-        default: throw ValidationError("--id-map must be auto, single or subordinate, not '\(idMap)'")
-        }
+        c.idMapping = try idMapping()
         if let timeout { c.timeout = try ExecParsing.duration(timeout) }
         c.allowRoot = allowRoot
         c.stdin = interactive ? .inherit : .null

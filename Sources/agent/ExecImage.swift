@@ -1,4 +1,5 @@
 import AgentCore
+import AgentSupport
 import ArgumentParser
 import FoundationEssentials
 import Images
@@ -17,7 +18,7 @@ enum ExecImage {
     }
 
     static func apply(_ text: String, pull: String, stateDir: String?, policy: AgentPolicy, workdirGiven: Bool,
-                      userGiven: Bool, to c: inout ContainerConfiguration) throws {
+                      userGiven: Bool, idMapping: ContainerConfiguration.IDMapping, to c: inout ContainerConfiguration) throws {
         guard let pullPolicy = PullPolicy(rawValue: pull) else {
             throw ValidationError("--pull must be if-not-present, always or never, not '\(pull)'")
         }
@@ -29,6 +30,8 @@ enum ExecImage {
         var store = try ImageStore(stateDirectory: state.root, insecureRegistries: policy.images.insecureRegistries)
         store.storeMaxBytes = Int64(clamping: policy.images.storeMaxBytes)
         store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
+        // The snapshots of the container's id mapping: the layers' owners in subordinate mode.
+        store.owners = OwnerRanges.forSteps(idMapping)
         let image: PreparedImage
         switch source {
         case .registry: image = try store.prepare(source, pull: pullPolicy)
@@ -38,6 +41,8 @@ enum ExecImage {
             image = try store.prepareLocal(source, opened: path, as: source.description)
         }
         held = image.lease
+        // An owner outside the subordinate ranges, a skipped device node: said, never fatal.
+        for w in image.warnings { printToStandardError("agent: warning: \(w)\n") }
         c.rootfs = .layers(image.layers.map { HostPath($0) })
         for kv in image.config.env {
             guard let eq = kv.firstIndex(of: "=") else { continue }

@@ -4,6 +4,7 @@ import ArgumentParser
 import FoundationEssentials
 import Glibc
 import Images
+import Sandbox
 import SandboxPolicy
 
 /// `agent image`: the image store under the state folder (README "Container images").
@@ -34,6 +35,8 @@ struct ImageStoreOptions: ParsableArguments {
         var store = try ImageStore(stateDirectory: dir.root, insecureRegistries: policy.images.insecureRegistries)
         store.storeMaxBytes = Int64(clamping: policy.images.storeMaxBytes)
         store.credentials = try RegistryCredentials.load(environment: ProcessInfo.processInfo.environment)
+        // Snapshots for the mapping jobs get (auto): a pull here is what a job then uses.
+        store.owners = OwnerRanges.forSteps(.automatic)
         return store
     }
 }

@@ -19,6 +19,7 @@ func makeTar(_ dir: String, _ name: String, _ entries: [[String: String]], gzip:
             elif kind == "chr": i.type = tarfile.CHRTYPE; i.devmajor = 1; i.devminor = 3
             else: i.size = len(data); i.mode = int(e.get("mode", "644"), 8)
             if "uid" in e: i.uid = i.gid = int(e["uid"])
+            if "gid" in e: i.gid = int(e["gid"])
             t.addfile(i, io.BytesIO(data) if kind == "file" else None)
     """
     let p = Process()

@@ -29,6 +29,8 @@ extension JobRunner {
                                                 insecureRegistries: options.policy.images.insecureRegistries)
                         st.storeMaxBytes = Int64(clamping: options.policy.images.storeMaxBytes)
                         st.credentials = try RegistryCredentials.load(environment: options.environment)
+                        // The pod maps ids automatically, as steps do: the same owner mode (README "Owners").
+                        st.owners = OwnerRanges.forSteps(.automatic)
                         store = st
                     }
                     let prepared = try store!.prepare(source, pull: job.pull)

@@ -63,6 +63,9 @@ extension JobRunner {
                 store.storeMaxBytes = Int64(clamping: options.policy.images.storeMaxBytes)
                 // The operator's logins ($REGISTRY_AUTH_FILE, ~/.docker/config.json of the agent's user).
                 store.credentials = try RegistryCredentials.load(environment: options.environment)
+                // The steps run with the automatic id mapping: their snapshots carry the
+                // layers' owners when it is subordinate (README "Owners").
+                store.owners = OwnerRanges.forSteps(.automatic)
                 let prepared: PreparedImage
                 if let local = admitted.localImage {
                     // Read through the admitted descriptor, never the job's string.

@@ -26,7 +26,7 @@ extension JobRunner {
         let spec = job.spec
         var status = JobStatus(jobID: spec.id, state: .running, exitCode: 0, startedAt: LogTimestamp.format(job.startedAt))
         if let image = job.image {
-            status.image = ImageUse(reference: image.reference, digest: image.digest.description, owners: "agent")
+            status.image = ImageUse(reference: image.reference, digest: image.digest.description, owners: image.owners == nil ? "agent" : "subordinate")
         }
         status.steps = spec.steps.enumerated().map { i, s in
             var st = StepStatus(index: i + 1, name: s.name, type: s.type.rawValue, state: .pending, allowFailure: s.allowFailure)
