@@ -9,6 +9,9 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -361,10 +364,23 @@ static long sb_root_overlay(const struct agent_sandbox_plan *p, const int *roots
     return sb_make_overlay(p, layers, n, flag_keys, flag_values, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 }
 
+/// A change of the effective uid clears PR_SET_PDEATHSIG, and the init's ids change here
+/// whenever the agent runs as real root (its uid 0 becomes an unprivileged range's): the
+/// setting is made again, then the agent is checked for once more, since it may have died
+/// while the setting was off: it holds the only write end of the release pipe (fd 5), so a
+/// hang-up there means it is gone.
+static void sb_rearm_parent_death(void) {
+    SB2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd pf = { 5, POLLIN, 0 };
+    struct timespec zero = { 0, 0 };
+    if (SB5(SYS_ppoll, &pf, 1, &zero, 0, 8) == 1 && (pf.revents & (POLLHUP | POLLERR))) SB1(SYS_exit_group, 125);
+}
+
 void sb_setup_root(const struct agent_sandbox_plan *p) {
     long r = SB3(SYS_setresgid, p->init_gid, p->init_gid, p->init_gid);
     if (r >= 0) r = SB3(SYS_setresuid, p->init_uid, p->init_uid, p->init_uid);
     if (r < 0) sb_fail(AGENT_STAGE_INIT_IDS, -1, r);
+    sb_rearm_parent_death();
     r = SB2(SYS_sethostname, p->hostname, sb_strlen(p->hostname));
     if (r < 0) sb_fail(AGENT_STAGE_HOSTNAME, -1, r);
     r = SB5(SYS_mount, "none", "/", 0, MS_REC | MS_PRIVATE, 0);

@@ -35,7 +35,13 @@ import Testing
         }
         let sweeper = Task.detached {
             var removed: [String] = []
-            while !Task.isCancelled { removed += await WorkspaceLayer.removeStale(stateDirectory: root) }
+            // A sweep that finds nothing never suspends: without the sleep this loop would hold
+            // one of the cooperative pool's threads (as many as cores) for the whole test and
+            // starve whatever else needs one (Foundation's Process delivers exits there).
+            while !Task.isCancelled {
+                removed += await WorkspaceLayer.removeStale(stateDirectory: root)
+                try? await Task.sleep(for: .milliseconds(1))
+            }
             return removed
         }
         let failures = await creator.value

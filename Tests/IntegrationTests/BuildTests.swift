@@ -31,26 +31,28 @@ import Testing
         }
     }
 
+    /// `sh -ec script`, waited for with waitpid (system(3)), not Foundation's Process:
+    /// these run on the cooperative pool, and Process delivers a child's exit through a
+    /// pool thread too, which a busy pool (two threads here) may never give it.
     static func sh(_ script: String) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-ec", script]
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(script)")
+        let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        let rc = system("/bin/sh -ec " + quoted)
+        #expect(rc == 0, "\(script)")
     }
 
+    /// What `sh -c script` prints on stdout and stderr (popen(3), for the same reason).
     static func output(_ script: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let quoted = "'" + script.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        guard let f = popen("/bin/sh -c " + quoted + " 2>&1", "r") else { return "" }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        pclose(f)
+        return String(decoding: out, as: UTF8.self)
     }
 
     static var base: String { ImageTests.ref("busybox") }
