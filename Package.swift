@@ -114,3 +114,13 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: []),
     ]
 )
+
+// Start-up: release code of the agent's own modules reaches the metadata of the generic types
+// it uses through direct accessor calls, not mangled names that the Swift runtime demangles at
+// first use (checking each generic requirement by a scan of every protocol conformance in the
+// binary). A few hundred bytes of code for about 0.1 ms of CPU per `agent exec`.
+for target in package.targets where ["AgentSupport", "SandboxPolicy", "Sandbox", "Images", "Dockerfile", "AgentCore", "agent"].contains(target.name) {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"], .when(configuration: .release)),
+    ]
+}
