@@ -30,6 +30,10 @@ int agent_get_dumpable(void) {
     return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 }
 
+int agent_capbset_read(unsigned long cap) {
+    return prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+}
+
 const void *agent_memrchr(const void *s, int c, unsigned long n) {
     return memrchr(s, c, n);
 }

@@ -1,11 +1,11 @@
-import CCap
 import AgentSupport
+import CAgentSys
 import FoundationEssentials
 import Glibc
 
 /// A set of Linux capabilities as a 64-bit mask (bit N = capability number N).
 ///
-/// Names are parsed and printed with libcap, so they follow the running libcap's table;
+/// Names are parsed and printed with the table in `CapabilityNames` (libcap's spelling);
 /// `ALL` means every capability the running kernel knows (`/proc/sys/kernel/cap_last_cap`).
 public struct CapabilitySet: Sendable, Hashable {
     public var mask: UInt64
@@ -46,14 +46,22 @@ public struct CapabilitySet: Sendable, Hashable {
     }
 
     /// The highest capability number of the running kernel, from
-    /// `/proc/sys/kernel/cap_last_cap`, else what libcap probed (`cap_max_bits() - 1`).
+    /// `/proc/sys/kernel/cap_last_cap`, else probed the way libcap's `cap_max_bits()` does
+    /// (the highest number `PR_CAPBSET_READ` accepts).
     public static let lastCapability: Int = {
         if let text = try? String(contentsOfFile: "/proc/sys/kernel/cap_last_cap", encoding: .utf8),
            let last = Int(text.trimmingWhitespaceAndNewlines()), (0..<64).contains(last) {
             return last
         }
-        return max(0, min(63, Int(cap_max_bits()) - 1))
+        return probedLastCapability()
     }()
+
+    /// The highest capability number the kernel's `PR_CAPBSET_READ` accepts (0 if none is).
+    static func probedLastCapability() -> Int {
+        var last = 0
+        for number in 0..<64 where agent_capbset_read(UInt(number)) >= 0 { last = number }
+        return last
+    }
 
     public func contains(number: Int) -> Bool {
         (0..<64).contains(number) && mask & (1 << UInt64(number)) != 0
@@ -65,7 +73,7 @@ public struct CapabilitySet: Sendable, Hashable {
     public func subtracting(_ other: CapabilitySet) -> CapabilitySet { CapabilitySet(mask: mask & ~other.mask) }
     public var isEmpty: Bool { mask == 0 }
 
-    /// Whether the set holds the capability called `name`; `false` for names libcap does
+    /// Whether the set holds the capability called `name`; `false` for names the table does
     /// not know (a profile may mention capabilities newer than this host).
     public func contains(name: String) -> Bool {
         guard let number = try? Self.number(of: name) else { return false }
@@ -99,26 +107,25 @@ public struct CapabilitySet: Sendable, Hashable {
         return result
     }
 
-    /// The capability number of `name` (`CAP_CHOWN`, `chown`, `Cap_Chown`), via libcap.
+    /// The capability number of `name` (`CAP_CHOWN`, `chown`, `Cap_Chown`); a name the
+    /// running kernel does not have (past `lastCapability`) is unknown too.
     public static func number(of name: String) throws -> Int {
         let trimmed = name.trimmingWhitespace()
-        // libcap also accepts bare numbers; a policy should say what it means by name.
+        // A policy should say what it means by name, not by a bare number.
         guard !trimmed.isEmpty, !trimmed.allSatisfy(\.isNumber) else { throw CapabilityError.unknownName(name) }
         var lower = trimmed.lowercased()
         if !lower.hasPrefix("cap_") { lower = "cap_" + lower }
-        var value: cap_value_t = 0
-        guard cap_from_name(lower, &value) == 0, value >= 0, Int(value) <= lastCapability else {
+        guard let value = CapabilityNames.number(of: lower), value <= lastCapability else {
             throw CapabilityError.unknownName(name)
         }
-        return Int(value)
+        return value
     }
 
-    /// The canonical name of capability `number` (`CAP_CHOWN`), via libcap; capabilities
-    /// newer than libcap come back as libcap prints them (the number).
+    /// The canonical name of capability `number` (`CAP_CHOWN`); capabilities newer than the
+    /// table come back as libcap prints them (the number).
     public static func name(of number: Int) -> String {
-        guard let raw = cap_to_name(cap_value_t(number)) else { return String(number) }
-        defer { cap_free(raw) }
-        return String(cString: raw).uppercased()
+        guard let name = CapabilityNames.name(of: number) else { return String(number) }
+        return name.uppercased()
     }
 
     private static func isAll(_ name: String) -> Bool {
@@ -132,7 +139,7 @@ extension CapabilitySet: CustomStringConvertible {
 
 /// A capability list that cannot be honoured; each case names the capability.
 public enum CapabilityError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// libcap and the running kernel do not know this name.
+    /// The capability table and the running kernel do not know this name.
     case unknownName(String)
     /// The capability exists but the agent policy does not allow it (jobs may only narrow).
     case notAllowed(String)

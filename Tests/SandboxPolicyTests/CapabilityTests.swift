@@ -1,7 +1,8 @@
+import CCap
 import Testing
 @testable import SandboxPolicy
 
-/// Capability names through libcap.
+/// Capability names (the agent's table, checked against libcap here).
 @Suite struct CapabilityTests {
     static let dockerNames = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
                               "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"]
@@ -73,5 +74,30 @@ import Testing
     @Test func profileCapabilityNamesThisHostDoesNotKnowAreNotHeld() {
         #expect(!CapabilitySet.all.contains(name: "CAP_FROM_THE_FUTURE"))
         #expect(CapabilitySet.dockerDefault.contains(name: "CAP_KILL"))
+    }
+
+    /// The agent no longer links libcap (start-up cost); its table must say what libcap says.
+    @Test func tableMatchesLibcap() throws {
+        for number in 0..<64 {
+            let raw = try #require(cap_to_name(cap_value_t(number)))
+            defer { cap_free(raw) }
+            let libcap = String(cString: raw)
+            if number < CapabilityNames.byNumber.count {
+                #expect(CapabilityNames.name(of: number) == libcap, "capability \(number)")
+                var value: cap_value_t = -1
+                #expect(cap_from_name(libcap, &value) == 0 && Int(value) == number, "\(libcap)")
+            } else {
+                // Past the table libcap has no name either (it prints the number, as we do).
+                #expect(CapabilityNames.name(of: number) == nil)
+                #expect(libcap == String(number), "libcap knows capability \(number) as \(libcap): extend CapabilityNames")
+            }
+        }
+        #expect(CapabilitySet.name(of: 63) == "63")
+    }
+
+    /// The fallback for a missing /proc/sys/kernel/cap_last_cap probes as libcap does.
+    @Test func probedLastCapabilityMatchesKernelAndLibcap() {
+        #expect(CapabilitySet.probedLastCapability() == CapabilitySet.lastCapability)
+        #expect(CapabilitySet.probedLastCapability() == Int(cap_max_bits()) - 1)
     }
 }

@@ -28,6 +28,10 @@ if [ -n "${AGENT_BASELINE:-}" ]; then
   done
 fi
 ci/make-busybox-rootfs.sh "$work/rootfs" >/dev/null
+# What the dynamic loader maps at every start (the release build: libc and libm only).
+if command -v readelf >/dev/null; then
+  echo "agent needs: $(readelf -d "$work/agent" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+fi
 chmod 755 "$work"
 
 as_user=()

@@ -96,8 +96,12 @@ public struct ProtectedPaths: Sendable {
         guard fstat(fd, &st) == 0 else { return -1 }
         if (st.st_mode & S_IFMT) == S_IFDIR { return openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC) }
         guard let host = HostPath(descriptor: fd) else { return -1 }
-        let folder = host.path.split(separator: "/").dropLast().joined(separator: "/")
-        return open("/" + folder, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        // The kernel's path of the file (no empty or dot components): its folder is everything
+        // before the last slash. Sliced by hand: `split(...).joined(...)` runs unspecialized and
+        // costs a runtime type lookup on every agent start (this is on `agent exec`'s path).
+        let path = host.path
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+        return open(folder.isEmpty ? "/" : folder, O_PATH | O_DIRECTORY | O_CLOEXEC)
     }
 
     static func executablePath() -> String? {

@@ -28,6 +28,10 @@ int agent_disable_core_dumps(void);
 /// PR_GET_DUMPABLE: 1 if the process is dumpable, 0 if not, -1 with errno on error.
 int agent_get_dumpable(void);
 
+/// PR_CAPBSET_READ: 1 if capability `cap` is in the bounding set, 0 if not, -1 with errno
+/// (EINVAL: the running kernel has no capability `cap`).
+int agent_capbset_read(unsigned long cap);
+
 /// memrchr(3) (a GNU extension): the last `c` in the first `n` bytes of `s`, or NULL.
 const void *agent_memrchr(const void *s, int c, unsigned long n);
 
