@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 @testable import Images
 import Sandbox
 import SandboxPolicy
@@ -159,7 +159,7 @@ import Testing
     }
 
     @Test func namesAreGrantedLikeTheJobsImage() throws {
-        let base = NSTemporaryDirectory() + "svc-admission-\(UUID().uuidString.prefix(8))"
+        let base = "/tmp/svc-admission-\(UUID().uuidString.prefix(8))"
         for d in ["rootfs", "state"] { try FileManager.default.createDirectory(atPath: base + "/" + d, withIntermediateDirectories: true) }
         defer { try? FileManager.default.removeItem(atPath: base) }
         let redis = ServiceSpec(name: .image(try ImageSource.parse("redis:7")), aliases: ["redis"])

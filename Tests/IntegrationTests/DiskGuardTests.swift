@@ -32,7 +32,8 @@ import Testing
         #expect(r.status == 1, "\(r.stderr)")
         let steps = try f.steps()
         #expect(steps.first?["state"] as? String == "failed")
-        #expect((steps.first?["reason"] as? String ?? "").contains("minFreeDiskBytes"), "\(steps)")
+        let reason = (steps.first?["reason"] as? String) ?? ""
+        #expect(reason.contains("minFreeDiskBytes"), "\(steps)")
         #expect(!(try f.read(steps.first?["log"] as? String ?? "missing")).contains("wrote-everything"))
         // The job's layers are gone with it: the disk has its space back.
         var s = statvfs()
