@@ -142,16 +142,8 @@ struct ServiceContainerFactory: Sendable {
         c.network = pod.configuration.network
         c.pod = pod
         c.hostAliases = hostAliases
-        var limits = ResourceLimit.defaults
-        func set(_ r: ResourceLimit.Resource, _ v: UInt64?) {
-            guard let v else { return }
-            limits.removeAll { $0.resource == r }
-            limits.append(ResourceLimit(r, v))
-        }
-        set(.nofile, job.resources.nofile)
-        set(.nproc, min(job.resources.pids ?? options.policy.defaultPids, options.policy.defaultPids))
-        set(.fsize, job.resources.fsize)
-        c.rlimits = limits
+        c.rlimits = job.resources.containerLimits(
+            processes: min(job.resources.pids ?? options.policy.defaultPids, options.policy.defaultPids))
         c.capabilities = options.policy.capabilities
         c.seccomp = seccomp
         c.killGracePeriod = job.servicesStopGrace

@@ -67,18 +67,7 @@ struct StepExecutor {
         return env.keys.sorted().map { "\($0)=\(env[$0]!)" }
     }
 
-    func rlimits() -> [ResourceLimit] {
-        var limits = ResourceLimit.defaults
-        func set(_ r: ResourceLimit.Resource, _ v: UInt64?) {
-            guard let v else { return }
-            limits.removeAll { $0.resource == r }
-            limits.append(ResourceLimit(r, v))
-        }
-        set(.nofile, job.resources.nofile)
-        set(.nproc, processLimit.value)
-        set(.fsize, job.resources.fsize)
-        return limits
-    }
+    func rlimits() -> [ResourceLimit] { job.resources.containerLimits(processes: processLimit.value) }
 
     /// The step's process limit: the policy's `defaultPids`, or the job's `resources.pids`
     /// when that is lower (a job may only narrow it).
@@ -330,5 +319,22 @@ struct StepExecutor {
     /// `logs/NN-<step>.log`, the step name made safe for a file name.
     static func logName(index: Int, step: String) -> String {
         "logs/" + StepLogWriter.fileName(index: index, stepName: step)
+    }
+}
+
+extension JobSpec.Resources {
+    /// The rlimits of a step's or a service's container: the defaults, then the job's
+    /// `nofile` and `fsize`, and `processes` as RLIMIT_NPROC.
+    func containerLimits(processes: UInt64) -> [ResourceLimit] {
+        var limits = ResourceLimit.defaults
+        func set(_ r: ResourceLimit.Resource, _ v: UInt64?) {
+            guard let v else { return }
+            limits.removeAll { $0.resource == r }
+            limits.append(ResourceLimit(r, v))
+        }
+        set(.nofile, nofile)
+        set(.nproc, processes)
+        set(.fsize, fsize)
+        return limits
     }
 }
