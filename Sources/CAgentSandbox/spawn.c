@@ -206,7 +206,12 @@ static long sb_clone_join(const struct agent_sandbox_plan *p, int plan_fd, int i
     close(mid_fd);
     if (a.init_pid < 0) return status == 0 ? a.init_pid : -EIO;
     long fd = SB2(SYS_pidfd_open, a.init_pid, 0);
-    if (fd < 0) return fd;
+    if (fd < 0) {
+        // Without a pidfd nobody would reap it: it is ours, so kill and reap it by pid.
+        SB2(SYS_kill, a.init_pid, SIGKILL);
+        SB4(SYS_wait4, a.init_pid, &status, 0, 0);
+        return fd;
+    }
     *pidfd = (int)fd;
     *used = a.used;
     return a.init_pid;
