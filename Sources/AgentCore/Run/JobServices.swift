@@ -116,40 +116,55 @@ final class JobServiceGroup: Sendable {
 }
 
 extension JobServiceGroup {
-    /// Waits for every service in turn (they all started first, so they start up side by
+    /// Waits for every service at once (they all started first, so they start up side by
     /// side). Returns why the job cannot run (a failed wait without `allow_unhealthy`), or
     /// nil; `cancelled` when the job was cancelled meanwhile.
     ///
     /// No wait outlasts the job's `deadline` (its timeout counts from before the services).
     func waitForHealth(job: PreparedJob, deadline: ContinuousClock.Instant) async -> (failure: String?, cancelled: Bool) {
-        for i in services.indices {
-            guard let s = service(i) else { continue }
-            let clock = ContinuousClock()
-            let started = clock.now
-            let outcome = await ServiceHealthWait(service: s, factory: factory, jobDeadline: deadline).wait()
-            let waited = (clock.now - started).seconds
-            update(i) { $0.waitedSeconds = (waited * 1000).rounded() / 1000 }
-            switch outcome {
-            case .noWait:
-                job.progress.send(.service(alias: s.alias, message: "running (nothing to wait for)"))
-            case .ready:
-                update(i) { $0.state = "healthy" }
-                job.progress.send(.service(alias: s.alias, message: "healthy after \(JobDuration.tenths(clock.now - started))"))
-                job.jobLog.note("service \(jsonQuoted(s.alias)) healthy (\(s.prepared.healthDescription))")
-            case .cancelled:
-                return (nil, true)
-            case .failed(let why):
-                let reason = job.redact(why)
-                update(i) { $0.state = "unhealthy"; $0.reason = reason }
-                job.jobLog.note(reason)
-                if s.prepared.spec.allowUnhealthy {
-                    job.progress.warning(reason + " (allow_unhealthy: the job goes on)")
-                } else {
-                    job.progress.send(.service(alias: s.alias, message: "unhealthy: " + reason))
-                    return (reason, false)
+        // Every service is waited for at once, so the job waits as long as its slowest
+        // service, not the sum; each outcome is reported as it comes in. The first failure
+        // that is not allowed ends the other waits (the job will not run).
+        let factory = self.factory
+        return await withTaskGroup(of: (Int, ServiceHealthWait.Outcome, Duration).self) { group in
+            for i in services.indices {
+                guard let s = service(i) else { continue }
+                group.addTask {
+                    let started = ContinuousClock.now
+                    let outcome = await ServiceHealthWait(service: s, factory: factory, jobDeadline: deadline).wait()
+                    return (i, outcome, ContinuousClock.now - started)
                 }
             }
+            var failure: String? = nil
+            var cancelled = false
+            for await (i, outcome, waited) in group {
+                guard let s = service(i) else { continue }
+                update(i) { $0.waitedSeconds = (waited.seconds * 1000).rounded() / 1000 }
+                switch outcome {
+                case .noWait:
+                    job.progress.send(.service(alias: s.alias, message: "running (nothing to wait for)"))
+                case .ready:
+                    update(i) { $0.state = "healthy" }
+                    job.progress.send(.service(alias: s.alias, message: "healthy after \(JobDuration.tenths(waited))"))
+                    job.jobLog.note("service \(jsonQuoted(s.alias)) healthy (\(s.prepared.healthDescription))")
+                case .cancelled:
+                    // Ours (after a failure), or the job's.
+                    if failure == nil { cancelled = true }
+                case .failed(let why):
+                    let reason = job.redact(why)
+                    update(i) { $0.state = "unhealthy"; $0.reason = reason }
+                    job.jobLog.note(reason)
+                    if s.prepared.spec.allowUnhealthy {
+                        job.progress.warning(reason + " (allow_unhealthy: the job goes on)")
+                    } else if failure == nil && !cancelled {
+                        job.progress.send(.service(alias: s.alias, message: "unhealthy: " + reason))
+                        failure = reason
+                        group.cancelAll()
+                    }
+                }
+            }
+            if let failure { return (failure, false) }
+            return (nil, cancelled)
         }
-        return (nil, false)
     }
 }
