@@ -85,17 +85,27 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata) {
     return s->fn(data, size * n, s->ctx);
 }
 
-int agent_http_get(const char *url, const char *const *headers, size_t n_headers, long long resume_from,
-                   long timeout_seconds, agent_http_sink body, agent_http_sink header, void *ctx,
+/// The start of every transfer: libcurl's global set-up once per process (one flag for GET
+/// and the other methods), a fresh handle and the request's header list. NULL when no
+/// handle could be made (`result` says so).
+static CURL *begin(const char *const *headers, size_t n_headers, struct curl_slist **list,
                    struct agent_http_result *result) {
     static int initialised;
     if (!__atomic_exchange_n(&initialised, 1, __ATOMIC_ACQ_REL)) curl_global_init(CURL_GLOBAL_DEFAULT);
     memset(result, 0, sizeof *result);
     CURL *c = curl_easy_init();
-    if (!c) { result->curl_code = CURLE_FAILED_INIT; strcpy(result->error, "curl_easy_init failed"); return -1; }
-    setopt_fn set = lazy_setopt();
+    if (!c) { result->curl_code = CURLE_FAILED_INIT; strcpy(result->error, "curl_easy_init failed"); return 0; }
+    for (size_t k = 0; k < n_headers; k++) *list = curl_slist_append(*list, headers[k]);
+    return c;
+}
+
+int agent_http_get(const char *url, const char *const *headers, size_t n_headers, long long resume_from,
+                   long timeout_seconds, agent_http_sink body, agent_http_sink header, void *ctx,
+                   struct agent_http_result *result) {
     struct curl_slist *list = 0;
-    for (size_t i = 0; i < n_headers; i++) list = curl_slist_append(list, headers[i]);
+    CURL *c = begin(headers, n_headers, &list, result);
+    if (!c) return -1;
+    setopt_fn set = lazy_setopt();
     struct sink_ctx b = { body, ctx }, h = { header, ctx };
     set_common(c, set, url, list, 1, timeout_seconds);
     if (resume_from > 0) set(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)resume_from);
@@ -132,14 +142,10 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *userdata) {
 int agent_http_request(const char *method, const char *url, const char *const *headers, size_t n_headers,
                        const struct agent_http_body *body, int follow_redirects, long timeout_seconds,
                        agent_http_sink sink, agent_http_sink header, void *ctx, struct agent_http_result *result) {
-    static int initialised;
-    if (!__atomic_exchange_n(&initialised, 1, __ATOMIC_ACQ_REL)) curl_global_init(CURL_GLOBAL_DEFAULT);
-    memset(result, 0, sizeof *result);
-    CURL *c = curl_easy_init();
-    if (!c) { result->curl_code = CURLE_FAILED_INIT; strcpy(result->error, "curl_easy_init failed"); return -1; }
-    setopt_fn set = lazy_setopt();
     struct curl_slist *list = 0;
-    for (size_t i = 0; i < n_headers; i++) list = curl_slist_append(list, headers[i]);
+    CURL *c = begin(headers, n_headers, &list, result);
+    if (!c) return -1;
+    setopt_fn set = lazy_setopt();
     list = curl_slist_append(list, "Expect:");
     struct sink_ctx b = { sink, ctx }, h = { header, ctx };
     struct body_ctx rb = { body, 0 };

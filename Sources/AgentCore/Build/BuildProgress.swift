@@ -103,32 +103,7 @@ public final class BuildProgress: Sendable {
         return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }
 
-    private func fixed(_ v: Double, _ places: Int) -> String {
-        var p = 1.0
-        for _ in 0..<places { p *= 10 }
-        let n = Int64((v * p).rounded())
-        let whole = n / Int64(p), frac = String(n % Int64(p))
-        return "\(whole)." + String(repeating: "0", count: places - frac.count) + frac
-    }
+    private func fixed(_ v: Double, _ places: Int) -> String { fixedPoint(v, decimals: places) }
 
-    private func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
+    private func jsonString(_ s: String) -> String { jsonQuoted(s) }
 }
