@@ -59,7 +59,7 @@ let package = Package(
         // (SeccompHost) is the one that compiles, by construction. Debug builds link libseccomp.so.
         .target(
             name: "SandboxPolicy",
-            dependencies: ["AgentSupport", "CSeccomp", "CAgentSys", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["AgentSupport", "CSeccomp", "CAgentSys"],
             linkerSettings: [.linkedLibrary("seccomp", .when(configuration: .debug)),
                              .unsafeFlags(["-l:libseccomp.a"], .when(configuration: .release))]
         ),

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -50,4 +51,20 @@ int agent_sandbox_open_init(const char *path, unsigned uid) {
         return -EPERM;
     }
     return fd;
+}
+
+int agent_sandbox_pin_here(struct agent_sandbox_affinity *saved) {
+    _Static_assert(sizeof saved->bits >= sizeof(cpu_set_t), "room for a cpu_set_t");
+    cpu_set_t *old = (cpu_set_t *)saved->bits;
+    if (sched_getaffinity(0, sizeof *old, old) < 0 || CPU_COUNT(old) < 2) return 0;
+    int cpu = sched_getcpu();
+    if (cpu < 0 || !CPU_ISSET(cpu, old)) return 0;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof one, &one) == 0;
+}
+
+void agent_sandbox_restore_affinity(const struct agent_sandbox_affinity *saved) {
+    sched_setaffinity(0, sizeof(cpu_set_t), (const cpu_set_t *)saved->bits);
 }

@@ -160,14 +160,9 @@ struct IDMapPlan: Sendable, Equatable {
             try Self.writeProc(pid, "uid_map", "1 \(u.start) \(u.count)\n")
             try Self.writeProc(pid, "gid_map", "1 \(g.start) \(g.count)\n")
         case .helpers(let u, let g):
-            // Both helpers run at once: each costs an exec of a setuid binary.
-            let a = try Self.spawnHelper("newuidmap", helpers.uid, ["\(pid)", "1", "\(uid)", "1", "2", "\(u.start)", "\(u.count)"])
-            let b: Helper
-            do {
-                b = try Self.spawnHelper("newgidmap", helpers.gid, ["\(pid)", "1", "\(gid)", "1", "2", "\(g.start)", "\(g.count)"])
-            } catch {
-                a.kill(); _ = a.finish(); throw error
-            }
+            let (a, b) = try Self.spawnHelpers(
+                uid: (helpers.uid, ["\(pid)", "1", "\(uid)", "1", "2", "\(u.start)", "\(u.count)"]),
+                gid: (helpers.gid, ["\(pid)", "1", "\(gid)", "1", "2", "\(g.start)", "\(g.count)"]))
             let hung = Helper.drain([a, b], until: .now + timeout)
             if let hung {
                 a.kill(); b.kill(); _ = a.finish(); _ = b.finish()
@@ -232,6 +227,25 @@ struct IDMapPlan: Sendable, Equatable {
             if status == 0 { return nil }
             let msg = String(decoding: output, as: UTF8.self).trimmingWhitespaceAndNewlines()
             return "(\(name) failed with status \(status >> 8)\(msg.isEmpty ? "" : ": " + msg))"
+        }
+    }
+
+    /// Starts newuidmap (`uid`: its path and arguments) and newgidmap (`gid`) to run at once;
+    /// each costs an exec of a setuid binary that loads five libraries (1.5-2 ms here).
+    /// On two CPUs the scheduler put the second helper's fork on the CPU the first one ran
+    /// on (this thread's CPU was busy with the fork itself) and left it queued there until
+    /// the first exited: the two ran one after the other (perf sched traces). So the second
+    /// is forked with this thread pinned to its own CPU, where it runs at once while this
+    /// thread waits for its exec (posix_spawn is a vfork). On a failure nothing is left.
+    static func spawnHelpers(uid: (path: String, args: [String]), gid: (path: String, args: [String])) throws -> (Helper, Helper) {
+        let a = try spawnHelper("newuidmap", uid.path, uid.args)
+        var saved = agent_sandbox_affinity()
+        let pinned = agent_sandbox_pin_here(&saved) == 1
+        defer { if pinned { agent_sandbox_restore_affinity(&saved) } }
+        do {
+            return (a, try spawnHelper("newgidmap", gid.path, gid.args))
+        } catch {
+            a.kill(); _ = a.finish(); throw error
         }
     }
 

@@ -92,6 +92,32 @@ struct Launcher: Sendable {
         return early
     }
 
+    /// Waits until the child's `/proc/PID/setgroups` belongs to this user, as its id-map
+    /// files must for us (and newuidmap) to open them for writing: a non-dumpable process's
+    /// files belong to root. The spawn returns while the child's exec is still under way
+    /// (the vfork-style release comes first), and under load the exec sometimes left the
+    /// child non-dumpable: opening setgroups failed with EACCES ("setgroups: Permission
+    /// denied", ~1 start in 30 with three CPU hogs running). agent-init makes itself dumpable
+    /// first thing; this waits for that (usually the first stat shows it). The folder
+    /// `/proc/PID` itself always shows the task's uid, so a file is checked. Real root owns
+    /// every entry anyway.
+    static func awaitOwnProcEntry(_ pid: Int32, pidfd: Int32, timeout: Duration) throws {
+        let me = geteuid(), path = "/proc/\(pid)/setgroups", deadline = ContinuousClock.now + timeout
+        var tries = 0
+        while true {
+            var info = stat()
+            // Gone or exited (a zombie has no mm and shows root): its failure record, if
+            // any, is on the error pipe, which the caller reads next.
+            guard stat(path, &info) == 0 else { return }
+            if info.st_uid == me { return }
+            var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 0) > 0 { return }
+            if ContinuousClock.now >= deadline { throw SandboxError.timedOut(stage: "agent-init exec", after: timeout) }
+            tries += 1
+            if tries < 100 { sched_yield() } else { usleep(200) }
+        }
+    }
+
     /// A container whose command has exec'd, and the parent's ends of its pipes for `supervise`.
     struct Started {
         var core: ContainerCore
@@ -228,6 +254,7 @@ struct Launcher: Sendable {
             do {
                 // The way out starts now, beside the id mapping (see NetworkStack.start).
                 if c.pod == nil {
+                    try Self.awaitOwnProcEntry(pid, pidfd: pidfd, timeout: c.setupTimeout)
                     if c.network == .outbound { stack = try NetworkStack.start(c.outbound, childPID: pid) }
                     try ids.apply(pid: pid, timeout: c.setupTimeout)
                 }

@@ -72,9 +72,10 @@ struct PodHolder {
         return c
     }
 
-    func run() throws -> Pod {
+    /// `ids`: the plan when the caller has resolved it already.
+    func run(ids resolved: IDMapPlan? = nil) throws -> Pod {
         let c = container
-        let ids = try IDMapPlan.forCurrentUser(c)
+        let ids = try resolved ?? IDMapPlan.forCurrentUser(c)
         var parentEnds: [Int32] = [], childEnds: [Int32] = []
         func closeAll(_ fds: inout [Int32]) { for fd in fds where fd > 2 { Glibc.close(fd) }; fds = [] }
         defer { closeAll(&parentEnds); closeAll(&childEnds) }
@@ -131,8 +132,10 @@ struct PodHolder {
             throw ShimFailure.error(stage: early.stage, op: early.op, errno: early.err, ops: [], configuration: c)
         }
         do {
-            // Opened while the holder waits (dumpable, ours): from now on the namespaces live
-            // as long as these descriptors, whatever becomes of the holder.
+            // Opened while the holder waits (dumpable, ours, once its exec is through: see
+            // Launcher.awaitOwnProcEntry): from now on the namespaces live as long as these
+            // descriptors, whatever becomes of the holder.
+            try Launcher.awaitOwnProcEntry(pid, pidfd: pidfd, timeout: c.setupTimeout)
             userFD = agent_sandbox_open_ns(pid, "user")
             guard userFD >= 0 else { throw SandboxError(stage: "pod", errno: -userFD, detail: "/proc/\(pid)/ns/user") }
             netFD = agent_sandbox_open_ns(pid, "net")

@@ -169,15 +169,13 @@ public enum SubordinateOwners {
     private static func mapIDs(pid: Int32, ranges: OwnerRanges, deadline: ContinuousClock.Instant) throws(Failure) {
         let a: IDMapPlan.Helper, b: IDMapPlan.Helper
         do {
-            a = try IDMapPlan.spawnHelper("newuidmap", IDMapPlan.newuidmap,
-                                          ["\(pid)", "0", "\(getuid())", "1", "1", "\(ranges.uids.start)", "\(ranges.uids.count)"])
-        } catch { throw Failure(stage: "newuidmap \(error)", errno: 0) }
-        do {
-            b = try IDMapPlan.spawnHelper("newgidmap", IDMapPlan.newgidmap,
-                                          ["\(pid)", "0", "\(getgid())", "1", "1", "\(ranges.gids.start)", "\(ranges.gids.count)"])
+            (a, b) = try IDMapPlan.spawnHelpers(
+                uid: (IDMapPlan.newuidmap, ["\(pid)", "0", "\(getuid())", "1", "1", "\(ranges.uids.start)", "\(ranges.uids.count)"]),
+                gid: (IDMapPlan.newgidmap, ["\(pid)", "0", "\(getgid())", "1", "1", "\(ranges.gids.start)", "\(ranges.gids.count)"]))
+        } catch let e as SandboxError {
+            throw Failure(stage: "\(e.stage) \(e)", errno: 0)
         } catch {
-            a.kill(); _ = a.finish()
-            throw Failure(stage: "newgidmap \(error)", errno: 0)
+            throw Failure(stage: "newuidmap \(error)", errno: 0)
         }
         if let hung = IDMapPlan.Helper.drain([a, b], until: deadline) {
             a.kill(); b.kill(); _ = a.finish(); _ = b.finish()

@@ -1,14 +1,13 @@
-import Crypto
 import AgentSupport
 import FoundationEssentials
 import Glibc
 import Synchronization
 
 /// Compiles profiles once and keeps the programs: in memory for the life of the process,
-/// and optionally on disk as `<sha256>.bpf` in a directory the agent owns.
+/// and optionally on disk as `<key>.bpf` in a directory the agent owns (SeccompDiskCache).
 ///
 /// Compiling Docker's profile with libseccomp costs milliseconds per container start; a
-/// cache hit costs a hash of the profile text. The key covers everything that changes the
+/// disk hit costs one read and a byte comparison of the profile text. The key covers everything that changes the
 /// program: the profile's exact text, the capability mask, the architecture, the kernel
 /// release (`minKernel`) and the libseccomp version (syscall tables).
 public final class SeccompCache: Sendable {
@@ -137,9 +136,10 @@ public final class SeccompCache: Sendable {
         }) {
             return hit
         }
-        let key = cacheKey(profileText: profileText, capabilities: capabilities)
+        let identity = self.identity(profileText: profileText, capabilities: capabilities)
+        let key = SeccompDiskCache.key(identity)
         if let cacheDirectory {
-            switch SeccompDiskCache.load(directory: cacheDirectory, key: key) {
+            switch SeccompDiskCache.load(directory: cacheDirectory, key: key, identity: identity) {
             case .hit(let program):
                 state.withLock {
                     Self.remember(program, profileText: profileText, mask: mask, in: &$0.programs)
@@ -156,7 +156,7 @@ public final class SeccompCache: Sendable {
         // bytes, which is cheaper than making every other profile wait.
         let profile = try SeccompProfile(json: profileText)
         let program = try SeccompCompiler.compile(profile, capabilities: capabilities, host: host)
-        let wrote = cacheDirectory.map { SeccompDiskCache.store(program, directory: $0, key: key) } ?? false
+        let wrote = cacheDirectory.map { SeccompDiskCache.store(program, directory: $0, key: key, identity: identity) } ?? false
         state.withLock {
             Self.remember(program, profileText: profileText, mask: mask, in: &$0.programs)
             $0.statistics.compiles += 1
@@ -165,140 +165,16 @@ public final class SeccompCache: Sendable {
         return program
     }
 
-    /// Hex SHA-256 of everything the program depends on.
+    /// Everything the program depends on, as the bytes a cache file must hold to be used:
+    /// the host (architecture, kernel release for `minKernel`, libseccomp version for its
+    /// syscall tables), the capability mask and the profile's exact text.
+    func identity(profileText: String, capabilities: CapabilitySet) -> [UInt8] {
+        let header = "agent-seccomp-v2\0\(host.architecture)\0\(host.kernelRelease)\0\(host.libseccompVersion)\0\(String(capabilities.mask, radix: 16))\0"
+        return Array(header.utf8) + Array(profileText.utf8)
+    }
+
+    /// The file name's key for `identity` (see SeccompDiskCache.key).
     func cacheKey(profileText: String, capabilities: CapabilitySet) -> String {
-        var hasher = SHA256()
-        let header = "agent-seccomp-v1\0\(host.architecture)\0\(host.kernelRelease)\0\(host.libseccompVersion)\0\(String(capabilities.mask, radix: 16))\0"
-        Self.update(&hasher, header)
-        Self.update(&hasher, profileText)
-        return SeccompDiskCache.hex(hasher.finalize())
-    }
-
-    /// Hashes the text's UTF-8 in place (no copy into a `Data`).
-    private static func update(_ hasher: inout SHA256, _ text: String) {
-        var text = text
-        text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-    }
-}
-
-/// `<key>.bpf` files: a header line, a JSON line with the program's metadata and the
-/// SHA-256 of the instructions, then the raw instructions. Anything that does not check
-/// out is reported as corrupt and replaced by the caller's fresh compile.
-enum SeccompDiskCache {
-    enum LoadResult {
-        case hit(SeccompProgram)
-        case missing
-        case corrupt
-    }
-
-    private static let magic = "agent-seccomp-bpf 1\n"
-
-    private struct Metadata: Encodable {
-        var architectures: [String]
-        var skippedNames: [String]
-        var sha256: String
-        var length: Int
-
-        init(architectures: [String], skippedNames: [String], sha256: String, length: Int) {
-            self.architectures = architectures
-            self.skippedNames = skippedNames
-            self.sha256 = sha256
-            self.length = length
-        }
-
-        /// Reads the metadata line with the agent's strict JSON reader (JSONDecoder costs a
-        /// few hundred microseconds on this hot path). Unknown keys are ignored; a missing
-        /// or mistyped one makes the file corrupt.
-        init?(line: ArraySlice<UInt8>) {
-            func strings(_ value: JSONValue?) -> [String]? {
-                guard case .array(let items)? = value else { return nil }
-                var out: [String] = []
-                for item in items {
-                    guard case .string(let s) = item else { return nil }
-                    out.append(s)
-                }
-                return out
-            }
-            guard case .object(let fields)? = try? JSONReader.parse(line),
-                  let architectures = strings(fields["architectures"]),
-                  let skippedNames = strings(fields["skippedNames"]),
-                  case .string(let sha256)? = fields["sha256"],
-                  case .unsigned(let length)? = fields["length"], length <= UInt64(Int.max) else { return nil }
-            self.init(architectures: architectures, skippedNames: skippedNames, sha256: sha256, length: Int(length))
-        }
-    }
-
-    static func path(directory: String, key: String) -> String { "\(directory)/\(key).bpf" }
-
-    static func load(directory: String, key: String) -> LoadResult {
-        let fd = open(path(directory: directory, key: key), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        if fd < 0 { return errno == ENOENT ? .missing : .corrupt }
-        defer { close(fd) }
-        // The program is loaded into every container, so only trust a file nobody else
-        // could have written; anything else is replaced by a fresh compile.
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(),
-              info.st_mode & 0o022 == 0 else {
-            return .corrupt
-        }
-        let limit = 16 << 20
-        guard let data = readUpTo(fd, limit: limit + 1), data.count <= limit else { return .corrupt }
-        let magicBytes = Array(magic.utf8)
-        guard data.starts(with: magicBytes),
-              let newline = data[magicBytes.count...].firstIndex(of: UInt8(ascii: "\n")) else {
-            return .corrupt
-        }
-        let line = data[magicBytes.count..<newline]
-        guard let meta = Metadata(line: line) else {
-            return .corrupt
-        }
-        let bytes = Array(data[(newline + 1)...])
-        guard bytes.count == meta.length, bytes.count > 0, bytes.count % 8 == 0,
-              sha256Hex(bytes) == meta.sha256 else {
-            return .corrupt
-        }
-        return .hit(SeccompProgram(bytes: bytes, architectures: meta.architectures, skippedNames: meta.skippedNames))
-    }
-
-    static func sha256Hex(_ bytes: [UInt8]) -> String {
-        var hasher = SHA256()
-        bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        return hex(hasher.finalize())
-    }
-
-    /// Writes to a temporary file in the same directory and renames it into place, so a
-    /// reader never sees half a file. Failure only costs a future compile: returns `false`.
-    static func store(_ program: SeccompProgram, directory: String, key: String) -> Bool {
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                 attributes: [.posixPermissions: 0o700])
-        let meta = Metadata(architectures: program.architectures, skippedNames: program.skippedNames,
-                            sha256: sha256Hex(program.bytes), length: program.bytes.count)
-        guard let metaJSON = try? JSONEncoder().encode(meta) else { return false }
-        var contents = Data(magic.utf8)
-        contents.append(metaJSON)
-        contents.append(UInt8(ascii: "\n"))
-        contents.append(contentsOf: program.bytes)
-
-        let final = path(directory: directory, key: key)
-        let temporary = "\(directory)/.\(key).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return false }
-        let written = writeAll(fd, contents)
-        let closed = close(fd) == 0
-        guard written, closed, rename(temporary, final) == 0 else {
-            unlink(temporary)
-            return false
-        }
-        return true
-    }
-
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in digest {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xf)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        SeccompDiskCache.key(identity(profileText: profileText, capabilities: capabilities))
     }
 }

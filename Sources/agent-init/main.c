@@ -146,6 +146,13 @@ void sb_main(void) {
     }
     if (r < 0) sb_fail(AGENT_STAGE_INIT_EXEC, -1, r);
     SB2(SYS_prctl, PR_SET_NAME, "init");
+    // Dumpable until the maps are written, whatever the exec left: the parent (and
+    // newuidmap) must open our /proc/PID/{setgroups,uid_map,gid_map}, which a non-dumpable
+    // process's root owns. Under load the exec sometimes came out non-dumpable (the
+    // parent's open then failed with EACCES); the parent waits for this (Launcher.swift,
+    // awaitOwnProcEntry). sb_run_init clears it again before the command runs.
+    long d = SB5(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0);
+    if (d < 0) sb_fail(AGENT_STAGE_DUMPABLE, -1, d);
     struct agent_sandbox_plan *p = sb_map_plan();
     // Wait until the parent has written uid_map/gid_map (EOF: it gave up or died).
     char b = 0;

@@ -277,6 +277,20 @@ int agent_sandbox_pipe(int fds[2]);
 /// eventfd(0, EFD_CLOEXEC), to wake a supervisor thread's poll.
 int agent_sandbox_eventfd(void);
 
+/// A thread's CPU affinity, saved by `agent_sandbox_pin_here` (room for 1024 CPUs).
+struct agent_sandbox_affinity {
+    unsigned long bits[16];
+};
+
+/// Pins the calling thread to the CPU it is running on and saves its affinity in `saved`.
+/// Returns 1 when pinned (restore with `agent_sandbox_restore_affinity`), 0 when there was
+/// nothing to do (one CPU allowed) or the calls failed. A child spawned meanwhile inherits
+/// the pin: the id-mapping helpers use it to run on two CPUs at once (IDMapper.swift).
+int agent_sandbox_pin_here(struct agent_sandbox_affinity *saved);
+
+/// Gives the calling thread back the affinity `agent_sandbox_pin_here` saved.
+void agent_sandbox_restore_affinity(const struct agent_sandbox_affinity *saved);
+
 /// A sealed memfd (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL, close-on-exec)
 /// holding `len` bytes of `buf`: the flat plan for agent-init. Returns the fd or -errno.
 int agent_sandbox_plan_memfd(const void *buf, size_t len);
