@@ -4,14 +4,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "include/agent_sandbox.h"
 
 int agent_sandbox_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
+
+int agent_sandbox_socketpair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : -errno;
+}
 
 int agent_sandbox_eventfd(void) {
     int fd = eventfd(0, EFD_CLOEXEC);
@@ -67,4 +73,9 @@ int agent_sandbox_pin_here(struct agent_sandbox_affinity *saved) {
 
 void agent_sandbox_restore_affinity(const struct agent_sandbox_affinity *saved) {
     sched_setaffinity(0, sizeof(cpu_set_t), (const cpu_set_t *)saved->bits);
+}
+
+int agent_sandbox_get_affinity(struct agent_sandbox_affinity *out) {
+    memset(out, 0, sizeof *out);
+    return sched_getaffinity(0, sizeof(cpu_set_t), (cpu_set_t *)out->bits) == 0 ? 0 : -errno;
 }

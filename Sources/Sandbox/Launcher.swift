@@ -92,29 +92,36 @@ struct Launcher: Sendable {
         return early
     }
 
-    /// Waits until the child's `/proc/PID/setgroups` belongs to this user, as its id-map
-    /// files must for us (and newuidmap) to open them for writing: a non-dumpable process's
-    /// files belong to root. The spawn returns while the child's exec is still under way
-    /// (the vfork-style release comes first), and under load the exec sometimes left the
-    /// child non-dumpable: opening setgroups failed with EACCES ("setgroups: Permission
-    /// denied", ~1 start in 30 with three CPU hogs running). agent-init makes itself dumpable
-    /// first thing; this waits for that (usually the first stat shows it). The folder
-    /// `/proc/PID` itself always shows the task's uid, so a file is checked. Real root owns
-    /// every entry anyway.
-    static func awaitOwnProcEntry(_ pid: Int32, pidfd: Int32, timeout: Duration) throws {
-        let me = geteuid(), path = "/proc/\(pid)/setgroups", deadline = ContinuousClock.now + timeout
-        var tries = 0
+    /// The sync channel: a socket pair, so agent-init can answer on it (`awaitReady`).
+    static func syncPair() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        let rc = agent_sandbox_socketpair(&fds)
+        guard rc == 0 else { throw SandboxError(stage: "socketpair", errno: -rc) }
+        return (fds[0], fds[1])
+    }
+
+    /// Waits for agent-init's ready byte on the sync socket (`fd`: the parent's end): it has
+    /// made itself dumpable, so its /proc/PID/{setgroups,uid_map,gid_map} are ours to open
+    /// (a non-dumpable process's belong to root). The spawn returns while the child's exec
+    /// is still under way (the vfork-style release comes first), and under load the exec
+    /// sometimes left it non-dumpable: writing setgroups failed with EACCES ("setgroups:
+    /// Permission denied", 1-6 % of starts in loops here). EOF (the child is gone) returns
+    /// too: its failure record, if any, is on the error pipe, which the caller reads next.
+    static func awaitReady(_ fd: Int32, timeout: Duration) throws {
+        let deadline = ContinuousClock.now + timeout
         while true {
-            var info = stat()
-            // Gone or exited (a zombie has no mm and shows root): its failure record, if
-            // any, is on the error pipe, which the caller reads next.
-            guard stat(path, &info) == 0 else { return }
-            if info.st_uid == me { return }
-            var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 0) > 0 { return }
-            if ContinuousClock.now >= deadline { throw SandboxError.timedOut(stage: "agent-init exec", after: timeout) }
-            tries += 1
-            if tries < 100 { sched_yield() } else { usleep(200) }
+            // The byte, if there, counts even past the deadline; then time is up.
+            let left = ContinuousClock.now.duration(to: deadline)
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ms = left <= .zero ? 0 : Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+            let n = poll(&p, 1, ms)
+            if n < 0 && errno == EINTR { continue }
+            if n > 0 {
+                var b: UInt8 = 0
+                if read(fd, &b, 1) < 0 && errno == EINTR { continue }
+                return
+            }
+            if left <= .zero { throw SandboxError.timedOut(stage: "agent-init exec", after: timeout) }
         }
     }
 
@@ -149,7 +156,7 @@ struct Launcher: Sendable {
         func closeAll(_ fds: [Int32]) { for fd in fds where fd > 2 { close(fd) } }
         do {
             let c = configuration
-            let sync = try Self.pipePair(); toClose += [sync.write]; childEnds += [sync.read]
+            let sync = try Self.syncPair(); toClose += [sync.write]; childEnds += [sync.read]
             let errp = try Self.pipePair(); toClose += [errp.read]; childEnds += [errp.write]
             let status = try Self.pipePair(); toClose += [status.read]; childEnds += [status.write]
             let release = try Self.pipePair(); toClose += [release.write]; childEnds += [release.read]
@@ -254,7 +261,7 @@ struct Launcher: Sendable {
             do {
                 // The way out starts now, beside the id mapping (see NetworkStack.start).
                 if c.pod == nil {
-                    try Self.awaitOwnProcEntry(pid, pidfd: pidfd, timeout: c.setupTimeout)
+                    try Self.awaitReady(sync.write, timeout: c.setupTimeout)
                     if c.network == .outbound { stack = try NetworkStack.start(c.outbound, childPID: pid) }
                     try ids.apply(pid: pid, timeout: c.setupTimeout)
                 }

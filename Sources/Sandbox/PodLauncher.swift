@@ -79,7 +79,7 @@ struct PodHolder {
         var parentEnds: [Int32] = [], childEnds: [Int32] = []
         func closeAll(_ fds: inout [Int32]) { for fd in fds where fd > 2 { Glibc.close(fd) }; fds = [] }
         defer { closeAll(&parentEnds); closeAll(&childEnds) }
-        let sync = try Launcher.pipePair(); parentEnds.append(sync.write); childEnds.append(sync.read)
+        let sync = try Launcher.syncPair(); parentEnds.append(sync.write); childEnds.append(sync.read)
         let errp = try Launcher.pipePair(); parentEnds.append(errp.read); childEnds.append(errp.write)
         let status = try Launcher.pipePair(); parentEnds.append(status.read); childEnds.append(status.write)
         let release = try Launcher.pipePair(); parentEnds.append(release.write); childEnds.append(release.read)
@@ -132,10 +132,10 @@ struct PodHolder {
             throw ShimFailure.error(stage: early.stage, op: early.op, errno: early.err, ops: [], configuration: c)
         }
         do {
-            // Opened while the holder waits (dumpable, ours, once its exec is through: see
-            // Launcher.awaitOwnProcEntry): from now on the namespaces live as long as these
+            // Opened while the holder waits (dumpable, ours, once it says so: see
+            // Launcher.awaitReady): from now on the namespaces live as long as these
             // descriptors, whatever becomes of the holder.
-            try Launcher.awaitOwnProcEntry(pid, pidfd: pidfd, timeout: c.setupTimeout)
+            try Launcher.awaitReady(sync.write, timeout: c.setupTimeout)
             userFD = agent_sandbox_open_ns(pid, "user")
             guard userFD >= 0 else { throw SandboxError(stage: "pod", errno: -userFD, detail: "/proc/\(pid)/ns/user") }
             netFD = agent_sandbox_open_ns(pid, "net")

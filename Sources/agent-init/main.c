@@ -13,6 +13,7 @@
 #include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
@@ -149,10 +150,13 @@ void sb_main(void) {
     // Dumpable until the maps are written, whatever the exec left: the parent (and
     // newuidmap) must open our /proc/PID/{setgroups,uid_map,gid_map}, which a non-dumpable
     // process's root owns. Under load the exec sometimes came out non-dumpable (the
-    // parent's open then failed with EACCES); the parent waits for this (Launcher.swift,
-    // awaitOwnProcEntry). sb_run_init clears it again before the command runs.
+    // parent's open then failed with EACCES). sb_run_init clears it again before the
+    // command runs. Then the ready byte on the sync socket, which the parent waits for
+    // before it writes the maps (Launcher.awaitReady); if it is gone, the read below sees EOF.
     long d = SB5(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0);
     if (d < 0) sb_fail(AGENT_STAGE_DUMPABLE, -1, d);
+    char ready = 1;
+    SB6(SYS_sendto, SB_SYNC_FD, &ready, 1, MSG_NOSIGNAL, 0, 0);
     struct agent_sandbox_plan *p = sb_map_plan();
     // Wait until the parent has written uid_map/gid_map (EOF: it gave up or died).
     char b = 0;

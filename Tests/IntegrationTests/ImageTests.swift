@@ -75,9 +75,11 @@ import Testing
         #expect(blobs().count == 7)
         let snapshots = { (try? FileManager.default.contentsOfDirectory(atPath: self.state + "/images/snapshots/sha256")) ?? [] }
         #expect(snapshots().count == 3)
-        // A job on layered runs while its reference is removed and the store pruned.
+        // A job on layered runs while its reference is removed and the store pruned. The
+        // step must outlast the `image rm` and `image prune` below: with 2 s it once ended
+        // first on a loaded machine, its leases went with it, and prune kept "0 in use".
         let f = try JobFixture("""
-        {"version": 1, "id": "lease", "image": "\(Self.ref("layered"))", "steps": [{"name": "wait", "run": "sleep 2; cat /etc/added"}]}
+        {"version": 1, "id": "lease", "image": "\(Self.ref("layered"))", "steps": [{"name": "wait", "run": "sleep 8; cat /etc/added"}]}
         """)
         // Returns once the step has started (its snapshots are leased before that).
         let job = try Harness.start(["run-job", f.job, "--output", f.results, "--state-dir", state, "--policy", Self.policy,

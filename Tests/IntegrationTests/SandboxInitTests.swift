@@ -64,15 +64,20 @@ import Testing
         p.standardInput = FileHandle.nullDevice
         try p.run()
         defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
-        // setpriv execs the agent: its pid is the agent's. The init is its child; the shell the
-        // init's, and `sleep` the shell's.
+        // setpriv execs the agent: its pid is the agent's. The init is its child (the one that
+        // runs agent-init: the id-mapping helpers are the agent's children for a moment too);
+        // the shell the init's, and `sleep` the shell's.
         var tree: [Int32] = []
+        var initPID: Int32 = 0
         let up = await SandboxEscapeTests.eventually {
-            tree = Self.descendants(of: p.processIdentifier)
+            guard let i = Self.children(of: p.processIdentifier).first(where: {
+                Self.readlink("/proc/\($0)/exe")?.hasSuffix("/agent-init") == true
+            }) else { return false }
+            initPID = i
+            tree = [i] + Self.descendants(of: i)
             return tree.count >= 3
         }
         try #require(up, "container processes: \(tree)")
-        let initPID = try #require(Self.children(of: p.processIdentifier).first)
 
         let initExe = Self.readlink("/proc/\(initPID)/exe") ?? ""
         #expect(initExe.hasSuffix("/agent-init"), "\(initExe)")

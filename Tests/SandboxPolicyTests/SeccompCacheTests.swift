@@ -134,7 +134,7 @@ import Testing
             let i = (0...(data.count - o.count)).first { data[$0..<$0 + o.count].elementsEqual(o) }!
             data.replaceSubrange(i..<i + o.count, with: Array(new.utf8))
         }
-        let n = compiled.bytes.count, sum = SeccompDiskCache.hex16(SeccompDiskCache.fnv1a64(compiled.bytes))
+        let n = compiled.bytes.count, sum = SeccompDiskCache.hex16(SeccompDiskCache.checksum64(compiled.bytes))
         switch variant {
         case "otherProfile": expected = cache.identity(profileText: DefaultProfile.text + " ", capabilities: .dockerDefault)
         case "otherHost":

@@ -59,11 +59,12 @@ import Testing
         var pipes: [String: Int] = [:]
         for (i, fds) in all {
             #expect(fds.keys.sorted() == (0..<7).map(String.init), "container \(i) holds \(fds)")
-            // 0 is /dev/null; 1, 2 and the control pipes 3-6 are this container's own.
+            // 0 is /dev/null; 1, 2, the control pipes 3-5 and the sync socket 6 are this
+            // container's own.
             #expect(fds["0"] == "/dev/null", "\(fds)")
             for k in 1..<7 {
                 let target = fds[String(k)] ?? "?"
-                #expect(target.hasPrefix("pipe:"), "\(i) fd \(k): \(target)")
+                #expect(target.hasPrefix(k == 6 ? "socket:" : "pipe:"), "\(i) fd \(k): \(target)")
                 if let other = pipes[target] { Issue.record("containers \(other) and \(i) share \(target)") }
                 pipes[target] = i
             }

@@ -1,3 +1,4 @@
+import CAgentSandbox
 import Foundation
 import Synchronization
 import Testing
@@ -52,7 +53,8 @@ import Testing
     @Test func containerSetupPastTheDeadlineIsKilledAndReaped() async throws {
         var cfg = RunningContainerTests.config("echo never")
         cfg.hostname = "deadline-\(UUID().uuidString.prefix(8))"
-        // No time at all after the sync: the error-pipe read gives up at once.
+        // No time at all: the wait for agent-init's ready byte or, if that byte was there
+        // at once, the error-pipe read after the sync gives up.
         cfg.setupTimeout = .zero
         let child = Mutex<Int32>(0)
         Launcher.beforeSyncHooks.withLock { $0[cfg.hostname] = { pid in child.withLock { $0 = pid } } }
@@ -60,7 +62,9 @@ import Testing
         await #expect {
             _ = try await RunningContainer.start(cfg)
         } throws: { error in
-            (error as? SandboxError)?.description == "sandbox setup timed out at container set-up after 0 s"
+            let d = (error as? SandboxError)?.description
+            return d == "sandbox setup timed out at container set-up after 0 s"
+                || d == "sandbox setup timed out at agent-init exec after 0 s"
         }
         let pid = child.withLock { $0 }
         #expect(pid > 0)
@@ -72,5 +76,32 @@ import Testing
         #expect(SandboxError.seconds(.seconds(10)) == "10")
         #expect(SandboxError.seconds(.milliseconds(250)) == "0.25")
         #expect(SandboxError.seconds(.milliseconds(1500)) == "1.5")
+    }
+}
+
+extension SetupDeadlineTests {
+    /// The second id-mapping helper is forked with this thread pinned to its CPU (so the two
+    /// run on two CPUs at once): the pin ends with the spawn. Both helpers run; the thread's
+    /// affinity is what it was before, and a failed second spawn leaves no first helper.
+    @Test func helperPairRestoresTheThreadsAffinity() throws {
+        var before = agent_sandbox_affinity(), after = agent_sandbox_affinity()
+        #expect(agent_sandbox_get_affinity(&before) == 0)
+        let (a, b) = try IDMapPlan.spawnHelpers(uid: ("/bin/true", []), gid: ("/bin/true", []))
+        #expect(IDMapPlan.Helper.drain([a, b], until: .now + .seconds(10)) == nil)
+        #expect(a.finish() == nil && b.finish() == nil)
+        #expect(agent_sandbox_get_affinity(&after) == 0)
+        #expect(withUnsafeBytes(of: &before) { Array($0) } == withUnsafeBytes(of: &after) { Array($0) })
+
+        let marker = "\(900_000 + Int.random(in: 0..<90_000))"
+        let hang = try Self.hangingHelper(marker)
+        #expect(throws: SandboxError.self) {
+            _ = try IDMapPlan.spawnHelpers(uid: (hang, []), gid: ("/nonexistent/newgidmap", []))
+        }
+        #expect(agent_sandbox_get_affinity(&after) == 0)
+        #expect(withUnsafeBytes(of: &before) { Array($0) } == withUnsafeBytes(of: &after) { Array($0) })
+        // The first helper was killed and reaped with its process group.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !Self.processes(containing: "sleep \(marker)").isEmpty && ContinuousClock.now < deadline { usleep(20_000) }
+        #expect(Self.processes(containing: "sleep \(marker)").isEmpty)
     }
 }

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 /// Version of the plan layout, so Swift and C can never silently disagree.
-#define AGENT_SANDBOX_PLAN_VERSION 6
+#define AGENT_SANDBOX_PLAN_VERSION 7
 
 /// Kinds of set-up operations, applied in order inside the new root.
 enum agent_sandbox_op_kind {
@@ -274,6 +274,10 @@ unsigned agent_sandbox_last_cap(void);
 /// pipe2(O_CLOEXEC): Swift's Glibc module does not export _GNU_SOURCE functions.
 int agent_sandbox_pipe(int fds[2]);
 
+/// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): the sync channel, which carries the
+/// parent's go byte one way and agent-init's ready byte the other.
+int agent_sandbox_socketpair(int fds[2]);
+
 /// eventfd(0, EFD_CLOEXEC), to wake a supervisor thread's poll.
 int agent_sandbox_eventfd(void);
 
@@ -287,6 +291,9 @@ struct agent_sandbox_affinity {
 /// nothing to do (one CPU allowed) or the calls failed. A child spawned meanwhile inherits
 /// the pin: the id-mapping helpers use it to run on two CPUs at once (IDMapper.swift).
 int agent_sandbox_pin_here(struct agent_sandbox_affinity *saved);
+
+/// The calling thread's affinity (0, or -errno): for tests of the pin.
+int agent_sandbox_get_affinity(struct agent_sandbox_affinity *out);
 
 /// Gives the calling thread back the affinity `agent_sandbox_pin_here` saved.
 void agent_sandbox_restore_affinity(const struct agent_sandbox_affinity *saved);
