@@ -29,21 +29,28 @@ int agent_sandbox_open_path_dir(const char *path) {
     return fd >= 0 ? fd : -errno;
 }
 
-int agent_sandbox_plan_memfd(const void *buf, size_t len) {
+int agent_sandbox_plan_memfd_empty(void) {
     int fd = memfd_create("agent-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0) return -errno;
+    return fd >= 0 ? fd : -errno;
+}
+
+int agent_sandbox_plan_memfd_fill(int fd, const void *buf, size_t len) {
     size_t off = 0;
     while (off < len) {
-        ssize_t w = write(fd, (const char *)buf + off, len - off);
+        ssize_t w = pwrite(fd, (const char *)buf + off, len - off, (off_t)off);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) { int e = w < 0 ? errno : EIO; close(fd); return -e; }
+        if (w <= 0) return w < 0 ? -errno : -EIO;
         off += (size_t)w;
     }
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) return -errno;
+    return 0;
+}
+
+int agent_sandbox_plan_memfd(const void *buf, size_t len) {
+    int fd = agent_sandbox_plan_memfd_empty();
+    if (fd < 0) return fd;
+    int r = agent_sandbox_plan_memfd_fill(fd, buf, len);
+    if (r < 0) { close(fd); return r; }
     return fd;
 }
 

@@ -149,6 +149,17 @@ struct IDMapPlan: Sendable, Equatable {
     /// helpers run under `timeout`: past it they are killed and reaped (their whole process
     /// group) and the error names the one still running.
     func apply(pid: Int32, timeout: Duration, helpers: (uid: String, gid: String) = (newuidmap, newgidmap)) throws {
+        try finish(start(pid: pid, helpers: helpers), timeout: timeout)
+    }
+
+    /// The helpers of a mapping under way (`start`), or nil when the maps are written already.
+    struct Pending {
+        var uid: Helper, gid: Helper
+    }
+
+    /// Writes the maps (single, root range) or starts the helpers, which `finish` waits for:
+    /// a reserved start (Launcher.Reservation) lets them run while the plan is built.
+    func start(pid: Int32, helpers: (uid: String, gid: String) = (newuidmap, newgidmap)) throws -> Pending? {
         let uid = getuid(), gid = getgid()
         switch method {
         // Every map leaves the container's id 0 unmapped (see `outer`).
@@ -156,22 +167,37 @@ struct IDMapPlan: Sendable, Equatable {
             try Self.writeProc(pid, "setgroups", "deny\n")
             try Self.writeProc(pid, "uid_map", "\(ou) \(uid) 1\n")
             try Self.writeProc(pid, "gid_map", "\(og) \(gid) 1\n")
+            return nil
         case .rootRange(let u, let g):
             try Self.writeProc(pid, "uid_map", "1 \(u.start) \(u.count)\n")
             try Self.writeProc(pid, "gid_map", "1 \(g.start) \(g.count)\n")
+            return nil
         case .helpers(let u, let g):
             let (a, b) = try Self.spawnHelpers(
                 uid: (helpers.uid, ["\(pid)", "1", "\(uid)", "1", "2", "\(u.start)", "\(u.count)"]),
                 gid: (helpers.gid, ["\(pid)", "1", "\(gid)", "1", "2", "\(g.start)", "\(g.count)"]))
-            let hung = Helper.drain([a, b], until: .now + timeout)
-            if let hung {
-                a.kill(); b.kill(); _ = a.finish(); _ = b.finish()
-                throw SandboxError.timedOut(stage: hung.name, after: timeout)
-            }
-            let ea = a.finish(), eb = b.finish()
-            if let ea { throw SandboxError(stage: a.name, detail: ea) }
-            if let eb { throw SandboxError(stage: b.name, detail: eb) }
+            return Pending(uid: a, gid: b)
         }
+    }
+
+    /// Waits for the helpers `start` began, under `timeout` (from now); nil: nothing to wait for.
+    func finish(_ pending: Pending?, timeout: Duration) throws {
+        guard let p = pending else { return }
+        let a = p.uid, b = p.gid
+        let hung = Helper.drain([a, b], until: .now + timeout)
+        if let hung {
+            a.kill(); b.kill(); _ = a.finish(); _ = b.finish()
+            throw SandboxError.timedOut(stage: hung.name, after: timeout)
+        }
+        let ea = a.finish(), eb = b.finish()
+        if let ea { throw SandboxError(stage: a.name, detail: ea) }
+        if let eb { throw SandboxError(stage: b.name, detail: eb) }
+    }
+
+    /// Kills and reaps the helpers of a mapping given up on.
+    static func cancel(_ pending: Pending?) {
+        guard let p = pending else { return }
+        p.uid.kill(); p.gid.kill(); _ = p.uid.finish(); _ = p.gid.finish()
     }
 
     private static func writeProc(_ pid: Int32, _ file: String, _ text: String) throws {

@@ -149,159 +149,99 @@ struct Launcher: Sendable {
     }
 
     /// Everything up to the command's exec, on the calling thread, which becomes the init's
-    /// parent thread (PR_SET_PDEATHSIG) and must supervise it (`Started.supervise`).
-    func launch() throws -> Started {
-        var toClose: [Int32] = []  // parent-side descriptors to close on failure
-        var childEnds: [Int32] = []
-        func closeAll(_ fds: [Int32]) { for fd in fds where fd > 2 { close(fd) } }
+    /// parent thread (PR_SET_PDEATHSIG) and must supervise it (`Started.supervise`). With
+    /// `reserved`, a child spawned earlier for this shape (`Reservation`) is taken instead
+    /// of spawning one now.
+    func launch(reserved: SpawnedChild? = nil) throws -> Started {
+        let child: SpawnedChild
+        if let reserved, reserved.shape == shape, configuration.pod == nil {
+            child = reserved
+        } else {
+            reserved?.abandon()
+            child = try spawnChild()
+        }
+        return try complete(child)
+    }
+
+    /// The plan into the child's memfd (sealed), the id mapping waited for, the sync byte,
+    /// then the error pipe: EOF once the command has exec'd, or one failure record.
+    func complete(_ child: SpawnedChild) throws -> Started {
+        let c = configuration
+        let arena = PlanArena()
+        // File owners as the init sees them (the container's namespace, see IDMapPlan.outer).
+        arena.setOps(plan.ops.map { op in
+            var o = op
+            if o.kind == .file { (o.uid, o.gid) = ids.containerIDs(uid: o.uid, gid: o.gid) }
+            return o
+        })
+        arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
+        if let pod = c.pod, let ns = try? pod.namespaces() {
+            arena.plan.join_user_fd = ns.user
+            arena.plan.join_net_fd = ns.net
+        }
+        arena.plan.version = AGENT_SANDBOX_PLAN_VERSION
+        arena.plan.clone_flags = child.flags
+        arena.plan.sync_fd = child.childFDs.sync
+        arena.plan.error_fd = child.childFDs.error
+        arena.plan.status_fd = child.childFDs.status
+        arena.plan.release_fd = child.childFDs.release
+        arena.plan.stdio = child.childFDs.stdio
+        if case .directory(let dir) = c.rootfs {
+            arena.plan.rootfs_dir = UnsafePointer(arena.string(dir.path))
+            arena.plan.rootfs_id = PlanArena.identity(dir.identity)
+        } else if case .layers(let layers) = c.rootfs {
+            arena.setRootfsLayers(layers)
+        } else if case .layersWithUpper(let lower, let upper, let work) = c.rootfs {
+            arena.setRootfsLayers(lower, upper: upper, work: work)
+        }
+        arena.plan.readonly_root = c.readOnlyRoot ? 1 : 0
+        arena.plan.hostname = UnsafePointer(arena.string(c.hostname))
+        // A pod's loopback and fences are its holder's (PodLauncher.swift).
+        arena.plan.loopback = c.network != .host && c.pod == nil ? 1 : 0
+        if c.network == .outbound && c.pod == nil {
+            arena.setRoutes(c.outbound.routes(hostAddresses: OutboundNetwork.hostAddresses()))
+        }
+        arena.plan.init_uid = ids.initUID
+        arena.plan.init_gid = ids.initGID
+        arena.plan.clear_groups = ids.groupsAllowed ? 1 : 0
+        arena.plan.keep_alive = c.keepAliveAfterExit ? 1 : 0
+        let nested = ids.nestedMaps
+        arena.plan.nested_uid_map = UnsafePointer(arena.string(nested.uid))
+        arena.plan.nested_gid_map = UnsafePointer(arena.string(nested.gid))
         do {
-            let c = configuration
-            let sync = try Self.syncPair(); toClose += [sync.write]; childEnds += [sync.read]
-            let errp = try Self.pipePair(); toClose += [errp.read]; childEnds += [errp.write]
-            let status = try Self.pipePair(); toClose += [status.read]; childEnds += [status.write]
-            let release = try Self.pipePair(); toClose += [release.write]; childEnds += [release.read]
-            var stdio: [Int32] = [0, 1, 2]
-            if c.stdin == .null {
-                let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw SandboxError(stage: "open /dev/null", errno: errno) }
-                stdio[0] = fd; childEnds.append(fd)
-            }
-            var outRead: Int32 = -1, errRead: Int32 = -1
-            if c.output == .pipe {
-                let o = try Self.pipePair(), e = try Self.pipePair()
-                outRead = o.read; errRead = e.read
-                toClose += [o.read, e.read]; childEnds += [o.write, e.write]
-                stdio[1] = o.write; stdio[2] = e.write
-            }
-
-            let initFD = try Self.initBinary()
-            let arena = PlanArena()
-            // File owners as the init sees them (the container's namespace, see IDMapPlan.outer).
-            arena.setOps(plan.ops.map { op in
-                var o = op
-                if o.kind == .file { (o.uid, o.gid) = ids.containerIDs(uid: o.uid, gid: o.gid) }
-                return o
-            })
-            arena.setCommand(c, capMask: c.capabilities.mask, bpf: bpf)
-            var flags = Self.newNS | Self.newPID | Self.newIPC | Self.newUTS | Self.newCgroup
-            if let pod = c.pod {
-                // The pod's user and network namespaces are joined, not made (spawn.c).
-                let ns = try pod.namespaces()
-                arena.plan.join_user_fd = ns.user
-                arena.plan.join_net_fd = ns.net
-            } else {
-                flags |= Self.newUser
-                if c.network != .host { flags |= Self.newNet }
-            }
-            arena.plan.version = AGENT_SANDBOX_PLAN_VERSION
-            arena.plan.clone_flags = flags
-            arena.plan.sync_fd = sync.read
-            arena.plan.error_fd = errp.write
-            arena.plan.status_fd = status.write
-            arena.plan.release_fd = release.read
-            arena.plan.stdio = (stdio[0], stdio[1], stdio[2])
-            if case .directory(let dir) = c.rootfs {
-                arena.plan.rootfs_dir = UnsafePointer(arena.string(dir.path))
-                arena.plan.rootfs_id = PlanArena.identity(dir.identity)
-            } else if case .layers(let layers) = c.rootfs {
-                arena.setRootfsLayers(layers)
-            } else if case .layersWithUpper(let lower, let upper, let work) = c.rootfs {
-                arena.setRootfsLayers(lower, upper: upper, work: work)
-            }
-            arena.plan.readonly_root = c.readOnlyRoot ? 1 : 0
-            arena.plan.hostname = UnsafePointer(arena.string(c.hostname))
-            // A pod's loopback and fences are its holder's (PodLauncher.swift).
-            arena.plan.loopback = c.network != .host && c.pod == nil ? 1 : 0
-            if c.network == .outbound && c.pod == nil {
-                arena.setRoutes(c.outbound.routes(hostAddresses: OutboundNetwork.hostAddresses()))
-            }
-            arena.plan.init_uid = ids.initUID
-            arena.plan.init_gid = ids.initGID
-            arena.plan.clear_groups = ids.groupsAllowed ? 1 : 0
-            arena.plan.keep_alive = c.keepAliveAfterExit ? 1 : 0
-            let nested = ids.nestedMaps
-            arena.plan.nested_uid_map = UnsafePointer(arena.string(nested.uid))
-            arena.plan.nested_gid_map = UnsafePointer(arena.string(nested.gid))
-            let planFD = try arena.sealedMemfd(); toClose += [planFD]
-            var header = arena.plan
-
-            let started = ContinuousClock.now
-            var pid: Int32 = 0, pidfd: Int32 = -1, used: UInt64 = 0
-            let rc = agent_sandbox_spawn(&header, planFD, initFD, &pid, &pidfd, &used)
-            closeAll(childEnds); childEnds = []
-            close(planFD); toClose.removeAll { $0 == planFD }
-            guard rc == 0 else {
-                // A pod member's intermediate child reports its own failure (joining, unsharing)
-                // on the error pipe.
-                if c.pod != nil, let f = Self.pendingFailure(errp.read) {
-                    throw ShimFailure.error(stage: f.stage, op: f.op, errno: f.err, ops: plan.ops, configuration: c)
-                }
-                var detail: String? = nil
-                if rc == -EPERM || rc == -ENOSPC || rc == -EINVAL {
-                    detail = "(are unprivileged user namespaces enabled? see /proc/sys/user/max_user_namespaces)"
-                }
-                throw SandboxError(stage: "clone", errno: -rc, detail: detail)
-            }
-            // From here on a failure must kill and reap the init: no process is left behind.
-            var stack: NetworkStack? = nil
-            func abandon() {
-                stack?.stop()
-                _ = agent_sandbox_pidfd_signal(pidfd, SIGKILL)
-                var st: Int32 = 0
-                _ = agent_sandbox_pidfd_reap(pidfd, &st)
-                close(pidfd)
-            }
-            // The spawn returns once the child has exec'd agent-init or exited: a failure before
-            // the exec (descriptors, capabilities, the exec itself) is already on the error pipe.
-            if let early = Self.pendingFailure(errp.read) {
-                abandon()
-                throw ShimFailure.error(stage: early.stage, op: early.op, errno: early.err, ops: plan.ops, configuration: c)
-            }
-            if let hook = Self.beforeSyncHooks.withLock({ $0.isEmpty ? nil : $0[c.hostname] }) { hook(pid) }
-            do {
-                // The way out starts now, beside the id mapping (see NetworkStack.start).
-                if c.pod == nil {
-                    try Self.awaitReady(sync.write, timeout: c.setupTimeout)
-                    if c.network == .outbound { stack = try NetworkStack.start(c.outbound, childPID: pid) }
-                    try ids.apply(pid: pid, timeout: c.setupTimeout)
-                }
-            } catch {
-                abandon(); throw error
-            }
+            try arena.fill(child.planFD)
+            close(child.planFD); child.planFD = -1
+            try ids.finish(child.pending, timeout: c.setupTimeout)
+            child.pending = nil
             // The way out, before the child goes on: agent-init installs its fences over
             // the stack's routes (agent-init/net.c), then builds the root.
-            if stack != nil {
-                do {
-                    try stack?.waitUntilReady(timeout: c.setupTimeout)
-                } catch {
-                    abandon(); throw error
-                }
-            }
-            var one: UInt8 = 1
-            _ = write(sync.write, &one, 1)
-            close(sync.write); toClose.removeAll { $0 == sync.write }
-            // Built while the child sets up its root, rather than after: nothing in it depends
-            // on the outcome, and a failure below just drops it (it owns only its eventfd).
-            let core = ContainerCore(configuration: c, pid: pid, pidfd: pidfd, releaseFD: release.write,
-                                     idMapping: ids.reported, started: started, network: stack)
-
-            var record = agent_sandbox_failure()
-            let size = MemoryLayout<agent_sandbox_failure>.size
-            let (got, inTime) = Self.readFailure(errp.read, into: &record, until: .now + c.setupTimeout)
-            close(errp.read); toClose.removeAll { $0 == errp.read }
-            if !inTime {
-                abandon()
-                throw SandboxError.timedOut(stage: "container set-up", after: c.setupTimeout)
-            }
-            if got == size {
-                abandon()
-                throw ShimFailure.error(stage: record.stage, op: record.op, errno: record.err, ops: plan.ops, configuration: c)
-            }
-            return Started(core: core, stdoutFD: outRead, stderrFD: errRead, statusFD: status.read)
+            try child.stack?.waitUntilReady(timeout: c.setupTimeout)
         } catch {
-            closeAll(childEnds)
-            closeAll(toClose)
+            let early = Self.pendingFailure(child.errRead)
+            child.abandon()
+            if let early { throw ShimFailure.error(stage: early.stage, op: early.op, errno: early.err, ops: plan.ops, configuration: c) }
             throw error
         }
+        var one: UInt8 = 1
+        _ = write(child.sync, &one, 1)
+        close(child.sync); child.sync = -1
+        // Built while the child sets up its root, rather than after: nothing in it depends
+        // on the outcome, and a failure below just drops it (it owns only its eventfd).
+        let core = ContainerCore(configuration: c, pid: child.pid, pidfd: child.pidfd, releaseFD: child.releaseWrite,
+                                 idMapping: ids.reported, started: child.started, network: child.stack)
+
+        var record = agent_sandbox_failure()
+        let size = MemoryLayout<agent_sandbox_failure>.size
+        let (got, inTime) = Self.readFailure(child.errRead, into: &record, until: .now + c.setupTimeout)
+        close(child.errRead); child.errRead = -1
+        if !inTime {
+            child.abandon()
+            throw SandboxError.timedOut(stage: "container set-up", after: c.setupTimeout)
+        }
+        if got == size {
+            child.abandon()
+            throw ShimFailure.error(stage: record.stage, op: record.op, errno: record.err, ops: plan.ops, configuration: c)
+        }
+        return Started(core: core, stdoutFD: child.outRead, stderrFD: child.errOutRead, statusFD: child.statusRead)
     }
 }

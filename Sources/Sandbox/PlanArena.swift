@@ -179,6 +179,16 @@ final class PlanArena {
         return fd
     }
 
+    /// Writes the plan into `fd`, an empty plan memfd (agent_sandbox_plan_memfd_empty), and
+    /// seals it: for a child spawned before its plan was built.
+    func fill(_ fd: Int32) throws {
+        _ = allocate(1, align: 1)
+        plan.plan_size = UInt64(used)
+        store(plan, at: 0)
+        let rc = agent_sandbox_plan_memfd_fill(fd, buffer, used)
+        guard rc == 0 else { throw SandboxError(stage: "plan memfd", errno: -rc) }
+    }
+
     /// Bytes used so far (tests).
     var size: Int { used }
 

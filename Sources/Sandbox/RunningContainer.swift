@@ -57,13 +57,20 @@ public final class RunningContainer: Sendable {
     /// here but the supervisor loop itself, which has no consumer to hand them to).
     public static func runOnThisThread(
         _ configuration: ContainerConfiguration, hostNetworkAllowed: @Sendable () -> Bool,
-        onStart: (RunningContainer) -> Void
+        reservation: ContainerReservation? = nil, onStart: (RunningContainer) -> Void
     ) throws -> ContainerResult {
         guard configuration.output == .inherit else {
+            reservation?.cancel()
             throw SandboxError(stage: "start", detail: "(runOnThisThread needs output .inherit)")
         }
-        let launcher = try prepare(configuration, hostNetworkAllowed: hostNetworkAllowed, bpfOverride: nil)
-        let started = try launcher.launch()
+        let launcher: Launcher
+        do {
+            launcher = try prepare(configuration, hostNetworkAllowed: hostNetworkAllowed, bpfOverride: nil)
+        } catch {
+            reservation?.cancel()
+            throw error
+        }
+        let started = try launcher.launch(reserved: reservation?.take())
         let container = RunningContainer(core: started.core)
         onStart(container)
         started.supervise()

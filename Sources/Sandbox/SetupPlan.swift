@@ -70,6 +70,11 @@ enum MountFlag {
 struct SetupPlan: Sendable, Equatable {
     var ops: [SetupOp] = []
 
+    /// No operations: a reserved child's launcher, which builds no plan (ContainerReservation).
+    static let none = SetupPlan(ops: [])
+
+    private init(ops: [SetupOp]) { self.ops = ops }
+
     /// Host directories a `.host` rootfs shows read-only; symlinks (merged /usr) are recreated.
     static let hostRootEntries = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"]
 

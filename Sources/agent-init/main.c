@@ -111,6 +111,11 @@ static int sb_plan_relocate(struct agent_sandbox_plan *p, size_t size) {
 /// Maps the plan memfd (fd 7) MAP_PRIVATE (op_fds and scratch are written), checks and
 /// relocates it, and closes the fd.
 static struct agent_sandbox_plan *sb_map_plan(void) {
+    // Sealed against writes and size changes before the sync byte, so what we map is
+    // what the parent checked and nobody can change it under us.
+    long seals = SB2(SYS_fcntl, SB_PLAN_FD, F_GET_SEALS);
+    long need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+    if (seals < 0 || (seals & need) != need) sb_fail(AGENT_STAGE_INIT_PLAN, -1, seals < 0 ? seals : -EPERM);
     long r = SB3(SYS_lseek, SB_PLAN_FD, 0, SEEK_END);
     if (r < 0) sb_fail(AGENT_STAGE_INIT_PLAN, -1, r);
     size_t size = (size_t)r;
@@ -157,12 +162,14 @@ void sb_main(void) {
     if (d < 0) sb_fail(AGENT_STAGE_DUMPABLE, -1, d);
     char ready = 1;
     SB6(SYS_sendto, SB_SYNC_FD, &ready, 1, MSG_NOSIGNAL, 0, 0);
-    struct agent_sandbox_plan *p = sb_map_plan();
     // Wait until the parent has written uid_map/gid_map (EOF: it gave up or died).
     char b = 0;
     do { r = SB3(SYS_read, SB_SYNC_FD, &b, 1); } while (r == -EINTR);
     if (r != 1) SB1(SYS_exit_group, 125);
     SB1(SYS_close, SB_SYNC_FD);
+    // The plan is read only now: a reserved start (Launcher.Reservation) fills and seals
+    // the memfd while we wait.
+    struct agent_sandbox_plan *p = sb_map_plan();
     if (p->pod_holder) {
         sb_setup_pod(p);
         SB1(SYS_exit_group, 0);

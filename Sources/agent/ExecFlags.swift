@@ -78,9 +78,11 @@ struct ExecFlags {
             // sandbox checks again so no path around the gate can open the host network.
             let allowHostNetwork = policy.allowHostNetwork
             let verbose = self.verbose
-            let result = try RunningContainer.runOnThisThread(c, hostNetworkAllowed: { allowHostNetwork }) { container in
+            let result = try RunningContainer.runOnThisThread(c, hostNetworkAllowed: { allowHostNetwork },
+                                                              reservation: Self.reservation) { container in
                 if verbose {
-                    printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\n")
+                    let early = Self.reservation != nil ? " (begun before the policy was read)" : ""
+                    printToStandardError("agent: id mapping: \(Self.name(container.idMapping))\(early)\n")
                     if let stack = container.networkStack { printToStandardError("agent: network: outbound through \(stack)\n") }
                     printToStandardError("agent: seccomp: \(Self.seccompSource(SeccompCache.shared.statistics)) (cache folder: \(c.seccompCacheDirectory ?? "none"))\n")
                 }
@@ -294,7 +296,20 @@ extension ExecFlags {
     static func fastPath(_ argv: [String]) -> ExecFlags? {
         guard argv.count > 3, argv[1] == "exec", let f = parseFast(argv.dropFirst(2)) else { return nil }
         if f.image != nil && f.pull != "never" { return nil }
-        do { try f.validate() } catch { return nil }
+        reservation = f.reserve()
+        do { try f.validate() } catch { reservation?.cancel(); reservation = nil; return nil }
         return f
+    }
+
+    /// The child `reserve` spawned, for `run()`; set and read on the main thread, one after
+    /// the other, as `validated` is.
+    nonisolated(unsafe) private static var reservation: ContainerReservation?
+
+    /// Spawns the container's child and starts its id mapping before the policy is read
+    /// (`ContainerReservation`), for a plain `--rootfs` start with `--network none` and
+    /// subordinate ids: what no policy refuses. nil otherwise.
+    func reserve() -> ContainerReservation? {
+        guard image == nil, network == "none", !allowRoot, let mapping = try? idMapping() else { return nil }
+        return ContainerReservation.start(stdin: interactive ? .inherit : .null, idMapping: mapping, hostname: hostname)
     }
 }

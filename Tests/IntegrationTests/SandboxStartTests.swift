@@ -63,3 +63,45 @@ extension SandboxStartTests {
         #expect(!out.contains("setgroups"), "\(out.suffix(2000))")
     }
 }
+
+extension SandboxStartTests {
+    /// `agent exec` spawns its container's child and starts the id mapping before it reads
+    /// the policy (ContainerReservation). Run under a child subreaper (which inherits every
+    /// orphan): after an exec the policy refuses (exit 125), one whose command runs, and one
+    /// with a usage error (exit 64), nothing of the agent's is left alive a second later.
+    @Test(arguments: [
+        (["--cap-add", "SYS_ADMIN"], Int32(125)), ([], Int32(0)), (["--workdir", "relative"], Int32(64)),
+    ])
+    func reservedStartsLeaveNoProcess(flags: [String], status: Int32) throws {
+        let u = Harness.user
+        var argv = [Harness.agentBinary, "exec", "--rootfs", Harness.busyboxRootfs] + flags + ["--", "/bin/true"]
+        if Harness.isRoot {
+            argv = ["setpriv", "--reuid=\(u.uid)", "--regid=\(u.gid)", "--clear-groups", "--", "env", "HOME=\(u.home)"] + argv
+        }
+        // A subreaper: forks the agent, waits for it, then reaps every orphan for up to 1 s;
+        // prints the agent's status and LEFT if anything is still alive then.
+        let script = #"""
+        import ctypes, os, sys, time
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        pid = os.fork()
+        if pid == 0:
+            os.execvp(sys.argv[1], sys.argv[1:])
+        _, st = os.waitpid(pid, 0)
+        print("status", os.waitstatus_to_exitcode(st))
+        deadline = time.time() + 1
+        while True:
+            try:
+                p, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                print("CLEAN"); break
+            if p == 0:
+                if time.time() > deadline:
+                    print("LEFT"); break
+                time.sleep(0.01)
+        """#
+        let quoted = argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let out = try BuildTests.output("python3 -c '\(script.replacingOccurrences(of: "'", with: "'\\''"))' \(quoted) 2>/dev/null")
+        #expect(out.contains("status \(status)\n"), "\(out)")
+        #expect(out.hasSuffix("CLEAN\n"), "\(out)")
+    }
+}

@@ -72,9 +72,11 @@ enum SandboxFixture {
     }
 
     @Test func subordinateMappingGivesARange() async throws {
-        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "subordinate", "--tmpfs", "/t"],
+        let r = try await Harness.exec(SandboxFixture.busybox + ["--id-map", "subordinate", "--tmpfs", "/t", "--verbose"],
                                        ["sh", "-c", "cat /proc/self/uid_map; chown 1000:1000 /t && stat -c %u /t"])
         #expect(r.status == 0, "\(r.stderr)")
+        // The helpers began as soon as the flags were parsed (ContainerReservation).
+        #expect(r.stderr.contains("agent: id mapping: subordinate (begun before the policy was read)"), "\(r.stderr)")
         // Two lines, as the container's map (0 = the agent user, 1... = the subordinate range),
         // each one up in the container's namespace, which maps no id 0.
         let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }

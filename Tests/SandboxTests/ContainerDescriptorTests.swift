@@ -10,7 +10,7 @@ import Testing
     /// The child's open descriptors (name → link target), once they are 0..6 or after 2 s.
     static func ownDescriptors(of pid: Int32) -> [String: String] {
         let dir = "/proc/\(pid)/fd"
-        let want = (0..<7).map(String.init)
+        let want = (0..<8).map(String.init)
         let deadline = Date().addingTimeInterval(2)
         var names: [String] = []
         repeat {
@@ -58,10 +58,11 @@ import Testing
         #expect(all.count == n)
         var pipes: [String: Int] = [:]
         for (i, fds) in all {
-            #expect(fds.keys.sorted() == (0..<7).map(String.init), "container \(i) holds \(fds)")
+            #expect(fds.keys.sorted() == (0..<8).map(String.init), "container \(i) holds \(fds)")
             // 0 is /dev/null; 1, 2, the control pipes 3-5 and the sync socket 6 are this
-            // container's own.
+            // container's own; 7 is its plan memfd (read after the sync byte).
             #expect(fds["0"] == "/dev/null", "\(fds)")
+            #expect(fds["7"]?.hasPrefix("/memfd:agent-plan") == true, "\(fds)")
             for k in 1..<7 {
                 let target = fds[String(k)] ?? "?"
                 #expect(target.hasPrefix(k == 6 ? "socket:" : "pipe:"), "\(i) fd \(k): \(target)")

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 /// Version of the plan layout, so Swift and C can never silently disagree.
-#define AGENT_SANDBOX_PLAN_VERSION 7
+#define AGENT_SANDBOX_PLAN_VERSION 8
 
 /// Kinds of set-up operations, applied in order inside the new root.
 enum agent_sandbox_op_kind {
@@ -301,6 +301,14 @@ void agent_sandbox_restore_affinity(const struct agent_sandbox_affinity *saved);
 /// A sealed memfd (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL, close-on-exec)
 /// holding `len` bytes of `buf`: the flat plan for agent-init. Returns the fd or -errno.
 int agent_sandbox_plan_memfd(const void *buf, size_t len);
+
+/// An empty plan memfd (close-on-exec, sealable), for a child spawned before its plan is
+/// built (Launcher.Reservation): agent-init reads the plan only after the sync byte.
+int agent_sandbox_plan_memfd_empty(void);
+
+/// Writes `len` bytes of `buf` into the empty plan memfd `fd` and seals it as
+/// agent_sandbox_plan_memfd does. 0 or -errno.
+int agent_sandbox_plan_memfd_fill(int fd, const void *buf, size_t len);
 
 /// Opens agent-init at `path` (O_PATH | O_CLOEXEC, no symlink followed) and checks it: a
 /// regular file, not writable by group or others, owned by root or by `uid`. Returns the fd,
