@@ -2,10 +2,11 @@
 //
 // The agent clones a child that execs this file at once (spawn.c), so no process of the
 // container maps the agent's binary or heap. It arrives with its descriptors in place
-// (0-2 stdio, 3 error, 4 status, 5 release, 6 sync, 7 the plan: a sealed memfd), its
-// capabilities in the ambient set and every signal blocked. It maps the plan, turns its
-// offsets into pointers, waits for the sync byte (the id maps are written), builds the root
-// (setup.c) and runs the init loop (init.c). Raw system calls only: agent-init links no libc
+// (0-2 stdio, 3 error, 4 status, 5 release, 6 sync: a socket, 7 the plan: a memfd), its
+// capabilities in the ambient set and every signal blocked. It makes itself dumpable and
+// says so on the sync socket, waits for the sync byte (the id maps are written and the plan
+// memfd filled and sealed), maps the plan and turns its offsets into pointers, builds the
+// root (setup.c) and runs the init loop (init.c). Raw system calls only: agent-init links no libc
 // (start.c has its entry point, clone and the memset/memcpy the compiler may call).
 #include "../CAgentSandbox/sys.h"
 
