@@ -150,7 +150,7 @@ struct Launcher: Sendable {
 
     /// Everything up to the command's exec, on the calling thread, which becomes the init's
     /// parent thread (PR_SET_PDEATHSIG) and must supervise it (`Started.supervise`). With
-    /// `reserved`, a child spawned earlier for this shape (`Reservation`) is taken instead
+    /// `reserved`, a child spawned earlier for this shape (`ContainerReservation`) is taken instead
     /// of spawning one now.
     func launch(reserved: SpawnedChild? = nil) throws -> Started {
         let child: SpawnedChild

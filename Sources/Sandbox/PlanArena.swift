@@ -170,18 +170,16 @@ final class PlanArena {
     /// The whole buffer (the plan at its start) as a sealed memfd, close-on-exec: what the
     /// child gets as its fd 7. The plan's descriptors and flags stay readable in `plan`.
     func sealedMemfd() throws -> Int32 {
-        // A final NUL, so every string agent-init reads ends inside the buffer.
-        _ = allocate(1, align: 1)
-        plan.plan_size = UInt64(used)
-        store(plan, at: 0)
-        let fd = agent_sandbox_plan_memfd(buffer, used)
+        let fd = agent_sandbox_plan_memfd_empty()
         guard fd >= 0 else { throw SandboxError(stage: "plan memfd", errno: -fd) }
+        do { try fill(fd) } catch { close(fd); throw error }
         return fd
     }
 
     /// Writes the plan into `fd`, an empty plan memfd (agent_sandbox_plan_memfd_empty), and
     /// seals it: for a child spawned before its plan was built.
     func fill(_ fd: Int32) throws {
+        // A final NUL, so every string agent-init reads ends inside the buffer.
         _ = allocate(1, align: 1)
         plan.plan_size = UInt64(used)
         store(plan, at: 0)

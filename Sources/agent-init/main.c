@@ -168,7 +168,7 @@ void sb_main(void) {
     do { r = SB3(SYS_read, SB_SYNC_FD, &b, 1); } while (r == -EINTR);
     if (r != 1) SB1(SYS_exit_group, 125);
     SB1(SYS_close, SB_SYNC_FD);
-    // The plan is read only now: a reserved start (Launcher.Reservation) fills and seals
+    // The plan is read only now: a reserved start (ContainerReservation) fills and seals
     // the memfd while we wait.
     struct agent_sandbox_plan *p = sb_map_plan();
     if (p->pod_holder) {
