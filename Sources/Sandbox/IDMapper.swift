@@ -158,7 +158,7 @@ struct IDMapPlan: Sendable, Equatable {
     }
 
     /// Writes the maps (single, root range) or starts the helpers, which `finish` waits for:
-    /// a reserved start (Launcher.Reservation) lets them run while the plan is built.
+    /// a reserved start (ContainerReservation) lets them run while the plan is built.
     func start(pid: Int32, helpers: (uid: String, gid: String) = (newuidmap, newgidmap)) throws -> Pending? {
         let uid = getuid(), gid = getgid()
         switch method {
@@ -186,7 +186,7 @@ struct IDMapPlan: Sendable, Equatable {
         let a = p.uid, b = p.gid
         let hung = Helper.drain([a, b], until: .now + timeout)
         if let hung {
-            a.kill(); b.kill(); _ = a.finish(); _ = b.finish()
+            Self.cancel(p)
             throw SandboxError.timedOut(stage: hung.name, after: timeout)
         }
         let ea = a.finish(), eb = b.finish()

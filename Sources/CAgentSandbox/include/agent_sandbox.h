@@ -303,7 +303,7 @@ void agent_sandbox_restore_affinity(const struct agent_sandbox_affinity *saved);
 int agent_sandbox_plan_memfd(const void *buf, size_t len);
 
 /// An empty plan memfd (close-on-exec, sealable), for a child spawned before its plan is
-/// built (Launcher.Reservation): agent-init reads the plan only after the sync byte.
+/// built (ContainerReservation): agent-init reads the plan only after the sync byte.
 int agent_sandbox_plan_memfd_empty(void);
 
 /// Writes `len` bytes of `buf` into the empty plan memfd `fd` and seals it as
