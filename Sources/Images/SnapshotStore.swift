@@ -69,8 +69,14 @@ public struct SnapshotStore: Sendable {
         return (chain.reversed().map(path), warnings)
     }
 
+    /// Unpackers of one ChainID take turns on `locks/unpack-NAME`, not on the snapshot's own
+    /// lock: that one is the lease lock (`ImageStore.lease`, shared, held for a job's or a
+    /// build's life). An exclusive flock there waited for every lease, and deadlocked a
+    /// build whose parallel stages share a base: one stage leased the base's snapshot right
+    /// after unpacking it, while the other, which had found it missing a moment before,
+    /// waited for the snapshot lock to unpack it again (`agent build` hung for good).
     private func unpack(image: String, layer: Digest, diffID: Digest, chainID: Digest) throws(ImageError) -> [String] {
-        let lfd = try store.lock("snapshot-" + name(chainID))
+        let lfd = try store.lock("unpack-" + name(chainID))
         defer { close(lfd) }
         if has(chainID) { return [] }  // another agent unpacked it while this one waited
         let blob = store.blobPath(layer)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Images
 
@@ -103,5 +104,37 @@ struct ImageCommitTests {
         _ = try store.exportRootFilesystem(manifest: two.manifest, into: r2)
         let listing = try run(["/usr/bin/find", rootDir2, "-mindepth", "1"]).out.split(separator: "\n").map { $0.dropFirst(rootDir2.count + 1) }.sorted()
         #expect(listing == ["dir", "dir/new", "keep", "keep/added"], "\(listing)")
+    }
+}
+
+@Suite("Snapshot unpack and leases")
+struct SnapshotLeaseTests {
+    /// A lease (shared, on the snapshot's lock) taken on a ChainID whose snapshot another
+    /// thread is about to unpack, as two parallel build stages on one base do: the unpack
+    /// finishes instead of waiting for the lease forever.
+    @Test func anUnpackDoesNotWaitForALeaseOnItsSnapshot() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try ImageStore(stateDirectory: dir)
+        try FileManager.default.createDirectory(atPath: dir + "/l1/etc", withIntermediateDirectories: true)
+        try "x\n".write(toFile: dir + "/l1/etc/x", atomically: false, encoding: .utf8)
+        var o = LayerWriteOptions()
+        o.sourceDateEpoch = 0
+        let fd = openDir(dir + "/l1"); defer { close(fd) }
+        let layer = try LayerWriter(store: store.content, options: o).write(.directory(fd))
+        let chain = Digest.chainIDs([layer.diffID])
+        #expect(!store.snapshots.has(chain[0]))
+        let lease = try store.lease(chain)
+        let done = DispatchSemaphore(value: 0)
+        let failure = Mutex<String?>(nil)
+        Thread.detachNewThread {
+            do { _ = try store.snapshots.ensure(image: "t", layers: [layer.descriptor], diffIDs: [layer.diffID]) }
+            catch { failure.withLock { $0 = "\(error)" } }
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 120) == .success, "the unpack waited for the lease")
+        #expect(failure.withLock { $0 } == nil)
+        #expect(store.snapshots.has(chain[0]))
+        withExtendedLifetime(lease) {}
     }
 }
