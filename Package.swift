@@ -96,11 +96,15 @@ let package = Package(
             // -lstdc++ into libstdc++.a; -static-libgcc takes libgcc_eh.a for libgcc_s.so), and
             // the binary exports no symbols (the toolchain's .lnk asks for -export-dynamic, which
             // put 13,000 of the agent's own symbols in .dynsym for nothing to look up): `ldd`
-            // shows libc and libm only, and the loader's start-up work halves.
+            // shows libc and libm only, and the loader's start-up work halves. Linked by lld
+            // (the toolchain's; gold has no RELR) with its ~52,000 relative relocations packed
+            // as RELR (glibc 2.36+): 10 KB for the loader to read instead of 1.25 MB of RELA,
+            // which took 0.3 ms off every start (exec to __libc_start_main, 1.90 -> 1.58 ms).
             linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims",
                                            "-L", Context.packageDirectory + "/link",
                                            "-Xclang-linker", "-static-libgcc",
-                                           "-Xlinker", "--no-export-dynamic"],
+                                           "-Xlinker", "--no-export-dynamic",
+                                           "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
                                           .when(configuration: .release))]
         ),
         .testTarget(name: "AgentSupportTests", dependencies: ["AgentSupport"]),
