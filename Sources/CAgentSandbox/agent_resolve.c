@@ -23,6 +23,14 @@ int agent_resolve_open_beneath(int dirfd, const char *path, int flags) {
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
+int agent_resolve_open_nosymlinks(int dirfd, const char *path, int flags) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
 int agent_resolve_open_in_root_nosymlinks(int rootfd, const char *path, int flags, unsigned mode) {
     struct open_how how;
     memset(&how, 0, sizeof how);

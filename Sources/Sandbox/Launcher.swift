@@ -189,6 +189,7 @@ struct Launcher: Sendable {
         if case .directory(let dir) = c.rootfs {
             arena.plan.rootfs_dir = UnsafePointer(arena.string(dir.path))
             arena.plan.rootfs_id = PlanArena.identity(dir.identity)
+            arena.plan.rootfs_bind = c.readOnlyRoot && RootBind.possible(ops: plan.ops, root: dir) ? 1 : 0
         } else if case .layers(let layers) = c.rootfs {
             arena.setRootfsLayers(layers)
         } else if case .layersWithUpper(let lower, let upper, let work) = c.rootfs {

@@ -412,7 +412,17 @@ void sb_setup_root(const struct agent_sandbox_plan *p) {
     if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, NEWROOT, 0755);
     if (r >= 0) r = SB3(SYS_mkdirat, AT_FDCWD, FILES, 0700);
     if (r < 0) sb_fail(AGENT_STAGE_STAGING, -1, r);
-    if (n_root > 0) {
+    if (p->rootfs_dir && p->rootfs_bind && p->readonly_root) {
+        // Every mount point the plan needs is already in the folder (the agent checked):
+        // the folder itself, read-only, as bubblewrap's --ro-bind DIR /. Not recursive, so
+        // the host's submounts under it stay out, as with the overlay.
+        long b = SB3(SYS_open_tree, rootsrc[0], "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        SB1(SYS_close, rootsrc[0]);
+        if (b >= 0) r = sb_set_attrs((int)b, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0);
+        if (b < 0 || r < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, b < 0 ? b : r);
+        r = SB5(SYS_move_mount, b, "", AT_FDCWD, NEWROOT, MOVE_MOUNT_F_EMPTY_PATH);
+        SB1(SYS_close, b);
+    } else if (n_root > 0) {
         long ovl = sb_root_overlay(p, rootsrc, n_root);
         for (size_t k = 0; k < n_root; k++) SB1(SYS_close, rootsrc[k]);
         if (ovl < 0) sb_fail(AGENT_STAGE_ROOTFS, -1, ovl);

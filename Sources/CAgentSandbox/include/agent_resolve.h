@@ -15,6 +15,10 @@ int agent_resolve_open_in_root(int rootfd, const char *path, int flags);
 /// How a job's host paths are opened beneath the folder they were granted.
 int agent_resolve_open_beneath(int dirfd, const char *path, int flags);
 
+/// Opens `path` (relative to `dirfd`) without following any symlink on the way, as
+/// agent-init opens an admitted host path (no RESOLVE_BENEATH: the path is absolute).
+int agent_resolve_open_nosymlinks(int dirfd, const char *path, int flags);
+
 /// openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: how image
 /// layers are unpacked. No symlink at all is followed (one planted by the layer itself
 /// fails with ELOOP), and `..` cannot climb above `rootfd`. `mode` applies with O_CREAT.

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 /// Version of the plan layout, so Swift and C can never silently disagree.
-#define AGENT_SANDBOX_PLAN_VERSION 8
+#define AGENT_SANDBOX_PLAN_VERSION 9
 
 /// Kinds of set-up operations, applied in order inside the new root.
 enum agent_sandbox_op_kind {
@@ -147,6 +147,10 @@ struct agent_sandbox_plan {
     const struct agent_sandbox_layer *rootfs_layers;
     size_t n_rootfs_layers;
     int32_t readonly_root;     /* remount / read-only after set-up */
+    /* With rootfs_dir and readonly_root: the root is the folder itself, bound read-only
+       (not recursive, nosuid, nodev), not an overlay. The agent sets it only when no step
+       of the plan has to create anything on the root (RootBind.swift). */
+    int32_t rootfs_bind;
     const char *hostname;
     int32_t loopback;          /* bring up lo (new network namespace) */
     uint32_t init_uid;         /* ids the init takes right after the maps are written */
