@@ -27,6 +27,13 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 swift build --build-tests 2>&1 | tail -n 3
+# AGENT_TEST_BUILD=release runs the integration tests against the release agent (the binary
+# README's commands and ci/demo.sh build: static runtime, lld, RELR) instead of the debug one.
+bin_path=$(swift build --show-bin-path)
+if [ "${AGENT_TEST_BUILD:-debug}" = release ]; then
+  swift build -c release 2>&1 | tail -n 1
+  bin_path=$(swift build -c release --show-bin-path)
+fi
 
 # The outbound network's stack (slirp4netns, run as the test user) opens /dev/net/tun; some
 # machines ship it 0600, Debian's default is 0666 (README "Network"). The test that expects
@@ -47,7 +54,7 @@ TEST_ROOT=${AGENT_TEST_ROOT:-/opt/agent-test}
 rm -rf "$TEST_ROOT"
 mkdir -p "$TEST_ROOT/bin" "$TEST_ROOT/fixtures"
 # agent-init (the container's PID 1) must sit beside the agent.
-for b in agent agent-init; do install -m 0755 "$(swift build --show-bin-path)/$b" "$TEST_ROOT/bin/$b"; done
+for b in agent agent-init; do install -m 0755 "$bin_path/$b" "$TEST_ROOT/bin/$b"; done
 # The shared fixtures are required: a missing folder stops the run here, by name.
 if [ ! -d "$repo/../shared/fixtures" ]; then
   echo "ci/test.sh: $repo/../shared/fixtures is missing (the tests need its fixtures)" >&2

@@ -84,16 +84,21 @@ PY
 fi
 
 # Interleaved timing loop: posix_spawn + waitpid, so the measuring overhead is tiny and equal.
+# The order is shuffled in every round (seeded, so runs are repeatable): a start leaves work
+# behind it (the kernel tears a network namespace down in a worker after the process is
+# gone), which the next command pays for. In a fixed order one command always followed
+# bwrap and another always followed the cheap floor, which biased both ratios.
 python3 - "$N" "${#as_user[@]}" "${as_user[@]}" "${cmds[@]}" <<'PY'
-import os, shlex, statistics, sys, time
+import os, random, shlex, statistics, sys, time
 n, k = int(sys.argv[1]), int(sys.argv[2])
 prefix, specs = sys.argv[3:3 + k], sys.argv[3 + k:]
 cmds = [(s.split("|", 1)[0], prefix + shlex.split(s.split("|", 1)[1])) for s in specs]
 times = {name: [] for name, _ in cmds}
 devnull = os.open(os.devnull, os.O_RDWR)
 fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+rng = random.Random(12)
 for i in range(n + 5):
-    for name, argv in cmds:
+    for name, argv in rng.sample(cmds, len(cmds)):
         t = time.perf_counter_ns()
         pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=fa)
         _, st = os.waitpid(pid, 0)
