@@ -67,14 +67,6 @@ extension ImageStore {
         return CommittedImage(manifest: digest, manifestSize: Int64(bytes.count), config: configDesc, layers: descriptors)
     }
 
-    /// Holds `agent image prune` off for as long as the lease lives (a shared lock on the
-    /// store's pull gate): a build takes one before its first `LayerWriter.write` and keeps
-    /// it until `commit` has tagged the image, since layers not yet in a tagged image are
-    /// not live for a prune. A prune started meanwhile waits for it.
-    public func writeLease() throws(ImageError) -> ImageLease {
-        ImageLease(fds: [try content.lock("pull", shared: true)])
-    }
-
     /// Records `reference` → stored manifest `manifest` in the RefIndex.
     public func tag(_ manifest: Digest, as reference: String) throws(ImageError) {
         let gate = try content.lock("pull", shared: true)

@@ -41,8 +41,10 @@ extension ImageStore {
     }
 
     /// Removes every blob and snapshot no stored reference needs. A snapshot a running
-    /// container leases is kept (counted in `inUse`); pulls and imports are waited for
-    /// (they hold `locks/pull` shared), so nothing they just stored is taken.
+    /// container leases is kept (counted in `inUse`), and so is what a running build's
+    /// content lease lists (`ContentLease`: its layers before the commit tags them); pulls,
+    /// imports and a build's layer writes are waited for (they hold `locks/pull` shared), so
+    /// nothing they just stored is taken.
     ///
     /// A snapshot is needed when a reference needs its ChainID, in either owner mode; a
     /// subordinate-mode one only for the ranges /etc/subuid and /etc/subgid give now (one
@@ -60,6 +62,9 @@ extension ImageStore {
             for d in l.layers { liveBlobs.insert(d.digest.hex) }
             for c in Digest.chainIDs(l.config.diffIDs) { liveSnapshots.insert(c.hex) }
         }
+        // What running builds made and no tag references yet (ContentLease): kept.
+        let leased = ContentLease.live(in: content.root + "/locks")
+        liveBlobs.formUnion(leased.blobs)
         var out = PruneResult()
         let blobDir = content.root + "/blobs/sha256"
         for hex in (try? FileManager.default.contentsOfDirectory(atPath: blobDir)) ?? [] where !liveBlobs.contains(hex) {
@@ -73,6 +78,7 @@ extension ImageStore {
             let parts = name.split(separator: "-", maxSplits: 1).map(String.init)
             let key = parts.count == 2 ? parts[1] : nil
             if liveSnapshots.contains(parts[0]) && (key == nil || key == currentKey) { continue }
+            if leased.snapshots.contains(name) { out.inUse += 1; continue }
             guard let fd = try? content.lock("snapshot-" + name, nonBlocking: true) else { out.inUse += 1; continue }
             defer { close(fd) }
             let size = snapshotSize(name)

@@ -237,6 +237,45 @@ import Testing
         #expect(starts.count == 2 && firstDone != nil && starts.allSatisfy { $0 < firstDone! }, "\(r.stderr)")
     }
 
+    /// `agent image prune` while a build runs: the layers and snapshots the build has made
+    /// are referenced by no tagged image yet, so only the build's content lease keeps them
+    /// (`ContentLease`). Without it a prune took the first RUN's layer and snapshot, and the
+    /// build failed at its next step or at the commit.
+    @Test func aPruneDuringABuildTakesNothingTheBuildMade() async throws {
+        let f = try Fixture("""
+        FROM \(Self.base)
+        RUN echo one > /one
+        RUN sleep 3
+        RUN cat /one > /two
+        """)
+        final class Stop: @unchecked Sendable { var stop = false; let lock = NSLock() }
+        let flag = Stop()
+        let state = f.state
+        let pruner = Task.detached { () -> [String] in
+            var outputs: [String] = []
+            while !flag.lock.withLock({ flag.stop }) {
+                if let r = try? await Harness.run(["image", "prune", "--state-dir", state, "--policy", ImageTests.policy]) {
+                    outputs.append("\(r.status) \(r.stdout)\(r.stderr)")
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+            return outputs
+        }
+        let r = try await f.build(["-t", "localhost/pruned:1"])
+        flag.lock.withLock { flag.stop = true }
+        let prunes = await pruner.value
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(prunes.count >= 3 && prunes.allSatisfy { $0.hasPrefix("0 ") }, "\(prunes)")
+        let run = try await Harness.exec(["--state-dir", state, "--policy", ImageTests.policy, "--image", "localhost/pruned:1"],
+                                         ["cat", "/two"])
+        #expect(run.status == 0 && run.stdout == "one\n", "\(run.stdout)\(run.stderr)")
+        // The build's lease is gone with it: a prune now keeps only what the tag references.
+        let after = try await Harness.run(["image", "prune", "--state-dir", state, "--policy", ImageTests.policy])
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/images/locks") ||
+                ((try? FileManager.default.contentsOfDirectory(atPath: state + "/images/locks")) ?? []).allSatisfy { !$0.hasPrefix("lease-") })
+    }
+
     @Test func runNetworkDefaultIsTheOutboundStackWhenThePolicyAllowsIt() async throws {
         let f = try Fixture("""
         FROM \(Self.base)

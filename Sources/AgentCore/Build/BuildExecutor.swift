@@ -95,6 +95,10 @@ public final class BuildExecutor: Sendable {
         let needed = plan.stages.map(\.index)
         try preflight(file, stages: needed, bases: bases, globals: globals)
 
+        // What the stages make is listed in a content lease until the commit has tagged it,
+        // so an `agent image prune` meanwhile keeps it.
+        try leases.begin(store)
+        defer { leases.end() }
         // One task per needed stage, in the plan's order (dependencies first); each waits
         // for the stages it reads from.
         var tasks: [Int: Task<StageResult, any Error>] = [:]

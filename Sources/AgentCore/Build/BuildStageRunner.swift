@@ -95,22 +95,68 @@ extension BuildExecutor {
         s.config.history.append(HistoryEntry(created: created, createdBy: createdBy, comment: "agent build", emptyLayer: empty))
         guard let layer, !layer.isEmpty else { return }
         s.layers.append(layer)
+        // With prunes held off, the snapshot is made (or found) and listed in the build's
+        // content lease, with the layer (a cached one too), before a prune can look.
+        let hold: PruneHold
+        do { hold = try store.holdPrune() } catch {
+            throw BuildError(.agent, stage: "layer", "cannot hold image prunes off: \(error)")
+        }
+        defer { hold.end() }
         do {
             let snaps = try store.snapshots.ensure(image: "build", layers: s.allLayers, diffIDs: s.allDiffIDs)
             s.snapshots = snaps.paths
         } catch {
             throw BuildError(.agent, stage: "layer", "cannot unpack the new layer: \(error)")
         }
+        try leases.list(blob: layer.descriptor.digest, snapshots: s.snapshots)
     }
 }
 
-/// Image leases held for the build's life (base snapshots stay off `agent image prune`).
+/// Image leases held for the build's life (base snapshots stay off `agent image prune`),
+/// and the content lease that lists the layers and snapshots the build makes until its
+/// commit tags them (`ContentLease`; without it a prune during the build took them).
 final class BuildLeases: @unchecked Sendable {
     private let lock = Lock()
     private var held: [ImageLease] = []
+    private var content: ContentLease?
     func hold(_ l: ImageLease?) {
         guard let l else { return }
         lock.withLock { held.append(l) }
+    }
+
+    /// Starts the content lease (once, before the first layer is written).
+    func begin(_ store: ImageStore) throws(BuildError) {
+        do { let l = try store.contentLease(); lock.withLock { content = l } } catch {
+            throw BuildError(.agent, stage: "build", "cannot lease the build's content in the image store: \(error)")
+        }
+    }
+
+    /// Lists `blob` (when given) and `snapshots` in the content lease; call with the
+    /// store's prune held off (`ImageStore.holdPrune`).
+    func list(blob: Digest?, snapshots: [String] = []) throws(BuildError) {
+        guard let l = lock.withLock({ content }) else { return }
+        do {
+            if let blob { try l.add(blob: blob) }
+            if !snapshots.isEmpty { try l.add(snapshots: snapshots) }
+        } catch {
+            throw BuildError(.agent, stage: "layer", "cannot lease the build's content in the image store: \(error)")
+        }
+    }
+
+    /// Ends the content lease (after the commit has tagged what the build made).
+    func end() { lock.withLock { content }?.release() }
+}
+
+extension ImageStore {
+    /// `body` with `agent image prune` held off: a layer written and listed in the build's
+    /// content lease inside it is never seen unlisted by a prune.
+    func withPruneHeld<T>(_ body: () async throws(BuildError) -> T) async throws(BuildError) -> T {
+        let hold: PruneHold
+        do { hold = try holdPrune() } catch {
+            throw BuildError(.agent, stage: "layer", "cannot hold image prunes off: \(error)")
+        }
+        defer { hold.end() }
+        return try await body()
     }
 }
 
