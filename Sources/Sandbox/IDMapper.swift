@@ -100,8 +100,8 @@ struct IDMapPlan: Sendable, Equatable {
         let helpers = access(newuidmap, X_OK) == 0 && access(newgidmap, X_OK) == 0
         return try resolve(
             requested: c.idMapping, uid: c.uid, gid: c.gid, hostUID: uid, userName: name,
-            subuid: try? String(contentsOfFile: "/etc/subuid", encoding: .utf8),
-            subgid: try? String(contentsOfFile: "/etc/subgid", encoding: .utf8),
+            subuid: readSmallTextFile("/etc/subuid"),
+            subgid: readSmallTextFile("/etc/subgid"),
             helpersExist: helpers)
     }
 

@@ -49,7 +49,7 @@ public struct CapabilitySet: Sendable, Hashable {
     /// `/proc/sys/kernel/cap_last_cap`, else probed the way libcap's `cap_max_bits()` does
     /// (the highest number `PR_CAPBSET_READ` accepts).
     public static let lastCapability: Int = {
-        if let text = try? String(contentsOfFile: "/proc/sys/kernel/cap_last_cap", encoding: .utf8),
+        if let text = readSmallTextFile("/proc/sys/kernel/cap_last_cap", limit: 64),
            let last = Int(text.trimmingWhitespaceAndNewlines()), (0..<64).contains(last) {
             return last
         }
