@@ -139,10 +139,7 @@ extension BuildExecutor {
         writer.options.idMapping = IDMapping(uids: [IDRange(containerID: u, hostID: getuid(), count: 1)],
                                             gids: [IDRange(containerID: g, hostID: getgid(), count: 1)])
         let layer: WrittenLayer
-        let hold: PruneHold
-        do { hold = try store.holdPrune() } catch {
-            throw BuildError(.agent, stage: what, "cannot hold image prunes off: \(error)")
-        }
+        let hold = try store.holdPruneForBuild()
         defer { hold.end() }
         do { layer = try writer.write(.directory(root)) } catch {
             throw BuildError(.agent, stage: what, located(inst, "\(what): cannot write the layer: \(error)"))

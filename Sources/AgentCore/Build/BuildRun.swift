@@ -163,12 +163,12 @@ extension BuildExecutor {
         var writer = LayerWriter(store: store.content)
         writer.options.compression = request.zstd ? .zstd : .gzip
         writer.options.sourceDateEpoch = request.sourceDateEpoch
-        let capture = BuildLayerCapture(workDirectory: dir, seccomp: seccomp, allowRoot: allowRoot)
-        return try await store.withPruneHeld { () async throws(BuildError) -> WrittenLayer in
-            let layer = try await capture.capture(upper: upper, writer: writer)
-            try leases.list(blob: layer.descriptor.digest)
-            return layer
-        }
+        let hold = try store.holdPruneForBuild()
+        defer { hold.end() }
+        let layer = try await BuildLayerCapture(workDirectory: dir, seccomp: seccomp, allowRoot: allowRoot)
+            .capture(upper: upper, writer: writer)
+        try leases.list(blob: layer.descriptor.digest)
+        return layer
     }
 
     /// Streams the RUN's output, redacted, into progress lines; returns its result.

@@ -97,10 +97,7 @@ extension BuildExecutor {
         s.layers.append(layer)
         // With prunes held off, the snapshot is made (or found) and listed in the build's
         // content lease, with the layer (a cached one too), before a prune can look.
-        let hold: PruneHold
-        do { hold = try store.holdPrune() } catch {
-            throw BuildError(.agent, stage: "layer", "cannot hold image prunes off: \(error)")
-        }
+        let hold = try store.holdPruneForBuild()
         defer { hold.end() }
         do {
             let snaps = try store.snapshots.ensure(image: "build", layers: s.allLayers, diffIDs: s.allDiffIDs)
@@ -119,6 +116,8 @@ final class BuildLeases: @unchecked Sendable {
     private let lock = Lock()
     private var held: [ImageLease] = []
     private var content: ContentLease?
+    /// What the content lease lists already (a stage's record lists all its snapshots).
+    private var listed: Set<String> = []
     func hold(_ l: ImageLease?) {
         guard let l else { return }
         lock.withLock { held.append(l) }
@@ -134,10 +133,16 @@ final class BuildLeases: @unchecked Sendable {
     /// Lists `blob` (when given) and `snapshots` in the content lease; call with the
     /// store's prune held off (`ImageStore.holdPrune`).
     func list(blob: Digest?, snapshots: [String] = []) throws(BuildError) {
-        guard let l = lock.withLock({ content }) else { return }
+        let (lease, blobIsNew, newSnapshots): (ContentLease?, Bool, [String]) = lock.withLock {
+            let fresh = snapshots.filter { !listed.contains("s " + $0) }
+            let blobIsNew = blob.map { !listed.contains("b " + $0.hex) } ?? false
+            listed.formUnion(fresh.map { "s " + $0 } + (blobIsNew ? ["b " + blob!.hex] : []))
+            return (content, blobIsNew, fresh)
+        }
+        guard let lease else { return }
         do {
-            if let blob { try l.add(blob: blob) }
-            if !snapshots.isEmpty { try l.add(snapshots: snapshots) }
+            if blobIsNew, let blob { try lease.add(blob: blob) }
+            if !newSnapshots.isEmpty { try lease.add(snapshots: newSnapshots) }
         } catch {
             throw BuildError(.agent, stage: "layer", "cannot lease the build's content in the image store: \(error)")
         }
@@ -148,15 +153,12 @@ final class BuildLeases: @unchecked Sendable {
 }
 
 extension ImageStore {
-    /// `body` with `agent image prune` held off: a layer written and listed in the build's
-    /// content lease inside it is never seen unlisted by a prune.
-    func withPruneHeld<T>(_ body: () async throws(BuildError) -> T) async throws(BuildError) -> T {
-        let hold: PruneHold
-        do { hold = try holdPrune() } catch {
+    /// `agent image prune` held off until `end()`: a layer written and listed in the build's
+    /// content lease in between is never seen unlisted by a prune.
+    func holdPruneForBuild() throws(BuildError) -> PruneHold {
+        do { return try holdPrune() } catch {
             throw BuildError(.agent, stage: "layer", "cannot hold image prunes off: \(error)")
         }
-        defer { hold.end() }
-        return try await body()
     }
 }
 
