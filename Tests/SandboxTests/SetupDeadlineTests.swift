@@ -12,12 +12,19 @@ import Testing
         let dir = NSTemporaryDirectory() + "sandbox-hang-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/hang"
-        // Written through a close-on-exec descriptor: a process another test forks meanwhile
-        // must not inherit it open for writing, or exec'ing the script fails with ETXTBSY.
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
-        let text = Array("#!/bin/sh\nsleep \(marker)\necho never\n".utf8)
-        #expect(fd >= 0 && write(fd, text, text.count) == text.count)
-        close(fd)
+        // Written by a shell of its own, never through a descriptor of this process: a child
+        // another test forks meanwhile copies our descriptors (close-on-exec only closes them
+        // at its exec), and while it held the script open for writing, exec'ing the script
+        // failed with ETXTBSY ("Text file busy", seen once under load).
+        let text = "#!/bin/sh\nsleep \(marker)\necho never\n"
+        let argv = ["/bin/sh", "-c", "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\"", "sh", text, path]
+        var pid: pid_t = 0
+        let cargs = argv.map { strdup($0) } + [nil]
+        defer { cargs.forEach { free($0) } }
+        #expect(posix_spawn(&pid, "/bin/sh", nil, nil, cargs, environ) == 0)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        #expect(status == 0)
         return path
     }
 

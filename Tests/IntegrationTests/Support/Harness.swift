@@ -73,14 +73,29 @@ enum Harness {
     static func write(_ contents: String, to path: String, mode: mode_t = 0o644) throws {
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        // Close-on-exec: a process another test forks meanwhile must not inherit the file
-        // open for writing (exec'ing a script written here would fail with ETXTBSY).
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // A child another test forks meanwhile copies our descriptors and holds them until
+        // its exec (close-on-exec closes them only then): a script it held open for writing
+        // could not be exec'd (ETXTBSY). So an executable is written beside its path and
+        // installed by `install`, and no descriptor of ours ever has the final file open.
+        let executable = mode & 0o111 != 0
+        let target = executable ? path + ".writing" : path
+        let fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
         let bytes = Array(contents.utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         close(fd)
         guard written == bytes.count else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        if executable {
+            var pid: pid_t = 0, status: Int32 = -1
+            let args: [String] = ["/usr/bin/install", "-m", String(mode, radix: 8), target, path]
+            let argv = args.map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            if posix_spawn(&pid, "/usr/bin/install", nil, nil, argv, environ) == 0 {
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            }
+            unlink(target)
+            guard status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        }
         chmod(path, mode)
         let u = user
         chown(path, u.uid, u.gid)
